@@ -1,0 +1,37 @@
+# make demo: run edgenas end to end on the embedded data.  make test: lint and run the tests.
+# Both create .venv with pip when it is missing and install torch, torchvision and the project into it.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.edgenas-installed
+DEMO_DIR ?= demo-output
+
+.PHONY: test demo lint install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check edgenas exporters latency_tables tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest
+
+demo: $(STAMP)
+	@mkdir -p $(DEMO_DIR)
+	$(BIN)/edgenas space mobile-small
+	$(BIN)/edgenas arch mobilenetv2 --space mobile -o $(DEMO_DIR)/mobilenetv2.json
+	$(BIN)/edgenas flops $(DEMO_DIR)/mobilenetv2.json --verify
+	$(BIN)/edgenas arch random --space mobile-small --num-classes 10 --seed 1 -o $(DEMO_DIR)/random.json
+	$(BIN)/edgenas flops $(DEMO_DIR)/random.json --verify
+	@echo "demo done: architectures in $(DEMO_DIR)/ (search, profile and export arrive with their issues)"
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

@@ -1,0 +1,193 @@
+"""The `edgenas` command line: thin typer commands that parse, call one library function, and print with rich.
+
+An `EdgeNASError` from any command becomes one red line on stderr and exit code 1; typer's usage errors exit 2.
+torch is imported only inside the commands that need it, so `--help`, `space` and a cached `flops` answer fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import EdgeNASError
+from .units import format_flops, format_params
+
+app = typer.Typer(
+    name="edgenas",
+    help="Find, prove and ship small image classifiers for edge devices.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _command(**kwargs):
+    """Register a command whose `EdgeNASError`s end as one red line and exit code 1."""
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kw):
+            try:
+                return func(*args, **kw)
+            except EdgeNASError as exc:
+                Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {exc}",
+                                                                             markup=True)
+                raise typer.Exit(1) from None
+            except KeyboardInterrupt:
+                Console(stderr=True).print("[red]interrupted[/red]")
+                raise typer.Exit(130) from None
+
+        return app.command(**kwargs)(wrapper)
+
+    return decorate
+
+
+def _print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+_FLOPS_HOW = "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1"
+
+# ---------------------------------------------------------------- commands of later issues
+
+_PENDING = {"context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
+
+
+@_command(**_PENDING)
+def profile(ctx: typer.Context, device: Annotated[str, typer.Argument(help="Name of the device to profile.")]):
+    """Measure every candidate block's latency with ONNX Runtime and write a latency table."""
+    raise EdgeNASError("'edgenas profile' is not available yet")
+
+
+@_command(**_PENDING)
+def search(ctx: typer.Context):
+    """Search an architecture on your data with DA-NAS under FLOPs and latency budgets."""
+    raise EdgeNASError("'edgenas search' is not available yet")
+
+
+@_command(**_PENDING)
+def export(ctx: typer.Context, out: Annotated[str, typer.Argument(help="The ONNX file to write.")]):
+    """Export the searched network to ONNX and prove it with ONNX Runtime."""
+    raise EdgeNASError("'edgenas export' is not available yet")
+
+
+# ---------------------------------------------------------------- working commands
+
+
+@_command()
+def space(
+    name: Annotated[str, typer.Argument(help="Search space: mobile, mobile-small or tiny.")],
+    resolution: Annotated[int | None, typer.Option(help="Input resolution (default: the space's).")] = None,
+    width_mult: Annotated[float, typer.Option(help="Width multiplier.")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Show a search space: layers, shapes, candidates and the FLOPs range."""
+    from .flops import cost_table
+    from .presets import extreme
+    from .space import get_space
+
+    resolved = get_space(name, resolution, width_mult)
+    table = cost_table(resolved)
+    ends = {which: extreme(resolved, 1000, largest=which == "largest") for which in ("smallest", "largest")}
+    flops_range = {which: {"layers": list(arch.layers), "flops": table.flops(arch), "params": table.params(arch)}
+                   for which, arch in ends.items()}
+    if as_json:
+        _print_json({**resolved.describe(), "space_hash": resolved.hash, "summary": resolved.spec.summary,
+                     "flops_rule": _FLOPS_HOW, "num_classes_for_flops": 1000, **flops_range})
+        return
+    console = Console(soft_wrap=True)
+    console.print(f"[bold]{resolved.name}[/bold]: {resolved.spec.summary}")
+    console.print(f"resolution {resolved.resolution}x{resolved.resolution}, width x{resolved.width_mult}, "
+                  f"hash {resolved.hash}; stem {resolved.stem_channels} channels, stride "
+                  f"{resolved.spec.stem_stride}; head {resolved.head_channels} channels")
+    grid = Table("layer", "input (CxHxW)", "output (CxHxW)", "stride", "choices", "skip")
+    for layer in resolved:
+        grid.add_row(layer.label, f"{layer.in_channels}x{layer.in_size}x{layer.in_size}",
+                     f"{layer.out_channels}x{layer.out_size}x{layer.out_size}", str(layer.stride),
+                     str(len(layer.choices)), "yes" if layer.allows_skip else "no")
+    console.print(grid)
+    console.print(f"candidates: {', '.join(resolved.spec.candidates)} (+ skip where the shape is kept)")
+    for which, data in flops_range.items():
+        console.print(f"{which:8s} {format_flops(data['flops'])} FLOPs, {format_params(data['params'])} parameters"
+                      f" (1000 classes; {_FLOPS_HOW})")
+
+
+@_command()
+def arch(
+    preset: Annotated[str, typer.Argument(help="mobilenetv2, largest, smallest or random.")],
+    space: Annotated[str, typer.Option(help="Search space.")] = "mobile",
+    resolution: Annotated[int | None, typer.Option(help="Input resolution (default: the space's).")] = None,
+    width_mult: Annotated[float, typer.Option(help="Width multiplier.")] = 1.0,
+    num_classes: Annotated[int, typer.Option(help="Number of classes.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the `random` preset.")] = 0,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+):
+    """Write a preset architecture as JSON."""
+    from .arch import from_dict
+    from .presets import preset as make_preset
+    from .space import get_space
+
+    if num_classes < 2:
+        raise EdgeNASError(f"bad --num-classes {num_classes}: expected at least 2")
+    architecture = make_preset(preset, get_space(space, resolution, width_mult), num_classes, seed)
+    from_dict(architecture.to_dict())  # what is written must load back
+    if output is None:
+        _print_json(architecture.to_dict())
+    else:
+        architecture.save(output)
+        Console(stderr=True).print(f"wrote {output}")
+
+
+@_command()
+def flops(
+    arch_file: Annotated[Path, typer.Argument(metavar="ARCH.json", help="An architecture JSON file.")],
+    verify: Annotated[bool, typer.Option(help="Also count the built network with fvcore and compare.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """FLOPs and parameters of an architecture, from the space's per-block table."""
+    from .arch import load_arch
+    from .flops import RULE, cost_table
+
+    architecture = load_arch(arch_file)
+    table = cost_table(architecture.resolve_space())
+    result = {"flops": table.flops(architecture), "params": table.params(architecture),
+              "method": f"sum of the space's per-block table ({RULE})", "resolution": architecture.resolution}
+    if verify:
+        from .flops import count_flops, count_params
+        from .model import build_model
+
+        model = build_model(architecture)
+        shape = (3, architecture.resolution, architecture.resolution)
+        result["verify"] = {"flops": count_flops(model, shape), "params": count_params(model),
+                            "method": "fvcore on the whole built network"}
+        result["verify"]["agrees"] = (result["verify"]["flops"] == result["flops"]
+                                      and result["verify"]["params"] == result["params"])
+    if as_json:
+        _print_json(result)
+    else:
+        console = Console(highlight=False, soft_wrap=True)
+        console.print(f"FLOPs       {format_flops(result['flops'])} ({result['flops']:,}; {_FLOPS_HOW}, "
+                      f"{architecture.resolution}x{architecture.resolution}; sum of the per-block table)")
+        console.print(f"parameters  {format_params(result['params'])} ({result['params']:,})")
+        if verify:
+            check = result["verify"]
+            verdict = "[green]agrees[/green]" if check["agrees"] else "[red]DISAGREES[/red]"
+            console.print(f"fvcore on the built network: {check['flops']:,} FLOPs, {check['params']:,} "
+                          f"parameters: {verdict}")
+    if verify and not result["verify"]["agrees"]:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

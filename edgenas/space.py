@@ -1,0 +1,282 @@
+"""Search spaces: declared as data, registered by name, resolved at a resolution and width multiplier.
+
+A `SpaceSpec` is the declaration (stem, stages, head, candidate blocks); `resolve()` turns it into a `Space`:
+the concrete list of searchable layers with their shapes, the choices each admits, and a structural hash that
+latency tables, FLOPs caches, architectures and runs record so that nothing measured for one space is used
+for another. This module does not import torch: `edgenas flops` and `edgenas space` answer without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+from .errors import EdgeNASError
+
+# Bump when the blocks' structure changes (what a choice string builds), so old tables and caches stop matching.
+BLOCKS_VERSION = 1
+
+SKIP = "skip"
+_CHOICE_RE = re.compile(r"^k(\d+)_e(\d+)(_se)?$")
+
+
+@dataclass(frozen=True)
+class BlockChoice:
+    """A decoded choice string: `k5_e6_se` is kernel 5, expansion 6, squeeze-excite on."""
+
+    kernel: int
+    expansion: int
+    se: bool
+
+    @property
+    def name(self) -> str:
+        return f"k{self.kernel}_e{self.expansion}" + ("_se" if self.se else "")
+
+
+def parse_choice(choice: str) -> BlockChoice | None:
+    """`k3_e6` -> BlockChoice(3, 6, False); `skip` -> None. Raises on anything else."""
+    if choice == SKIP:
+        return None
+    match = _CHOICE_RE.match(choice)
+    if not match:
+        raise EdgeNASError(f"bad block choice {choice!r}: expected 'skip' or k<kernel>_e<expansion>[_se], "
+                           "such as k3_e6 or k7_e3_se")
+    kernel, expansion = int(match.group(1)), int(match.group(2))
+    if kernel % 2 == 0 or kernel < 1 or expansion < 1:
+        raise EdgeNASError(f"bad block choice {choice!r}: the kernel must be odd and the expansion at least 1")
+    return BlockChoice(kernel, expansion, bool(match.group(3)))
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round a channel count to a multiple of `divisor`, never more than 10% down (MobileNetV2's rule)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One searchable stage: output width, maximum depth, stride of its first layer."""
+
+    width: int
+    depth: int
+    stride: int
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    """The declaration of a search space. Channel counts are at width multiplier 1.0."""
+
+    name: str
+    summary: str
+    stem_channels: int  # 3x3 conv, batch norm, ReLU6
+    stem_stride: int
+    first_channels: int  # a fixed inverted residual: expansion 1, kernel 3, stride 1
+    stages: tuple[Stage, ...]
+    head_channels: int  # 1x1 conv before global pooling; never narrowed below this (MobileNetV2's rule)
+    candidates: tuple[str, ...]  # block choices of every layer; `skip` is added where the layer keeps its shape
+    default_resolution: int
+    dropout: float = 0.2
+    # MobileNetV2's layer count per stage, when the space can express it (the `mobilenetv2` preset).
+    mobilenetv2_depths: tuple[int, ...] | None = None
+
+    @property
+    def total_stride(self) -> int:
+        return self.stem_stride * math.prod(stage.stride for stage in self.stages)
+
+    def resolve(self, resolution: int | None = None, width_mult: float = 1.0) -> Space:
+        return _resolve(self, self.default_resolution if resolution is None else resolution, width_mult)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One searchable layer of a resolved space. `label` is also the module name in built networks."""
+
+    label: str
+    stage: int
+    index: int
+    in_channels: int
+    out_channels: int
+    stride: int
+    in_size: int
+    out_size: int
+    choices: tuple[str, ...]
+
+    @property
+    def allows_skip(self) -> bool:
+        return SKIP in self.choices
+
+    @property
+    def blocks(self) -> tuple[str, ...]:
+        """The choices that build a block (every choice but `skip`)."""
+        return tuple(c for c in self.choices if c != SKIP)
+
+
+@dataclass(frozen=True)
+class Space:
+    """A space at one resolution and width multiplier: every layer's shapes and choices, and a structural hash."""
+
+    spec: SpaceSpec
+    resolution: int
+    width_mult: float
+    stem_channels: int
+    stem_size: int
+    first_channels: int
+    head_channels: int
+    layers: tuple[Layer, ...]
+    hash: str = field(default="")
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def last_channels(self) -> int:
+        return self.layers[-1].out_channels
+
+    @property
+    def last_size(self) -> int:
+        return self.layers[-1].out_size
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def describe(self) -> dict:
+        """Plain data for JSON output and for the structural hash."""
+        return {
+            "space": self.name,
+            "resolution": self.resolution,
+            "width_mult": self.width_mult,
+            "blocks_version": BLOCKS_VERSION,
+            "stem": {"channels": self.stem_channels, "stride": self.spec.stem_stride, "out_size": self.stem_size},
+            "first": {"channels": self.first_channels, "choice": "k3_e1"},
+            "layers": [
+                {"label": layer.label, "in": [layer.in_channels, layer.in_size, layer.in_size],
+                 "out": [layer.out_channels, layer.out_size, layer.out_size], "stride": layer.stride,
+                 "choices": list(layer.choices)}
+                for layer in self.layers
+            ],
+            "head": {"channels": self.head_channels, "pool": "global average", "dropout": self.spec.dropout},
+        }
+
+
+def _structural_hash(space_description: dict) -> str:
+    canonical = json.dumps(space_description, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _conv_out(size: int, stride: int) -> int:
+    # Every convolution pads kernel // 2, so the output size depends only on the stride.
+    return (size - 1) // stride + 1
+
+
+def _resolve(spec: SpaceSpec, resolution: int, width_mult: float) -> Space:
+    if isinstance(resolution, bool) or not isinstance(resolution, int):
+        raise EdgeNASError(f"bad resolution {resolution!r}: expected an integer such as {spec.default_resolution}")
+    if resolution % 16 or resolution < max(16, spec.total_stride):
+        raise EdgeNASError(f"bad resolution {resolution} for space {spec.name}: expected a multiple of 16 of at "
+                           f"least {max(16, spec.total_stride)} (the space's total stride), such as "
+                           f"{spec.default_resolution}")
+    if not (isinstance(width_mult, int | float) and 0.1 <= width_mult <= 4.0):
+        raise EdgeNASError(f"bad width multiplier {width_mult!r}: expected a number from 0.1 to 4.0, such as 1.0")
+    width_mult = float(width_mult)
+    stem_channels = make_divisible(spec.stem_channels * width_mult)
+    first_channels = make_divisible(spec.first_channels * width_mult)
+    head_channels = make_divisible(spec.head_channels * max(1.0, width_mult))
+    size = _conv_out(resolution, spec.stem_stride)
+    stem_size = size
+    channels = first_channels
+    layers = []
+    for s, stage in enumerate(spec.stages):
+        width = make_divisible(stage.width * width_mult)
+        for i in range(stage.depth):
+            stride = stage.stride if i == 0 else 1
+            out_size = _conv_out(size, stride)
+            keeps_shape = stride == 1 and channels == width
+            # Skip only on layers that are not the first of their stage: the stage's first layer sets its width.
+            choices = spec.candidates + ((SKIP,) if i > 0 and keeps_shape else ())
+            layers.append(Layer(f"stages.{s}.{i}", s, i, channels, width, stride, size, out_size, choices))
+            channels, size = width, out_size
+    space = Space(spec, resolution, width_mult, stem_channels, stem_size, first_channels, head_channels,
+                  tuple(layers))
+    return replace(space, hash=_structural_hash(space.describe()))
+
+
+class SpaceRegistry:
+    """Spaces by name. Registering a name twice raises, so a typo cannot silently replace a space."""
+
+    def __init__(self, specs: tuple[SpaceSpec, ...] = ()):
+        self._specs: dict[str, SpaceSpec] = {}
+        for spec in specs:
+            self.register(spec)
+
+    def register(self, spec: SpaceSpec) -> SpaceSpec:
+        if spec.name in self._specs:
+            raise EdgeNASError(f"a search space named {spec.name!r} is already registered")
+        for choice in spec.candidates:
+            if parse_choice(choice) is None:
+                raise EdgeNASError(f"space {spec.name!r}: 'skip' is added by the space, not listed as a candidate")
+        self._specs[spec.name] = spec
+        return spec
+
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def get(self, name: str) -> SpaceSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise EdgeNASError(f"unknown search space {name!r}: expected one of {', '.join(self._specs)}") from None
+
+
+_MOBILE_CANDIDATES = tuple(
+    f"k{k}_e{e}" + ("_se" if se else "") for k in (3, 5, 7) for e in (3, 6) for se in (False, True)
+)
+_MOBILENETV2_STAGES = (Stage(24, 4, 2), Stage(32, 4, 2), Stage(64, 4, 2), Stage(96, 4, 1), Stage(160, 4, 2),
+                       Stage(320, 1, 1))
+
+MOBILE = SpaceSpec(
+    name="mobile",
+    summary="MobileNetV2's macro structure at 224x224 (ImageNet-like), 21 searchable layers, 13 choices each",
+    stem_channels=32, stem_stride=2, first_channels=16,
+    stages=_MOBILENETV2_STAGES,
+    head_channels=1280, candidates=_MOBILE_CANDIDATES, default_resolution=224,
+    mobilenetv2_depths=(2, 3, 4, 3, 3, 1),
+)
+
+# For 32x32 images (CIFAR, digits): the stem keeps stride 1, so the network downsamples 4 times (total stride
+# 16, 32x32 -> 2x2) instead of 5 (total stride 32, which would leave 1x1 maps after the fourth stage). The
+# stages keep MobileNetV2's strides. This costs 4x the FLOPs of `mobile` at 32x32, a quarter of a stride-8
+# CIFAR MobileNetV2 (stem and first stage at stride 1), which trains at about 80 images/s on 2 CPU cores.
+MOBILE_SMALL = SpaceSpec(
+    name="mobile-small",
+    summary="the `mobile` stages and candidates for 32x32 images: stride-1 stem, total stride 16",
+    stem_channels=32, stem_stride=1, first_channels=16,
+    stages=_MOBILENETV2_STAGES,
+    head_channels=1280, candidates=_MOBILE_CANDIDATES, default_resolution=32,
+    mobilenetv2_depths=(2, 3, 4, 3, 3, 1),
+)
+
+# For tests: 4 layers, 3 blocks + skip, 144 architectures (few enough to enumerate), about 0.1M FLOPs at 16x16.
+TINY = SpaceSpec(
+    name="tiny",
+    summary="two short stages and three candidates, for tests",
+    stem_channels=8, stem_stride=2, first_channels=8,
+    stages=(Stage(16, 2, 2), Stage(24, 2, 1)),
+    head_channels=64, candidates=("k3_e3", "k5_e3", "k3_e6_se"), default_resolution=16,
+)
+
+SPACES = SpaceRegistry((MOBILE, MOBILE_SMALL, TINY))
+
+
+def get_space(name: str, resolution: int | None = None, width_mult: float = 1.0) -> Space:
+    """The registered space `name` at `resolution` (the space's default when None) and `width_mult`."""
+    return SPACES.get(name).resolve(resolution, width_mult)

@@ -1,0 +1,76 @@
+import pytest
+
+from edgenas.errors import EdgeNASError
+from edgenas.space import SPACES, TINY, SpaceRegistry, get_space, make_divisible, parse_choice
+
+
+def test_mobile_space_has_21_layers_with_13_choices_where_skip_is_allowed():
+    space = get_space("mobile")
+    assert space.resolution == 224 and len(space) == 21
+    assert [layer.label for layer in space][:5] == ["stages.0.0", "stages.0.1", "stages.0.2", "stages.0.3",
+                                                    "stages.1.0"]
+    for layer in space:
+        assert len(layer.blocks) == 12
+        assert layer.allows_skip == (layer.index > 0)
+        assert len(layer.choices) == (13 if layer.index > 0 else 12)
+    assert [layer.out_channels for layer in space if layer.index == 0] == [24, 32, 64, 96, 160, 320]
+
+
+def test_mobile_shapes_follow_mobilenetv2():
+    space = get_space("mobile")
+    assert (space.stem_channels, space.stem_size, space.first_channels) == (32, 112, 16)
+    first = {layer.stage: layer for layer in space if layer.index == 0}
+    assert [(f.in_channels, f.in_size, f.out_size, f.stride) for f in first.values()] == [
+        (16, 112, 56, 2), (24, 56, 28, 2), (32, 28, 14, 2), (64, 14, 14, 1), (96, 14, 7, 2), (160, 7, 7, 1)]
+    assert (space.last_channels, space.last_size, space.head_channels) == (320, 7, 1280)
+
+
+def test_mobile_small_downsamples_four_times():
+    space = get_space("mobile-small")
+    assert space.resolution == 32 and space.spec.total_stride == 16
+    assert space.stem_size == 32 and space.last_size == 2
+
+
+def test_resolutions_must_be_multiples_of_16_and_cover_the_total_stride():
+    assert get_space("mobile", 160).layers[-1].out_size == 5
+    assert get_space("mobile", 48).layers[-1].out_size == 2  # odd sizes round up, as the convolutions do
+    for bad in (100, 0, 16, -32):
+        with pytest.raises(EdgeNASError, match=f"bad resolution {bad}"):
+            get_space("mobile", bad)
+    assert get_space("tiny", 16).resolution == 16
+
+
+def test_width_multiplier_rounds_channels_to_multiples_of_8():
+    space = get_space("mobile", 224, 0.5)
+    assert space.stem_channels == 16 and space.first_channels == 8
+    assert [layer.out_channels for layer in space if layer.index == 0] == [16, 16, 32, 48, 80, 160]
+    assert space.head_channels == 1280  # MobileNetV2 keeps the head wide below 1.0
+    assert get_space("mobile", 224, 1.4).head_channels == 1792
+    assert make_divisible(0.35 * 24) == 8
+    with pytest.raises(EdgeNASError, match="width multiplier"):
+        get_space("mobile", 224, 0.0)
+
+
+def test_structural_hash_depends_on_space_resolution_and_width():
+    hashes = {get_space(n, r, w).hash for n, r, w in [("mobile", 224, 1.0), ("mobile", 192, 1.0),
+                                                       ("mobile", 224, 0.75), ("mobile-small", 224, 1.0)]}
+    assert len(hashes) == 4
+    assert get_space("mobile").hash == get_space("mobile", 224, 1.0).hash
+
+
+def test_registry_refuses_duplicates_and_unknown_names():
+    registry = SpaceRegistry((TINY,))
+    with pytest.raises(EdgeNASError, match="already registered"):
+        registry.register(TINY)
+    with pytest.raises(EdgeNASError, match="unknown search space 'nope'"):
+        SPACES.get("nope")
+    assert set(SPACES.names()) >= {"mobile", "mobile-small", "tiny"}
+
+
+def test_choice_strings():
+    choice = parse_choice("k5_e6_se")
+    assert (choice.kernel, choice.expansion, choice.se, choice.name) == (5, 6, True, "k5_e6_se")
+    assert parse_choice("skip") is None
+    for bad in ("k4_e6", "k3e6", "k3_e0", "K3_E6", "k3_e6_SE"):
+        with pytest.raises(EdgeNASError, match="bad block choice"):
+            parse_choice(bad)
