@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $@
 
 lint: $(STAMP)
-	$(BIN)/ruff check edgenas exporters latency_tables tests benchmarks
+	$(BIN)/ruff check .
 
 test: lint
 	$(BIN)/python -m pytest
