@@ -60,10 +60,147 @@ _FLOPS_HOW = "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1"
 _PENDING = {"context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
 
 
-@_command(**_PENDING)
-def profile(ctx: typer.Context, device: Annotated[str, typer.Argument(help="Name of the device to profile.")]):
+@_command()
+def profile(
+    device: Annotated[str, typer.Argument(help="Name of the table to write (latency_tables/DEVICE.json).")],
+    space: Annotated[str, typer.Option(help="Search space.")] = "mobile",
+    resolution: Annotated[int | None, typer.Option(help="Input resolution (default: the space's).")] = None,
+    width_mult: Annotated[float, typer.Option(help="Width multiplier.")] = 1.0,
+    threads: Annotated[int, typer.Option(help="Intra-op threads, pinned.")] = 1,
+    provider: Annotated[str, typer.Option(help="ONNX Runtime execution provider: cpu, cuda, ...")] = "cpu",
+    backend: Annotated[str, typer.Option(help="ort (ONNX Runtime) or torch (PyTorch eager; CUDA events on a GPU)."
+                                         )] = "ort",
+    warmup: Annotated[int, typer.Option(help="Untimed calls before each pass.")] = 10,
+    repeats: Annotated[int, typer.Option(help="Timed calls per piece and pass.")] = 50,
+    passes: Annotated[int, typer.Option(help="Interleaved passes; a piece's median is its best pass median.")] = 5,
+    validate: Annotated[int, typer.Option(help="Random networks measured end to end to calibrate and check the "
+                                          "table (MobileNetV2 is added where the space has it).")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the validation networks.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Where to write the table.")] = None,
+    export_blocks: Annotated[Path | None, typer.Option(help="Instead of measuring here: write every piece and "
+                                                       "validation network as ONNX plus a manifest to this folder."
+                                                       )] = None,
+    import_timings: Annotated[Path | None, typer.Option(help="Build the table from timings measured on the device "
+                                                        "(CSV or JSON, see the manifest).")] = None,
+    manifest: Annotated[Path | None, typer.Option(help="Manifest of --import-timings (default: beside it).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table's summary as JSON.")] = False,
+):
     """Measure every candidate block's latency with ONNX Runtime and write a latency table."""
-    raise EdgeNASError("'edgenas profile' is not available yet")
+    from . import profiler
+    from .space import get_space
+
+    console = Console(stderr=True, soft_wrap=True)
+    if export_blocks is not None:
+        path = profiler.export_blocks(device, get_space(space, resolution, width_mult), export_blocks,
+                                      validate=validate, seed=seed, progress=not as_json)
+        console.print(f"wrote {path}: time each file on the device, then run "
+                      f"`edgenas profile {device} --import-timings TIMINGS.csv --manifest {path}`")
+        return
+    if import_timings is not None:
+        path, table = profiler.import_timings(device, import_timings, manifest, out)
+    else:
+        path, table = profiler.profile(device, get_space(space, resolution, width_mult), threads=threads,
+                                       provider=provider, backend=backend, warmup=warmup, repeats=repeats,
+                                       passes=passes, validate=validate, seed=seed, out=out,
+                                       progress=not as_json)
+    summary = _table_summary(table, str(path))
+    if as_json:
+        _print_json(summary)
+    else:
+        _print_table_summary(summary)
+
+
+def _table_summary(table, path: str) -> dict:
+    d = table.data
+    v = d["validation"]
+    return {"path": path, "device": d["device"], "space": d["space"], "resolution": d["resolution"],
+            "width_mult": d["width_mult"], "space_hash": d["space_hash"], "runtime": d["runtime"],
+            "entries": len(d["entries"]), "calibration": d["calibration"],
+            "validation": {k: v.get(k) for k in ("count", "median_abs_error_pct", "p95_abs_error_pct", "within_10pct",
+                                                 "kendall_tau_table", "kendall_tau_flops", "before_calibration")}}
+
+
+def _print_table_summary(summary: dict) -> None:
+    console = Console(soft_wrap=True, highlight=False)
+    runtime = summary["runtime"]
+    console.print(f"wrote {summary['path']}: {summary['entries']} entries, {summary['space']} at "
+                  f"{summary['resolution']}x{summary['resolution']} (width {summary['width_mult']}), "
+                  f"{runtime.get('backend')} {runtime.get('version', '')} {runtime.get('provider', '')} "
+                  f"{runtime.get('threads', '?')} thread(s)")
+    v, c = summary["validation"], summary["calibration"]
+    if v["count"]:
+        console.print(f"calibration: {c['kind']} (scale {c['scale']:.3f}, offset {c['offset_ms']:.3f} ms), fitted on "
+                      f"{v['count']} networks measured end to end")
+        console.print(f"fidelity (leave-one-out): median |error| {v['median_abs_error_pct']:.1f}%, p95 "
+                      f"{v['p95_abs_error_pct']:.1f}%, {100 * v['within_10pct']:.0f}% of networks within +/-10% "
+                      f"(before calibration: median {v['before_calibration']['median_abs_error_pct']:.1f}%); "
+                      f"ranking Kendall tau {v['kendall_tau_table']:.2f} (FLOPs: {v['kendall_tau_flops']:.2f})")
+    else:
+        console.print("no validation networks: the table is uncalibrated and its fidelity unknown (use --validate)")
+
+
+@_command()
+def latency(
+    arch_file: Annotated[Path, typer.Argument(metavar="ARCH.json", help="An architecture JSON file.")],
+    table: Annotated[str, typer.Option(help="Device name (latency_tables/DEVICE.json) or a table's path.")],
+    measure: Annotated[bool, typer.Option(help="Also measure the whole network here, as the table was.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Predicted latency of an architecture from a table; with --measure, measured here too."""
+    from .arch import load_arch
+    from .latency import load_table
+
+    architecture = load_arch(arch_file)
+    loaded = load_table(table)
+    result = {"predicted_ms": loaded.predict(architecture), "predicted_raw_ms": loaded.raw_ms(architecture),
+              "table": loaded.source, "device": loaded.name, "runtime": loaded.data["runtime"],
+              "method": "sum of the table's per-piece medians with its calibration, batch 1"}
+    if measure:
+        from .profiler import measure_arch
+
+        result["measured_ms"] = measure_arch(architecture, loaded)
+        result["error_pct"] = 100.0 * (result["predicted_ms"] - result["measured_ms"]) / result["measured_ms"]
+    if as_json:
+        _print_json(result)
+        return
+    console = Console(soft_wrap=True, highlight=False)
+    runtime = result["runtime"]
+    how = f"{runtime.get('backend')} {runtime.get('provider', '')}, {runtime.get('threads', '?')} thread(s)"
+    console.print(f"predicted  {result['predicted_ms']:.3f} ms (table {loaded.name}: sum of per-piece medians "
+                  f"{result['predicted_raw_ms']:.3f} ms, calibrated; {how}; batch 1)")
+    if measure:
+        console.print(f"measured   {result['measured_ms']:.3f} ms (whole network on this machine, same runtime and "
+                      f"threads, best of the passes' medians); prediction error {result['error_pct']:+.1f}%")
+
+
+def _short_path(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return f"(shipped) {Path(path).name}" if "latency_tables" in path else path
+
+
+@_command()
+def tables(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """List the latency tables found in ./latency_tables and shipped with edgenas."""
+    from .latency import list_tables
+
+    found = [_table_summary(t, t.source) for t in list_tables()]
+    if as_json:
+        _print_json(found)
+        return
+    grid = Table("device", "runtime", "threads", "space", "resolution", "entries", "median |error|", "within 10%",
+                 "path")
+    for s in found:
+        v = s["validation"]
+        provider = str(s["runtime"].get("provider", s["runtime"].get("device", ""))).replace("ExecutionProvider", "")
+        grid.add_row(s["device"], f"{s['runtime'].get('backend')} {provider}",
+                     str(s["runtime"].get("threads", "?")), f"{s['space']} x{s['width_mult']}", str(s["resolution"]),
+                     str(s["entries"]),
+                     f"{v['median_abs_error_pct']:.1f}%" if v["count"] else "not validated",
+                     f"{100 * v['within_10pct']:.0f}%" if v["count"] else "-", _short_path(s["path"]))
+    Console(soft_wrap=True).print(grid if found else "no latency tables found (make one with `edgenas profile "
+                                  "DEVICE`)")
 
 
 @_command(**_PENDING)

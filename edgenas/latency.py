@@ -1,0 +1,163 @@
+"""Latency lookup tables: keys, loading and validation, finding tables by device name, and prediction.
+
+A table maps a key naming a piece by its spec and input shape (`ir:k5_e6:16x112x112:24:s2`) to timings measured
+on one device with one runtime and thread count. The prediction of an architecture is the sum of its pieces'
+medians with the table's calibration applied. Measuring lives in `profiler.py`; this module does not import torch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .arch import Arch
+from .errors import EdgeNASError
+from .files import read_json
+from .space import SKIP, Layer, Space
+
+SCHEMA = 1
+# The head is measured with two classifier sizes; other class counts are interpolated (a linear layer's cost is
+# linear in its outputs).
+HEAD_CLASSES = (10, 1000)
+REQUIRED = ("schema", "device", "host", "runtime", "space", "space_hash", "resolution", "width_mult", "batch",
+            "warmup", "repeats", "created", "entries", "fixed", "calibration", "validation")
+
+
+def block_key(layer: Layer, choice: str) -> str:
+    return f"ir:{choice}:{layer.in_channels}x{layer.in_size}x{layer.in_size}:{layer.out_channels}:s{layer.stride}"
+
+
+def stem_key(space: Space) -> str:
+    r = space.resolution
+    return f"stem:3x{r}x{r}:{space.stem_channels}:s{space.spec.stem_stride}:{space.first_channels}"
+
+
+def head_key(space: Space, num_classes: int) -> str:
+    s = space.last_size
+    return f"head:{space.last_channels}x{s}x{s}:{space.head_channels}:c{num_classes}"
+
+
+def arch_keys(arch: Arch, space: Space) -> list[str]:
+    """The block keys an architecture needs (skip layers need none)."""
+    return [block_key(layer, choice) for layer, choice in zip(space, arch.layers, strict=True) if choice != SKIP]
+
+
+def space_keys(space: Space) -> list[str]:
+    """Every key a table of this space must hold: stem, heads and each distinct block at each layer shape."""
+    keys = [stem_key(space)] + [head_key(space, c) for c in HEAD_CLASSES]
+    for layer in space:
+        keys += [block_key(layer, choice) for choice in layer.blocks]
+    return list(dict.fromkeys(keys))
+
+
+@dataclass(frozen=True)
+class LatencyTable:
+    """A loaded, validated table. `data` is the JSON document as written by the profiler."""
+
+    data: dict[str, Any]
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.data["device"]
+
+    def median(self, key: str) -> float:
+        try:
+            return float(self.data["entries"][key]["median_ms"])
+        except KeyError:
+            raise EdgeNASError(f"latency table {self.source} has no entry {key!r}; profile the space again") from None
+
+    def check(self, arch: Arch) -> None:
+        """Refuse an architecture of another space, resolution or width, naming both."""
+        d = self.data
+        if (d["space_hash"], d["resolution"]) != (arch.space_hash, arch.resolution):
+            raise EdgeNASError(
+                f"latency table {self.source} is for space {d['space']} at {d['resolution']}x{d['resolution']}, "
+                f"width {d['width_mult']} (hash {d['space_hash']}); the architecture is space {arch.space} at "
+                f"{arch.resolution}x{arch.resolution}, width {arch.width_mult} (hash {arch.space_hash})")
+
+    def head_ms(self, space: Space, num_classes: int) -> float:
+        low, high = (self.median(head_key(space, c)) for c in HEAD_CLASSES)
+        c0, c1 = HEAD_CLASSES
+        return low + (high - low) * (num_classes - c0) / (c1 - c0)
+
+    def raw_ms(self, arch: Arch) -> float:
+        """Sum of the pieces' medians, before calibration."""
+        self.check(arch)
+        space = arch.resolve_space()
+        blocks = sum(self.median(key) for key in arch_keys(arch, space))
+        return self.median(stem_key(space)) + blocks + self.head_ms(space, arch.num_classes)
+
+    def predict(self, arch: Arch) -> float:
+        """Predicted latency in milliseconds: the sum of the pieces with the table's calibration."""
+        return apply_calibration(self.raw_ms(arch), self.data["calibration"])
+
+
+def apply_calibration(raw_ms: float, calibration: dict) -> float:
+    return calibration.get("scale", 1.0) * raw_ms + calibration.get("offset_ms", 0.0)
+
+
+def validate_table(data: Any, source: str) -> LatencyTable:
+    if not isinstance(data, dict):
+        raise EdgeNASError(f"latency table {source}: expected a JSON object")
+    missing = [key for key in REQUIRED if key not in data]
+    if missing:
+        raise EdgeNASError(f"latency table {source}: missing key {missing[0]!r}")
+    if data["schema"] != SCHEMA:
+        raise EdgeNASError(f"latency table {source}: schema {data['schema']!r} is not supported; expected {SCHEMA}")
+    entries = data["entries"]
+    if not isinstance(entries, dict) or not entries:
+        raise EdgeNASError(f"latency table {source}: 'entries' must be a non-empty object")
+    for key, entry in entries.items():
+        median = entry.get("median_ms") if isinstance(entry, dict) else None
+        if isinstance(median, bool) or not isinstance(median, int | float) or not median >= 0:
+            raise EdgeNASError(f"latency table {source}: entry {key!r} has no valid 'median_ms' (expected a "
+                               "non-negative number of milliseconds)")
+    calibration = data["calibration"]
+    if not isinstance(calibration, dict) or not all(isinstance(calibration.get(k, 0.0), int | float)
+                                                    for k in ("scale", "offset_ms")):
+        raise EdgeNASError(f"latency table {source}: 'calibration' must hold numbers 'scale' and 'offset_ms'")
+    return LatencyTable(data, source)
+
+
+def table_dirs() -> list[Path]:
+    """Where tables are looked for by device name: ./latency_tables, then the tables shipped with edgenas."""
+    import latency_tables
+
+    return [Path.cwd() / "latency_tables", latency_tables.FOLDER]
+
+
+def find_table_path(name: str) -> Path:
+    """A table by file path, or by device name in `table_dirs()`."""
+    path = Path(name)
+    if path.suffix == ".json" or os.sep in name:
+        if not path.is_file():
+            raise EdgeNASError(f"latency table {name} does not exist")
+        return path
+    for folder in table_dirs():
+        candidate = folder / f"{name}.json"
+        if candidate.is_file():
+            return candidate
+    known = sorted({p.stem for folder in table_dirs() if folder.is_dir() for p in folder.glob("*.json")})
+    raise EdgeNASError(f"no latency table named {name!r} in ./latency_tables or the shipped tables; known: "
+                       f"{', '.join(known) or 'none'} (make one with `edgenas profile {name}`)")
+
+
+def load_table(name: str) -> LatencyTable:
+    path = find_table_path(name)
+    return validate_table(read_json(path, "latency table"), str(path))
+
+
+def list_tables() -> list[LatencyTable]:
+    """Every readable table in `table_dirs()`; a table in ./latency_tables hides a shipped one of the same name."""
+    found: dict[str, LatencyTable] = {}
+    for folder in table_dirs():
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            if path.stem not in found:
+                try:
+                    found[path.stem] = validate_table(read_json(path, "latency table"), str(path))
+                except EdgeNASError:
+                    continue  # not a table (or a damaged one): `edgenas latency --table` names the problem
+    return list(found.values())

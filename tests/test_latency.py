@@ -1,0 +1,228 @@
+"""Latency tables: profiling for real with ONNX Runtime on the tiny space, prediction, refusal, import/export."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from edgenas.cli import app
+from edgenas.errors import EdgeNASError
+from edgenas.latency import arch_keys, head_key, load_table, space_keys, stem_key, validate_table
+from edgenas.presets import preset, random_arch
+from edgenas.profiler import calibrate, export_blocks, import_timings, kendall_tau, profile
+from edgenas.space import get_space
+
+FAST = {"warmup": 2, "repeats": 5, "passes": 2, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def tiny_table(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tables") / "tiny-t1.json"
+    path, table = profile("tiny-t1", get_space("tiny"), validate=5, out=out, **FAST)
+    return path, table
+
+
+def test_profile_writes_a_valid_table_with_every_key(tiny_table):
+    path, _table = tiny_table
+    data = json.loads(path.read_text())
+    assert set(space_keys(get_space("tiny"))) == set(data["entries"])
+    validate_table(data, str(path))
+    assert data["runtime"]["backend"] == "onnxruntime" and data["runtime"]["threads"] == 1
+    assert data["host"]["cores"] == os.cpu_count() and data["space_hash"] == get_space("tiny").hash
+    for entry in data["entries"].values():
+        assert entry["median_ms"] > 0 and entry["p90_ms"] > 0 and entry["std_ms"] >= 0
+        assert entry["n"] == FAST["repeats"] * FAST["passes"] and len(entry["pass_medians_ms"]) == FAST["passes"]
+        assert entry["median_ms"] == min(entry["pass_medians_ms"])
+    validation = data["validation"]
+    assert validation["count"] == 5 and len(validation["networks"]) == 5
+    for key in ("median_abs_error_pct", "p95_abs_error_pct", "within_10pct", "kendall_tau_table"):
+        assert validation[key] is not None
+    # Spread over the FLOPs range: the networks cover most of the distance from the smallest to the largest.
+    from edgenas.flops import cost_table
+
+    flops = [n["flops"] for n in validation["networks"]]
+    costs = cost_table(get_space("tiny"))
+    low, high = (costs.flops(preset(p, get_space("tiny"), 1000)) for p in ("smallest", "largest"))
+    assert max(flops) - min(flops) >= 0.5 * (high - low)
+
+
+def test_predict_is_the_sum_of_entries_plus_calibration(tiny_table):
+    _, table = tiny_table
+    space = get_space("tiny")
+    for seed in range(10):
+        arch = random_arch(space, 10, seed)
+        entries = table.data["entries"]
+        raw = (entries[stem_key(space)]["median_ms"] + entries[head_key(space, 10)]["median_ms"]
+               + sum(entries[key]["median_ms"] for key in arch_keys(arch, space)))
+        calibration = table.data["calibration"]
+        assert table.raw_ms(arch) == pytest.approx(raw)
+        assert table.predict(arch) == pytest.approx(calibration["scale"] * raw + calibration["offset_ms"])
+
+
+def test_head_cost_is_interpolated_between_the_measured_class_counts(tiny_table):
+    _, table = tiny_table
+    space = get_space("tiny")
+    low, high = (table.data["entries"][head_key(space, c)]["median_ms"] for c in (10, 1000))
+    assert table.head_ms(space, 505) == pytest.approx((low + high) / 2)
+
+
+def test_a_table_of_another_space_or_resolution_is_refused(tiny_table):
+    _, table = tiny_table
+    other = preset("smallest", get_space("tiny", 32), 10)
+    with pytest.raises(EdgeNASError) as info:
+        table.predict(other)
+    message = str(info.value)
+    assert "tiny at 16x16" in message and "tiny at 32x32" in message
+    with pytest.raises(EdgeNASError, match="mobile-small at 32x32"):
+        table.predict(preset("mobilenetv2", get_space("mobile-small"), 10))
+
+
+def test_a_missing_entry_is_named(tiny_table, tmp_path):
+    path, _ = tiny_table
+    data = json.loads(path.read_text())
+    arch = preset("largest", get_space("tiny"), 10)
+    missing = arch_keys(arch, get_space("tiny"))[0]
+    del data["entries"][missing]
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(data))
+    with pytest.raises(EdgeNASError, match=f"no entry '{missing}'"):
+        load_table(str(broken)).predict(arch)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d.pop("entries"), "missing key 'entries'"),
+    (lambda d: d.__setitem__("schema", 7), "schema 7 is not supported"),
+    (lambda d: d["entries"].__setitem__("x", {"median_ms": "fast"}), "entry 'x' has no valid 'median_ms'"),
+])
+def test_malformed_tables_are_refused(tiny_table, tmp_path, change, message):
+    path, _ = tiny_table
+    data = json.loads(path.read_text())
+    change(data)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(EdgeNASError, match=message):
+        load_table(str(bad))
+
+
+def test_export_blocks_then_import_timings_reproduces_the_table(tiny_table, tmp_path):
+    _path, table = tiny_table
+    folder = tmp_path / "blocks"
+    manifest_path = export_blocks("tiny-t1", get_space("tiny"), folder, validate=5, progress=False)
+    manifest = json.loads(manifest_path.read_text())
+    assert {p["key"] for p in manifest["pieces"]} == set(table.data["entries"])
+    for record in manifest["pieces"]:
+        assert (folder / record["file"]).stat().st_size > 0
+    # Time the networks like a device would (any runner): here ONNX Runtime on the exported files themselves.
+    import numpy as np
+
+    from exporters.runtime import make_session, time_calls
+
+    network_ms = {}
+    for record in manifest["networks"]:
+        session = make_session(str(folder / record["file"]))
+        x = np.zeros(record["input_shape"], np.float32)
+        network_ms[record["key"]] = float(np.median(time_calls(session, {record["input_name"]: x}, 2, 5)))
+    timings = tmp_path / "timings.csv"
+    with timings.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["key", "median_ms", "p90_ms"])
+        for key, entry in table.data["entries"].items():
+            writer.writerow([key, entry["median_ms"], entry["p90_ms"]])
+        for key, ms in network_ms.items():
+            writer.writerow([key, ms, ""])
+    out = tmp_path / "imported.json"
+    _, imported = import_timings("tiny-device", timings, manifest_path, out)
+    assert set(imported.data["entries"]) == set(table.data["entries"])
+    for key, entry in table.data["entries"].items():
+        assert imported.data["entries"][key]["median_ms"] == pytest.approx(entry["median_ms"])
+    assert imported.data["validation"]["count"] == 5
+    arch = random_arch(get_space("tiny"), 10, 1)
+    assert imported.raw_ms(arch) == pytest.approx(table.raw_ms(arch))
+
+
+def test_import_refuses_incomplete_timings(tmp_path):
+    manifest_path = export_blocks("d", get_space("tiny"), tmp_path / "blocks", validate=0, progress=False)
+    timings = tmp_path / "t.json"
+    timings.write_text(json.dumps({"stem:3x16x16:8:s2:8": 0.01}))
+    with pytest.raises(EdgeNASError, match=r"has no timing for .*pieces missing"):
+        import_timings("d", timings, manifest_path, tmp_path / "x.json")
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_calibration_finds_a_constant_scale_and_ranks():
+    networks = [{"name": str(i), "flops": i, "predicted_raw_ms": p, "measured_ms": 1.05 * p}
+                for i, p in enumerate([1.0, 2.0, 3.5, 5.0, 8.0, 12.0])]
+    calibration, validation = calibrate(networks)
+    assert calibration["kind"] == "scale" and calibration["scale"] == pytest.approx(1.05)
+    assert validation["median_abs_error_pct"] == pytest.approx(0, abs=1e-6)
+    assert validation["before_calibration"]["median_abs_error_pct"] == pytest.approx(100 * (1 / 1.05 - 1) * -1)
+    assert validation["within_10pct"] == 1.0
+    assert kendall_tau([1, 2, 3], [1, 2, 3]) == 1.0 and kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
+
+
+def test_calibration_uses_an_offset_when_every_network_pays_one():
+    networks = [{"name": str(i), "flops": i, "predicted_raw_ms": p, "measured_ms": 0.9 * p + 0.5}
+                for i, p in enumerate([1.0, 2.0, 3.5, 5.0, 8.0, 12.0])]
+    calibration, validation = calibrate(networks)
+    assert calibration["kind"] == "linear"
+    assert calibration["scale"] == pytest.approx(0.9) and calibration["offset_ms"] == pytest.approx(0.5)
+    assert validation["median_abs_error_pct"] == pytest.approx(0, abs=1e-6)
+
+
+def test_torch_backend_profiles_on_the_cpu(tmp_path):
+    _, table = profile("tiny-torch", get_space("tiny"), backend="torch", validate=3, out=tmp_path / "t.json", **FAST)
+    assert table.data["runtime"]["backend"] == "torch-eager" and table.data["runtime"]["device"] == "cpu"
+    assert set(table.data["entries"]) == set(space_keys(get_space("tiny")))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["profile", "d", "--space", "tiny", "--threads", "0"], "bad --threads 0"),
+    (["profile", "bad/name", "--space", "tiny"], "bad device name 'bad/name'"),
+    (["profile", "d", "--space", "tiny", "--backend", "tvm"], "unknown backend 'tvm'"),
+    (["profile", "d", "--space", "tiny", "--provider", "tpu"], "execution provider 'tpu' is not available"),
+    (["profile", "d", "--space", "tiny", "--out", "/nonexistent/dir/t.json"], "folder /nonexistent/dir does not"),
+    (["latency", "nothing.json", "--table", "x"], "nothing.json does not exist"),
+])
+def test_profile_bad_input(args, message):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+
+
+def test_latency_and_tables_commands(tiny_table, tmp_path, monkeypatch):
+    path, _ = tiny_table
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "latency_tables").mkdir()
+    (tmp_path / "latency_tables" / "tiny-t1.json").write_text(path.read_text())
+    runner = CliRunner()
+    result = runner.invoke(app, ["arch", "largest", "--space", "tiny", "--num-classes", "10", "-o", "a.json"])
+    assert result.exit_code == 0
+    result = runner.invoke(app, ["latency", "a.json", "--table", "tiny-t1", "--measure", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["predicted_ms"] > 0 and data["measured_ms"] > 0 and "error_pct" in data
+    result = runner.invoke(app, ["latency", "a.json", "--table", "tiny-t1"])
+    assert "ms" in result.output and "calibrated" in result.output
+    listed = json.loads(runner.invoke(app, ["tables", "--json"]).output)
+    assert "tiny-t1" in [t["device"] for t in listed]
+    result = runner.invoke(app, ["latency", "a.json", "--table", "no-such-device"])
+    assert result.exit_code == 1 and "no latency table named 'no-such-device'" in result.output
+
+
+def test_an_interrupted_profile_leaves_no_file(tmp_path):
+    out = tmp_path / "interrupted.json"
+    command = [sys.executable, "-m", "edgenas", "profile", "x", "--space", "mobile", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)  # torch imported, the space counted, measuring under way (a whole profile takes about 25 s)
+    assert process.poll() is None
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []
