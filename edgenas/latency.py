@@ -2,7 +2,9 @@
 
 A table maps a key naming a piece by its spec and input shape (`ir:k5_e6:16x112x112:24:s2`) to timings measured
 on one device with one runtime and thread count. The prediction of an architecture is the sum of its pieces'
-medians with the table's calibration applied. Measuring lives in `profiler.py`; this module does not import torch.
+medians with the table's calibration applied (a scale, an offset, and a term per million parameters; each sums
+over layers, so a prediction stays additive and a search can use it per candidate). Measuring lives in
+`profiler.py`; this module does not import torch.
 """
 
 from __future__ import annotations
@@ -92,11 +94,19 @@ class LatencyTable:
 
     def predict(self, arch: Arch) -> float:
         """Predicted latency in milliseconds: the sum of the pieces with the table's calibration."""
-        return apply_calibration(self.raw_ms(arch), self.data["calibration"])
+        calibration = self.data["calibration"]
+        params = 0
+        if calibration.get("ms_per_mparam"):
+            from .flops import cost_table
+
+            params = cost_table(arch.resolve_space()).params(arch)
+        return apply_calibration(self.raw_ms(arch), params, calibration)
 
 
-def apply_calibration(raw_ms: float, calibration: dict) -> float:
-    return calibration.get("scale", 1.0) * raw_ms + calibration.get("offset_ms", 0.0)
+def apply_calibration(raw_ms: float, params: int, calibration: dict) -> float:
+    """scale x (sum of the pieces) + ms_per_mparam x (millions of parameters) + offset_ms."""
+    return (calibration.get("scale", 1.0) * raw_ms + calibration.get("ms_per_mparam", 0.0) * params / 1e6
+            + calibration.get("offset_ms", 0.0))
 
 
 def validate_table(data: Any, source: str) -> LatencyTable:
@@ -117,8 +127,9 @@ def validate_table(data: Any, source: str) -> LatencyTable:
                                "non-negative number of milliseconds)")
     calibration = data["calibration"]
     if not isinstance(calibration, dict) or not all(isinstance(calibration.get(k, 0.0), int | float)
-                                                    for k in ("scale", "offset_ms")):
-        raise EdgeNASError(f"latency table {source}: 'calibration' must hold numbers 'scale' and 'offset_ms'")
+                                                    for k in ("scale", "offset_ms", "ms_per_mparam")):
+        raise EdgeNASError(f"latency table {source}: 'calibration' must hold numbers 'scale', 'offset_ms' and "
+                           "'ms_per_mparam'")
     return LatencyTable(data, source)
 
 

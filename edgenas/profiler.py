@@ -232,37 +232,41 @@ def summarize(times: list[float], pass_medians: list[float]) -> dict:
 # ---------------------------------------------------------------- calibration and fidelity
 
 
-def _fit(kind: str, predicted: list[float], measured: list[float]) -> dict:
-    """Least squares on relative errors: each network counts the same whatever its latency."""
-    if kind == "none" or not predicted:
-        return {"kind": "none", "scale": 1.0, "offset_ms": 0.0}
-    ratio = [p / m for p, m in zip(predicted, measured, strict=True)]
-    inverse = [1 / m for m in measured]
-    if kind == "scale" or len(predicted) < 3:
-        return {"kind": "scale", "scale": sum(ratio) / sum(r * r for r in ratio), "offset_ms": 0.0}
-    # minimise sum((a*r + b*w - 1)^2) with r = p/m and w = 1/m
-    srr, sww = sum(r * r for r in ratio), sum(w * w for w in inverse)
-    srw = sum(r * w for r, w in zip(ratio, inverse, strict=True))
-    sr, sw = sum(ratio), sum(inverse)
-    det = srr * sww - srw * srw
-    if abs(det) < 1e-12:
-        return _fit("scale", predicted, measured)
-    return {"kind": "linear", "scale": (sr * sww - sw * srw) / det, "offset_ms": (sw * srr - sr * srw) / det}
+# Calibrations, simplest first. A feature list per kind; the prediction is a weighted sum of the features.
+# `memory` adds a term per million parameters: blocks timed alone keep their weights in cache, a whole network
+# of small feature maps does not (seen at 32x32, where large networks ran up to 1.5x their sum of pieces).
+CALIBRATIONS = {"none": (), "scale": ("scale",), "linear": ("scale", "offset_ms"),
+                "memory": ("scale", "ms_per_mparam", "offset_ms")}
+_MIN_NETWORKS = {"none": 0, "scale": 1, "linear": 4, "memory": 6}
+
+
+def _features(network: dict) -> dict[str, float]:
+    return {"scale": network["predicted_raw_ms"], "offset_ms": 1.0, "ms_per_mparam": network["params"] / 1e6}
+
+
+def _fit(kind: str, networks: list[dict]) -> dict:
+    """Least squares on relative errors, so that each network counts the same whatever its latency."""
+    import numpy as np
+
+    names = CALIBRATIONS[kind]
+    calibration = {"kind": kind, "scale": 1.0, "offset_ms": 0.0, "ms_per_mparam": 0.0}
+    if not names or not networks:
+        return calibration
+    weights = np.array([1.0 / n["measured_ms"] for n in networks])
+    features = np.array([[_features(n)[name] for name in names] for n in networks]) * weights[:, None]
+    coefficients = np.linalg.lstsq(features, np.ones(len(networks)), rcond=None)[0]
+    calibration.update({name: float(value) for name, value in zip(names, coefficients, strict=True)})
+    return calibration
+
+
+def _leave_one_out(kind: str, networks: list[dict]) -> list[float]:
+    """Each network predicted with a calibration fitted to the others: an honest, out-of-sample error."""
+    return [apply_calibration(n["predicted_raw_ms"], n["params"], _fit(kind, networks[:i] + networks[i + 1:]))
+            for i, n in enumerate(networks)]
 
 
 def _errors(predicted: list[float], measured: list[float]) -> list[float]:
     return [100.0 * (p - m) / m for p, m in zip(predicted, measured, strict=True)]
-
-
-def _leave_one_out(kind: str, predicted: list[float], measured: list[float]) -> list[float]:
-    """Each network predicted with a calibration fitted to the others: an honest, out-of-sample error."""
-    if len(predicted) < 2:
-        return predicted
-    out = []
-    for i in range(len(predicted)):
-        rest_p, rest_m = predicted[:i] + predicted[i + 1:], measured[:i] + measured[i + 1:]
-        out.append(apply_calibration(predicted[i], _fit(kind, rest_p, rest_m)))
-    return out
 
 
 def error_stats(errors: list[float]) -> dict:
@@ -287,20 +291,18 @@ def kendall_tau(a: list[float], b: list[float]) -> float | None:
 def calibrate(networks: list[dict]) -> tuple[dict, dict]:
     """Choose the simplest calibration the data supports and report the fidelity it gives.
 
-    Candidates: none, one scale factor, scale and offset. Each is judged by its leave-one-out median absolute
-    error; a more complex one must win by more than 0.25 percentage points to be chosen.
+    Each kind of `CALIBRATIONS` is judged by its leave-one-out median absolute error; a more complex one must win
+    by more than 0.25 percentage points to be chosen over a simpler one.
     """
-    predicted = [n["predicted_raw_ms"] for n in networks]
     measured = [n["measured_ms"] for n in networks]
     best_kind, best_error = "none", None
-    for kind in ("none", "scale", "linear"):
-        if kind == "linear" and len(networks) < 4:
+    for kind in CALIBRATIONS:
+        if len(networks) < _MIN_NETWORKS[kind] or (kind != "none" and len(networks) < 2):
             continue
-        error = error_stats(_errors(_leave_one_out(kind, predicted, measured), measured))["median_abs_error_pct"]
-        if error is not None and (best_error is None or error < best_error - 0.25):
+        error = error_stats(_errors(_leave_one_out(kind, networks), measured))["median_abs_error_pct"]
+        if best_error is None or error < best_error - 0.25:
             best_kind, best_error = kind, error
-    calibration = _fit(best_kind, predicted, measured)
-    loo = _leave_one_out(best_kind, predicted, measured) if best_kind != "none" else predicted
+    loo = _leave_one_out(best_kind, networks)
     for network, value in zip(networks, loo, strict=True):
         network["predicted_ms"] = value
         network["error_pct"] = 100.0 * (value - network["measured_ms"]) / network["measured_ms"]
@@ -309,11 +311,11 @@ def calibrate(networks: list[dict]) -> tuple[dict, dict]:
         "count": len(networks),
         "method": "each network predicted with a calibration fitted to the other networks (leave-one-out)",
         **error_stats([n["error_pct"] for n in networks]),
-        "before_calibration": error_stats(_errors(predicted, measured)),
+        "before_calibration": error_stats(_errors([n["predicted_raw_ms"] for n in networks], measured)),
         "kendall_tau_table": kendall_tau(loo, measured),
         "kendall_tau_flops": kendall_tau([n["flops"] for n in networks], measured),
     }
-    return calibration, validation
+    return _fit(best_kind, networks), validation
 
 
 # ---------------------------------------------------------------- the table
@@ -346,13 +348,14 @@ def build_table(device: str, space: Space, runtime: dict, entries: dict, network
         "statistic": "median_ms is the smallest of the passes' medians; p90, mean and std are over all calls",
         "entries": entries,
         "fixed": {"stem": stem_key(space), "head": {str(c): head_key(space, c) for c in HEAD_CLASSES}},
-        "calibration": {"kind": "none", "scale": 1.0, "offset_ms": 0.0},
+        "calibration": _fit("none", []),
         "validation": {"count": 0, "networks": []},
     }
     table = validate_table(data, device)
     measured = [
         {"name": name, "layers": list(arch.layers), "num_classes": arch.num_classes, "flops": flops_table.flops(arch),
-         "predicted_raw_ms": table.raw_ms(arch), "measured_ms": networks[f"net:{name}"]}
+         "params": flops_table.params(arch), "predicted_raw_ms": table.raw_ms(arch),
+         "measured_ms": networks[f"net:{name}"]}
         for name, arch in archs if f"net:{name}" in networks
     ]
     if measured:

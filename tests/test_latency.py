@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from edgenas.cli import app
 from edgenas.errors import EdgeNASError
+from edgenas.flops import cost_table
 from edgenas.latency import arch_keys, head_key, load_table, space_keys, stem_key, validate_table
 from edgenas.presets import preset, random_arch
 from edgenas.profiler import calibrate, export_blocks, import_timings, kendall_tau, profile
@@ -44,8 +45,6 @@ def test_profile_writes_a_valid_table_with_every_key(tiny_table):
     for key in ("median_abs_error_pct", "p95_abs_error_pct", "within_10pct", "kendall_tau_table"):
         assert validation[key] is not None
     # Spread over the FLOPs range: the networks cover most of the distance from the smallest to the largest.
-    from edgenas.flops import cost_table
-
     flops = [n["flops"] for n in validation["networks"]]
     costs = cost_table(get_space("tiny"))
     low, high = (costs.flops(preset(p, get_space("tiny"), 1000)) for p in ("smallest", "largest"))
@@ -62,7 +61,9 @@ def test_predict_is_the_sum_of_entries_plus_calibration(tiny_table):
                + sum(entries[key]["median_ms"] for key in arch_keys(arch, space)))
         calibration = table.data["calibration"]
         assert table.raw_ms(arch) == pytest.approx(raw)
-        assert table.predict(arch) == pytest.approx(calibration["scale"] * raw + calibration["offset_ms"])
+        params = cost_table(space).params(arch) / 1e6
+        assert table.predict(arch) == pytest.approx(calibration["scale"] * raw + calibration["offset_ms"]
+                                                    + calibration["ms_per_mparam"] * params)
 
 
 def test_head_cost_is_interpolated_between_the_measured_class_counts(tiny_table):
@@ -156,7 +157,7 @@ def test_import_refuses_incomplete_timings(tmp_path):
 
 
 def test_calibration_finds_a_constant_scale_and_ranks():
-    networks = [{"name": str(i), "flops": i, "predicted_raw_ms": p, "measured_ms": 1.05 * p}
+    networks = [{"name": str(i), "flops": i, "params": 10**6 * i % 7, "predicted_raw_ms": p, "measured_ms": 1.05 * p}
                 for i, p in enumerate([1.0, 2.0, 3.5, 5.0, 8.0, 12.0])]
     calibration, validation = calibrate(networks)
     assert calibration["kind"] == "scale" and calibration["scale"] == pytest.approx(1.05)
@@ -167,11 +168,25 @@ def test_calibration_finds_a_constant_scale_and_ranks():
 
 
 def test_calibration_uses_an_offset_when_every_network_pays_one():
-    networks = [{"name": str(i), "flops": i, "predicted_raw_ms": p, "measured_ms": 0.9 * p + 0.5}
+    networks = [{"name": str(i), "flops": i, "params": 10**6 * i % 7, "predicted_raw_ms": p,
+                 "measured_ms": 0.9 * p + 0.5}
                 for i, p in enumerate([1.0, 2.0, 3.5, 5.0, 8.0, 12.0])]
     calibration, validation = calibrate(networks)
     assert calibration["kind"] == "linear"
     assert calibration["scale"] == pytest.approx(0.9) and calibration["offset_ms"] == pytest.approx(0.5)
+    assert validation["median_abs_error_pct"] == pytest.approx(0, abs=1e-6)
+
+
+def test_calibration_charges_parameters_when_large_networks_pay_for_them():
+    # Whole networks slower than their pieces in proportion to their weights (cache misses), as seen at 32x32.
+    raw = [0.5, 0.6, 0.9, 1.0, 1.2, 1.3, 1.5, 1.6, 0.8, 1.1]
+    params = [2.4e6, 5.0e6, 2.6e6, 6.1e6, 3.0e6, 7.0e6, 4.1e6, 6.6e6, 3.5e6, 2.2e6]
+    networks = [{"name": str(i), "flops": i, "params": p, "predicted_raw_ms": r,
+                 "measured_ms": 0.7 * r + 0.25 * p / 1e6 - 0.5}
+                for i, (r, p) in enumerate(zip(raw, params, strict=True))]
+    calibration, validation = calibrate(networks)
+    assert calibration["kind"] == "memory"
+    assert calibration["ms_per_mparam"] == pytest.approx(0.25) and calibration["scale"] == pytest.approx(0.7)
     assert validation["median_abs_error_pct"] == pytest.approx(0, abs=1e-6)
 
 
