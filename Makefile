@@ -31,7 +31,10 @@ demo: $(STAMP)
 	$(BIN)/edgenas flops $(DEMO_DIR)/mobilenetv2.json --verify
 	$(BIN)/edgenas arch random --space mobile-small --num-classes 10 --seed 1 -o $(DEMO_DIR)/random.json
 	$(BIN)/edgenas flops $(DEMO_DIR)/random.json --verify
-	@echo "demo done: architectures in $(DEMO_DIR)/ (search, profile and export arrive with their issues)"
+	$(BIN)/edgenas tables
+	$(BIN)/edgenas latency $(DEMO_DIR)/mobilenetv2.json --table x86-2core-ort-t1-mobile224 --measure
+	$(BIN)/edgenas profile demo-tiny --space tiny --validate 5 --out $(DEMO_DIR)/demo-tiny.json
+	@echo "demo done: architectures and a latency table in $(DEMO_DIR)/ (search and export arrive with their issues)"
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
