@@ -1,0 +1,378 @@
+"""Data: load a dataset (embedded digits, ImageFolder tree, CIFAR python folder, .npz), split it deterministically,
+keep it decoded as uint8 tensors on the training device, and serve augmented batches of chosen classes.
+
+Splits: `train` (weights), `val` (the search-validation split carved from train, class-balanced: architecture
+parameters and the difficulty probe), `test` (never seen by any search decision). Every image is resized to the
+space's resolution once, at load time.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .errors import EdgeNASError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+SPLIT_SEED = 20200327  # splits do not depend on the run's seed: every run on a dataset sees the same test split
+
+
+@dataclass
+class Dataset:
+    """Decoded images (uint8, N x 3 x R x R) and labels (int64) per split, on one device."""
+
+    name: str
+    classes: list[str]
+    x: dict[str, torch.Tensor]
+    y: dict[str, torch.Tensor]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    flip: bool
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def resolution(self) -> int:
+        return self.x["train"].shape[-1]
+
+    def size(self, split: str) -> int:
+        return len(self.y[split])
+
+    def to(self, device: torch.device | str) -> Dataset:
+        return Dataset(self.name, self.classes, {k: v.to(device) for k, v in self.x.items()},
+                       {k: v.to(device) for k, v in self.y.items()}, self.mean, self.std, self.flip)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "classes": self.classes, "resolution": self.resolution, "flip": self.flip,
+                "mean": list(self.mean), "std": list(self.std), **{f"{k}_images": self.size(k) for k in self.y}}
+
+
+# ---------------------------------------------------------------- batches
+
+
+def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 images -> float, standardised per channel."""
+    m = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
+    return (x.float() / 255.0 - m) / s
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, flip: bool, pad: int) -> torch.Tensor:
+    """Random crop with zero padding and horizontal flip, for a whole uint8 batch on its device."""
+    n, _, h, w = x.shape
+    if pad:
+        padded = F.pad(x, (pad, pad, pad, pad))
+        dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator).to(x.device)
+        dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator).to(x.device)
+        rows = dy + torch.arange(h, device=x.device)
+        cols = dx + torch.arange(w, device=x.device)
+        batch = torch.arange(n, device=x.device).view(n, 1, 1)
+        # Advanced indices around a slice put their broadcast shape first: n x h x w x channels.
+        x = padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if flip:
+        mirrored = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        x = torch.where(mirrored.view(n, 1, 1, 1), x.flip(3), x)
+    return x.contiguous()
+
+
+def batches(data: Dataset, split: str, batch_size: int, *, classes: list[int] | None = None,
+            generator: torch.Generator | None = None, train: bool = False,
+            drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Normalised batches of `split`, only of `classes` when given; shuffled and augmented when `train`."""
+    y = data.y[split]
+    index = torch.arange(len(y), device=y.device)
+    if classes is not None:
+        keep = torch.zeros(data.num_classes, dtype=torch.bool, device=y.device)
+        keep[torch.as_tensor(classes, device=y.device)] = True
+        index = index[keep[y]]
+    if train:
+        order = torch.randperm(len(index), generator=generator).to(index.device)
+        index = index[order]
+    pad = max(1, data.resolution // 8) if train else 0
+    stop = len(index) - (len(index) % batch_size if drop_last and len(index) >= batch_size else 0)
+    for start in range(0, stop, batch_size):
+        chunk = index[start:start + batch_size]
+        x = data.x[split][chunk]
+        if train:
+            x = augment(x, generator, data.flip, pad)
+        yield normalize(x, data.mean, data.std), y[chunk]
+
+
+def count_images(data: Dataset, split: str, classes: list[int] | None = None) -> int:
+    if classes is None:
+        return data.size(split)
+    return int(sum((data.y[split] == c).sum().item() for c in classes))
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_dataset(path: str | os.PathLike | None, resolution: int, *, flip: bool | None = None,
+                 val_fraction: float = 0.1, test_fraction: float = 0.2) -> Dataset:
+    """Load the embedded digits (path None) or the dataset at `path`, resized to `resolution`, split."""
+    if not 0 < val_fraction < 0.5:
+        raise EdgeNASError(f"bad search-validation fraction {val_fraction}: expected a number between 0 and 0.5")
+    if path is None:
+        name, classes, splits = _digits(resolution, test_fraction)
+        default_flip = False  # a mirrored digit is another symbol
+    else:
+        root = Path(path)
+        if not root.exists():
+            raise EdgeNASError(f"dataset path {root} does not exist")
+        name = root.name
+        if root.is_file() and root.suffix == ".npz":
+            classes, splits = _npz(root, resolution)
+        elif root.is_dir() and ((root / "data_batch_1").is_file() or (root / "train").is_file()):
+            classes, splits = _cifar(root, resolution)
+        elif root.is_dir():
+            classes, splits = _image_folder(root, resolution, test_fraction)
+        else:
+            raise EdgeNASError(f"dataset path {root}: expected an ImageFolder root, a CIFAR python folder or an .npz "
+                               "file")
+        default_flip = True
+    x_train, y_train = splits["train"]
+    x_test, y_test = splits["test"]
+    _check_labels(y_train, y_test, classes, name)
+    train_idx, val_idx = _balanced_split(y_train, val_fraction, len(classes))
+    x = {"train": x_train[train_idx], "val": x_train[val_idx], "test": x_test}
+    y = {"train": y_train[train_idx], "val": y_train[val_idx], "test": y_test}
+    as_float = x["train"].float() / 255.0
+    mean = tuple(float(v) for v in as_float.mean((0, 2, 3)))
+    std = tuple(max(1e-3, float(v)) for v in as_float.std((0, 2, 3)))
+    return Dataset(name, classes, x, y, mean, std, default_flip if flip is None else flip)
+
+
+def _check_labels(y_train: torch.Tensor, y_test: torch.Tensor, classes: list[str], name: str) -> None:
+    if len(classes) < 2:
+        raise EdgeNASError(f"dataset {name} has {len(classes)} class; expected at least 2")
+    for split, y in (("train", y_train), ("test", y_test)):
+        counts = torch.bincount(y, minlength=len(classes))
+        if len(counts) > len(classes):
+            raise EdgeNASError(f"dataset {name}: {split} labels go up to {int(y.max())}, but there are only "
+                               f"{len(classes)} classes")
+        empty = [classes[i] for i in range(len(classes)) if counts[i] == 0]
+        if empty:
+            raise EdgeNASError(f"dataset {name}: class {empty[0]!r} has no {split} images")
+        if split == "train" and int(counts.min()) < 2:
+            raise EdgeNASError(f"dataset {name}: class {classes[int(counts.argmin())]!r} has fewer than 2 training "
+                               "images (one is needed for search-validation)")
+
+
+def _balanced_split(y: torch.Tensor, fraction: float, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class, a deterministic `fraction` (at least one image) goes to the second part."""
+    generator = torch.Generator().manual_seed(SPLIT_SEED)
+    first, second = [], []
+    for c in range(num_classes):
+        members = torch.nonzero(y == c).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        cut = max(1, round(fraction * len(members)))
+        second.append(members[:cut])
+        first.append(members[cut:])
+    return torch.cat(first).sort().values, torch.cat(second).sort().values
+
+
+def _resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """uint8 N x C x H x W -> uint8 N x 3 x R x R (grey images get three channels; antialiased resampling)."""
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if x.shape[-2:] == (resolution, resolution):
+        return x.contiguous()
+    out = []
+    for chunk in x.split(1024):
+        scaled = F.interpolate(chunk.float(), size=(resolution, resolution), mode="bilinear", antialias=True,
+                               align_corners=False)
+        out.append(scaled.round().clamp(0, 255).to(torch.uint8))
+    return torch.cat(out)
+
+
+def _digits(resolution: int, test_fraction: float):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.from_numpy((digits.images * (255.0 / 16.0)).round().astype(np.uint8)).unsqueeze(1)
+    y = torch.from_numpy(digits.target.astype(np.int64))
+    train_idx, test_idx = _balanced_split(y, test_fraction, 10)
+    x = _resize(x, resolution)
+    return "digits", [str(i) for i in range(10)], {"train": (x[train_idx], y[train_idx]),
+                                                  "test": (x[test_idx], y[test_idx])}
+
+
+def _npz(path: Path, resolution: int):
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test") if k in archive.files}
+            names = archive["classes"].tolist() if "classes" in archive.files else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise EdgeNASError(f"cannot read {path} as an .npz archive: {exc}") from None
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise EdgeNASError(f"{path}: missing array {missing[0]!r}; expected x_train, y_train, x_test and y_test")
+    splits = {}
+    for split in ("train", "test"):
+        images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"].reshape(-1)
+        splits[split] = (_as_images(images, path, f"x_{split}", resolution), _as_labels(labels, path, f"y_{split}"))
+        if len(splits[split][0]) != len(splits[split][1]):
+            raise EdgeNASError(f"{path}: x_{split} has {len(images)} images but y_{split} has {len(labels)} labels")
+    count = int(max(splits["train"][1].max(), splits["test"][1].max())) + 1
+    return [str(n) for n in names] if names else [str(i) for i in range(count)], splits
+
+
+def _as_images(images: np.ndarray, path: Path, key: str, resolution: int) -> torch.Tensor:
+    """N x H x W, N x H x W x C (Keras) or N x C x H x W, integers 0-255 or floats 0-1 -> uint8 N x 3 x R x R."""
+    if images.ndim == 3:
+        images = images[:, None]
+    elif images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+        images = images.transpose(0, 3, 1, 2)
+    if images.ndim != 4 or images.shape[1] not in (1, 3) or len(images) == 0:
+        raise EdgeNASError(f"{path}: {key} has shape {images.shape}; expected N x H x W x C with C = 1 or 3")
+    if images.dtype.kind == "f":
+        images = images * 255.0 if images.max() <= 1.0 else images
+        images = np.clip(np.round(images), 0, 255)
+    return _resize(torch.from_numpy(np.ascontiguousarray(images.astype(np.uint8))), resolution)
+
+
+def _as_labels(labels: np.ndarray, path: Path, key: str) -> torch.Tensor:
+    if labels.dtype.kind not in "iu" or len(labels) == 0 or labels.min() < 0:
+        raise EdgeNASError(f"{path}: {key} must hold non-negative integer class labels")
+    return torch.from_numpy(labels.astype(np.int64))
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR batches (dicts of bytes, lists and numpy arrays) and refuses everything else."""
+
+    ALLOWED = frozenset({("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"),
+               # pickle protocol 5 (pickle.HIGHEST_PROTOCOL; the default from Python 3.14) stores arrays this way
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")})
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR batch")
+
+
+def _load_batch(path: Path) -> dict:
+    try:
+        with path.open("rb") as handle:
+            batch = _ArrayUnpickler(handle, encoding="bytes").load()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise EdgeNASError(f"cannot read CIFAR batch {path}: {exc}") from None
+    if not isinstance(batch, dict):
+        raise EdgeNASError(f"CIFAR batch {path}: expected a dict")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+
+
+def _cifar(root: Path, resolution: int):
+    if (root / "data_batch_1").is_file():  # CIFAR-10
+        train_files, test_files, label_key, meta_file, names_key = (
+            sorted(root.glob("data_batch_*")), [root / "test_batch"], "labels", "batches.meta", "label_names")
+    else:  # CIFAR-100
+        train_files, test_files, label_key, meta_file, names_key = (
+            [root / "train"], [root / "test"], "fine_labels", "meta", "fine_label_names")
+    splits = {}
+    for split, files in (("train", train_files), ("test", test_files)):
+        if not all(f.is_file() for f in files):
+            missing = next(f.name for f in files if not f.is_file())
+            raise EdgeNASError(f"CIFAR folder {root}: missing {missing}")
+        parts = [_load_batch(f) for f in files]
+        try:
+            data = np.concatenate([np.asarray(p["data"], dtype=np.uint8).reshape(-1, 3, 32, 32) for p in parts])
+            labels = np.concatenate([np.asarray(p[label_key], dtype=np.int64) for p in parts])
+        except (KeyError, ValueError) as exc:
+            raise EdgeNASError(f"CIFAR folder {root}: unexpected batch contents ({exc})") from None
+        splits[split] = (_resize(torch.from_numpy(data), resolution), torch.from_numpy(labels))
+    names = None
+    if (root / meta_file).is_file():
+        meta = _load_batch(root / meta_file)
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(names_key, [])]
+    count = int(splits["train"][1].max()) + 1
+    return names if names and len(names) >= count else [str(i) for i in range(count)], splits
+
+
+def _class_folders(root: Path) -> list[Path]:
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise EdgeNASError(f"dataset folder {root} has no class folders; expected ROOT/CLASS/IMAGE files or "
+                           "ROOT/train/CLASS and ROOT/test/CLASS")
+    return folders
+
+
+def _decode_folder(folder: Path, resolution: int) -> torch.Tensor:
+    from PIL import Image, UnidentifiedImageError
+
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise EdgeNASError(f"class folder {folder} is empty")
+    images = []
+    for file in files:
+        if file.suffix.lower() not in IMAGE_SUFFIXES:
+            raise EdgeNASError(f"{file} is not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
+        try:
+            with Image.open(file) as image:
+                image = image.convert("RGB")
+                if image.size != (resolution, resolution):
+                    image = _center_resize(image, resolution)
+                images.append(np.asarray(image, dtype=np.uint8))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise EdgeNASError(f"cannot read image {file}: {exc}") from None
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+
+
+def _center_resize(image, resolution: int):
+    """Shorter side to the resolution, then the central square (what eval-time ImageNet pipelines do)."""
+    from PIL import Image
+
+    w, h = image.size
+    scale = resolution / min(w, h)
+    image = image.resize((max(resolution, round(w * scale)), max(resolution, round(h * scale))), Image.BILINEAR)
+    w, h = image.size
+    left, top = (w - resolution) // 2, (h - resolution) // 2
+    return image.crop((left, top, left + resolution, top + resolution))
+
+
+def _image_folder(root: Path, resolution: int, test_fraction: float):
+    test_dir = next((root / name for name in ("test", "val") if (root / name).is_dir()), None)
+    if (root / "train").is_dir() and test_dir is not None:
+        train_classes = [p.name for p in _class_folders(root / "train")]
+        test_classes = [p.name for p in _class_folders(test_dir)]
+        extra = sorted(set(test_classes) - set(train_classes))
+        if extra:
+            raise EdgeNASError(f"{test_dir / extra[0]} is a class with no training folder in {root / 'train'}")
+        missing = sorted(set(train_classes) - set(test_classes))
+        if missing:
+            raise EdgeNASError(f"class {missing[0]!r} has no test images: {test_dir / missing[0]} is missing")
+        splits = {}
+        for split, folder in (("train", root / "train"), ("test", test_dir)):
+            xs, ys = [], []
+            for label, name in enumerate(train_classes):
+                images = _decode_folder(folder / name, resolution)
+                xs.append(images)
+                ys.append(torch.full((len(images),), label, dtype=torch.int64))
+            splits[split] = (torch.cat(xs), torch.cat(ys))
+        return train_classes, splits
+    if (root / "train").is_dir():
+        raise EdgeNASError(f"dataset folder {root} has train/ but no test/ or val/ folder")
+    classes = [p.name for p in _class_folders(root)]
+    xs, ys = [], []
+    for label, name in enumerate(classes):
+        images = _decode_folder(root / name, resolution)
+        xs.append(images)
+        ys.append(torch.full((len(images),), label, dtype=torch.int64))
+    x, y = torch.cat(xs), torch.cat(ys)
+    for label, name in enumerate(classes):
+        if int((y == label).sum()) < 3:
+            raise EdgeNASError(f"class folder {root / name} has fewer than 3 images (train, search-validation and "
+                               "test need one each)")
+    train_idx, test_idx = _balanced_split(y, test_fraction, len(classes))
+    return classes, {"train": (x[train_idx], y[train_idx]), "test": (x[test_idx], y[test_idx])}

@@ -1,0 +1,364 @@
+"""Dataset loading (digits, ImageFolder, CIFAR, .npz), deterministic splits, errors on bad data, and batches."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from edgenas.data import Dataset, augment, batches, count_images, load_dataset, normalize
+from edgenas.errors import EdgeNASError
+
+COLOURS = {"ant": (10, 20, 30), "bee": (100, 110, 120), "cat": (200, 210, 220)}
+
+
+def _write_images(folder, count, colour=None, *, suffix="png", size=(20, 24), seed=0):
+    """`count` images of width x height `size`: constant `colour`, or random noise when colour is None."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        shape = (size[1], size[0], 3)
+        pixels = rng.integers(0, 256, shape, dtype=np.uint8) if colour is None else np.full(shape, colour, np.uint8)
+        Image.fromarray(pixels).save(folder / f"img{i}.{suffix}")
+
+
+def _split_tree(root, test_name="test", classes=("cat", "ant", "bee")):
+    for name in classes:
+        _write_images(root / "train" / name, 6, COLOURS[name])
+        _write_images(root / test_name / name, 2, COLOURS[name], suffix="jpg")
+    return root
+
+
+def _single_tree(root, per_class=5):
+    for i, name in enumerate(("b", "a", "c")):
+        _write_images(root / name, per_class, seed=i)
+    return root
+
+
+def _error(path, *fragments, **kwargs) -> str:
+    with pytest.raises(EdgeNASError) as info:
+        load_dataset(path, 16, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert str(fragment) in message
+    return message
+
+
+def _assert_same(a: Dataset, b: Dataset):
+    assert a.classes == b.classes
+    for split in ("train", "val", "test"):
+        assert torch.equal(a.x[split], b.x[split])
+        assert torch.equal(a.y[split], b.y[split])
+
+
+# ---------------------------------------------------------------- embedded digits
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset(None, 32)
+
+
+def test_digits_shapes_classes_and_total(digits):
+    assert digits.name == "digits" and digits.classes == [str(i) for i in range(10)]
+    for split in ("train", "val", "test"):
+        assert digits.x[split].dtype == torch.uint8 and digits.y[split].dtype == torch.int64
+        assert digits.x[split].shape[1:] == (3, 32, 32)
+        assert len(digits.x[split]) == digits.size(split) > 0
+    assert sum(digits.size(s) for s in ("train", "val", "test")) == 1797
+    assert digits.resolution == 32 and digits.flip is False
+
+
+def test_digits_val_is_a_tenth_of_train_and_class_balanced(digits):
+    fraction = digits.size("val") / (digits.size("train") + digits.size("val"))
+    assert 0.09 <= fraction <= 0.11
+    assert torch.bincount(digits.y["val"], minlength=10).min() >= 1
+    assert torch.bincount(digits.y["test"], minlength=10).min() >= 1
+
+
+def test_digits_split_is_deterministic(digits):
+    _assert_same(digits, load_dataset(None, 32))
+
+
+def test_digits_describe(digits):
+    info = digits.describe()
+    assert info["train_images"] + info["val_images"] + info["test_images"] == 1797
+    assert info["resolution"] == 32 and len(info["mean"]) == len(info["std"]) == 3
+
+
+# ---------------------------------------------------------------- ImageFolder
+
+
+@pytest.mark.parametrize("test_name", ["test", "val"])
+def test_image_folder_with_train_and_test(tmp_path, test_name):
+    data = load_dataset(_split_tree(tmp_path / "pets", test_name), 16)
+    assert data.name == "pets" and data.classes == ["ant", "bee", "cat"] and data.flip is True
+    assert all(x.shape[1:] == (3, 16, 16) and x.dtype == torch.uint8 for x in data.x.values())
+    assert data.size("train") + data.size("val") == 18 and data.size("test") == 6
+    assert torch.bincount(data.y["test"]).tolist() == [2, 2, 2]
+    assert torch.bincount(data.y["val"], minlength=3).min() >= 1
+
+
+def test_image_folder_labels_follow_sorted_folder_names(tmp_path):
+    data = load_dataset(_split_tree(tmp_path / "pets"), 16)
+    for split, tolerance in (("train", 0), ("test", 3)):  # test images are JPEG
+        for label, name in enumerate(data.classes):
+            images = data.x[split][data.y[split] == label].float()
+            expected = torch.tensor(COLOURS[name], dtype=torch.float32).view(1, 3, 1, 1)
+            assert (images - expected).abs().max() <= tolerance
+
+
+def test_single_folder_is_split_deterministically(tmp_path):
+    root = _single_tree(tmp_path / "flat")
+    data = load_dataset(root, 16)
+    assert data.classes == ["a", "b", "c"]
+    assert sum(data.size(s) for s in ("train", "val", "test")) == 15
+    assert torch.bincount(data.y["test"], minlength=3).min() >= 1
+    assert torch.bincount(data.y["val"], minlength=3).min() >= 1
+    _assert_same(data, load_dataset(root, 16))
+
+
+def test_flip_can_be_overridden(tmp_path):
+    assert load_dataset(_single_tree(tmp_path / "flat"), 16, flip=False).flip is False
+
+
+# ---------------------------------------------------------------- CIFAR python folder
+
+CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def _cifar_batch(n, seed):
+    rng = np.random.default_rng(seed)
+    return {b"batch_label": b"fake batch", b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"labels": [i % 10 for i in range(n)], b"filenames": [f"img{i}.png".encode() for i in range(n)]}
+
+
+def _write_cifar(root, protocol=pickle.DEFAULT_PROTOCOL):
+    root.mkdir()
+    batches = {f"data_batch_{i}": _cifar_batch(10, i) for i in range(1, 6)} | {"test_batch": _cifar_batch(20, 9)}
+    batches["batches.meta"] = {b"label_names": [n.encode() for n in CIFAR_NAMES], b"num_vis": 3072}
+    for name, content in batches.items():
+        with (root / name).open("wb") as handle:
+            pickle.dump(content, handle, protocol=protocol)
+    return root
+
+
+@pytest.mark.parametrize("protocol", sorted({pickle.DEFAULT_PROTOCOL, pickle.HIGHEST_PROTOCOL}))
+def test_cifar_folder(tmp_path, protocol):
+    data = load_dataset(_write_cifar(tmp_path / "cifar-10-batches-py", protocol), 32)
+    assert data.classes == CIFAR_NAMES and data.flip is True
+    assert data.size("train") + data.size("val") == 50 and data.size("test") == 20
+    assert torch.bincount(data.y["val"], minlength=10).min() >= 1
+    assert torch.bincount(data.y["test"]).tolist() == [2] * 10
+    expected = torch.from_numpy(_cifar_batch(20, 9)[b"data"]).view(20, 3, 32, 32)
+    assert torch.equal(data.x["test"], expected)
+
+
+def test_cifar_folder_resized(tmp_path):
+    data = load_dataset(_write_cifar(tmp_path / "cifar"), 16)
+    assert all(x.shape[1:] == (3, 16, 16) for x in data.x.values())
+
+
+class _Exploit:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"echo hacked > {self.target}",)
+
+
+def test_cifar_malicious_pickle_is_refused_and_not_run(tmp_path):
+    root = _write_cifar(tmp_path / "cifar")
+    target = tmp_path / "somefile"
+    with (root / "data_batch_1").open("wb") as handle:
+        pickle.dump({b"data": _Exploit(target), b"labels": [0]}, handle)
+    _error(root, root / "data_batch_1")
+    assert not target.exists()
+
+
+def test_cifar_missing_test_batch(tmp_path):
+    root = _write_cifar(tmp_path / "cifar")
+    (root / "test_batch").unlink()
+    _error(root, "test_batch", root)
+
+
+# ---------------------------------------------------------------- .npz
+
+
+def _constant_images(labels, shape):
+    """One constant image per label, of value 40 * label + 5."""
+    return np.stack([np.full(shape, 40 * label + 5, np.uint8) for label in labels])
+
+
+def _write_npz(path, shape=(20, 24, 3), *, as_float=False, **overrides):
+    y_train, y_test = np.repeat(np.arange(3), 6), np.repeat(np.arange(3), 2)
+    arrays = {"x_train": _constant_images(y_train, shape), "y_train": y_train[:, None],
+              "x_test": _constant_images(y_test, shape), "y_test": y_test[:, None]}
+    if as_float:
+        arrays["x_train"], arrays["x_test"] = arrays["x_train"] / 255.0, arrays["x_test"] / 255.0
+    arrays = {k: v for k, v in (arrays | overrides).items() if v is not None}
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(("shape", "as_float"), [((20, 24, 3), False), ((20, 24), False), ((20, 24, 3), True),
+                                                 ((3, 20, 24), False), ((20, 24, 1), True)])
+def test_npz_layouts_are_loaded_and_resized(tmp_path, shape, as_float):
+    data = load_dataset(_write_npz(tmp_path / "arrays.npz", shape, as_float=as_float), 16)
+    assert data.name == "arrays.npz" and data.classes == ["0", "1", "2"]
+    assert data.size("train") + data.size("val") == 18 and data.size("test") == 6
+    for split in ("train", "val", "test"):
+        assert data.x[split].shape[1:] == (3, 16, 16) and data.x[split].dtype == torch.uint8
+        expected = (40 * data.y[split] + 5).view(-1, 1, 1, 1).expand_as(data.x[split])
+        assert torch.equal(data.x[split].long(), expected)
+
+
+def test_npz_class_names(tmp_path):
+    path = _write_npz(tmp_path / "named.npz", classes=np.array(["red", "green", "blue"]))
+    assert load_dataset(path, 16).classes == ["red", "green", "blue"]
+
+
+# ---------------------------------------------------------------- bad data
+
+
+def test_missing_path(tmp_path):
+    _error(tmp_path / "nowhere", tmp_path / "nowhere")
+
+
+def test_empty_class_folder(tmp_path):
+    root = _single_tree(tmp_path / "flat")
+    (root / "empty").mkdir()
+    _error(root, root / "empty")
+
+
+def test_non_image_file_in_class_folder(tmp_path):
+    root = _single_tree(tmp_path / "flat")
+    (root / "a" / "notes.txt").write_text("not a picture")
+    _error(root, root / "a" / "notes.txt")
+
+
+def test_corrupt_image(tmp_path):
+    root = _single_tree(tmp_path / "flat")
+    (root / "b" / "broken.png").write_bytes(np.random.default_rng(0).integers(0, 256, 500, np.uint8).tobytes())
+    _error(root, root / "b" / "broken.png")
+
+
+def test_fewer_than_two_classes(tmp_path):
+    root = tmp_path / "lonely"
+    _write_images(root / "only", 6)
+    _error(root, "lonely", "at least 2")
+
+
+def test_class_without_test_images(tmp_path):
+    root = _split_tree(tmp_path / "pets")
+    _write_images(root / "train" / "dog", 6)
+    _error(root, "'dog'", root / "test" / "dog")
+
+
+def test_class_folder_with_too_few_images(tmp_path):
+    root = _single_tree(tmp_path / "flat")
+    _write_images(root / "tiny", 2)
+    _error(root, root / "tiny")
+
+
+def test_npz_missing_y_test(tmp_path):
+    path = _write_npz(tmp_path / "partial.npz", y_test=None)
+    _error(path, path, "'y_test'")
+
+
+def test_npz_label_count_differs_from_image_count(tmp_path):
+    path = _write_npz(tmp_path / "uneven.npz", y_train=np.zeros(5, np.int64))
+    _error(path, path, "y_train")
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.5])
+def test_empty_or_truncated_npz(tmp_path, keep):
+    path = _write_npz(tmp_path / "cut.npz")
+    content = path.read_bytes()
+    path.write_bytes(content[:int(len(content) * keep)])
+    _error(path, path)
+
+
+def test_bad_val_fraction(tmp_path):
+    _error(None, "0.6", val_fraction=0.6)
+
+
+# ---------------------------------------------------------------- batches and augmentation
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    path = tmp_path_factory.mktemp("small") / "small.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (36, 8, 8, 3), dtype=np.uint8), y_train=np.arange(36) % 3,
+             x_test=rng.integers(0, 256, (12, 8, 8, 3), dtype=np.uint8), y_test=np.arange(12) % 3)
+    return load_dataset(path, 8)
+
+
+def _collect(iterator):
+    xs, ys = zip(*iterator, strict=True)
+    return torch.cat(xs), torch.cat(ys)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_batches_of_chosen_classes_only(small, train):
+    _, y = _collect(batches(small, "train", 5, classes=[0, 2], train=train, generator=torch.Generator()))
+    assert set(y.tolist()) == {0, 2}
+    assert len(y) == count_images(small, "train", [0, 2]) < small.size("train")
+
+
+def test_training_batches_repeat_with_equal_seeds(small):
+    first = list(batches(small, "train", 7, train=True, generator=torch.Generator().manual_seed(5)))
+    second = list(batches(small, "train", 7, train=True, generator=torch.Generator().manual_seed(5)))
+    assert len(first) == len(second) > 1
+    for (xa, ya), (xb, yb) in zip(first, second, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_training_batches_keep_shape_and_are_float(small):
+    for x, y in batches(small, "train", 8, train=True, generator=torch.Generator().manual_seed(1)):
+        assert x.dtype == torch.float32 and x.shape[1:] == (3, 8, 8) and len(x) == len(y) <= 8
+
+
+def test_drop_last(small):
+    sizes = [len(y) for _, y in batches(small, "train", 5, drop_last=True)]
+    assert sizes and set(sizes) == {5} and sum(sizes) == small.size("train") // 5 * 5
+
+
+def test_test_batches_hold_every_image_once_in_order(small):
+    x, y = _collect(batches(small, "test", 5))
+    assert torch.equal(y, small.y["test"]) and count_images(small, "test") == len(y) == 12
+    assert torch.allclose(x, normalize(small.x["test"], small.mean, small.std))
+
+
+def test_flip_mirrors_some_images():
+    x = torch.arange(8, dtype=torch.uint8).view(1, 1, 1, 8).expand(64, 3, 5, 8).contiguous()
+    out = augment(x, torch.Generator().manual_seed(0), flip=True, pad=0)
+    mirrored = torch.tensor([torch.equal(o, x[0].flip(2)) for o in out])
+    unchanged = torch.tensor([torch.equal(o, x[0]) for o in out])
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    assert bool((mirrored | unchanged).all()) and 0 < int(mirrored.sum()) < 64
+
+
+def test_padded_crops_stay_inside_the_padded_image():
+    pad, x = 2, torch.full((64, 3, 8, 8), 200, dtype=torch.uint8)
+    out = augment(x, torch.Generator().manual_seed(0), flip=False, pad=pad)
+    assert out.shape == x.shape and set(out.unique().tolist()) <= {0, 200}
+    inside = out[:, 0] == 200
+    rows, cols = inside.any(2), inside.any(1)
+    assert torch.equal(inside, rows[:, :, None] & cols[:, None, :])  # the image is one rectangle, zeros around it
+    assert bool((out[:, :1] == out).all())
+    assert int(rows.sum(1).min()) >= 8 - pad and int(cols.sum(1).min()) >= 8 - pad
+    assert bool((~inside).any())  # some crops did move
+    for mask in (*rows, *cols):  # an offset leaves zeros on one side only
+        assert _block_at_an_edge(mask)
+
+
+def _block_at_an_edge(mask: torch.Tensor) -> bool:
+    ones = torch.nonzero(mask).flatten()
+    contiguous = len(ones) > 0 and int(ones[-1] - ones[0] + 1) == len(ones)
+    return contiguous and (int(ones[0]) == 0 or int(ones[-1]) == len(mask) - 1)
