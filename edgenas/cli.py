@@ -204,10 +204,112 @@ def tables(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
                                   "DEVICE`)")
 
 
-@_command(**_PENDING)
-def search(ctx: typer.Context):
-    """Search an architecture on your data with DA-NAS under FLOPs and latency budgets."""
-    raise EdgeNASError("'edgenas search' is not available yet")
+@_command()
+def search(
+    data: Annotated[Path | None, typer.Option(help="ImageFolder root, CIFAR python folder or .npz (default: the "
+                                              "embedded handwritten digits).")] = None,
+    space: Annotated[str, typer.Option(help="Search space.")] = "mobile-small",
+    resolution: Annotated[int | None, typer.Option(help="Input resolution (default: the space's; 16 for the "
+                                                   "8x8 digits).")] = None,
+    width_mult: Annotated[float, typer.Option(help="Width multiplier.")] = 1.0,
+    flops: Annotated[str | None, typer.Option(help="FLOPs budget, such as 300M (default: MobileNetV2's FLOPs in "
+                                              "the space).")] = None,
+    latency: Annotated[str | None, typer.Option(help="Latency budget, such as 12ms (needs --table).")] = None,
+    table: Annotated[str | None, typer.Option(help="Latency table: device name or path.")] = None,
+    strategy: Annotated[str, typer.Option(help="danas, full, random or mobilenetv2.")] = "danas",
+    schedule: Annotated[str, typer.Option(help="Stages as class-fraction:epochs.")] = "0.1:10,0.3:20,0.6:20,1.0:20",
+    epochs_scale: Annotated[float | None, typer.Option(help="Multiply the schedule's epochs (default: 1.0, down to "
+                                                       "0.5 below 20,000 training images).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="--strategy full: its epochs (default: the schedule's total)."
+                                               )] = None,
+    prune_ratio: Annotated[float, typer.Option(help="Share of each layer's candidates dropped after a stage.")] = 0.4,
+    probe_epochs: Annotated[int, typer.Option(help="Epochs of the difficulty probe.")] = 1,
+    class_order: Annotated[Path | None, typer.Option(help="JSON file with the class order, easiest first (skips "
+                                                     "the probe).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 64,
+    retrain_epochs: Annotated[int, typer.Option(help="Epochs of retraining the derived network.")] = 40,
+    cost_strength: Annotated[float, typer.Option(help="Strength of the budget penalty on alpha.")] = 2.0,
+    no_flip: Annotated[bool, typer.Option("--no-flip", help="No horizontal flips in augmentation.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/DATE-STRATEGY-BUDGET).")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue a stopped run (its settings are reused).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+):
+    """Search an architecture on your data with DA-NAS under FLOPs and latency budgets, then retrain it."""
+    from .searcher import SearchSettings
+    from .searcher import search as run_search
+    from .units import parse_flops, parse_latency_ms
+
+    settings = SearchSettings(
+        data=None if data is None else str(data), space=space, resolution=resolution, width_mult=width_mult,
+        flops=None if flops is None else parse_flops(flops),
+        latency_ms=None if latency is None else parse_latency_ms(latency), table=table, strategy=strategy,
+        schedule=schedule, epochs_scale=epochs_scale, epochs=epochs, prune_ratio=prune_ratio,
+        probe_epochs=probe_epochs, class_order=None if class_order is None else str(class_order),
+        batch_size=batch_size, retrain_epochs=retrain_epochs, cost_strength=cost_strength,
+        flip=False if no_flip else None, seed=seed, device=device)
+    console = Console(stderr=True, soft_wrap=True, highlight=False)
+    result = run_search(settings, out=out, resume=resume, progress=not as_json, log=console.print)
+    if as_json:
+        _print_json({"run": str(result.run), **result.summary})
+    else:
+        _print_summary(result.run, result.summary)
+
+
+def _print_summary(run: Path, summary: dict) -> None:
+    console = Console(soft_wrap=True, highlight=False)
+    grid = Table("", "value", "how it was obtained", title=f"run {run}")
+    arch = summary["arch"]
+    grid.add_row("architecture", " ".join(arch["layers"]),
+                 f"{arch['space']} at {arch['resolution']}x{arch['resolution']}, width {arch['width_mult']}")
+    grid.add_row("FLOPs", f"{format_flops(summary['flops'])} (budget {format_flops(summary['flops_budget'])})",
+                 "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1")
+    if summary["predicted_latency_ms"] is not None:
+        budget = summary["latency_budget_ms"]
+        grid.add_row("latency", f"{summary['predicted_latency_ms']:.2f} ms" + (f" (budget {budget:g} ms)" if budget
+                                                                               else ""),
+                     f"predicted by table {summary['latency_table']}")
+    grid.add_row("parameters", format_params(summary["params"]), "")
+    if summary["inherited_val_acc"] is not None:
+        grid.add_row("validation accuracy", f"{100 * summary['inherited_val_acc']:.2f}%",
+                     "supernet weights, batch norm recalibrated, search-validation split")
+    if summary["test_acc"] is not None:
+        grid.add_row("test accuracy", f"{100 * summary['test_acc']:.2f}%",
+                     f"retrained from scratch, top-1 on the test split ({summary['dataset']})")
+    grid.add_row("search time", f"{summary['search_seconds']:.0f} s",
+                 f"{summary['search_images']:,} image-steps (wall clock)")
+    if summary["retrain_seconds"] is not None:
+        grid.add_row("retraining time", f"{summary['retrain_seconds']:.0f} s", "wall clock")
+    console.print(grid)
+
+
+@_command()
+def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
+          epochs: Annotated[int | None, typer.Option(help="Epochs (default: the run's --retrain-epochs).")] = None,
+          as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False):
+    """Retrain a run's architecture from scratch and evaluate it on the test split (replaces model.pt)."""
+    from .searcher import retrain
+
+    result = retrain(run, epochs=epochs, progress=not as_json)
+    if as_json:
+        _print_json({"run": str(result.run), **result.summary})
+    else:
+        _print_summary(result.run, result.summary)
+
+
+@_command(name="eval")
+def evaluate_run(run: Annotated[Path, typer.Argument(help="A run folder.")],
+                 as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """Evaluate a run's retrained network on its test split."""
+    from .searcher import evaluate_run as run_eval
+
+    result = run_eval(run)
+    if as_json:
+        _print_json(result)
+    else:
+        Console(highlight=False).print(f"test accuracy {100 * result['test_acc']:.2f}% ({result['test_images']} "
+                                       f"images of {result['dataset']}, top-1, retrained weights in {run}/model.pt)")
 
 
 @_command(**_PENDING)

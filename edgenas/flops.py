@@ -132,13 +132,17 @@ def count_table(space: Space) -> CostTable:
     import torch
     from torch import nn
 
-    from .blocks import make_block
-    from .model import Head, Stem
-
     def cost(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, int]:
         return count_flops(module, shape), count_params(module)
 
-    torch.manual_seed(0)  # counts do not depend on weights; a fixed seed keeps the work reproducible
+    with torch.random.fork_rng(devices=[]):  # counts do not depend on weights: leave the caller's RNG alone
+        return _count_pieces(space, cost)
+
+
+def _count_pieces(space: Space, cost) -> CostTable:
+    from .blocks import make_block
+    from .model import Head, Stem
+
     stem_cost = cost(Stem(space), (3, space.resolution, space.resolution))
     head_shape = (space.last_channels, space.last_size, space.last_size)
     head_costs = [cost(Head(space, classes), head_shape) for classes in (1, 2)]

@@ -1,0 +1,89 @@
+"""The cost model: per-candidate FLOPs and latency of a space, expected costs under alpha, and the budget penalty.
+
+FLOPs come from the fvcore table (`flops.py`), latency from a measured table (`latency.py`) with its calibration
+spread over the pieces (scale x median + ms per parameter x parameters; the offset is a fixed cost). Costs are
+additive over layers, so the expected cost is differentiable in alpha and the derivation is a knapsack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .arch import Arch
+from .flops import CostTable
+from .latency import LatencyTable, arch_keys, block_key, stem_key
+from .space import SKIP, Space
+
+
+@dataclass
+class CostModel:
+    """`flops[i, j]` and `ms[i, j]`: cost of candidate j at layer i (0 for skip and padding); fixed costs apart."""
+
+    space: Space
+    num_classes: int
+    flops: Tensor
+    fixed_flops: float
+    ms: Tensor | None
+    fixed_ms: float
+
+    @classmethod
+    def build(cls, space: Space, num_classes: int, flops_table: CostTable,
+              latency_table: LatencyTable | None = None) -> CostModel:
+        width = max(len(layer.choices) for layer in space)
+        flops = torch.zeros(len(space), width, dtype=torch.float64)
+        ms = torch.zeros(len(space), width, dtype=torch.float64) if latency_table else None
+        for i, layer in enumerate(space):
+            for j, choice in enumerate(layer.choices):
+                flops[i, j] = flops_table.layers[layer.label][choice][0]
+                if ms is not None and choice != SKIP:
+                    ms[i, j] = _block_ms(latency_table, block_key(layer, choice),
+                                         flops_table.layers[layer.label][choice][1])
+        fixed_flops = (flops_table.stem[0] + flops_table.head[0] + (num_classes - 1) * flops_table.per_class[0])
+        fixed_ms = 0.0
+        if latency_table is not None:
+            c = latency_table.data["calibration"]
+            fixed_params = (flops_table.stem[1] + flops_table.head[1] + (num_classes - 1) * flops_table.per_class[1])
+            fixed_ms = (c.get("scale", 1.0) * (latency_table.median(stem_key(space))
+                                               + latency_table.head_ms(space, num_classes))
+                        + c.get("ms_per_mparam", 0.0) * fixed_params / 1e6 + c.get("offset_ms", 0.0))
+        return cls(space, num_classes, flops, float(fixed_flops), ms, fixed_ms)
+
+    def expected(self, probs: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Expected FLOPs and milliseconds of a network drawn from per-layer probabilities (differentiable)."""
+        flops = (probs * self.flops.to(probs)).sum() + self.fixed_flops
+        ms = (probs * self.ms.to(probs)).sum() + self.fixed_ms if self.ms is not None else None
+        return flops, ms
+
+    def of(self, arch: Arch) -> tuple[int, float | None]:
+        """FLOPs and calibrated latency of an architecture, from the same numbers the search uses."""
+        index = [layer.choices.index(c) for layer, c in zip(self.space, arch.layers, strict=True)]
+        flops = self.fixed_flops + sum(float(self.flops[i, j]) for i, j in enumerate(index))
+        ms = None if self.ms is None else self.fixed_ms + sum(float(self.ms[i, j]) for i, j in enumerate(index))
+        return round(flops), ms
+
+
+def _block_ms(table: LatencyTable, key: str, params: int) -> float:
+    c = table.data["calibration"]
+    return c.get("scale", 1.0) * table.median(key) + c.get("ms_per_mparam", 0.0) * params / 1e6
+
+
+def budget_penalty(model: CostModel, probs: Tensor, flops_budget: float | None, ms_budget: float | None,
+                   strength: float) -> Tensor:
+    """strength x (relu(E[FLOPs] / budget - 1) + relu(E[ms] / budget - 1)): zero inside the budget, a pull toward
+    cheaper candidates that grows with the excess outside it."""
+    flops, ms = model.expected(probs)
+    penalty = probs.new_zeros(())
+    if flops_budget is not None:
+        penalty = penalty + torch.relu(flops / flops_budget - 1)
+    if ms_budget is not None and ms is not None:
+        penalty = penalty + torch.relu(ms / ms_budget - 1)
+    return strength * penalty
+
+
+def check_keys(model: CostModel, table: LatencyTable, arch: Arch) -> None:
+    """Every key the architecture needs exists (a missing one raises, naming it)."""
+    for key in arch_keys(arch, model.space):
+        table.median(key)

@@ -1,0 +1,71 @@
+"""Baselines that need no supernet: a random architecture within the budget, and MobileNetV2 width-scaled to it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..arch import Arch, make_arch
+from ..cost import CostModel
+from ..errors import EdgeNASError
+from ..flops import cost_table
+from ..latency import LatencyTable
+from ..presets import mobilenetv2
+from ..space import get_space
+from .derive import knapsack
+
+MAX_DRAWS = 10000
+
+
+def random_within_budget(cost: CostModel, flops_budget: float | None, ms_budget: float | None,
+                         generator: torch.Generator) -> Arch:
+    """Uniformly random choices, redrawn until within budget (at most MAX_DRAWS draws); if the budget is so tight
+    that random draws keep missing, random scores solved by the knapsack give a random feasible architecture."""
+    space = cost.space
+    for _ in range(MAX_DRAWS):
+        layers = [layer.choices[int(torch.randint(len(layer.choices), (1,), generator=generator))] for layer in space]
+        arch = make_arch(space, layers, cost.num_classes)
+        flops, ms = cost.of(arch)
+        if (flops_budget is None or flops <= flops_budget) and (ms_budget is None or ms is None or ms <= ms_budget):
+            return arch
+    scores = [torch.rand(len(layer.choices), generator=generator).double().numpy() for layer in space]
+    columns = [(cost.flops.numpy(), flops_budget - cost.fixed_flops)] if flops_budget is not None else []
+    if ms_budget is not None and cost.ms is not None:
+        columns.append((cost.ms.numpy(), ms_budget - cost.fixed_ms))
+    costs = [np.stack([c[i, : len(layer.choices)] for c, _ in columns], 1) for i, layer in enumerate(space)]
+    choice = knapsack(scores, costs, [b for _, b in columns])
+    if choice is None:
+        raise EdgeNASError("no architecture of the space meets the budget")
+    return make_arch(space, [layer.choices[j] for layer, j in zip(space, choice, strict=True)], cost.num_classes)
+
+
+def mobilenetv2_within_budget(space_name: str, resolution: int, num_classes: int, flops_budget: float | None,
+                              ms_budget: float | None, table: LatencyTable | None) -> Arch:
+    """MobileNetV2 in the space at the largest width multiplier (0.10 to 2.00, steps of 0.05) within the budget.
+
+    Cost grows with width, so the widths are bisected. With a latency budget only the table's own width can be
+    predicted, so only that width is tried.
+    """
+    widths = [step / 20 for step in range(2, 41)]
+    if ms_budget is not None and table is not None:
+        widths = [float(table.data["width_mult"])]
+
+    def fits(width: float) -> bool:
+        space = get_space(space_name, resolution, width)
+        arch = mobilenetv2(space, num_classes)
+        if flops_budget is not None and cost_table(space).flops(arch) > flops_budget:
+            return False
+        if ms_budget is not None and table is not None:
+            return table.data["space_hash"] == space.hash and table.predict(arch) <= ms_budget
+        return True
+
+    low, high = 0, len(widths)  # widths[:low] fit (checked), widths[high:] do not
+    while low < high:
+        middle = (low + high) // 2
+        if fits(widths[middle]):
+            low = middle + 1
+        else:
+            high = middle
+    if low == 0:
+        raise EdgeNASError(f"no width of MobileNetV2 in space {space_name} meets the budget")
+    return mobilenetv2(get_space(space_name, resolution, widths[low - 1]), num_classes)

@@ -1,0 +1,109 @@
+"""Derivation: the architecture that maximises the summed log-probability of its choices under FLOPs and latency
+budgets, solved as a multiple-choice knapsack by dynamic programming.
+
+One budget: exact, over the Pareto front of (cost, score) of partial architectures, layer by layer (a partial
+architecture is dropped only when another costs no more and scores at least as well). Two budgets: over a grid
+of 400 x 400 cost steps, costs rounded to the nearest step; the winner's exact costs are checked, and if rounding
+let it exceed a budget the grid budget is tightened and the problem solved again. An infeasible problem gives None.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+GRID_2D = 400
+
+
+def knapsack(scores: list[np.ndarray], costs: list[np.ndarray], budgets: list[float]) -> list[int] | None:
+    """Per layer, the index of the chosen option.
+
+    scores[i][j]: value of option j at layer i (-inf for unavailable options); costs[i][j, k]: its cost under
+    constraint k; budgets[k]: the limit on the summed cost k (fixed costs already removed).
+    """
+    budgets = np.asarray(budgets, dtype=np.float64)
+    if len(budgets) not in (1, 2):
+        raise ValueError("one or two budgets")
+    if np.any(budgets < 0):
+        return None
+    if len(budgets) == 1:
+        return _pareto(scores, [np.asarray(c, dtype=np.float64)[:, 0] for c in costs], float(budgets[0]))
+    grid = GRID_2D
+    limit = budgets.copy()
+    for _ in range(8):
+        choice = _solve(scores, costs, limit, grid)
+        if choice is None:
+            return None
+        total = sum(costs[i][j] for i, j in enumerate(choice))
+        over = total - budgets
+        if np.all(over <= 1e-9 * np.maximum(1.0, budgets)):
+            return choice
+        limit = limit - np.maximum(over, 0) - limit / grid  # rounding let it through: tighten and retry
+    return None
+
+
+def _solve(scores, costs, limit, grid) -> list[int] | None:
+    k = len(limit)
+    unit = np.where(limit > 0, limit / grid, 1.0)
+    shape = (grid + 1,) * k
+    value = np.full(shape, -np.inf)
+    value[(0,) * k] = 0.0
+    back = []
+    for score, cost in zip(scores, costs, strict=True):
+        steps = np.rint(np.asarray(cost, dtype=np.float64) / unit).astype(np.int64)
+        best = np.full(shape, -np.inf)
+        arg = np.full(shape, -1, dtype=np.int16)
+        for j, (s, step) in enumerate(zip(score, steps, strict=True)):
+            if not np.isfinite(s) or np.any(step > grid):
+                continue
+            shifted = np.full(shape, -np.inf)
+            target = tuple(slice(int(d), None) for d in step)
+            source = tuple(slice(0, grid + 1 - int(d)) for d in step)
+            shifted[target] = value[source] + s
+            better = shifted > best
+            best[better] = shifted[better]
+            arg[better] = j
+        value = best
+        back.append((arg, steps))
+    if not np.isfinite(value).any():
+        return None
+    cell = np.unravel_index(int(np.argmax(value)), shape)
+    choice = []
+    for arg, steps in reversed(back):
+        j = int(arg[cell])
+        choice.append(j)
+        cell = tuple(int(c - d) for c, d in zip(cell, steps[j], strict=True))
+    return choice[::-1]
+
+
+def _pareto(scores: list[np.ndarray], costs: list[np.ndarray], budget: float) -> list[int] | None:
+    """Exact one-budget knapsack: keep, after each layer, the partial architectures no other one dominates."""
+    finite = [np.isfinite(s) for s in scores]
+    if not all(f.any() for f in finite):
+        return None
+    # The cheapest completion of the layers still to come, to drop partial architectures that cannot fit.
+    cheapest = [float(c[f].min()) for c, f in zip(costs, finite, strict=True)]
+    rest = np.concatenate([np.cumsum(cheapest[::-1])[::-1][1:], [0.0]])
+    cost, score = np.zeros(1), np.zeros(1)
+    parents = []
+    for i, (s, c, f) in enumerate(zip(scores, costs, finite, strict=True)):
+        options = np.flatnonzero(f)
+        total = (cost[:, None] + c[options][None, :]).ravel()
+        value = (score[:, None] + s[options][None, :]).ravel()
+        parent = np.repeat(np.arange(len(cost)), len(options))
+        choice = np.tile(options, len(cost))
+        fits = total <= budget - rest[i] + 1e-9 * max(1.0, abs(budget))
+        if not fits.any():
+            return None
+        total, value, parent, choice = total[fits], value[fits], parent[fits], choice[fits]
+        order = np.lexsort((-value, total))  # by cost, then best score first
+        total, value, parent, choice = total[order], value[order], parent[order], choice[order]
+        best_before = np.maximum.accumulate(np.concatenate([[-np.inf], value[:-1]]))
+        keep = value > best_before  # strictly better than everything that costs no more
+        cost, score = total[keep], value[keep]
+        parents.append((parent[keep], choice[keep]))
+    index = int(np.argmax(score))
+    picked = []
+    for parent, choice in reversed(parents):
+        picked.append(int(choice[index]))
+        index = int(parent[index])
+    return picked[::-1]

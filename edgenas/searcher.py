@@ -1,0 +1,600 @@
+"""`search(settings)`: one run from data to a retrained network, resumable after any epoch.
+
+Order of work: load and split the data; resolve the space, FLOPs and latency tables and the budgets (an infeasible
+budget is refused before any training); run the strategy (DA-NAS or a baseline) with a checkpoint after every
+epoch; derive the architecture under the budgets and check it with fvcore and the table; evaluate it with the
+supernet's weights (batch norm recalibrated); retrain it from scratch and evaluate it on the test split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .arch import Arch, from_dict, make_arch
+from .cost import CostModel, check_keys
+from .data import Dataset, batches, count_images, load_dataset
+from .errors import EdgeNASError
+from .files import atomic_write_bytes
+from .flops import cost_table, count_flops
+from .latency import LatencyTable, load_table
+from .model import build_model
+from .runs import Run, load_weights
+from .search import danas
+from .search.baselines import mobilenetv2_within_budget, random_within_budget
+from .search.schedule import DEFAULT_SCHEDULE, auto_scale, full_data_epochs, parse_schedule, scale
+from .space import SPACES, Space, get_space
+from .supernet import Supernet, recalibrate_batch_norm
+from .train import (
+    Device,
+    SupernetSettings,
+    TrainSettings,
+    evaluate,
+    make_optimizer,
+    per_class_accuracy,
+    supernet_epoch,
+    train_epoch,
+)
+from .units import format_flops
+
+STRATEGIES = ("danas", "full", "random", "mobilenetv2")
+
+
+@dataclass
+class SearchSettings:
+    """Every setting of a run, defaults included; written to the run's config.json."""
+
+    data: str | None = None  # None: scikit-learn's handwritten digits
+    space: str = "mobile-small"
+    resolution: int | None = None  # None: the space's default; 16 for the 8x8 digits where the space allows it
+    width_mult: float = 1.0
+    flops: int | None = None  # None: MobileNetV2's FLOPs in the space (the midpoint of its range without one)
+    latency_ms: float | None = None
+    table: str | None = None
+    strategy: str = "danas"
+    schedule: str = DEFAULT_SCHEDULE
+    epochs_scale: float | None = None  # None: 1.0, shrinking to 0.5 below 20,000 training images
+    epochs: int | None = None  # `full` only: its epochs (default: the schedule's total)
+    prune_ratio: float = 0.4
+    probe_epochs: int = 1
+    class_order: str | None = None  # a JSON file: {"order": [class names or indices, easiest first]}; skips the probe
+    batch_size: int = 64
+    lr: float = 0.02  # supernet weights: SGD, Nesterov momentum 0.9, cosine over the stages
+    arch_lr: float = 0.003  # architecture parameters: Adam (beta1 = 0, as ProxylessNAS)
+    arch_every: int = 4  # one architecture step per this many weight steps
+    cost_strength: float = 2.0
+    weight_decay: float = 4e-5
+    label_smoothing: float = 0.1
+    retrain_epochs: int = 40
+    retrain_lr: float = 0.05
+    retrain_weight_decay: float = 4e-5
+    val_fraction: float = 0.1
+    flip: bool | None = None  # None: on, except for the digits (a mirrored digit is another symbol)
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise EdgeNASError(f"unknown strategy {self.strategy!r}: expected one of {', '.join(STRATEGIES)}")
+        SPACES.get(self.space)
+        parse_schedule(self.schedule)
+        checks = [("--prune-ratio", self.prune_ratio, 0 <= self.prune_ratio < 1, "a number in [0, 1)"),
+                  ("--retrain-epochs", self.retrain_epochs, self.retrain_epochs >= 0, "0 or more"),
+                  ("--probe-epochs", self.probe_epochs, self.probe_epochs >= 0, "0 or more"),
+                  ("--batch-size", self.batch_size, self.batch_size >= 1, "1 or more"),
+                  ("--arch-every", self.arch_every, self.arch_every >= 1, "1 or more"),
+                  ("--epochs", self.epochs, self.epochs is None or self.epochs >= 1, "1 or more"),
+                  ("--epochs-scale", self.epochs_scale, self.epochs_scale is None or self.epochs_scale > 0,
+                   "a positive number"),
+                  ("--lr", self.lr, self.lr > 0, "a positive number"),
+                  ("--cost-strength", self.cost_strength, self.cost_strength >= 0, "0 or more")]
+        for name, value, ok, expected in checks:
+            if not ok:
+                raise EdgeNASError(f"bad {name} {value}: expected {expected}")
+        if self.latency_ms is not None and self.table is None:
+            raise EdgeNASError("--latency needs --table DEVICE (a latency table of the target device)")
+        if self.epochs is not None and self.strategy != "full":
+            raise EdgeNASError("--epochs applies to --strategy full only (DA-NAS follows --schedule)")
+
+
+@dataclass
+class SearchResult:
+    run: Path
+    summary: dict = field(default_factory=dict)
+
+
+def _versions() -> dict:
+    import fvcore  # noqa: F401  (present: FLOPs are counted with it)
+    import onnxruntime
+    import torchvision
+
+    from . import __version__
+
+    return {"edgenas": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "onnxruntime": onnxruntime.__version__, "python": platform.python_version()}
+
+
+def default_resolution(settings: SearchSettings) -> int:
+    spec = SPACES.get(settings.space)
+    if settings.resolution is not None:
+        return settings.resolution
+    if settings.data is None:
+        return max(16, spec.total_stride)  # the digits are 8x8: 16x16 keeps them whole at a quarter of 32x32's cost
+    return spec.default_resolution
+
+
+class _Context:
+    """What a run needs at hand: settings, data, space, costs, budgets, device, generator."""
+
+    def __init__(self, settings: SearchSettings, run: Run, log):
+        self.settings, self.run, self.log = settings, run, log
+        self.device = Device.pick(settings.device)
+        self.resolution = default_resolution(settings)
+        self.space: Space = get_space(settings.space, self.resolution, settings.width_mult)
+        self.data: Dataset = load_dataset(settings.data, self.resolution, flip=settings.flip,
+                                          val_fraction=settings.val_fraction).to(self.device.device)
+        self.num_classes = self.data.num_classes
+        self.flops_table = cost_table(self.space)
+        self.table: LatencyTable | None = load_table(settings.table) if settings.table else None
+        if self.table is not None:
+            probe = make_arch(self.space, [layer.choices[0] for layer in self.space], self.num_classes)
+            self.table.check(probe)
+        self.cost = CostModel.build(self.space, self.num_classes, self.flops_table, self.table)
+        self.flops_budget, self.ms_budget = self._budgets()
+        self.class_order = read_class_order(settings.class_order, self.data.classes) if settings.class_order else None
+
+    def _budgets(self) -> tuple[float | None, float | None]:
+        s, space = self.settings, self.space
+        lowest = make_arch(space, [min(layer.choices, key=lambda c, la=layer.label: self.flops_table.layers[la][c])
+                                   for layer in space], self.num_classes)
+        highest = make_arch(space, [max(layer.choices, key=lambda c, la=layer.label: self.flops_table.layers[la][c])
+                                    for layer in space], self.num_classes)
+        low, high = self.flops_table.flops(lowest), self.flops_table.flops(highest)
+        flops = s.flops
+        if flops is None:
+            if space.spec.mobilenetv2_depths is not None:
+                from .presets import mobilenetv2
+
+                flops = self.flops_table.flops(mobilenetv2(space, self.num_classes))
+            else:
+                flops = (low + high) // 2
+        if flops < low:
+            raise EdgeNASError(f"FLOPs budget {format_flops(flops)} is infeasible: the smallest network of space "
+                               f"{space.name} at {space.resolution}x{space.resolution}, width {space.width_mult}, "
+                               f"{self.num_classes} classes has {format_flops(low)} FLOPs")
+        self.flops_binds = flops < high
+        if not self.flops_binds:
+            self.log(f"FLOPs budget {format_flops(flops)} does not bind: the largest network has "
+                     f"{format_flops(high)} FLOPs")
+        ms = s.latency_ms
+        self.latency_binds = False
+        if ms is not None:
+            smallest_ms = self.cost.fixed_ms + float(
+                sum(self.cost.ms[i, : len(layer.choices)].min() for i, layer in enumerate(space)))
+            largest_ms = self.cost.fixed_ms + float(
+                sum(self.cost.ms[i, : len(layer.choices)].max() for i, layer in enumerate(space)))
+            if ms < smallest_ms:
+                raise EdgeNASError(f"latency budget {ms:g} ms is infeasible: the fastest network of space "
+                                   f"{space.name} is predicted at {smallest_ms:.3f} ms by table {self.table.name}")
+            self.latency_binds = ms < largest_ms
+            if not self.latency_binds:
+                self.log(f"latency budget {ms:g} ms does not bind: the slowest network is predicted at "
+                         f"{largest_ms:.3f} ms")
+        # Both budgets together can be infeasible even when each alone is not.
+        if not self._jointly_feasible(flops, ms):
+            raise EdgeNASError(f"the budgets {format_flops(flops)} FLOPs and {ms:g} ms cannot be met together by any "
+                               f"network of space {space.name}")
+        return float(flops), ms
+
+    def _jointly_feasible(self, flops: float, ms: float | None) -> bool:
+        import numpy as np
+
+        from .search.derive import knapsack
+
+        if ms is None:
+            return True
+        scores = [np.zeros(len(layer.choices)) for layer in self.space]
+        costs = [np.stack([self.cost.flops[i, : len(layer.choices)].numpy(),
+                           self.cost.ms[i, : len(layer.choices)].numpy()], 1) for i, layer in enumerate(self.space)]
+        return knapsack(scores, costs, [flops - self.cost.fixed_flops, ms - self.cost.fixed_ms]) is not None
+
+    def describe_budgets(self) -> dict:
+        return {"flops": self.flops_budget, "flops_binds": self.flops_binds, "latency_ms": self.ms_budget,
+                "latency_binds": self.latency_binds, "table": self.table.source if self.table else None}
+
+
+def read_class_order(path: str, names: list[str]) -> list[int]:
+    """A class order file: {"order": [...]} (or a bare list) of class names or indices, easiest first."""
+    from .files import read_json
+
+    data = read_json(path, "class order file")
+    order = data.get("order") if isinstance(data, dict) else data
+    try:
+        indices = [names.index(x) if isinstance(x, str) else int(x) for x in order]
+    except (ValueError, TypeError):
+        indices = None
+    if indices is None or sorted(indices) != list(range(len(names))):
+        raise EdgeNASError(f"class order file {path}: expected 'order' to list each of the {len(names)} classes once "
+                           f"(names such as {names[0]!r} or indices 0 to {len(names) - 1})")
+    return indices
+
+
+def _default_run_name(settings: SearchSettings) -> Path:
+    budget = format_flops(settings.flops) if settings.flops else "default"
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{stamp}-{settings.strategy}-{budget}"
+
+
+def search(settings: SearchSettings | None = None, *, out: str | Path | None = None, resume: str | Path | None = None,
+           progress: bool = True, log=print) -> SearchResult:
+    """Run a search and the retraining of its result; `resume` continues a stopped run where it stopped."""
+    if resume is not None:
+        run = Run.open(resume)
+        config = run.config()
+        try:
+            settings = SearchSettings(**config["settings"])
+        except (KeyError, TypeError) as exc:
+            raise EdgeNASError(f"run {run.path}: config.json does not hold valid settings ({exc})") from None
+    else:
+        settings = settings or SearchSettings()
+        settings.validate()
+        path = Path(out) if out is not None else _default_run_name(settings)
+        if out is None:
+            path.parent.mkdir(exist_ok=True)
+        elif path.exists() and any(path.iterdir()):
+            raise EdgeNASError(f"run folder {path} already exists and is not empty; use --resume {path} to continue "
+                               "it, or choose another --out")
+        elif not path.parent.is_dir():
+            raise EdgeNASError(f"cannot create run folder {path}: folder {path.parent} does not exist")
+    torch.manual_seed(settings.seed)
+    if resume is None:
+        # Everything that can refuse the run (data, space, tables, budgets) is checked before the folder exists.
+        context = _Context(settings, Run(path), log)
+        run = Run.create(path, {"settings": dataclasses.asdict(settings), "versions": _versions(),
+                                "resolved": {"resolution": context.resolution, "space_hash": context.space.hash,
+                                             "budgets": context.describe_budgets(),
+                                             "data": context.data.describe(), "device": str(context.device.device),
+                                             "amp": str(context.device.amp_dtype)}})
+        context.run = run
+    else:
+        context = _Context(settings, run, log)
+    return _Search(context).go(progress)
+
+
+class _Search:
+    def __init__(self, context: _Context):
+        self.c = context
+        self.s = context.settings
+        self.run = context.run
+        self.generator = torch.Generator().manual_seed(self.s.seed)
+
+    # -------------------------------------------------------------- the whole run
+    def go(self, progress: bool) -> SearchResult:
+        state = self.run.load_checkpoint() or {}
+        if state:
+            torch.set_rng_state(state["torch_rng"])
+            self.generator.set_state(state["generator"])
+        history = self.run.history()[: state.get("history_rows", 0)]
+        self.run.set_history(history)
+        with _Progress(progress) as bar:
+            if "arch" not in state:
+                state = self._search(state, history, bar)
+            arch = from_dict(state["arch"], str(self.run.file("checkpoint.pt")))
+            if not self.run.has("arch.json"):
+                arch.save(self.run.file("arch.json"))
+            state = self._retrain(arch, state, history, bar)
+        summary = self._summary(arch, state)
+        self.run.write("summary.json", summary)
+        return SearchResult(self.run.path, summary)
+
+    def _save(self, state: dict, history: list[dict]) -> None:
+        state["torch_rng"] = torch.get_rng_state()
+        state["generator"] = self.generator.get_state()
+        state["history_rows"] = len(history)
+        self.run.set_history(history)
+        self.run.save_checkpoint(state)
+
+    # -------------------------------------------------------------- search
+    def _stages(self):
+        stages = parse_schedule(self.s.schedule)
+        factor = self.s.epochs_scale or auto_scale(self.c.data.size("train"))
+        return scale(stages, factor), factor
+
+    def _search(self, state: dict, history: list[dict], bar) -> dict:
+        c, s = self.c, self.s
+        start = time.perf_counter() - state.get("search_seconds", 0.0)
+        if s.strategy in ("random", "mobilenetv2"):
+            if s.strategy == "random":
+                arch = random_within_budget(c.cost, c.flops_budget, c.ms_budget, self.generator)
+            else:
+                arch = mobilenetv2_within_budget(s.space, c.resolution, c.num_classes, c.flops_budget, c.ms_budget,
+                                                 c.table)
+            state.update({"arch": arch.to_dict(), "search_seconds": time.perf_counter() - start, "images": 0,
+                          "inherited_val_acc": None})
+            self._save(state, history)
+            return state
+        stages, factor = self._stages()
+        if c.class_order is not None and "class_order" not in state:
+            state["class_order"] = c.class_order
+            self.run.write("class_order.json", {"order": c.class_order,
+                                                "names": [c.data.classes[i] for i in c.class_order],
+                                                "method": f"given by {s.class_order}"})
+        phases = danas.plan(s.strategy, stages, 0 if s.class_order else s.probe_epochs, s.epochs)
+        with torch.random.fork_rng(devices=[]):  # initial weights depend on the seed alone
+            torch.manual_seed(s.seed)
+            net = c.device.prepare(Supernet(c.space, c.num_classes))
+        weight_opt = torch.optim.SGD(net.weight_parameters(), lr=s.lr, momentum=0.9, nesterov=True,
+                                     weight_decay=s.weight_decay)
+        arch_opt = torch.optim.Adam([net.alpha], lr=s.arch_lr, betas=(0.0, 0.999))
+        total_steps = None  # counted once the class order is known (after the probe)
+        scheduler = None
+        scaler = c.device.scaler()
+        if state:
+            net.load_state_dict(state["supernet"])
+            weight_opt.load_state_dict(state["weight_opt"])
+            arch_opt.load_state_dict(state["arch_opt"])
+        settings = SupernetSettings(s.batch_size, s.label_smoothing, s.arch_every, s.cost_strength,
+                                    c.flops_budget if c.flops_binds else None,
+                                    c.ms_budget if c.latency_binds else None)
+        bar.begin(sum(p.epochs for p in phases))
+        bar.skip(sum(p.epochs for p in phases[: state.get("phase", 0)]) + state.get("epoch", 0))
+        for index in range(state.get("phase", 0), len(phases)):
+            phase = phases[index]
+            classes = self._classes(phase, state)
+            if phase.train_arch and scheduler is None:
+                if total_steps is None:
+                    total_steps = sum(p.epochs * max(1, count_images(c.data, "train", self._classes(p, state))
+                                                     // s.batch_size) for p in phases if p.train_arch)
+                scheduler = torch.optim.lr_scheduler.LambdaLR(
+                    weight_opt, lambda step, n=total_steps: 0.5 * (1 + math.cos(math.pi * min(step, n) / max(1, n))))
+                if "scheduler" in state:
+                    scheduler.load_state_dict(state["scheduler"])
+            for epoch in range(state.get("epoch", 0) if index == state.get("phase", 0) else 0, phase.epochs):
+                bar.describe(f"{phase.name}: {len(classes)}/{c.num_classes} classes, "
+                             f"{sum(net.active_counts())} candidates")
+                t0 = time.perf_counter()
+                metrics = supernet_epoch(net, c.data, classes, weight_opt, arch_opt,
+                                         scheduler if phase.train_arch else None, c.cost, settings, self.generator,
+                                         c.device, scaler, train_arch=phase.train_arch, uniform=phase.uniform)
+                flops, ms = c.cost.expected(net.probs().detach().double().cpu())
+                row = {"phase": phase.name, "epoch": epoch, "classes": len(classes), "admitted": classes,
+                       "active": net.active_counts(), **metrics, "expected_flops": float(flops),
+                       "expected_ms": None if ms is None else float(ms), "seconds": time.perf_counter() - t0}
+                history.append(row)
+                state.update({"phase": index, "epoch": epoch + 1, "images": state.get("images", 0) + metrics["images"]
+                              + metrics["arch_steps"] * s.batch_size})
+                latency = "" if ms is None else f", E[latency] {float(ms):.2f} ms"
+                bar.step(f"loss {metrics['train_loss']:.3f}, acc {100 * metrics['train_acc']:.1f}%, "
+                         f"E[FLOPs] {format_flops(float(flops))}{latency}")
+                self._checkpoint(state, history, net, weight_opt, arch_opt, scheduler, start)
+            if phase.name == "probe":
+                accuracy = per_class_accuracy(net, c.data, self.generator, c.device, s.batch_size)
+                order = danas.class_order(accuracy)
+                self.run.write("class_order.json", {
+                    "order": order, "names": [c.data.classes[i] for i in order],
+                    "probe_accuracy": {c.data.classes[i]: accuracy[i] for i in range(c.num_classes)},
+                    "method": "per-class accuracy on the search-validation split after the probe (uniform paths), "
+                              "easiest first, ties by class index"})
+                state["class_order"] = order
+            if phase.prune_after and s.prune_ratio > 0:
+                dropped, restored = danas.prune(net, s.prune_ratio, c.cost, settings.flops_budget, settings.ms_budget)
+                history.append({"phase": phase.name, "pruned": dropped, "restored_cheapest": restored,
+                                "active": net.active_counts(), "active_choices": net.active_choices()})
+            state.update({"phase": index + 1, "epoch": 0})
+            self._checkpoint(state, history, net, weight_opt, arch_opt, scheduler, start)
+        choice = danas.derive(net, c.cost, c.flops_budget, c.ms_budget)
+        if choice is None:
+            raise EdgeNASError("no architecture of the remaining candidates meets the budgets")
+        arch = make_arch(c.space, [layer.choices[j] for layer, j in zip(c.space, choice, strict=True)],
+                         c.num_classes)
+        model = net.extract(arch)
+        recalibrate_batch_norm(model, _limited(batches(c.data, "train", s.batch_size, generator=self.generator,
+                                                       train=True), 20))
+        state.update({"arch": arch.to_dict(), "search_seconds": time.perf_counter() - start,
+                      "inherited_val_acc": evaluate(model, c.data, "val", c.device),
+                      "schedule_scale": factor, "full_data_epochs": full_data_epochs(stages)})
+        for key in ("supernet", "weight_opt", "arch_opt", "scheduler"):
+            state.pop(key, None)
+        state["final_probs"] = [[round(p, 6) for p in row[: len(layer.choices)]]
+                                for row, layer in zip(net.probs().detach().cpu().tolist(), c.space, strict=True)]
+        state["phase"], state["epoch"] = len(phases), 0
+        self._save(state, history)
+        return state
+
+    def _classes(self, phase: danas.Phase, state: dict) -> list[int]:
+        order = state.get("class_order")
+        if order is None and self.s.strategy == "danas" and phase.name != "probe":
+            order = self._class_order_override()
+            state["class_order"] = order
+        if phase.fraction >= 1.0 or order is None:
+            return list(range(self.c.num_classes))
+        return danas.admitted(order, phase.fraction)
+
+    def _class_order_override(self) -> list[int]:
+        # Without a probe (--probe-epochs 0) the class order comes from class_order.json if given, else by index.
+        if self.run.has("class_order.json"):
+            return list(self.run.read("class_order.json")["order"])
+        return list(range(self.c.num_classes))
+
+    def _checkpoint(self, state, history, net, weight_opt, arch_opt, scheduler, start) -> None:
+        state.update({"supernet": net.state_dict(), "weight_opt": weight_opt.state_dict(),
+                      "arch_opt": arch_opt.state_dict(), "search_seconds": time.perf_counter() - start})
+        if scheduler is not None:
+            state["scheduler"] = scheduler.state_dict()
+        self._save(state, history)
+
+    # -------------------------------------------------------------- retraining
+    def _retrain(self, arch: Arch, state: dict, history: list[dict], bar) -> dict:
+        c, s = self.c, self.s
+        retrain = state.get("retrain", {})
+        if retrain.get("done"):
+            return state
+        with torch.random.fork_rng(devices=[]):  # initial weights depend on the seed alone
+            torch.manual_seed(s.seed + 1)
+            model = c.device.prepare(build_model(arch))
+        settings = TrainSettings(s.retrain_epochs, s.batch_size, s.retrain_lr, 0.9, s.retrain_weight_decay,
+                                 s.label_smoothing)
+        steps = s.retrain_epochs * max(1, c.data.size("train") // s.batch_size)
+        optimizer, scheduler = make_optimizer(model, settings, steps)
+        if retrain.get("model"):
+            model.load_state_dict(retrain["model"])
+            optimizer.load_state_dict(retrain["optimizer"])
+            scheduler.load_state_dict(retrain["scheduler"])
+        scaler = c.device.scaler()
+        start = time.perf_counter() - retrain.get("seconds", 0.0)
+        bar.begin(s.retrain_epochs, again=True)
+        bar.skip(retrain.get("epoch", 0))
+        for epoch in range(retrain.get("epoch", 0), s.retrain_epochs):
+            bar.describe(f"retraining {arch.space} ({format_flops(c.cost.of(arch)[0])} FLOPs)")
+            t0 = time.perf_counter()
+            metrics = train_epoch(model, c.data, optimizer, scheduler, settings, self.generator, c.device, scaler)
+            history.append({"phase": "retrain", "epoch": epoch, **metrics, "seconds": time.perf_counter() - t0})
+            bar.step(f"loss {metrics['train_loss']:.3f}, acc {100 * metrics['train_acc']:.1f}%")
+            state["retrain"] = {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                "scheduler": scheduler.state_dict(), "seconds": time.perf_counter() - start}
+            self._save(state, history)
+        model.eval()
+        _save_weights(self.run.file("model.pt"), model)
+        state["retrain"] = {"done": True, "epochs": s.retrain_epochs, "seconds": time.perf_counter() - start,
+                            "val_acc": evaluate(model, c.data, "val", c.device),
+                            "test_acc": evaluate(model, c.data, "test", c.device)}
+        self._save(state, history)
+        return state
+
+    # -------------------------------------------------------------- results
+    def _summary(self, arch: Arch, state: dict) -> dict:
+        c = self.c
+        flops, ms = c.cost.of(arch)
+        if arch.width_mult != c.space.width_mult:  # the mobilenetv2 baseline scales its width
+            arch_space = arch.resolve_space()
+            flops = cost_table(arch_space).flops(arch)
+            ms = c.table.predict(arch) if c.table is not None and c.table.data["space_hash"] == arch.space_hash \
+                else None
+        elif c.table is not None:
+            check_keys(c.cost, c.table, arch)
+            ms = c.table.predict(arch)
+        model = build_model(arch)
+        fvcore_flops = count_flops(model, (3, arch.resolution, arch.resolution))
+        if fvcore_flops != flops:
+            raise EdgeNASError(f"internal check failed: table FLOPs {flops} != fvcore {fvcore_flops}")
+        retrain = state.get("retrain", {})
+        return {
+            "arch": arch.to_dict(),
+            "flops": flops, "flops_method": "fvcore on the built network (1 multiply-add = 1 FLOP, batch norm folded)",
+            "flops_budget": c.flops_budget, "within_flops_budget": flops <= c.flops_budget,
+            "predicted_latency_ms": ms, "latency_budget_ms": c.ms_budget,
+            "latency_table": c.table.source if c.table else None,
+            "within_latency_budget": None if c.ms_budget is None or ms is None else ms <= c.ms_budget,
+            "params": sum(p.numel() for p in model.parameters()),
+            "inherited_val_acc": state.get("inherited_val_acc"),
+            "val_acc": retrain.get("val_acc"), "test_acc": retrain.get("test_acc"),
+            "search_seconds": state.get("search_seconds"), "retrain_seconds": retrain.get("seconds"),
+            "search_images": state.get("images", 0), "schedule_scale": state.get("schedule_scale"),
+            "full_data_epochs": state.get("full_data_epochs"), "strategy": self.s.strategy,
+            "classes": c.data.classes, "dataset": c.data.name, "resolution": c.resolution,
+            "accuracy_method": "top-1 on the test split (never seen by the search), retrained from scratch",
+        }
+
+
+def _save_weights(path: Path, model) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_model(run_path: str | Path):
+    """The retrained network of a run, loaded safely, with its architecture."""
+    run = Run.open(run_path)
+    arch = from_dict(run.read("arch.json", "architecture file"), str(run.file("arch.json")))
+    model = build_model(arch)
+    state = load_weights(run.file("model.pt"), str(run.file("model.pt")))
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise EdgeNASError(f"{run.file('model.pt')} does not match {run.file('arch.json')}: "
+                           f"{str(exc).splitlines()[0]}") from None
+    return model.eval(), arch
+
+
+def _limited(iterator, count: int):
+    for i, item in enumerate(iterator):
+        if i >= count:
+            return
+        yield item
+
+
+class _Progress:
+    """A rich progress bar over epochs with the current phase and metrics; silent when disabled."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.task = None
+        self.label = ""
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"))
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+
+    def begin(self, total: int, again: bool = False) -> None:
+        if self.bar is not None and (self.task is None or again):
+            self.task = self.bar.add_task("", total=total, metrics="")
+
+    def skip(self, done: int) -> None:
+        if self.bar is not None and done:
+            self.bar.advance(self.task, done)
+
+    def describe(self, label: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, description=label)
+
+    def step(self, metrics: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, metrics=metrics)
+
+
+def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = True, log=print) -> SearchResult:
+    """Retrain a finished (or searched) run's architecture from scratch and evaluate it again."""
+    run = Run.open(run_path)
+    state = run.load_checkpoint()
+    if state is None or "arch" not in state:
+        raise EdgeNASError(f"run {run.path} has no derived architecture yet; finish it with --resume {run.path}")
+    settings = SearchSettings(**run.config()["settings"])
+    if epochs is not None:
+        if epochs < 0:
+            raise EdgeNASError(f"bad --epochs {epochs}: expected 0 or more")
+        settings.retrain_epochs = epochs
+    state.pop("retrain", None)
+    run.save_checkpoint(state)
+    context = _Context(settings, run, log)
+    return _Search(context).go(progress)
+
+
+def evaluate_run(run_path: str | Path) -> dict:
+    """Test accuracy of a run's retrained weights, recomputed from `model.pt` (loaded safely)."""
+    run = Run.open(run_path)
+    settings = SearchSettings(**run.config()["settings"])
+    model, arch = load_model(run.path)
+    device = Device.pick(settings.device)
+    data = load_dataset(settings.data, arch.resolution, flip=settings.flip, val_fraction=settings.val_fraction)
+    data = data.to(device.device)
+    accuracy = evaluate(device.prepare(model), data, "test", device)
+    return {"test_acc": accuracy, "test_images": data.size("test"), "dataset": data.name, "arch": arch.to_dict()}

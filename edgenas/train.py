@@ -1,0 +1,234 @@
+"""Training and evaluation: supernet epochs (weights and architecture parameters), standalone training, accuracy.
+
+On a GPU: automatic mixed precision (bfloat16 where supported, else float16 with loss scaling), channels-last
+tensors, data resident on the device, and no host synchronisation inside the step loop (metrics are accumulated
+on the device and read once per epoch). On the CPU the same code runs in float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .cost import CostModel, budget_penalty
+from .data import Dataset, batches
+from .supernet import Supernet
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where training runs and how: mixed precision and memory format follow the device."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+
+    @classmethod
+    def pick(cls, name: str = "auto", amp: bool | None = None) -> Device:
+        from .errors import EdgeNASError
+
+        if name == "auto":
+            name = "cuda" if torch.cuda.is_available() else "cpu"
+        if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+            raise EdgeNASError(f"bad device {name!r}: expected auto, cpu or cuda")
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise EdgeNASError(f"device {name!r} asked for, but no CUDA GPU is visible")
+        device = torch.device(name)
+        use_amp = device.type == "cuda" if amp is None else amp
+        dtype = None
+        if use_amp:
+            dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+        return cls(device, dtype)
+
+    @property
+    def channels_last(self) -> bool:
+        return self.device.type == "cuda"
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def prepare(self, module: nn.Module) -> nn.Module:
+        module = module.to(self.device)
+        return module.to(memory_format=torch.channels_last) if self.channels_last else module
+
+    def input(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def scaler(self) -> torch.amp.GradScaler:
+        return torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+
+
+def _class_index(classes: list[int], num_classes: int, device) -> tuple[Tensor, Tensor]:
+    """Logit columns of the admitted classes, and a map from dataset labels to positions among them."""
+    admitted = torch.tensor(sorted(classes), device=device)
+    remap = torch.full((num_classes,), -1, dtype=torch.long, device=device)
+    remap[admitted] = torch.arange(len(admitted), device=device)
+    return admitted, remap
+
+
+def _cycle(make: Callable[[], Iterator]) -> Iterator:
+    while True:
+        empty = True
+        for item in make():
+            empty = False
+            yield item
+        if empty:
+            return
+
+
+@dataclass
+class SupernetSettings:
+    batch_size: int
+    label_smoothing: float
+    arch_every: int  # one architecture step per this many weight steps
+    cost_strength: float
+    flops_budget: float | None
+    ms_budget: float | None
+
+
+def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt, arch_opt, scheduler,
+                   cost: CostModel, settings: SupernetSettings, generator: torch.Generator, device: Device,
+                   scaler, *, train_arch: bool = True, uniform: bool = False,
+                   on_step: Callable[[], None] = lambda: None) -> dict:
+    """One epoch over the admitted classes' training images: weight steps on single sampled paths, and every
+    `arch_every` steps an architecture step on a search-validation batch (two paths, binary gates, budget penalty).
+    """
+    net.train()
+    admitted, remap = _class_index(classes, data.num_classes, device.device)
+    val_batches = _cycle(lambda: batches(data, "val", settings.batch_size, classes=classes, generator=generator,
+                                         train=True))
+    totals = torch.zeros(4, device=device.device, dtype=torch.float64)  # loss sum, correct, images, arch steps
+    arch_loss = torch.zeros((), device=device.device, dtype=torch.float64)
+    steps = 0
+    for x, y in batches(data, "train", settings.batch_size, classes=classes, generator=generator, train=True,
+                        drop_last=True):
+        path = net.sample(generator, 1, uniform=uniform)
+        with device.autocast():
+            logits = net(device.input(x), path)[:, admitted].float()
+        target = remap[y]
+        loss = F.cross_entropy(logits, target, label_smoothing=settings.label_smoothing)
+        weight_opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(weight_opt)
+        scaler.update()
+        if scheduler is not None:
+            scheduler.step()
+        totals[0] += loss.detach() * len(y)
+        totals[1] += (logits.detach().argmax(1) == target).sum()
+        totals[2] += len(y)
+        if train_arch and steps % settings.arch_every == 0:
+            xv, yv = next(val_batches)
+            paths = net.sample(generator, 2)
+            with device.autocast():
+                logits_v = net(device.input(xv), paths)[:, admitted].float()
+            loss_v = F.cross_entropy(logits_v, remap[yv], label_smoothing=settings.label_smoothing)
+            loss_v = loss_v + budget_penalty(cost, net.probs(), settings.flops_budget, settings.ms_budget,
+                                             settings.cost_strength)
+            arch_opt.zero_grad(set_to_none=True)
+            loss_v.backward()
+            arch_opt.step()
+            arch_loss += loss_v.detach()
+            totals[3] += 1
+        steps += 1
+        on_step()
+    loss_sum, correct, images, arch_steps = totals.tolist()
+    return {"train_loss": loss_sum / max(1, images), "train_acc": correct / max(1, images), "images": int(images),
+            "arch_steps": int(arch_steps), "arch_loss": float(arch_loss) / max(1, arch_steps), "steps": steps}
+
+
+@torch.no_grad()
+def per_class_accuracy(net: Supernet, data: Dataset, generator: torch.Generator, device: Device,
+                       batch_size: int, paths: int = 4) -> list[float]:
+    """Accuracy of each class on the search-validation split, averaged over `paths` uniformly sampled paths.
+
+    Batch norm uses batch statistics (the running ones mix every path) without updating them.
+    """
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    net.train()
+    correct = torch.zeros(data.num_classes, device=device.device)
+    seen = torch.zeros(data.num_classes, device=device.device)
+    try:
+        for _ in range(paths):
+            path = net.sample(generator, 1, uniform=True)
+            for x, y in batches(data, "val", batch_size):
+                with device.autocast():
+                    prediction = net(device.input(x), path).argmax(1)
+                correct.index_add_(0, y, (prediction == y).float())
+                seen.index_add_(0, y, torch.ones_like(y, dtype=torch.float))
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+    return (correct / seen.clamp(min=1)).tolist()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset, split: str, device: Device, batch_size: int = 256,
+             classes: list[int] | None = None) -> float:
+    """Top-1 accuracy of a standalone network on `split` (restricted to `classes` when given)."""
+    model.eval()
+    correct = torch.zeros((), device=device.device)
+    total = 0
+    for x, y in batches(data, split, batch_size, classes=classes):
+        with device.autocast():
+            logits = model(device.input(x))
+        if classes is not None:
+            admitted, remap = _class_index(classes, data.num_classes, device.device)
+            correct += (logits[:, admitted].argmax(1) == remap[y]).sum()
+        else:
+            correct += (logits.argmax(1) == y).sum()
+        total += len(y)
+    return float(correct) / max(1, total)
+
+
+@dataclass
+class TrainSettings:
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    label_smoothing: float
+
+
+def make_optimizer(model: nn.Module, settings: TrainSettings, steps: int):
+    """SGD with Nesterov momentum (no weight decay on batch norm and biases) and a cosine schedule per step."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        (no_decay if param.ndim <= 1 else decay).append(param)
+    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": settings.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr,
+                                momentum=settings.momentum, nesterov=True)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps) / max(1, steps))))
+    return optimizer, scheduler
+
+
+def train_epoch(model: nn.Module, data: Dataset, optimizer, scheduler, settings: TrainSettings,
+                generator: torch.Generator, device: Device, scaler, on_step: Callable[[], None] = lambda: None) -> dict:
+    model.train()
+    totals = torch.zeros(3, device=device.device, dtype=torch.float64)
+    for x, y in batches(data, "train", settings.batch_size, generator=generator, train=True, drop_last=True):
+        with device.autocast():
+            logits = model(device.input(x)).float()
+        loss = F.cross_entropy(logits, y, label_smoothing=settings.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        totals[0] += loss.detach() * len(y)
+        totals[1] += (logits.detach().argmax(1) == y).sum()
+        totals[2] += len(y)
+        on_step()
+    loss_sum, correct, images = totals.tolist()
+    return {"train_loss": loss_sum / max(1, images), "train_acc": correct / max(1, images), "images": int(images)}

@@ -1,0 +1,150 @@
+"""The search end to end on the tiny space and the embedded digits: real training, pruning, derivation, resume."""
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from edgenas.cli import app
+from edgenas.errors import EdgeNASError
+from edgenas.flops import cost_table, count_flops
+from edgenas.model import build_model
+from edgenas.presets import preset
+from edgenas.searcher import SearchSettings, search
+from edgenas.space import get_space
+
+QUICK = {"space": "tiny", "schedule": "0.2:1,0.5:1,1.0:1", "retrain_epochs": 1, "batch_size": 128}
+
+
+def _rows(run, phase_prefix="stage"):
+    return [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()
+            if json.loads(line).get("phase", "").startswith(phase_prefix)]
+
+
+@pytest.fixture(scope="module")
+def danas_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "danas"
+    result = search(SearchSettings(**QUICK, flops=250_000), out=out, progress=False, log=lambda *a: None)
+    return result
+
+
+def test_run_folder_holds_every_file(danas_run):
+    for name in ("config.json", "class_order.json", "history.jsonl", "checkpoint.pt", "arch.json", "model.pt",
+                 "summary.json"):
+        assert (danas_run.run / name).is_file(), name
+    config = json.loads((danas_run.run / "config.json").read_text())
+    assert config["settings"]["prune_ratio"] == 0.4 and config["settings"]["schedule"] == QUICK["schedule"]
+    assert config["versions"]["torch"] and config["resolved"]["budgets"]["flops"] == 250_000
+
+
+def test_classes_are_admitted_in_the_saved_order_stage_by_stage(danas_run):
+    order = json.loads((danas_run.run / "class_order.json").read_text())["order"]
+    assert sorted(order) == list(range(10))
+    epochs = [row for row in _rows(danas_run.run) if "epoch" in row]
+    assert [row["classes"] for row in epochs] == [2, 5, 10]
+    for row in epochs:
+        assert row["admitted"] == sorted(order[: row["classes"]])
+
+
+def test_each_stage_prunes_every_layer_by_the_ratio(danas_run):
+    counts = [[3, 4, 3, 4]] + [row["active"] for row in _rows(danas_run.run) if "pruned" in row]
+    for before, after in itertools.pairwise(counts):
+        restored = False
+        for b, a in zip(before, after, strict=False):
+            assert a == max(1, b - int(0.4 * b)) or restored
+        assert all(a >= 1 for a in after)
+
+
+def test_derived_architecture_is_within_budget_by_fvcore(danas_run):
+    summary = danas_run.summary
+    arch = preset("smallest", get_space("tiny"), 10)  # any tiny arch: only the space matters here
+    model = build_model(type(arch)(**{**arch.__dict__, "layers": tuple(summary["arch"]["layers"])}))
+    assert count_flops(model, (3, 16, 16)) == summary["flops"] <= 250_000
+    assert summary["within_flops_budget"] and 0 <= summary["test_acc"] <= 1
+
+
+def test_infeasible_budget_is_refused_before_training(tmp_path):
+    smallest = cost_table(get_space("tiny")).flops(preset("smallest", get_space("tiny"), 10))
+    with pytest.raises(EdgeNASError, match=r"smallest network .* has"):
+        search(SearchSettings(**QUICK, flops=smallest - 1), out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_same_seed_gives_the_same_architecture(danas_run, tmp_path):
+    again = search(SearchSettings(**QUICK, flops=250_000), out=tmp_path / "again", progress=False, log=lambda *a: None)
+    assert again.summary["arch"] == danas_run.summary["arch"]
+
+
+@pytest.mark.parametrize("strategy", ["full", "random"])
+def test_baselines_run_in_the_same_code(tmp_path, strategy):
+    result = search(SearchSettings(**QUICK, flops=250_000, strategy=strategy), out=tmp_path / strategy,
+                    progress=False, log=lambda *a: None)
+    assert result.summary["flops"] <= 250_000 and result.summary["test_acc"] is not None
+    if strategy == "full":
+        rows = [r for r in _rows(tmp_path / strategy, "full") if "epoch" in r]
+        assert len(rows) == 3 and all(r["classes"] == 10 and r["active"] == [3, 4, 3, 4] for r in rows)
+
+
+def test_mobilenetv2_baseline_is_width_scaled_to_the_budget(tmp_path):
+    space = get_space("mobile-small", 16)
+    full = cost_table(space).flops(preset("mobilenetv2", space, 10))
+    result = search(SearchSettings(space="mobile-small", strategy="mobilenetv2", flops=full // 2, retrain_epochs=0),
+                    out=tmp_path / "mbv2", progress=False, log=lambda *a: None)
+    assert result.summary["arch"]["width_mult"] < 1.0 and result.summary["flops"] <= full // 2
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--space", "tiny", "--flops", "1K"], "is infeasible"),
+    (["--space", "tiny", "--flops", "300X"], "bad FLOPs value '300X'"),
+    (["--space", "tiny", "--latency", "5ms"], "--latency needs --table"),
+    (["--space", "tiny", "--strategy", "evolution"], "unknown strategy 'evolution'"),
+    (["--space", "tiny", "--schedule", "0.5:2,0.3:1"], "bad schedule"),
+    (["--space", "tiny", "--retrain-epochs", "-1"], "bad --retrain-epochs -1"),
+    (["--data", "/nonexistent/data"], "dataset path /nonexistent/data does not exist"),
+    (["--space", "tiny", "--table", "x86-2core-ort-t1-mobile224", "--latency", "5ms"], "latency table"),
+])
+def test_bad_search_input_is_one_line_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["search", *args, "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_cli_search_json(tmp_path):
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(app, ["search", "--space", "tiny", "--schedule", "0.5:1,1.0:1", "--retrain-epochs",
+                                      "1", "--flops", "300K", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["run"] == str(out) and summary["flops"] <= 300_000
+    result = CliRunner().invoke(app, ["eval", str(out), "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["test_acc"] == pytest.approx(summary["test_acc"])
+
+
+def test_a_search_killed_and_resumed_gives_the_same_architecture(tmp_path):
+    args = ["--space", "tiny", "--schedule", "0.2:3,0.5:3,1.0:3", "--retrain-epochs", "2", "--flops", "250K",
+            "--batch-size", "64", "--json"]
+    reference = CliRunner().invoke(app, ["search", *args, "--out", str(tmp_path / "ref")])
+    assert reference.exit_code == 0, reference.output
+    out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "edgenas", "search", *args, "--out", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill once a few epochs are checkpointed, in the middle of the search
+        history = out / "history.jsonl"
+        if history.is_file() and len(history.read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "summary.json").exists()
+    resumed = CliRunner().invoke(app, ["search", "--resume", str(out), "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.output)["arch"] == json.loads(reference.output)["arch"]
