@@ -34,7 +34,9 @@ demo: $(STAMP)
 	$(BIN)/edgenas tables
 	$(BIN)/edgenas latency $(DEMO_DIR)/mobilenetv2.json --table x86-2core-ort-t1-mobile224 --measure
 	$(BIN)/edgenas profile demo-tiny --space tiny --validate 5 --out $(DEMO_DIR)/demo-tiny.json
-	@echo "demo done: architectures and a latency table in $(DEMO_DIR)/ (search and export arrive with their issues)"
+	rm -rf $(DEMO_DIR)/run
+	$(BIN)/edgenas search --out $(DEMO_DIR)/run
+	@echo "demo done: the searched and retrained network is in $(DEMO_DIR)/run (arch.json, model.pt, summary.json)"
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

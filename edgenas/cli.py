@@ -227,7 +227,7 @@ def search(
     class_order: Annotated[Path | None, typer.Option(help="JSON file with the class order, easiest first (skips "
                                                      "the probe).")] = None,
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 64,
-    retrain_epochs: Annotated[int, typer.Option(help="Epochs of retraining the derived network.")] = 40,
+    retrain_epochs: Annotated[int, typer.Option(help="Epochs of retraining the derived network.")] = 30,
     cost_strength: Annotated[float, typer.Option(help="Strength of the budget penalty on alpha.")] = 2.0,
     no_flip: Annotated[bool, typer.Option("--no-flip", help="No horizontal flips in augmentation.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,

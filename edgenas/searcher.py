@@ -67,13 +67,13 @@ class SearchSettings:
     class_order: str | None = None  # a JSON file: {"order": [class names or indices, easiest first]}; skips the probe
     batch_size: int = 64
     lr: float = 0.02  # supernet weights: SGD, Nesterov momentum 0.9, cosine over the stages
-    arch_lr: float = 0.003  # architecture parameters: Adam (beta1 = 0, as ProxylessNAS)
+    arch_lr: float = 0.03  # architecture parameters: Adam (beta1 = 0, as ProxylessNAS)
     arch_every: int = 4  # one architecture step per this many weight steps
     cost_strength: float = 2.0
     weight_decay: float = 4e-5
     label_smoothing: float = 0.1
-    retrain_epochs: int = 40
-    retrain_lr: float = 0.05
+    retrain_epochs: int = 30
+    retrain_lr: float = 0.02
     retrain_weight_decay: float = 4e-5
     val_fraction: float = 0.1
     flip: bool | None = None  # None: on, except for the digits (a mirrored digit is another symbol)
