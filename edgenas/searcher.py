@@ -583,6 +583,9 @@ def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = Tr
             raise EdgeNASError(f"bad --epochs {epochs}: expected 0 or more")
         settings.retrain_epochs = epochs
     state.pop("retrain", None)
+    history = [row for row in run.history()[: state.get("history_rows", 0)] if row.get("phase") != "retrain"]
+    state["history_rows"] = len(history)
+    run.set_history(history)
     run.save_checkpoint(state)
     context = _Context(settings, run, log)
     return _Search(context).go(progress)

@@ -97,6 +97,15 @@ class Supernet(Network):
             valid[i, : len(layer.choices)] = True
         self.alpha = nn.Parameter(torch.zeros(len(space), width))
         self.register_buffer("active", valid.clone())
+        self._host: dict = {}  # host copies of the sampling weights; see `sample`
+
+    def changed(self) -> None:
+        """Alpha or the mask changed (an architecture step, pruning, loading): the next draw reads them again."""
+        self._host = {}
+
+    def load_state_dict(self, *args, **kwargs):
+        self.changed()
+        return super().load_state_dict(*args, **kwargs)
 
     def mixed_layers(self) -> list[MixedLayer]:
         return [block for stage in self.stages for block in stage]
@@ -117,14 +126,20 @@ class Supernet(Network):
     def sample(self, generator: torch.Generator, paths: int = 1, uniform: bool = False) -> list[tuple[int, ...]]:
         """Per layer, `paths` distinct candidates drawn from alpha's probabilities (or uniformly over active ones).
 
-        Sampling runs on the CPU with an explicit generator, so every rank and every resumed run draws the same.
+        Sampling runs on the CPU with an explicit generator, so every rank and every resumed run draws the same. It
+        reads alpha from the device only when alpha or the mask changed since the last draw (`changed()`), so on a
+        GPU the step loop synchronises with the host once per architecture step, not once per step.
         """
-        with torch.no_grad():
-            active = self.active.float().cpu()
-            # A tiny floor keeps an active candidate drawable when its probability underflows to 0.
-            weights = active if uniform else self.probs().detach().float().cpu() + 1e-12 * active
+        key = "uniform" if uniform else "probs"
+        if key not in self._host:
+            with torch.no_grad():
+                active = self.active.float().cpu()
+                # A tiny floor keeps an active candidate drawable when its probability underflows to 0.
+                weights = active if uniform else self.probs().detach().float().cpu() + 1e-12 * active
+            self._host[key] = (weights, [int(n) for n in active.sum(1).tolist()])
+        weights, counts = self._host[key]
         drawn = []
-        for row, count in zip(weights, self.active_counts(), strict=True):
+        for row, count in zip(weights, counts, strict=True):
             k = min(paths, count)
             drawn.append(tuple(torch.multinomial(row, k, replacement=False, generator=generator).tolist()))
         return drawn
@@ -145,6 +160,7 @@ class Supernet(Network):
         Ties go against the later candidate in the layer's list, so pruning is deterministic. Returns the choices
         dropped per layer.
         """
+        self.changed()
         probs = self.probs().detach().cpu()
         dropped = []
         with torch.no_grad():

@@ -134,6 +134,7 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
             arch_opt.zero_grad(set_to_none=True)
             loss_v.backward()
             arch_opt.step()
+            net.changed()
             arch_loss += loss_v.detach()
             totals[3] += 1
         steps += 1

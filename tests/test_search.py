@@ -148,3 +148,16 @@ def test_a_search_killed_and_resumed_gives_the_same_architecture(tmp_path):
     resumed = CliRunner().invoke(app, ["search", "--resume", str(out), "--json"])
     assert resumed.exit_code == 0, resumed.output
     assert json.loads(resumed.output)["arch"] == json.loads(reference.output)["arch"]
+
+
+def test_train_redoes_the_retraining_of_a_run(danas_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(danas_run.run, copy)
+    result = CliRunner().invoke(app, ["train", str(copy), "--epochs", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["arch"] == danas_run.summary["arch"] and summary["test_acc"] is not None
+    retrain_rows = [r for r in _rows(copy, "retrain")]
+    assert [r["epoch"] for r in retrain_rows] == [0, 1]

@@ -64,6 +64,7 @@ def prune(net: Supernet, ratio: float, cost: CostModel, flops_budget: float | No
         if not net.active[i, j]:
             net.active[i, j] = True
             dropped[i].remove(layer.choices[j])
+    net.changed()
     return dropped, True
 
 
