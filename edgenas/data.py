@@ -3,7 +3,9 @@ keep it decoded as uint8 tensors on the training device, and serve augmented bat
 
 Splits: `train` (weights), `val` (the search-validation split carved from train, class-balanced: architecture
 parameters and the difficulty probe), `test` (never seen by any search decision). Every image is resized to the
-space's resolution once, at load time.
+space's resolution once, at load time. An ImageFolder tree whose decoded images would exceed `memory_gb` is not
+decoded up front: its files stream through DataLoader workers that decode and resize them, batch by batch, and the
+batches are augmented on the training device like cached ones.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import pickle
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,25 +38,38 @@ class Dataset:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     flip: bool
+    resolution: int
+    files: dict[str, list[Path]] | None = None  # streamed datasets: image files per split (x is then empty)
+    workers: int = 2
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
-    @property
-    def resolution(self) -> int:
-        return self.x["train"].shape[-1]
-
     def size(self, split: str) -> int:
         return len(self.y[split])
 
     def to(self, device: torch.device | str) -> Dataset:
-        return Dataset(self.name, self.classes, {k: v.to(device) for k, v in self.x.items()},
-                       {k: v.to(device) for k, v in self.y.items()}, self.mean, self.std, self.flip)
+        return replace(self, x={k: v.to(device) for k, v in self.x.items()},
+                       y={k: v.to(device) for k, v in self.y.items()})
 
     def describe(self) -> dict:
         return {"name": self.name, "classes": self.classes, "resolution": self.resolution, "flip": self.flip,
-                "mean": list(self.mean), "std": list(self.std), **{f"{k}_images": self.size(k) for k in self.y}}
+                "mean": list(self.mean), "std": list(self.std), "streamed": self.files is not None,
+                **{f"{k}_images": self.size(k) for k in self.y}}
+
+
+class _ImageFiles(torch.utils.data.Dataset):
+    """Image files decoded and resized on demand (in DataLoader workers)."""
+
+    def __init__(self, files: list[Path], resolution: int):
+        self.files, self.resolution = files, resolution
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return _decode(self.files[index], self.resolution)
 
 
 # ---------------------------------------------------------------- batches
@@ -100,12 +115,23 @@ def batches(data: Dataset, split: str, batch_size: int, *, classes: list[int] | 
         index = index[order]
     pad = max(1, data.resolution // 8) if train else 0
     stop = len(index) - (len(index) % batch_size if drop_last and len(index) >= batch_size else 0)
-    for start in range(0, stop, batch_size):
-        chunk = index[start:start + batch_size]
-        x = data.x[split][chunk]
+    chunks = [index[start:start + batch_size] for start in range(0, stop, batch_size)]
+    images = _stream(data, split, chunks) if data.files is not None else (data.x[split][c] for c in chunks)
+    for chunk, x in zip(chunks, images, strict=True):
         if train:
             x = augment(x, generator, data.flip, pad)
         yield normalize(x, data.mean, data.std), y[chunk]
+
+
+def _stream(data: Dataset, split: str, chunks: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """Decode the chunks' files in DataLoader workers, in order, and move each batch to the labels' device."""
+    if not chunks:
+        return iter(())
+    loader = torch.utils.data.DataLoader(_ImageFiles(data.files[split], data.resolution),
+                                         batch_sampler=[c.tolist() for c in chunks], num_workers=data.workers,
+                                         pin_memory=data.y[split].device.type == "cuda")
+    device = data.y[split].device
+    return (x.to(device, non_blocking=True) for x in loader)
 
 
 def count_images(data: Dataset, split: str, classes: list[int] | None = None) -> int:
@@ -118,8 +144,11 @@ def count_images(data: Dataset, split: str, classes: list[int] | None = None) ->
 
 
 def load_dataset(path: str | os.PathLike | None, resolution: int, *, flip: bool | None = None,
-                 val_fraction: float = 0.1, test_fraction: float = 0.2) -> Dataset:
-    """Load the embedded digits (path None) or the dataset at `path`, resized to `resolution`, split."""
+                 val_fraction: float = 0.1, test_fraction: float = 0.2, memory_gb: float = 8.0,
+                 workers: int = 2) -> Dataset:
+    """Load the embedded digits (path None) or the dataset at `path`, resized to `resolution`, split.
+
+    An ImageFolder tree whose decoded images exceed `memory_gb` streams from its files instead."""
     if not 0 < val_fraction < 0.5:
         raise EdgeNASError(f"bad search-validation fraction {val_fraction}: expected a number between 0 and 0.5")
     if path is None:
@@ -135,7 +164,8 @@ def load_dataset(path: str | os.PathLike | None, resolution: int, *, flip: bool 
         elif root.is_dir() and ((root / "data_batch_1").is_file() or (root / "train").is_file()):
             classes, splits = _cifar(root, resolution)
         elif root.is_dir():
-            classes, splits = _image_folder(root, resolution, test_fraction)
+            limit = int(memory_gb * 2**30) // (3 * resolution * resolution)
+            classes, splits = _image_folder(root, resolution, test_fraction, limit)
         else:
             raise EdgeNASError(f"dataset path {root}: expected an ImageFolder root, a CIFAR python folder or an .npz "
                                "file")
@@ -144,12 +174,22 @@ def load_dataset(path: str | os.PathLike | None, resolution: int, *, flip: bool 
     x_test, y_test = splits["test"]
     _check_labels(y_train, y_test, classes, name)
     train_idx, val_idx = _balanced_split(y_train, val_fraction, len(classes))
-    x = {"train": x_train[train_idx], "val": x_train[val_idx], "test": x_test}
     y = {"train": y_train[train_idx], "val": y_train[val_idx], "test": y_test}
-    as_float = x["train"].float() / 255.0
-    mean = tuple(float(v) for v in as_float.mean((0, 2, 3)))
-    std = tuple(max(1e-3, float(v)) for v in as_float.std((0, 2, 3)))
-    return Dataset(name, classes, x, y, mean, std, default_flip if flip is None else flip)
+    flip = default_flip if flip is None else flip
+    if isinstance(x_train, list):  # streamed: statistics from up to 2,000 decoded training images
+        files = {"train": [x_train[i] for i in train_idx], "val": [x_train[i] for i in val_idx], "test": x_test}
+        sample = torch.stack([_decode(f, resolution) for f in files["train"][:: max(1, len(files["train"]) // 2000)]])
+        mean, std = _statistics(sample)
+        return Dataset(name, classes, {}, y, mean, std, flip, resolution, files, workers)
+    x = {"train": x_train[train_idx], "val": x_train[val_idx], "test": x_test}
+    mean, std = _statistics(x["train"])
+    return Dataset(name, classes, x, y, mean, std, flip, resolution)
+
+
+def _statistics(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    as_float = images.float() / 255.0
+    return (tuple(float(v) for v in as_float.mean((0, 2, 3))),
+            tuple(max(1e-3, float(v)) for v in as_float.std((0, 2, 3))))
 
 
 def _check_labels(y_train: torch.Tensor, y_test: torch.Tensor, classes: list[str], name: str) -> None:
@@ -308,25 +348,40 @@ def _class_folders(root: Path) -> list[Path]:
     return folders
 
 
-def _decode_folder(folder: Path, resolution: int) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
-
+def _list_folder(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise EdgeNASError(f"class folder {folder} is empty")
-    images = []
     for file in files:
         if file.suffix.lower() not in IMAGE_SUFFIXES:
             raise EdgeNASError(f"{file} is not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+def _decode(file: Path, resolution: int) -> torch.Tensor:
+    """One image file -> uint8 3 x R x R (shorter side resized, centre cropped)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as image:
+            image = image.convert("RGB")
+            if image.size != (resolution, resolution):
+                image = _center_resize(image, resolution)
+            return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise EdgeNASError(f"cannot read image {file}: {exc}") from None
+
+
+def _check_headers(files: list[Path]) -> None:
+    """Streamed trees are not decoded up front; reading each header still finds files that are not images."""
+    from PIL import Image, UnidentifiedImageError
+
+    for file in files:
         try:
-            with Image.open(file) as image:
-                image = image.convert("RGB")
-                if image.size != (resolution, resolution):
-                    image = _center_resize(image, resolution)
-                images.append(np.asarray(image, dtype=np.uint8))
+            with Image.open(file):
+                pass
         except (UnidentifiedImageError, OSError) as exc:
             raise EdgeNASError(f"cannot read image {file}: {exc}") from None
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
 
 
 def _center_resize(image, resolution: int):
@@ -341,38 +396,49 @@ def _center_resize(image, resolution: int):
     return image.crop((left, top, left + resolution, top + resolution))
 
 
-def _image_folder(root: Path, resolution: int, test_fraction: float):
+def _image_folder(root: Path, resolution: int, test_fraction: float, limit: int):
+    """Classes and splits of an ImageFolder tree: decoded uint8 tensors, or file lists beyond `limit` images."""
     test_dir = next((root / name for name in ("test", "val") if (root / name).is_dir()), None)
     if (root / "train").is_dir() and test_dir is not None:
-        train_classes = [p.name for p in _class_folders(root / "train")]
+        classes = [p.name for p in _class_folders(root / "train")]
         test_classes = [p.name for p in _class_folders(test_dir)]
-        extra = sorted(set(test_classes) - set(train_classes))
+        extra = sorted(set(test_classes) - set(classes))
         if extra:
             raise EdgeNASError(f"{test_dir / extra[0]} is a class with no training folder in {root / 'train'}")
-        missing = sorted(set(train_classes) - set(test_classes))
+        missing = sorted(set(classes) - set(test_classes))
         if missing:
             raise EdgeNASError(f"class {missing[0]!r} has no test images: {test_dir / missing[0]} is missing")
-        splits = {}
-        for split, folder in (("train", root / "train"), ("test", test_dir)):
-            xs, ys = [], []
-            for label, name in enumerate(train_classes):
-                images = _decode_folder(folder / name, resolution)
-                xs.append(images)
-                ys.append(torch.full((len(images),), label, dtype=torch.int64))
-            splits[split] = (torch.cat(xs), torch.cat(ys))
-        return train_classes, splits
-    if (root / "train").is_dir():
+        listed = {split: [_list_folder(folder / name) for name in classes]
+                  for split, folder in (("train", root / "train"), ("test", test_dir))}
+    elif (root / "train").is_dir():
         raise EdgeNASError(f"dataset folder {root} has train/ but no test/ or val/ folder")
-    classes = [p.name for p in _class_folders(root)]
-    xs, ys = [], []
-    for label, name in enumerate(classes):
-        images = _decode_folder(root / name, resolution)
-        xs.append(images)
-        ys.append(torch.full((len(images),), label, dtype=torch.int64))
-    x, y = torch.cat(xs), torch.cat(ys)
-    for label, name in enumerate(classes):
-        if int((y == label).sum()) < 3:
-            raise EdgeNASError(f"class folder {root / name} has fewer than 3 images (train, search-validation and "
-                               "test need one each)")
-    train_idx, test_idx = _balanced_split(y, test_fraction, len(classes))
-    return classes, {"train": (x[train_idx], y[train_idx]), "test": (x[test_idx], y[test_idx])}
+    else:
+        classes = [p.name for p in _class_folders(root)]
+        per_class = [_list_folder(root / name) for name in classes]
+        for name, files in zip(classes, per_class, strict=True):
+            if len(files) < 3:
+                raise EdgeNASError(f"class folder {root / name} has fewer than 3 images (train, search-validation "
+                                   "and test need one each)")
+        labels = torch.cat([torch.full((len(f),), c, dtype=torch.int64) for c, f in enumerate(per_class)])
+        flat = [f for files in per_class for f in files]
+        train_idx, test_idx = _balanced_split(labels, test_fraction, len(classes))
+        listed = {"train": _regroup([flat[i] for i in train_idx], labels[train_idx], len(classes)),
+                  "test": _regroup([flat[i] for i in test_idx], labels[test_idx], len(classes))}
+    total = sum(len(files) for split in listed.values() for files in split)
+    splits = {}
+    for split, per_class in listed.items():
+        files = [f for group in per_class for f in group]
+        labels = torch.cat([torch.full((len(g),), c, dtype=torch.int64) for c, g in enumerate(per_class)])
+        if total > limit:
+            _check_headers(files)
+            splits[split] = (files, labels)
+        else:
+            splits[split] = (torch.stack([_decode(f, resolution) for f in files]), labels)
+    return classes, splits
+
+
+def _regroup(files: list[Path], labels: torch.Tensor, num_classes: int) -> list[list[Path]]:
+    groups: list[list[Path]] = [[] for _ in range(num_classes)]
+    for file, label in zip(files, labels.tolist(), strict=True):
+        groups[label].append(file)
+    return groups

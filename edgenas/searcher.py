@@ -76,6 +76,7 @@ class SearchSettings:
     retrain_lr: float = 0.02
     retrain_weight_decay: float = 4e-5
     val_fraction: float = 0.1
+    memory_gb: float = 8.0  # an ImageFolder tree larger than this once decoded streams through DataLoader workers
     flip: bool | None = None  # None: on, except for the digits (a mirrored digit is another symbol)
     seed: int = 0
     device: str = "auto"
@@ -139,7 +140,8 @@ class _Context:
         self.resolution = default_resolution(settings)
         self.space: Space = get_space(settings.space, self.resolution, settings.width_mult)
         self.data: Dataset = load_dataset(settings.data, self.resolution, flip=settings.flip,
-                                          val_fraction=settings.val_fraction).to(self.device.device)
+                                          val_fraction=settings.val_fraction,
+                                          memory_gb=settings.memory_gb).to(self.device.device)
         self.num_classes = self.data.num_classes
         self.flops_table = cost_table(self.space)
         self.table: LatencyTable | None = load_table(settings.table) if settings.table else None
@@ -597,7 +599,8 @@ def evaluate_run(run_path: str | Path) -> dict:
     settings = SearchSettings(**run.config()["settings"])
     model, arch = load_model(run.path)
     device = Device.pick(settings.device)
-    data = load_dataset(settings.data, arch.resolution, flip=settings.flip, val_fraction=settings.val_fraction)
+    data = load_dataset(settings.data, arch.resolution, flip=settings.flip, val_fraction=settings.val_fraction,
+                        memory_gb=settings.memory_gb)
     data = data.to(device.device)
     accuracy = evaluate(device.prepare(model), data, "test", device)
     return {"test_acc": accuracy, "test_images": data.size("test"), "dataset": data.name, "arch": arch.to_dict()}

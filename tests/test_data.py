@@ -362,3 +362,45 @@ def _block_at_an_edge(mask: torch.Tensor) -> bool:
     ones = torch.nonzero(mask).flatten()
     contiguous = len(ones) > 0 and int(ones[-1] - ones[0] + 1) == len(ones)
     return contiguous and (int(ones[0]) == 0 or int(ones[-1]) == len(mask) - 1)
+
+
+def test_a_tree_beyond_the_memory_limit_streams_the_same_batches(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("test", 3)):
+        for name in ("cat", "dog", "owl"):
+            folder = tmp_path / "tree" / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    cached = load_dataset(tmp_path / "tree", 16, memory_gb=8.0)
+    streamed = load_dataset(tmp_path / "tree", 16, memory_gb=0.0, workers=1)
+    assert cached.files is None and streamed.files is not None and streamed.x == {}
+    assert streamed.describe()["streamed"] and streamed.size("train") == cached.size("train")
+    assert streamed.mean == pytest.approx(cached.mean, abs=0.02)
+    for split in ("train", "val", "test"):
+        assert torch.equal(streamed.y[split], cached.y[split])
+        a = list(batches(cached, split, 5, classes=[0, 2]))
+        b = list(batches(streamed, split, 5, classes=[0, 2]))
+        assert len(a) == len(b)
+        for (x1, y1), (x2, y2) in zip(a, b, strict=True):
+            assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    for (x1, _), (x2, _) in zip(batches(cached, "train", 4, generator=g1, train=True),
+                                batches(streamed, "train", 4, generator=g2, train=True), strict=True):
+        assert torch.equal(x1, x2)  # augmentation is the same code on the same uint8 batch
+
+
+def test_a_streamed_tree_still_refuses_a_corrupt_image_at_load(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            folder = tmp_path / split / name
+            folder.mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / f"{i}.png")
+    (tmp_path / "train" / "a" / "bad.png").write_bytes(b"not a png at all")
+    with pytest.raises(EdgeNASError, match=r"cannot read image .*bad\.png"):
+        load_dataset(tmp_path, 16, memory_gb=0.0)

@@ -161,3 +161,22 @@ def test_train_redoes_the_retraining_of_a_run(danas_run, tmp_path):
     assert summary["arch"] == danas_run.summary["arch"] and summary["test_acc"] is not None
     retrain_rows = [r for r in _rows(copy, "retrain")]
     assert [r["epoch"] for r in retrain_rows] == [0, 1]
+
+
+def test_a_streamed_image_tree_is_searched_end_to_end(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 12), ("test", 4)):
+        for label in range(3):
+            folder = tmp_path / "tree" / split / f"class{label}"
+            folder.mkdir(parents=True)
+            for i in range(count):
+                image = np.full((16, 16, 3), 60 * label, np.uint8) + rng.integers(0, 40, (16, 16, 3), dtype=np.uint8)
+                Image.fromarray(image).save(folder / f"{i}.png")
+    result = search(SearchSettings(data=str(tmp_path / "tree"), space="tiny", schedule="0.5:1,1.0:1",
+                                   retrain_epochs=1, batch_size=8, memory_gb=0.0),
+                    out=tmp_path / "run", progress=False, log=lambda *a: None)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["resolved"]["data"]["streamed"] and result.summary["test_acc"] is not None
