@@ -55,11 +55,6 @@ def _print_json(data) -> None:
 
 _FLOPS_HOW = "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1"
 
-# ---------------------------------------------------------------- commands of later issues
-
-_PENDING = {"context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
-
-
 @_command()
 def profile(
     device: Annotated[str, typer.Argument(help="Name of the table to write (latency_tables/DEVICE.json).")],
@@ -314,10 +309,92 @@ def evaluate_run(run: Annotated[Path, typer.Argument(help="A run folder.")],
                                        f"images of {result['dataset']}, top-1, retrained weights in {run}/model.pt)")
 
 
-@_command(**_PENDING)
-def export(ctx: typer.Context, out: Annotated[str, typer.Argument(help="The ONNX file to write.")]):
+@_command()
+def export(
+    out: Annotated[Path, typer.Argument(help="The ONNX file to write.")],
+    run: Annotated[Path | None, typer.Option(help="Run folder (default: the newest in ./runs).")] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    table: Annotated[str | None, typer.Option(help="Latency table to compare the measured latency with.")] = None,
+    threads: Annotated[int, typer.Option(help="Intra-op threads for the latency measurements.")] = 1,
+    atol: Annotated[float, typer.Option(help="Largest absolute output difference accepted.")] = 1e-4,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the ONNX Runtime verification.")] = False,
+    allow_supernet_weights: Annotated[bool, typer.Option(help="Export a run that was not retrained, with the "
+                                                         "supernet's weights.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+):
     """Export the searched network to ONNX and prove it with ONNX Runtime."""
-    raise EdgeNASError("'edgenas export' is not available yet")
+    from exporters.export import export_onnx, newest_run
+    from exporters.verify import verify
+
+    from .files import write_json
+
+    if threads < 1:
+        raise EdgeNASError(f"bad --threads {threads}: expected 1 or more")
+    run = run or newest_run()
+    if table is not None and not no_verify:  # refuse a table of another space before writing anything
+        from .arch import load_arch
+        from .latency import load_table
+
+        load_table(table).check(load_arch(Path(run) / "arch.json"))
+    console = Console(stderr=True, soft_wrap=True, highlight=False)
+    path = export_onnx(run, out, opset=opset, allow_supernet_weights=allow_supernet_weights,
+                       warn=lambda text: console.print(f"[yellow]{text}[/yellow]"))
+    if no_verify:
+        console.print(f"wrote {path} (not verified)")
+        return
+    report = verify(path, run, threads=threads, atol=atol, table=table,
+                    allow_supernet_weights=allow_supernet_weights)
+    report_path = path.with_suffix(".report.json")
+    write_json(report_path, report)
+    if as_json:
+        _print_json(report)
+    else:
+        _print_report(report, path, report_path)
+    if not report["passed"]:
+        Console(stderr=True, highlight=False).print(f"[red]error:[/red] verification failed: "
+                                                    f"{'; '.join(report['failures'])} (report: {report_path})")
+        raise typer.Exit(1)
+
+
+def _print_report(report: dict, path: Path, report_path: Path) -> None:
+    grid = Table("check", "value", "how", title=f"{path} (report: {report_path})")
+    out = report["outputs"]
+    grid.add_row("outputs", f"max |diff| {out['max_abs_diff']:.2e}, max relative {out['max_rel_diff']:.2e}",
+                 f"{out['images']} test images, ONNX Runtime vs PyTorch; tolerance {report['atol']:g}")
+    grid.add_row("top-1 agreement", f"{100 * report['top1_agreement']:.2f}%", f"{report['test_images']} test images")
+    grid.add_row("accuracy", f"ONNX Runtime {100 * report['accuracy_onnxruntime']:.2f}%, PyTorch "
+                 f"{100 * report['accuracy_pytorch']:.2f}%", "top-1 on the test split")
+    ort, eager = report["latency_onnxruntime"], report["latency_pytorch_eager"]
+    grid.add_row("latency", f"ONNX Runtime {ort['median_ms']:.3f} ms (p90 {ort['p90_ms']:.3f}), PyTorch eager "
+                 f"{eager['median_ms']:.3f} ms ({report['onnxruntime_vs_pytorch']:.2f}x)", report["latency_method"])
+    if report["table"]:
+        t = report["table"]
+        grid.add_row("table prediction", f"{t['predicted_ms']:.3f} ms ({t['error_pct']:+.1f}% vs measured)",
+                     f"{t['table']} ({t['table_threads']} thread(s))")
+    grid.add_row("verdict", "[green]passed[/green]" if report["passed"] else "[red]failed[/red]", "")
+    Console(soft_wrap=True).print(grid)
+
+
+@_command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="An ONNX file written by edgenas export.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    top: Annotated[int, typer.Option(help="How many classes to show per image.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Classify image files with ONNX Runtime alone, using the preprocessing stored in the model."""
+    from exporters.predict import predict as run_predict
+
+    if not model.is_file():
+        raise EdgeNASError(f"model file {model} does not exist")
+    results = run_predict(model, images, top=max(1, top))
+    if as_json:
+        _print_json(results)
+        return
+    console = Console(soft_wrap=True, highlight=False)
+    for result in results:
+        best = ", ".join(f"{t['class']} ({100 * t['probability']:.1f}%)" for t in result["top"])
+        console.print(f"{result['image']}: {best}")
 
 
 # ---------------------------------------------------------------- working commands

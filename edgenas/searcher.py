@@ -399,6 +399,7 @@ class _Search:
         model = net.extract(arch)
         recalibrate_batch_norm(model, _limited(batches(c.data, "train", s.batch_size, generator=self.generator,
                                                        train=True), 20))
+        _save_weights(self.run.file("inherited.pt"), model)  # the supernet's weights for the derived network
         state.update({"arch": arch.to_dict(), "search_seconds": time.perf_counter() - start,
                       "inherited_val_acc": evaluate(model, c.data, "val", c.device),
                       "schedule_scale": factor, "full_data_epochs": full_data_epochs(stages)})
@@ -513,17 +514,19 @@ def _save_weights(path: Path, model) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_model(run_path: str | Path):
-    """The retrained network of a run, loaded safely, with its architecture."""
+def load_model(run_path: str | Path, weights: str = "model.pt"):
+    """A run's network with its weights (`model.pt`: retrained; `inherited.pt`: the supernet's), loaded safely."""
     run = Run.open(run_path)
     arch = from_dict(run.read("arch.json", "architecture file"), str(run.file("arch.json")))
     model = build_model(arch)
-    state = load_weights(run.file("model.pt"), str(run.file("model.pt")))
+    path = run.file(weights)
+    if not path.is_file():
+        raise EdgeNASError(f"{path} does not exist")
+    state = load_weights(path, str(path))
     try:
         model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        raise EdgeNASError(f"{run.file('model.pt')} does not match {run.file('arch.json')}: "
-                           f"{str(exc).splitlines()[0]}") from None
+    except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
+        raise EdgeNASError(f"{path} does not match {run.file('arch.json')}: {str(exc).splitlines()[0]}") from None
     return model.eval(), arch
 
 

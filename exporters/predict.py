@@ -1,0 +1,54 @@
+"""Classification of image files with ONNX Runtime alone, using the preprocessing stored in the exported file.
+
+Needs onnxruntime, numpy and Pillow only: proof that an exported file deploys without edgenas's PyTorch code.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from edgenas.errors import EdgeNASError
+
+from .export import INPUT, read_metadata
+from .runtime import make_session
+
+
+def preprocess(path: str | os.PathLike, preprocessing: dict) -> np.ndarray:
+    """An image file -> 3 x R x R float32: shorter side resized, centre crop, RGB / 255, standardised."""
+    from PIL import Image, UnidentifiedImageError
+
+    resolution = preprocessing["resolution"]
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            w, h = image.size
+            scale = resolution / min(w, h)
+            image = image.resize((max(resolution, round(w * scale)), max(resolution, round(h * scale))),
+                                 Image.BILINEAR)
+            w, h = image.size
+            left, top = (w - resolution) // 2, (h - resolution) // 2
+            pixels = np.asarray(image.crop((left, top, left + resolution, top + resolution)), dtype=np.float32)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise EdgeNASError(f"cannot read image {path}: {exc}") from None
+    mean = np.asarray(preprocessing["mean"], np.float32)
+    std = np.asarray(preprocessing["std"], np.float32)
+    return ((pixels / 255.0 - mean) / std).transpose(2, 0, 1)
+
+
+def predict(onnx_path: str | os.PathLike, images: list[str | os.PathLike], threads: int = 1, top: int = 1) -> list:
+    """Per image: the top classes with their softmax probabilities."""
+    metadata = read_metadata(onnx_path)
+    session = make_session(str(onnx_path), threads)
+    batch = np.stack([preprocess(path, metadata["preprocessing"]) for path in images])
+    logits = session.run(None, {INPUT: batch})[0]
+    shifted = np.exp(logits - logits.max(1, keepdims=True))
+    probs = shifted / shifted.sum(1, keepdims=True)
+    classes = metadata["classes"]
+    results = []
+    for path, row in zip(images, probs, strict=True):
+        best = np.argsort(-row)[:top]
+        results.append({"image": str(path), "top": [{"class": classes[i], "index": int(i),
+                                                     "probability": float(row[i])} for i in best]})
+    return results

@@ -1,0 +1,121 @@
+"""Verification of an exported file with ONNX Runtime against the PyTorch network it came from.
+
+Checks, on the run's real data: outputs on a batch of test images (maximum absolute and relative difference),
+top-1 agreement and accuracy over the whole test split from both runtimes, and latency at batch 1 with pinned
+threads for ONNX Runtime and PyTorch eager, plus the latency table's prediction and its error when a table of
+the same space is given. The verdict fails when outputs differ beyond `atol` or agreement is below 99.9%.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgenas.errors import EdgeNASError
+
+from .export import INPUT, load_run_network, read_metadata
+from .runtime import make_session
+
+MIN_AGREEMENT = 0.999
+
+
+def _latency(call, warmup: int, repeats: int, passes: int = 3) -> dict:
+    best, calls = None, []
+    for _ in range(passes):
+        times = []
+        for _ in range(warmup):
+            call()
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - start) * 1000.0)
+        calls += times
+        median = statistics.median(times)
+        best = median if best is None else min(best, median)
+    ordered = sorted(calls)
+    return {"median_ms": best, "p90_ms": ordered[int(0.9 * (len(ordered) - 1))], "calls": len(calls)}
+
+
+def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int = 1, atol: float = 1e-4,
+           table: str | None = None, warmup: int = 10, repeats: int = 50, allow_supernet_weights: bool = False,
+           data=None) -> dict:
+    """Compare the ONNX file with the run's PyTorch network; returns the report (see module docstring)."""
+    import torch
+
+    from edgenas.data import batches, load_dataset
+    from edgenas.runs import Run
+    from edgenas.searcher import SearchSettings
+
+    onnx_path = Path(onnx_path)
+    metadata = read_metadata(onnx_path)
+    model, arch, _ = load_run_network(run, allow_supernet_weights, warn=lambda *a: None)
+    if metadata["arch"] != arch.to_dict():
+        raise EdgeNASError(f"{onnx_path} holds another architecture than run {run}")
+    session = make_session(str(onnx_path), threads)
+    if data is None:
+        settings = SearchSettings(**Run.open(run).config()["settings"])
+        data = load_dataset(settings.data, arch.resolution, flip=settings.flip, val_fraction=settings.val_fraction,
+                            memory_gb=settings.memory_gb)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        agree = correct_onnx = correct_torch = total = 0
+        max_abs = max_rel = 0.0
+        first = True
+        with torch.inference_mode():
+            for x, y in batches(data, "test", 64):
+                reference = model(x).numpy()
+                got = session.run(None, {INPUT: x.numpy()})[0]
+                if first:  # outputs compared on the first batch of real test images
+                    difference = np.abs(got - reference)
+                    max_abs = float(difference.max())
+                    max_rel = float((difference / np.maximum(np.abs(reference), 1e-6)).max())
+                    first = False
+                top_onnx, top_torch = got.argmax(1), reference.argmax(1)
+                labels = y.numpy()
+                agree += int((top_onnx == top_torch).sum())
+                correct_onnx += int((top_onnx == labels).sum())
+                correct_torch += int((top_torch == labels).sum())
+                total += len(labels)
+            one = np.random.default_rng(0).standard_normal((1, 3, arch.resolution, arch.resolution)).astype(np.float32)
+            ort_latency = _latency(lambda: session.run(None, {INPUT: one}), warmup, repeats)
+            tensor = torch.from_numpy(one)
+            torch_latency = _latency(lambda: model(tensor), warmup, repeats)
+    finally:
+        torch.set_num_threads(previous_threads)
+    report = {
+        "onnx": str(onnx_path), "run": str(run), "arch": arch.to_dict(), "threads": threads, "atol": atol,
+        "outputs": {"max_abs_diff": max_abs, "max_rel_diff": max_rel, "images": min(64, total),
+                    "method": "first batch of test images, ONNX Runtime against PyTorch (eval mode)"},
+        "test_images": total, "top1_agreement": agree / max(1, total),
+        "accuracy_onnxruntime": correct_onnx / max(1, total), "accuracy_pytorch": correct_torch / max(1, total),
+        "latency_onnxruntime": ort_latency, "latency_pytorch_eager": torch_latency,
+        "latency_method": f"batch 1, {threads} intra-op thread(s), best of 3 pass medians of {repeats} calls",
+    }
+    report["onnxruntime_vs_pytorch"] = ort_latency["median_ms"] / torch_latency["median_ms"]
+    report["table"] = _table_prediction(table, arch, ort_latency["median_ms"], threads)
+    failures = []
+    if max_abs > atol:
+        failures.append(f"outputs differ by up to {max_abs:.2e}, beyond --atol {atol:g}")
+    if report["top1_agreement"] < MIN_AGREEMENT:
+        failures.append(f"top-1 agreement {100 * report['top1_agreement']:.2f}% is below {100 * MIN_AGREEMENT:.1f}%")
+    report["passed"] = not failures
+    report["failures"] = failures
+    return report
+
+
+def _table_prediction(table: str | None, arch, measured_ms: float, threads: int) -> dict | None:
+    if table is None:
+        return None
+    from edgenas.latency import load_table
+
+    loaded = load_table(table)
+    loaded.check(arch)
+    predicted = loaded.predict(arch)
+    return {"table": loaded.source, "predicted_ms": predicted, "measured_ms": measured_ms,
+            "error_pct": 100.0 * (predicted - measured_ms) / measured_ms,
+            "table_threads": loaded.data["runtime"].get("threads"), "measured_threads": threads}

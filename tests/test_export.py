@@ -1,0 +1,142 @@
+"""Export to ONNX and its proof with ONNX Runtime, on a tiny searched and retrained run; prediction without torch."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from edgenas.cli import app
+from edgenas.errors import EdgeNASError
+from edgenas.searcher import SearchSettings, load_model, search
+from exporters import export_onnx, predict, read_metadata, verify
+from exporters.predict import preprocess
+
+REPORT_FIELDS = ("onnx", "run", "arch", "threads", "atol", "outputs", "test_images", "top1_agreement",
+                 "accuracy_onnxruntime", "accuracy_pytorch", "latency_onnxruntime", "latency_pytorch_eager",
+                 "latency_method", "onnxruntime_vs_pytorch", "table", "passed", "failures")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "run"
+    search(SearchSettings(space="tiny", schedule="0.5:1,1.0:1", retrain_epochs=2, batch_size=128, flops=300_000),
+           out=out, progress=False, log=lambda *a: None)
+    return out
+
+
+def test_export_passes_the_checker_and_matches_pytorch(run, tmp_path):
+    path = export_onnx(run, tmp_path / "model.onnx")
+    report = verify(path, run, repeats=5, warmup=2)
+    assert set(REPORT_FIELDS) <= set(report)
+    assert report["passed"] and report["outputs"]["max_abs_diff"] <= 1e-4
+    assert report["top1_agreement"] >= 0.999
+    assert report["accuracy_onnxruntime"] == pytest.approx(report["accuracy_pytorch"], abs=0.003)
+    assert report["latency_onnxruntime"]["median_ms"] > 0 and report["latency_pytorch_eager"]["median_ms"] > 0
+
+
+def test_metadata_round_trips(run, tmp_path):
+    path = export_onnx(run, tmp_path / "model.onnx")
+    metadata = read_metadata(path)
+    assert metadata["arch"] == json.loads((run / "arch.json").read_text())
+    config = json.loads((run / "config.json").read_text())["resolved"]["data"]
+    assert metadata["classes"] == config["classes"]
+    assert metadata["preprocessing"]["mean"] == config["mean"] and metadata["preprocessing"]["resolution"] == 16
+
+
+def test_the_batch_axis_is_dynamic(run, tmp_path):
+    from exporters.runtime import make_session
+
+    session = make_session(str(export_onnx(run, tmp_path / "model.onnx")))
+    for batch in (1, 5):
+        assert session.run(None, {"input": np.zeros((batch, 3, 16, 16), np.float32)})[0].shape == (batch, 10)
+
+
+def test_predict_agrees_with_pytorch_on_image_files(run, tmp_path):
+    path = export_onnx(run, tmp_path / "model.onnx")
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(4):
+        file = tmp_path / f"image{i}.png"
+        Image.fromarray(rng.integers(0, 255, (16 + 4 * i, 16, 3), dtype=np.uint8)).save(file)
+        files.append(file)
+    results = predict(path, files, top=3)
+    model, _ = load_model(run)
+    preprocessing = read_metadata(path)["preprocessing"]
+    with torch.no_grad():
+        logits = model(torch.from_numpy(np.stack([preprocess(f, preprocessing) for f in files])))
+    probabilities = torch.softmax(logits, 1)
+    for result, row in zip(results, probabilities, strict=True):
+        assert result["top"][0]["index"] == int(row.argmax())
+        assert result["top"][0]["probability"] == pytest.approx(float(row.max()), abs=1e-4)
+    cli = CliRunner().invoke(app, ["predict", str(path), *map(str, files), "--top", "3", "--json"])
+    assert cli.exit_code == 0 and json.loads(cli.output) == json.loads(json.dumps(results))
+
+
+def test_cli_export_writes_the_report(run, tmp_path):
+    out = tmp_path / "cli.onnx"
+    result = CliRunner().invoke(app, ["export", str(out), "--run", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "cli.report.json").read_text())
+    assert report["passed"] and json.loads(result.output)["onnx"] == str(out)
+
+
+def test_a_failed_verification_exits_1_with_the_reason(run, tmp_path):
+    out = tmp_path / "strict.onnx"
+    result = CliRunner().invoke(app, ["export", str(out), "--run", str(run), "--atol", "0"])
+    assert result.exit_code == 1 and "verification failed: outputs differ" in result.output
+    assert json.loads((tmp_path / "strict.report.json").read_text())["failures"]
+
+
+def _copy(run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    return copy
+
+
+def test_a_corrupted_weight_file_is_refused_without_output(run, tmp_path):
+    copy = _copy(run, tmp_path)
+    data = (copy / "model.pt").read_bytes()
+    (copy / "model.pt").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "bad.onnx"
+    result = CliRunner().invoke(app, ["export", str(out), "--run", str(copy)])
+    assert result.exit_code == 1 and "cannot load" in result.output and "Traceback" not in result.output
+    assert result.output.strip().count("\n") == 0 and not out.exists()
+
+
+def test_an_architecture_that_does_not_match_the_weights_is_refused(run, tmp_path):
+    copy = _copy(run, tmp_path)
+    arch = json.loads((copy / "arch.json").read_text())
+    arch["layers"][0] = "k5_e3" if arch["layers"][0] != "k5_e3" else "k3_e6_se"
+    (copy / "arch.json").write_text(json.dumps(arch))
+    out = tmp_path / "bad.onnx"
+    result = CliRunner().invoke(app, ["export", str(out), "--run", str(copy)])
+    assert result.exit_code == 1 and "does not match" in result.output
+    assert result.output.strip().count("\n") == 0 and not out.exists()
+
+
+def test_a_crafted_checkpoint_that_would_run_code_is_refused(run, tmp_path):
+    import os
+    import pickle
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    copy = _copy(run, tmp_path)
+    with (copy / "model.pt").open("wb") as handle:
+        pickle.dump({"weights": Exploit()}, handle)
+    with pytest.raises(EdgeNASError, match="cannot load"):
+        load_model(copy)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_file_that_is_not_onnx_is_refused(tmp_path):
+    fake = tmp_path / "fake.onnx"
+    fake.write_bytes(b"definitely not a protobuf \x00\xff")
+    result = CliRunner().invoke(app, ["predict", str(fake), str(fake)])
+    assert result.exit_code == 1 and "not an ONNX file" in result.output
