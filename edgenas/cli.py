@@ -318,6 +318,9 @@ def export(
     threads: Annotated[int, typer.Option(help="Intra-op threads for the latency measurements.")] = 1,
     atol: Annotated[float, typer.Option(help="Largest absolute output difference accepted.")] = 1e-4,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the ONNX Runtime verification.")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Also write OUT.int8.onnx (static INT8, QDQ, per-channel).")
+                    ] = False,
+    max_drop: Annotated[float, typer.Option(help="Largest INT8 accuracy drop accepted, in points.")] = 1.0,
     allow_supernet_weights: Annotated[bool, typer.Option(help="Export a run that was not retrained, with the "
                                                          "supernet's weights.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -342,8 +345,10 @@ def export(
     if no_verify:
         console.print(f"wrote {path} (not verified)")
         return
+    if int8 and no_verify:
+        raise EdgeNASError("--int8 needs the verification (its accuracy is checked against FP32): drop --no-verify")
     report = verify(path, run, threads=threads, atol=atol, table=table,
-                    allow_supernet_weights=allow_supernet_weights)
+                    allow_supernet_weights=allow_supernet_weights, int8=int8, max_drop=max_drop)
     report_path = path.with_suffix(".report.json")
     write_json(report_path, report)
     if as_json:
@@ -371,6 +376,12 @@ def _print_report(report: dict, path: Path, report_path: Path) -> None:
         t = report["table"]
         grid.add_row("table prediction", f"{t['predicted_ms']:.3f} ms ({t['error_pct']:+.1f}% vs measured)",
                      f"{t['table']} ({t['table_threads']} thread(s))")
+    if report["int8"]:
+        q = report["int8"]
+        grid.add_row("INT8", f"accuracy {100 * q['accuracy']:.2f}% (drop {q['drop_points']:.2f} points), "
+                     f"{q['size_bytes'] / 1e6:.2f} MB vs {q['fp32_size_bytes'] / 1e6:.2f} MB, "
+                     f"{q['latency']['median_ms']:.3f} ms ({q['latency_vs_fp32']:.2f}x FP32)",
+                     q["file"] or "deleted: drop above --max-drop")
     grid.add_row("verdict", "[green]passed[/green]" if report["passed"] else "[red]failed[/red]", "")
     Console(soft_wrap=True).print(grid)
 

@@ -42,8 +42,11 @@ def _latency(call, warmup: int, repeats: int, passes: int = 3) -> dict:
 
 def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int = 1, atol: float = 1e-4,
            table: str | None = None, warmup: int = 10, repeats: int = 50, allow_supernet_weights: bool = False,
-           data=None) -> dict:
-    """Compare the ONNX file with the run's PyTorch network; returns the report (see module docstring)."""
+           data=None, int8: bool = False, max_drop: float = 1.0) -> dict:
+    """Compare the ONNX file with the run's PyTorch network; returns the report (see module docstring).
+
+    With `int8`, also quantise it (see `quantize.py`) and report the INT8 file's accuracy, drop, size and latency.
+    """
     import torch
 
     from edgenas.data import batches, load_dataset
@@ -103,6 +106,16 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
         failures.append(f"outputs differ by up to {max_abs:.2e}, beyond --atol {atol:g}")
     if report["top1_agreement"] < MIN_AGREEMENT:
         failures.append(f"top-1 agreement {100 * report['top1_agreement']:.2f}% is below {100 * MIN_AGREEMENT:.1f}%")
+    report["int8"] = None
+    if int8:
+        from .quantize import check_int8, quantize
+
+        quantized = quantize(onnx_path, data)
+        report["int8"] = check_int8(onnx_path, quantized, data, threads, warmup, repeats,
+                                    report["accuracy_onnxruntime"], ort_latency["median_ms"], max_drop)
+        if not report["int8"]["kept"]:
+            failures.append(f"INT8 accuracy drops {report['int8']['drop_points']:.2f} points, more than --max-drop "
+                            f"{max_drop:g}; the INT8 file was deleted, the FP32 file is kept")
     report["passed"] = not failures
     report["failures"] = failures
     return report

@@ -140,3 +140,17 @@ def test_a_file_that_is_not_onnx_is_refused(tmp_path):
     fake.write_bytes(b"definitely not a protobuf \x00\xff")
     result = CliRunner().invoke(app, ["predict", str(fake), str(fake)])
     assert result.exit_code == 1 and "not an ONNX file" in result.output
+
+
+def test_int8_reports_its_drop_and_is_deleted_beyond_the_limit(run, tmp_path):
+    path = export_onnx(run, tmp_path / "model.onnx")
+    report = verify(path, run, repeats=5, warmup=2, int8=True, max_drop=100.0)
+    q = report["int8"]
+    assert q["kept"] and (tmp_path / "model.int8.onnx").is_file()
+    assert q["drop_points"] == pytest.approx(100 * (report["accuracy_onnxruntime"] - q["accuracy"]))
+    assert 0 < q["size_bytes"] < q["fp32_size_bytes"] and q["latency"]["median_ms"] > 0
+    assert read_metadata(tmp_path / "model.int8.onnx")["arch"] == read_metadata(path)["arch"]
+    out = tmp_path / "cli.onnx"
+    result = CliRunner().invoke(app, ["export", str(out), "--run", str(run), "--int8", "--max-drop", "-100"])
+    assert result.exit_code == 1 and "INT8 accuracy drops" in result.output
+    assert out.is_file() and not (tmp_path / "cli.int8.onnx").exists()

@@ -1,0 +1,90 @@
+"""INT8: ONNX Runtime static quantisation (QDQ, per-channel weights) calibrated on training images, and its check.
+
+The quantised file keeps the FP32 file's metadata. It is kept only when its top-1 accuracy on the test split drops
+by at most `max_drop` points against the FP32 file; otherwise it is deleted and the FP32 file stays.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgenas.errors import EdgeNASError
+from edgenas.files import atomic_write_bytes
+
+from .export import INPUT
+
+
+def int8_path(fp32: Path) -> Path:
+    return fp32.with_name(fp32.stem + ".int8.onnx")
+
+
+def quantize(fp32: str | os.PathLike, data, *, images: int = 300, batch: int = 32) -> Path:
+    """Write `NAME.int8.onnx` beside the FP32 file, calibrated on up to `images` training images (no augmentation)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from edgenas.data import batches
+
+    fp32 = Path(fp32)
+    calibration = []
+    for x, _ in batches(data, "train", batch):
+        calibration.append(x.cpu().numpy())
+        if sum(len(c) for c in calibration) >= images:
+            break
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter(calibration)
+
+        def get_next(self):
+            item = next(self.items, None)
+            return None if item is None else {INPUT: item}
+
+    with tempfile.TemporaryDirectory() as folder:
+        prepared, quantized = Path(folder) / "prepared.onnx", Path(folder) / "int8.onnx"
+        try:
+            quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+            quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        except Exception as exc:  # onnxruntime's quantiser raises many types; say which step failed
+            raise EdgeNASError(f"INT8 quantisation of {fp32} failed: {str(exc).splitlines()[0]}") from None
+        proto = onnx.load(str(quantized))
+        source = onnx.load(str(fp32), load_external_data=False)
+        del proto.metadata_props[:]
+        for entry in source.metadata_props:
+            proto.metadata_props.add(key=entry.key, value=entry.value)
+        proto.metadata_props.add(key="edgenas.quantization", value="static INT8, QDQ, per-channel weights, "
+                                 f"calibrated on {sum(len(c) for c in calibration)} training images")
+        return atomic_write_bytes(int8_path(fp32), proto.SerializeToString())
+
+
+def check_int8(fp32: Path, int8: Path, data, threads: int, warmup: int, repeats: int, fp32_accuracy: float,
+               fp32_latency_ms: float, max_drop: float) -> dict:
+    """Accuracy, drop, size and latency of the INT8 file; deletes it when the drop exceeds `max_drop` points."""
+    from edgenas.data import batches
+
+    from .runtime import make_session
+    from .verify import _latency
+
+    session = make_session(str(int8), threads)
+    correct = total = 0
+    for x, y in batches(data, "test", 64):
+        correct += int((session.run(None, {INPUT: x.cpu().numpy()})[0].argmax(1) == y.cpu().numpy()).sum())
+        total += len(y)
+    accuracy = correct / max(1, total)
+    one = np.random.default_rng(0).standard_normal((1, 3, data.resolution, data.resolution)).astype(np.float32)
+    latency = _latency(lambda: session.run(None, {INPUT: one}), warmup, repeats)
+    drop = 100.0 * (fp32_accuracy - accuracy)
+    result = {"file": str(int8), "accuracy": accuracy, "drop_points": drop, "max_drop_points": max_drop,
+              "size_bytes": int8.stat().st_size, "fp32_size_bytes": fp32.stat().st_size,
+              "latency": latency, "latency_vs_fp32": latency["median_ms"] / fp32_latency_ms,
+              "kept": drop <= max_drop}
+    if not result["kept"]:
+        int8.unlink()
+        result["file"] = None
+    return result
