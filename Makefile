@@ -36,7 +36,8 @@ demo: $(STAMP)
 	$(BIN)/edgenas profile demo-tiny --space tiny --validate 5 --out $(DEMO_DIR)/demo-tiny.json
 	rm -rf $(DEMO_DIR)/run
 	$(BIN)/edgenas search --out $(DEMO_DIR)/run
-	@echo "demo done: the searched and retrained network is in $(DEMO_DIR)/run (arch.json, model.pt, summary.json)"
+	$(BIN)/edgenas export $(DEMO_DIR)/model.onnx --run $(DEMO_DIR)/run --int8
+	@echo "demo done: run in $(DEMO_DIR)/run, verified ONNX in $(DEMO_DIR)/model.onnx (+ .int8.onnx, .report.json)"
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

@@ -1,0 +1,147 @@
+"""Benchmark: ONNX Runtime (FP32 and INT8) against PyTorch eager, and edgenas's export against a plain one.
+
+Networks: the `mobilenetv2` preset built by edgenas, torchvision's `mobilenet_v2` exported plainly (same opset),
+and optionally searched runs (`--run RUN`, repeatable; their retrained weights and data). For each network and
+thread count: latency at batch 1 (best of 5 interleaved pass medians of 50 calls, after warm-up) for ONNX Runtime
+FP32, ONNX Runtime INT8 (static QDQ, per-channel; calibrated on random inputs for the MobileNetV2s, on training
+images for runs) and PyTorch eager, and the achieved multiply-adds per second against the CPU's peak.
+
+Run by hand on a quiet machine:  .venv/bin/python benchmarks/export_speed.py [--threads 1 2] [--run runs/X]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def cpu_peak_gmacs_per_core() -> tuple[float, str]:
+    """16 fp32 multiply-adds per cycle (two 256-bit FMA pipes, as on AMD Zen) at the reported clock."""
+    mhz = 0.0
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("cpu MHz"):
+            mhz = float(line.split(":")[1])
+            break
+    note = f"16 fp32 multiply-adds per cycle per core at {mhz:.0f} MHz (assumed: two 256-bit FMA pipes)"
+    return 16 * mhz / 1000, note
+
+
+def interleaved(calls: dict, passes: int = 5, repeats: int = 50, warmup: int = 10) -> dict:
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    medians = {name: [] for name in calls}
+    for _ in range(passes):
+        for name, call in calls.items():
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                call()
+                times.append((time.perf_counter() - start) * 1000)
+            medians[name].append(statistics.median(times))
+    return {name: min(values) for name, values in medians.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--run", type=Path, action="append", default=[])
+    parser.add_argument("--opset", type=int, default=17)
+    args = parser.parse_args()
+
+    import onnxruntime
+    import torch
+    import torchvision
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from edgenas.flops import cost_table, count_flops
+    from edgenas.model import build_model
+    from edgenas.presets import preset
+    from edgenas.space import get_space
+    from exporters.onnx_export import to_onnx
+    from exporters.runtime import make_session
+
+    peak, peak_note = cpu_peak_gmacs_per_core()
+    folder = Path(tempfile.mkdtemp())
+    networks = {}
+    space = get_space("mobile")
+    arch = preset("mobilenetv2", space, 1000)
+    networks["mobilenetv2 (edgenas preset)"] = (build_model(arch).eval(), cost_table(space).flops(arch), None)
+    reference = torchvision.models.mobilenet_v2().eval()
+    networks["mobilenetv2 (torchvision, plain export)"] = (reference, count_flops(reference, (3, 224, 224)), None)
+    for run in args.run:
+        from edgenas.data import load_dataset
+        from edgenas.runs import Run
+        from edgenas.searcher import SearchSettings, load_model
+
+        model, run_arch = load_model(run)
+        settings = SearchSettings(**Run.open(run).config()["settings"])
+        data = load_dataset(settings.data, run_arch.resolution, memory_gb=settings.memory_gb)
+        networks[f"searched {run.name}"] = (model, cost_table(run_arch.resolve_space()).flops(run_arch), data)
+
+    results = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+               "python": platform.python_version(), "opset": args.opset, "peak_gmacs_per_core": peak,
+               "peak_note": peak_note, "rows": []}
+    for name, (model, macs, data) in networks.items():
+        resolution = 224 if data is None else data.resolution
+        fp32 = folder / f"{len(results['rows'])}.onnx"
+        if "plain" in name:  # what a user would do without edgenas
+            torch.onnx.export(model, (torch.zeros(1, 3, 224, 224),), str(fp32), dynamo=False,
+                              opset_version=args.opset, input_names=["input"], output_names=["output"])
+        else:
+            fp32.write_bytes(to_onnx(model, (3, resolution, resolution), opset=args.opset))
+        rng = np.random.default_rng(0)
+        if data is None:
+            calibration = [rng.standard_normal((8, 3, resolution, resolution)).astype(np.float32) for _ in range(8)]
+        else:
+            from edgenas.data import batches
+
+            calibration = [x.numpy() for x, _ in list(batches(data, "train", 32))[:10]]
+
+        class Reader(CalibrationDataReader):
+            def __init__(self, items=calibration):
+                self.items = iter(items)
+
+            def get_next(self):
+                item = next(self.items, None)
+                return None if item is None else {"input": item}
+
+        int8 = fp32.with_suffix(".int8.onnx")
+        quantize_static(str(fp32), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        x = rng.standard_normal((1, 3, resolution, resolution)).astype(np.float32)
+        tensor = torch.from_numpy(x)
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            s32, s8 = make_session(str(fp32), threads), make_session(str(int8), threads)
+            with torch.inference_mode():
+                ms = interleaved({"ort_fp32": lambda s=s32, x=x: s.run(None, {"input": x}),
+                                  "ort_int8": lambda s=s8, x=x: s.run(None, {"input": x}),
+                                  "pytorch_eager": lambda m=model, t=tensor: m(t)})
+            del s32, s8
+            row = {"network": name, "threads": threads, "macs": macs, **{f"{k}_ms": v for k, v in ms.items()},
+                   "fp32_vs_eager": ms["ort_fp32"] / ms["pytorch_eager"],
+                   "int8_vs_fp32": ms["ort_int8"] / ms["ort_fp32"],
+                   "fp32_gmacs_per_s": macs / ms["ort_fp32"] / 1e6,
+                   "fp32_share_of_peak": macs / ms["ort_fp32"] / 1e6 / (peak * threads)}
+            results["rows"].append(row)
+            print(json.dumps(row), flush=True)
+    edgenas_rows = {r["threads"]: r for r in results["rows"] if r["network"].endswith("preset)")}
+    plain_rows = {r["threads"]: r for r in results["rows"] if "plain" in r["network"]}
+    results["preset_vs_plain_fp32"] = {t: edgenas_rows[t]["ort_fp32_ms"] / plain_rows[t]["ort_fp32_ms"]
+                                       for t in edgenas_rows}
+    print(json.dumps({"preset_vs_plain_fp32": results["preset_vs_plain_fp32"]}))
+    out = Path("benchmarks/results/export_speed.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
