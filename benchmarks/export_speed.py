@@ -3,8 +3,9 @@
 Networks: the `mobilenetv2` preset built by edgenas, torchvision's `mobilenet_v2` exported plainly (same opset),
 and optionally searched runs (`--run RUN`, repeatable; their retrained weights and data). For each network and
 thread count: latency at batch 1 (best of 5 interleaved pass medians of 50 calls, after warm-up) for ONNX Runtime
-FP32, ONNX Runtime INT8 (static QDQ, per-channel; calibrated on random inputs for the MobileNetV2s, on training
-images for runs) and PyTorch eager, and the achieved multiply-adds per second against the CPU's peak.
+FP32, ONNX Runtime INT8 (`exporters.quantize`: static QDQ, per-channel; calibrated on random inputs for the
+MobileNetV2s, on training images for runs) and PyTorch eager, and the achieved multiply-adds per second against
+the CPU's peak at its nominal clock.
 
 Run by hand on a quiet machine:  .venv/bin/python benchmarks/export_speed.py [--threads 1 2] [--run runs/X]
 """
@@ -59,13 +60,13 @@ def main() -> None:
     import onnxruntime
     import torch
     import torchvision
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     from edgenas.flops import cost_table, count_flops
     from edgenas.model import build_model
     from edgenas.presets import preset
     from edgenas.space import get_space
     from exporters.onnx_export import to_onnx
+    from exporters.quantize import quantize
     from exporters.runtime import make_session
 
     peak, peak_note = cpu_peak_gmacs_per_core()
@@ -98,24 +99,15 @@ def main() -> None:
         else:
             fp32.write_bytes(to_onnx(model, (3, resolution, resolution), opset=args.opset))
         rng = np.random.default_rng(0)
+        # Batch-1 files (as deployed): calibration feeds one image at a time.
         if data is None:
-            calibration = [rng.standard_normal((8, 3, resolution, resolution)).astype(np.float32) for _ in range(8)]
+            calibration = [rng.standard_normal((1, 3, resolution, resolution)).astype(np.float32) for _ in range(32)]
         else:
             from edgenas.data import batches
 
-            calibration = [x.numpy() for x, _ in list(batches(data, "train", 32))[:10]]
+            calibration = [x.numpy() for x, _ in list(batches(data, "train", 1))[:200]]
 
-        class Reader(CalibrationDataReader):
-            def __init__(self, items=calibration):
-                self.items = iter(items)
-
-            def get_next(self):
-                item = next(self.items, None)
-                return None if item is None else {"input": item}
-
-        int8 = fp32.with_suffix(".int8.onnx")
-        quantize_static(str(fp32), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        int8 = quantize(fp32, calibration, fp32.with_suffix(".int8.onnx"))
         x = rng.standard_normal((1, 3, resolution, resolution)).astype(np.float32)
         tensor = torch.from_numpy(x)
         for threads in args.threads:

@@ -108,9 +108,9 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
         failures.append(f"top-1 agreement {100 * report['top1_agreement']:.2f}% is below {100 * MIN_AGREEMENT:.1f}%")
     report["int8"] = None
     if int8:
-        from .quantize import check_int8, quantize
+        from .quantize import calibration_batches, check_int8, quantize
 
-        quantized = quantize(onnx_path, data)
+        quantized = quantize(onnx_path, calibration_batches(data))
         report["int8"] = check_int8(onnx_path, quantized, data, threads, warmup, repeats,
                                     report["accuracy_onnxruntime"], ort_latency["median_ms"], max_drop)
         if not report["int8"]["kept"]:
