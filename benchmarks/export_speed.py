@@ -78,13 +78,12 @@ def main() -> None:
     reference = torchvision.models.mobilenet_v2().eval()
     networks["mobilenetv2 (torchvision, plain export)"] = (reference, count_flops(reference, (3, 224, 224)), None)
     for run in args.run:
-        from edgenas.data import load_dataset
         from edgenas.runs import Run
-        from edgenas.searcher import SearchSettings, load_model
+        from edgenas.searcher import SearchSettings, load_data, load_model
 
         model, run_arch = load_model(run)
         settings = SearchSettings(**Run.open(run).config()["settings"])
-        data = load_dataset(settings.data, run_arch.resolution, memory_gb=settings.memory_gb)
+        data = load_data(settings, run_arch.resolution)
         networks[f"searched {run.name}"] = (model, cost_table(run_arch.resolve_space()).flops(run_arch), data)
 
     results = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,

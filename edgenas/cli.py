@@ -227,6 +227,9 @@ def search(
     no_flip: Annotated[bool, typer.Option("--no-flip", help="No horizontal flips in augmentation.")] = False,
     memory_gb: Annotated[float, typer.Option(help="Keep decoded images in memory up to this size; a larger image "
                                              "tree streams through DataLoader workers.")] = 8.0,
+    train_per_class: Annotated[int | None, typer.Option(help="Use at most this many training images per class "
+                                                        "(a fixed class-balanced subset).")] = None,
+    test_per_class: Annotated[int | None, typer.Option(help="Use at most this many test images per class.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/DATE-STRATEGY-BUDGET).")] = None,
@@ -245,7 +248,8 @@ def search(
         schedule=schedule, epochs_scale=epochs_scale, epochs=epochs, prune_ratio=prune_ratio,
         probe_epochs=probe_epochs, class_order=None if class_order is None else str(class_order),
         batch_size=batch_size, retrain_epochs=retrain_epochs, cost_strength=cost_strength,
-        flip=False if no_flip else None, memory_gb=memory_gb, seed=seed, device=device)
+        flip=False if no_flip else None, memory_gb=memory_gb, train_per_class=train_per_class,
+        test_per_class=test_per_class, seed=seed, device=device)
     console = Console(stderr=True, soft_wrap=True, highlight=False)
     result = run_search(settings, out=out, resume=resume, progress=not as_json, log=console.print)
     if as_json:

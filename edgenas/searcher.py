@@ -77,6 +77,8 @@ class SearchSettings:
     retrain_weight_decay: float = 4e-5
     val_fraction: float = 0.1
     memory_gb: float = 8.0  # an ImageFolder tree larger than this once decoded streams through DataLoader workers
+    train_per_class: int | None = None  # a class-balanced subset of the training images (quick experiments)
+    test_per_class: int | None = None
     flip: bool | None = None  # None: on, except for the digits (a mirrored digit is another symbol)
     seed: int = 0
     device: str = "auto"
@@ -122,6 +124,13 @@ def _versions() -> dict:
             "onnxruntime": onnxruntime.__version__, "python": platform.python_version()}
 
 
+def load_data(settings: SearchSettings, resolution: int) -> Dataset:
+    """The run's dataset, split and subset as its settings say (the same images on every call)."""
+    return load_dataset(settings.data, resolution, flip=settings.flip, val_fraction=settings.val_fraction,
+                        memory_gb=settings.memory_gb, train_per_class=settings.train_per_class,
+                        test_per_class=settings.test_per_class)
+
+
 def default_resolution(settings: SearchSettings) -> int:
     spec = SPACES.get(settings.space)
     if settings.resolution is not None:
@@ -139,9 +148,7 @@ class _Context:
         self.device = Device.pick(settings.device)
         self.resolution = default_resolution(settings)
         self.space: Space = get_space(settings.space, self.resolution, settings.width_mult)
-        self.data: Dataset = load_dataset(settings.data, self.resolution, flip=settings.flip,
-                                          val_fraction=settings.val_fraction,
-                                          memory_gb=settings.memory_gb).to(self.device.device)
+        self.data: Dataset = load_data(settings, self.resolution).to(self.device.device)
         self.num_classes = self.data.num_classes
         self.flops_table = cost_table(self.space)
         self.table: LatencyTable | None = load_table(settings.table) if settings.table else None
@@ -602,8 +609,6 @@ def evaluate_run(run_path: str | Path) -> dict:
     settings = SearchSettings(**run.config()["settings"])
     model, arch = load_model(run.path)
     device = Device.pick(settings.device)
-    data = load_dataset(settings.data, arch.resolution, flip=settings.flip, val_fraction=settings.val_fraction,
-                        memory_gb=settings.memory_gb)
-    data = data.to(device.device)
+    data = load_data(settings, arch.resolution).to(device.device)
     accuracy = evaluate(device.prepare(model), data, "test", device)
     return {"test_acc": accuracy, "test_images": data.size("test"), "dataset": data.name, "arch": arch.to_dict()}

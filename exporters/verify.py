@@ -49,9 +49,9 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
     """
     import torch
 
-    from edgenas.data import batches, load_dataset
+    from edgenas.data import batches
     from edgenas.runs import Run
-    from edgenas.searcher import SearchSettings
+    from edgenas.searcher import SearchSettings, load_data
 
     onnx_path = Path(onnx_path)
     metadata = read_metadata(onnx_path)
@@ -61,8 +61,7 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
     session = make_session(str(onnx_path), threads)
     if data is None:
         settings = SearchSettings(**Run.open(run).config()["settings"])
-        data = load_dataset(settings.data, arch.resolution, flip=settings.flip, val_fraction=settings.val_fraction,
-                            memory_gb=settings.memory_gb)
+        data = load_data(settings, arch.resolution)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -404,3 +404,34 @@ def test_a_streamed_tree_still_refuses_a_corrupt_image_at_load(tmp_path):
     (tmp_path / "train" / "a" / "bad.png").write_bytes(b"not a png at all")
     with pytest.raises(EdgeNASError, match=r"cannot read image .*bad\.png"):
         load_dataset(tmp_path, 16, memory_gb=0.0)
+
+
+def test_a_class_balanced_subset_is_fixed_and_capped(tmp_path):
+    full = load_dataset(None, 16)
+    small = load_dataset(None, 16, train_per_class=20, test_per_class=5)
+    assert torch.bincount(small.y["test"]).tolist() == [5] * 10
+    assert (torch.bincount(small.y["train"]) + torch.bincount(small.y["val"])).tolist() == [20] * 10
+    again = load_dataset(None, 16, train_per_class=20, test_per_class=5)
+    assert torch.equal(small.x["train"], again.x["train"]) and small.size("test") < full.size("test")
+    with pytest.raises(EdgeNASError, match="bad train images per class 1"):
+        load_dataset(None, 16, train_per_class=1)
+
+
+def test_decoded_trees_are_cached_and_a_changed_file_is_decoded_again(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv("EDGENAS_CACHE_DIR", str(tmp_path / "cache"))
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            folder = tmp_path / "tree" / split / name
+            folder.mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    first = load_dataset(tmp_path / "tree", 16)
+    cached = list((tmp_path / "cache" / "images").glob("*.pt"))
+    assert len(cached) == 2  # one per split
+    assert torch.equal(load_dataset(tmp_path / "tree", 16).x["test"], first.x["test"])
+    changed = tmp_path / "tree" / "test" / "a" / "0.png"
+    Image.fromarray(np.full((8, 8, 3), 250, np.uint8)).save(changed)
+    os.utime(changed, ns=(10**18, 10**18))
+    assert not torch.equal(load_dataset(tmp_path / "tree", 16).x["test"], first.x["test"])
