@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgenas-installed
 DEMO_DIR ?= demo-output
 
-.PHONY: test demo lint install clean
+.PHONY: test demo bench lint install clean
 
 install: $(STAMP)
 
@@ -38,6 +38,9 @@ demo: $(STAMP)
 	$(BIN)/edgenas search --out $(DEMO_DIR)/run
 	$(BIN)/edgenas export $(DEMO_DIR)/model.onnx --run $(DEMO_DIR)/run --int8
 	@echo "demo done: run in $(DEMO_DIR)/run, verified ONNX in $(DEMO_DIR)/model.onnx (+ .int8.onnx, .report.json)"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/search_efficiency.py --profile quick
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

@@ -1,0 +1,158 @@
+"""Benchmark: DA-NAS against its baselines on real data (CIFAR-10), side by side, same budget, recipe and seeds.
+
+Arms: `danas` (the default schedule, scaled); `full` (all classes and candidates for as many epochs as the DA-NAS
+schedule in total: the ProxylessNAS-like ablation); `full-iso` (all classes and candidates for as many image-steps
+as `danas` processed with the same seed: the same compute); `random` (a random architecture within the budget);
+`mobilenetv2` (width-scaled to the budget). For each arm and seed: search wall time, image-steps, the derived
+architecture, FLOPs, predicted latency and retrained test accuracy. Writes benchmarks/results/search_efficiency.json,
+two PNG plots under docs/, and prints the markdown table for docs/BENCHMARKS.md.
+
+Profiles: `quick` (for this 2-core CPU, under 2 hours: a class-balanced subset of 500 training and 200 test images
+per class, width 0.5, schedule epochs x0.25, 10 retraining epochs), `full` (for a GPU: all images, width 1.0,
+the schedule at scale 1, 50 retraining epochs), `smoke` (minutes: checks the pipeline, numbers mean nothing).
+
+Run by hand:  make bench   or   .venv/bin/python benchmarks/search_efficiency.py --profile quick [--seeds 0 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+PROFILES = {
+    "quick": {"width_mult": 0.5, "train_per_class": 500, "test_per_class": 200, "epochs_scale": 0.25,
+              "retrain_epochs": 10},
+    "full": {"width_mult": 1.0, "train_per_class": None, "test_per_class": None, "epochs_scale": 1.0,
+             "retrain_epochs": 50},
+    "smoke": {"width_mult": 0.35, "train_per_class": 30, "test_per_class": 10, "epochs_scale": 0.05,
+              "retrain_epochs": 1},
+}
+ARMS = ("danas", "full", "full-iso", "random", "mobilenetv2")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=PROFILES, default="quick")
+    parser.add_argument("--data", default="../shared/data/cifar10")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--budget-share", type=float, default=0.4, help="FLOPs budget as a share of the largest")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/search_efficiency"))
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    if not Path(args.data).is_dir():
+        raise SystemExit(f"no dataset at {args.data} (the CIFAR-10 ImageFolder tree of ../shared/data)")
+
+    import torch
+
+    from edgenas.flops import cost_table
+    from edgenas.presets import preset
+    from edgenas.profiler import profile
+    from edgenas.searcher import SearchSettings, search
+    from edgenas.space import get_space
+
+    settings = PROFILES[args.profile]
+    space = get_space("mobile-small", 32, settings["width_mult"])
+    budget = int(args.budget_share * cost_table(space).flops(preset("largest", space, 10)))
+    args.out.mkdir(parents=True, exist_ok=True)
+    table_path = args.out / f"table-mobile-small-32-w{settings['width_mult']}.json"
+    if not table_path.is_file():  # latency predicted from a table measured here at the benchmark's width
+        profile(f"bench-w{settings['width_mult']}", space, validate=10, out=table_path, progress=False)
+    common = {"data": args.data, "space": "mobile-small", "resolution": 32, "flops": budget, "table": str(table_path),
+              "device": args.device, **{k: v for k, v in settings.items()}}
+    rows = []
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for seed in args.seeds:
+        danas_images = None
+        for arm in ARMS:
+            extra = {"strategy": arm}
+            if arm == "full-iso":
+                # As many image-steps as danas: epochs of all classes = danas image-steps / images per epoch.
+                per_epoch = rows[-1]["images_per_full_epoch"]
+                extra = {"strategy": "full", "epochs": max(1, round(danas_images / per_epoch))}
+            run_dir = args.out / f"{stamp}-{arm}-seed{seed}"
+            result = search(SearchSettings(**common, **extra, seed=seed), out=run_dir, progress=False,
+                            log=lambda *a: None)
+            s = result.summary
+            history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+            full_rows = [h for h in history if h.get("phase") == "full" and "epoch" in h]
+            images_per_full_epoch = (full_rows[0]["images"] + full_rows[0]["arch_steps"] * 64) if full_rows else None
+            if arm == "danas":
+                danas_images = s["search_images"]
+            rows.append({"arm": arm, "seed": seed, "run": str(run_dir), "search_seconds": s["search_seconds"],
+                         "image_steps": s["search_images"], "layers": s["arch"]["layers"],
+                         "width_mult": s["arch"]["width_mult"], "flops": s["flops"],
+                         "predicted_latency_ms": s["predicted_latency_ms"], "test_acc": s["test_acc"],
+                         "retrain_seconds": s["retrain_seconds"], "images_per_full_epoch": images_per_full_epoch})
+            print(json.dumps(rows[-1]), flush=True)
+    results = {"profile": args.profile, "settings": common, "budget_flops": budget, "seeds": args.seeds,
+               "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "python": platform.python_version(),
+               "rows": rows}
+    (args.out.parent / "search_efficiency.json").write_text(json.dumps(results, indent=2) + "\n")
+    plots(results, args.out)
+    print(markdown(results))
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    import statistics
+
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def markdown(results: dict) -> str:
+    lines = ["| arm | search time (s) | image-steps | FLOPs | predicted latency | test accuracy (mean +/- sd) |",
+             "|---|---|---|---|---|---|"]
+    for arm in ARMS:
+        rows = [r for r in results["rows"] if r["arm"] == arm]
+        if not rows:
+            continue
+        t, _ = _mean_std([r["search_seconds"] for r in rows])
+        acc, sd = _mean_std([100 * r["test_acc"] for r in rows])
+        ms = [r["predicted_latency_ms"] for r in rows if r["predicted_latency_ms"] is not None]
+        latency = f"{_mean_std(ms)[0]:.2f} ms" if ms else "n/a (width without a table)"
+        lines.append(f"| {arm} | {t:.0f} | {_mean_std([r['image_steps'] for r in rows])[0]:,.0f} | "
+                     f"{_mean_std([r['flops'] for r in rows])[0] / 1e6:.2f}M | {latency} | {acc:.2f} +/- {sd:.2f} |")
+    return "\n".join(lines)
+
+
+def plots(results: dict, folder: Path) -> None:
+    """Accuracy against search time per arm; candidate survival per layer across stages for danas."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    docs = Path("docs")
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for arm in ARMS:
+        rows = [r for r in results["rows"] if r["arm"] == arm]
+        axes.scatter([r["search_seconds"] for r in rows], [100 * r["test_acc"] for r in rows], label=arm)
+    axes.set_xlabel("search wall time (s)")
+    axes.set_ylabel("retrained test accuracy (%)")
+    axes.set_title(f"CIFAR-10, {results['profile']} profile, budget {results['budget_flops'] / 1e6:.1f}M FLOPs")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(docs / "search_efficiency_accuracy.png", dpi=120)
+    plt.close(figure)
+    danas = next((r for r in results["rows"] if r["arm"] == "danas"), None)
+    if danas is None:
+        return
+    history = [json.loads(line) for line in (Path(danas["run"]) / "history.jsonl").read_text().splitlines()]
+    counts = [h["active"] for h in history if "pruned" in h]
+    if not counts:
+        return
+    figure, axes = plt.subplots(figsize=(7, 3.5))
+    image = axes.imshow(list(zip(*counts, strict=True)), aspect="auto", cmap="viridis")
+    axes.set_xlabel("after stage")
+    axes.set_ylabel("searchable layer")
+    axes.set_title("DA-NAS: active candidates per layer after each stage")
+    figure.colorbar(image, ax=axes, label="candidates")
+    figure.tight_layout()
+    figure.savefig(docs / "search_efficiency_survival.png", dpi=120)
+    plt.close(figure)
+
+
+if __name__ == "__main__":
+    main()
