@@ -67,7 +67,8 @@ def space_pieces(space: Space) -> list[Piece]:
 
 
 def validation_archs(space: Space, count: int, seed: int, num_classes: int = 1000) -> list[tuple[str, Arch]]:
-    """`count` random architectures spread evenly over the space's FLOPs range, plus MobileNetV2 where it exists.
+    """`count` random architectures spread evenly over the space's FLOPs range, plus MobileNetV2 where it exists and
+    the smallest and largest networks.
 
     Uniform random choices all land near the middle of the range; here network i aims at the (i + 0.5) / count
     quantile of each layer's choices sorted by FLOPs, with noise, so the networks span cheap to expensive.
@@ -89,6 +90,10 @@ def validation_archs(space: Space, count: int, seed: int, num_classes: int = 100
         archs.append((f"random{i:02d}", make_arch(space, layers, num_classes)))
     if space.spec.mobilenetv2_depths is not None:
         archs.append(("mobilenetv2", mobilenetv2(space, num_classes)))
+    if count:  # the ends of the range too, so that no calibration is fitted only on mid-sized networks
+        from .presets import extreme
+
+        archs += [(name, extreme(space, num_classes, largest=name == "largest")) for name in ("smallest", "largest")]
     return archs
 
 
@@ -288,16 +293,21 @@ def kendall_tau(a: list[float], b: list[float]) -> float | None:
     return score / len(pairs)
 
 
-def calibrate(networks: list[dict]) -> tuple[dict, dict]:
+def calibrate(networks: list[dict], floor: dict | None = None) -> tuple[dict, dict]:
     """Choose the simplest calibration the data supports and report the fidelity it gives.
 
     Each kind of `CALIBRATIONS` is judged by its leave-one-out median absolute error; a more complex one must win
-    by more than 0.25 percentage points to be chosen over a simpler one.
+    by more than 0.25 percentage points to be chosen over a simpler one. A kind whose fit predicts a non-positive
+    latency for `floor` (the space's cheapest network: `predicted_raw_ms`, `params`) is not used: a negative
+    offset fitted on mid-sized networks once predicted negative milliseconds for the smallest ones.
     """
     measured = [n["measured_ms"] for n in networks]
     best_kind, best_error = "none", None
     for kind in CALIBRATIONS:
         if len(networks) < _MIN_NETWORKS[kind] or (kind != "none" and len(networks) < 2):
+            continue
+        if floor is not None and apply_calibration(floor["predicted_raw_ms"], floor["params"],
+                                                   _fit(kind, networks)) <= 0:
             continue
         error = error_stats(_errors(_leave_one_out(kind, networks), measured))["median_abs_error_pct"]
         if best_error is None or error < best_error - 0.25:
@@ -359,7 +369,11 @@ def build_table(device: str, space: Space, runtime: dict, entries: dict, network
         for name, arch in archs if f"net:{name}" in networks
     ]
     if measured:
-        data["calibration"], data["validation"] = calibrate(measured)
+        from .presets import extreme
+
+        cheapest = extreme(space, 10, largest=False)
+        floor = {"predicted_raw_ms": table.raw_ms(cheapest), "params": flops_table.params(cheapest)}
+        data["calibration"], data["validation"] = calibrate(measured, floor)
     return data
 
 

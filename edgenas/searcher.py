@@ -254,6 +254,12 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
     else:
         settings = settings or SearchSettings()
         settings.validate()
+        # Paths are stored absolute, so that the run can be resumed, evaluated and exported from anywhere.
+        for name in ("data", "class_order"):
+            if getattr(settings, name) is not None:
+                settings = dataclasses.replace(settings, **{name: str(Path(getattr(settings, name)).resolve())})
+        if settings.table is not None and (settings.table.endswith(".json") or "/" in settings.table):
+            settings = dataclasses.replace(settings, table=str(Path(settings.table).resolve()))
         path = Path(out) if out is not None else _default_run_name(settings)
         if out is None:
             path.parent.mkdir(exist_ok=True)

@@ -41,7 +41,7 @@ def test_profile_writes_a_valid_table_with_every_key(tiny_table):
         assert entry["n"] == FAST["repeats"] * FAST["passes"] and len(entry["pass_medians_ms"]) == FAST["passes"]
         assert entry["median_ms"] == min(entry["pass_medians_ms"])
     validation = data["validation"]
-    assert validation["count"] == 5 and len(validation["networks"]) == 5
+    assert validation["count"] == 7 and len(validation["networks"]) == 7  # 5 random + smallest + largest
     for key in ("median_abs_error_pct", "p95_abs_error_pct", "within_10pct", "kendall_tau_table"):
         assert validation[key] is not None
     # Spread over the FLOPs range: the networks cover most of the distance from the smallest to the largest.
@@ -142,7 +142,7 @@ def test_export_blocks_then_import_timings_reproduces_the_table(tiny_table, tmp_
     assert set(imported.data["entries"]) == set(table.data["entries"])
     for key, entry in table.data["entries"].items():
         assert imported.data["entries"][key]["median_ms"] == pytest.approx(entry["median_ms"])
-    assert imported.data["validation"]["count"] == 5
+    assert imported.data["validation"]["count"] == 7
     arch = random_arch(get_space("tiny"), 10, 1)
     assert imported.raw_ms(arch) == pytest.approx(table.raw_ms(arch))
 
@@ -241,3 +241,12 @@ def test_an_interrupted_profile_leaves_no_file(tmp_path):
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_calibration_that_would_predict_negative_latency_is_not_used():
+    # Mid-sized networks fit best with a large negative offset, which would make the cheapest network negative.
+    networks = [{"name": str(i), "flops": i, "params": 0, "predicted_raw_ms": p, "measured_ms": 2.0 * p - 1.0}
+                for i, p in enumerate([1.0, 1.5, 2.0, 2.5, 3.0, 3.5])]
+    calibration, _ = calibrate(networks, floor={"predicted_raw_ms": 0.2, "params": 0})
+    assert calibration["kind"] in ("none", "scale")
+    assert calibrate(networks)[0]["kind"] == "linear"  # without the floor the offset fit wins
