@@ -53,6 +53,50 @@ def _print_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
+def _is_main_rank() -> bool:
+    """False in the processes of ranks 1 and up of a torchrun launch: they work but do not print."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _launch_ranks(nproc: int | None, device: str | None = None) -> bool:
+    """`--nproc N` (N > 1) outside torchrun: run this same command under `torchrun --standalone --nproc_per_node N`,
+    wait for it and exit with its code. Returns False when this process should do the work itself."""
+    import os
+    import subprocess
+
+    if nproc is None or "WORLD_SIZE" in os.environ:
+        return False
+    if nproc < 1:
+        raise EdgeNASError(f"bad --nproc {nproc}: expected 1 or more processes")
+    if nproc == 1:
+        return False
+    if device not in (None, "cpu"):
+        import torch
+
+        if torch.cuda.is_available() and nproc > torch.cuda.device_count():
+            raise EdgeNASError(f"bad --nproc {nproc}: only {torch.cuda.device_count()} CUDA GPUs are visible "
+                               "(one process per GPU)")
+    argv, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            argv.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "edgenas", *argv]
+    raise typer.Exit(subprocess.run(command).returncode)
+
+
+def _leave_ranks() -> None:
+    from .distributed import Ranks, finish
+
+    finish(Ranks.from_env())
+
+
 _FLOPS_HOW = "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1"
 
 @_command()
@@ -234,9 +278,12 @@ def search(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/DATE-STRATEGY-BUDGET).")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue a stopped run (its settings are reused).")] = None,
+    nproc: Annotated[int | None, typer.Option(help="Processes, one per GPU (or CPU share): runs this command "
+                                              "under torchrun with DistributedDataParallel.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ):
     """Search an architecture on your data with DA-NAS under FLOPs and latency budgets, then retrain it."""
+    _launch_ranks(nproc, device)
     from .searcher import SearchSettings
     from .searcher import search as run_search
     from .units import parse_flops, parse_latency_ms
@@ -251,7 +298,12 @@ def search(
         flip=False if no_flip else None, memory_gb=memory_gb, train_per_class=train_per_class,
         test_per_class=test_per_class, seed=seed, device=device)
     console = Console(stderr=True, soft_wrap=True, highlight=False)
-    result = run_search(settings, out=out, resume=resume, progress=not as_json, log=console.print)
+    try:
+        result = run_search(settings, out=out, resume=resume, progress=not as_json, log=console.print)
+    finally:
+        _leave_ranks()
+    if not _is_main_rank():
+        return
     if as_json:
         _print_json({"run": str(result.run), **result.summary})
     else:
@@ -288,11 +340,18 @@ def _print_summary(run: Path, summary: dict) -> None:
 @_command()
 def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
           epochs: Annotated[int | None, typer.Option(help="Epochs (default: the run's --retrain-epochs).")] = None,
+          nproc: Annotated[int | None, typer.Option(help="Processes (runs under torchrun with DDP).")] = None,
           as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False):
     """Retrain a run's architecture from scratch and evaluate it on the test split (replaces model.pt)."""
+    _launch_ranks(nproc)
     from .searcher import retrain
 
-    result = retrain(run, epochs=epochs, progress=not as_json)
+    try:
+        result = retrain(run, epochs=epochs, progress=not as_json)
+    finally:
+        _leave_ranks()
+    if not _is_main_rank():
+        return
     if as_json:
         _print_json({"run": str(result.run), **result.summary})
     else:

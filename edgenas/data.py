@@ -82,28 +82,44 @@ def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     return (x.float() / 255.0 - m) / s
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, flip: bool, pad: int) -> torch.Tensor:
-    """Random crop with zero padding and horizontal flip, for a whole uint8 batch on its device."""
+def augment(x: torch.Tensor, generator: torch.Generator, flip: bool, pad: int,
+            shard: tuple[int, int] = (0, 1)) -> torch.Tensor:
+    """Random crop with zero padding and horizontal flip, for a whole uint8 batch on its device.
+
+    With `shard` (rank, world), `x` is the rank's part of a global batch `world` times larger: the random draws are
+    made for the global batch, so every rank consumes the generator alike and the ranks together augment exactly
+    as one process would.
+    """
     n, _, h, w = x.shape
+    rank, world = shard
+    mine = slice(rank * n, (rank + 1) * n)
     if pad:
         padded = F.pad(x, (pad, pad, pad, pad))
-        dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator).to(x.device)
-        dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator).to(x.device)
+        dy = torch.randint(0, 2 * pad + 1, (n * world, 1), generator=generator)[mine].to(x.device)
+        dx = torch.randint(0, 2 * pad + 1, (n * world, 1), generator=generator)[mine].to(x.device)
         rows = dy + torch.arange(h, device=x.device)
         cols = dx + torch.arange(w, device=x.device)
         batch = torch.arange(n, device=x.device).view(n, 1, 1)
         # Advanced indices around a slice put their broadcast shape first: n x h x w x channels.
         x = padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     if flip:
-        mirrored = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        mirrored = (torch.rand(n * world, generator=generator)[mine] < 0.5).to(x.device)
         x = torch.where(mirrored.view(n, 1, 1, 1), x.flip(3), x)
     return x.contiguous()
 
 
 def batches(data: Dataset, split: str, batch_size: int, *, classes: list[int] | None = None,
-            generator: torch.Generator | None = None, train: bool = False,
-            drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Normalised batches of `split`, only of `classes` when given; shuffled and augmented when `train`."""
+            generator: torch.Generator | None = None, train: bool = False, drop_last: bool = False,
+            shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Normalised batches of `split`, only of `classes` when given; shuffled and augmented when `train`.
+
+    `shard` (rank, world) splits every global batch of `world x batch_size` images (the same shuffle on every rank,
+    from a shared generator) and yields this rank's part: the distributed sampler of the tensor cache. It needs
+    `drop_last`, so that every rank makes the same number of steps.
+    """
+    rank, world = shard
+    if world > 1 and not drop_last:
+        raise ValueError("a sharded split needs drop_last (every rank must make the same number of steps)")
     y = data.y[split]
     index = torch.arange(len(y), device=y.device)
     if classes is not None:
@@ -114,12 +130,15 @@ def batches(data: Dataset, split: str, batch_size: int, *, classes: list[int] | 
         order = torch.randperm(len(index), generator=generator).to(index.device)
         index = index[order]
     pad = max(1, data.resolution // 8) if train else 0
-    stop = len(index) - (len(index) % batch_size if drop_last and len(index) >= batch_size else 0)
-    chunks = [index[start:start + batch_size] for start in range(0, stop, batch_size)]
+    if world > 1 and len(index) < batch_size * world:
+        batch_size = len(index) // world  # fewer images than one global batch: one smaller step (or none)
+    step = batch_size * world
+    stop = len(index) - (len(index) % step if drop_last and len(index) >= step else 0) if step else 0
+    chunks = [index[start:start + step][rank * batch_size:(rank + 1) * batch_size] for start in range(0, stop, step)]
     images = _stream(data, split, chunks) if data.files is not None else (data.x[split][c] for c in chunks)
     for chunk, x in zip(chunks, images, strict=True):
         if train:
-            x = augment(x, generator, data.flip, pad)
+            x = augment(x, generator, data.flip, pad, shard)
         yield normalize(x, data.mean, data.std), y[chunk]
 
 

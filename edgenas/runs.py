@@ -23,10 +23,12 @@ FILES = ("config.json", "class_order.json", "history.jsonl", "checkpoint.pt", "a
 
 
 class Run:
-    """The folder of one search: `runs/NAME/`."""
+    """The folder of one search: `runs/NAME/`. A run opened with `writer=False` (ranks other than 0 of a
+    distributed search) reads it but never writes to it."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, writer: bool = True):
         self.path = Path(path)
+        self.writer = writer
 
     @classmethod
     def create(cls, path: str | os.PathLike, config: dict) -> Run:
@@ -42,8 +44,8 @@ class Run:
         return run
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> Run:
-        run = cls(path)
+    def open(cls, path: str | os.PathLike, writer: bool = True) -> Run:
+        run = cls(path, writer)
         if not run.path.is_dir():
             raise EdgeNASError(f"run folder {run.path} does not exist")
         config = read_json(run.file("config.json"), "run config")
@@ -59,7 +61,9 @@ class Run:
         return read_json(self.file("config.json"), "run config")
 
     def write(self, name: str, data: Any) -> Path:
-        return write_json(self.file(name), data)
+        if self.writer:
+            write_json(self.file(name), data)
+        return self.file(name)
 
     def read(self, name: str, what: str | None = None) -> Any:
         return read_json(self.file(name), what or name)
@@ -74,10 +78,14 @@ class Run:
         return [json.loads(line) for line in self.file("history.jsonl").read_text().splitlines() if line.strip()]
 
     def set_history(self, rows: list[dict]) -> None:
+        if not self.writer:
+            return
         atomic_write_text(self.file("history.jsonl"), "".join(json.dumps(row) + "\n" for row in rows))
 
     # checkpoints
     def save_checkpoint(self, state: dict, name: str = "checkpoint.pt") -> None:
+        if not self.writer:
+            return
         data = _serialise(state)
         target = self.file(name)
         previous = target.with_suffix(".prev.pt")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from .arch import Arch, from_dict, make_arch
 from .cost import CostModel, check_keys
 from .data import Dataset, batches, count_images, load_dataset
@@ -235,6 +236,10 @@ def read_class_order(path: str, names: list[str]) -> list[int]:
     return indices
 
 
+def _silent(*args, **kwargs) -> None:
+    pass
+
+
 def _default_run_name(settings: SearchSettings) -> Path:
     budget = format_flops(settings.flops) if settings.flops else "default"
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -243,9 +248,15 @@ def _default_run_name(settings: SearchSettings) -> Path:
 
 def search(settings: SearchSettings | None = None, *, out: str | Path | None = None, resume: str | Path | None = None,
            progress: bool = True, log=print) -> SearchResult:
-    """Run a search and the retraining of its result; `resume` continues a stopped run where it stopped."""
+    """Run a search and the retraining of its result; `resume` continues a stopped run where it stopped.
+
+    Under torchrun (several ranks) every rank calls this with the same arguments; rank 0 alone writes and prints.
+    """
+    ranks = distributed.Ranks.from_env()
+    if not ranks.main:
+        progress, log = False, _silent
     if resume is not None:
-        run = Run.open(resume)
+        run = Run.open(resume, writer=ranks.main)
         config = run.config()
         try:
             settings = SearchSettings(**config["settings"])
@@ -261,7 +272,7 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
         if settings.table is not None and (settings.table.endswith(".json") or "/" in settings.table):
             settings = dataclasses.replace(settings, table=str(Path(settings.table).resolve()))
         path = Path(out) if out is not None else _default_run_name(settings)
-        if out is None:
+        if out is None and ranks.main:
             path.parent.mkdir(exist_ok=True)
         elif path.exists() and any(path.iterdir()):
             raise EdgeNASError(f"run folder {path} already exists and is not empty; use --resume {path} to continue "
@@ -272,11 +283,19 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
     if resume is None:
         # Everything that can refuse the run (data, space, tables, budgets) is checked before the folder exists.
         context = _Context(settings, Run(path), log)
+        # Rank 0 names and creates the folder (a default name holds the time); the others read its name.
+        path = distributed.broadcast(path, context.device.ranks)
+        if not ranks.main:
+            distributed.barrier(ranks)
+            context.run = Run.open(path, writer=False)
+            return _Search(context).go(progress)
         run = Run.create(path, {"settings": dataclasses.asdict(settings), "versions": _versions(),
                                 "resolved": {"resolution": context.resolution, "space_hash": context.space.hash,
                                              "budgets": context.describe_budgets(),
                                              "data": context.data.describe(), "device": str(context.device.device),
-                                             "amp": str(context.device.amp_dtype)}})
+                                             "amp": str(context.device.amp_dtype),
+                                             "world_size": ranks.world}})
+        distributed.barrier(ranks)
         context.run = run
     else:
         context = _Context(settings, run, log)
@@ -302,7 +321,7 @@ class _Search:
             if "arch" not in state:
                 state = self._search(state, history, bar)
             arch = from_dict(state["arch"], str(self.run.file("checkpoint.pt")))
-            if not self.run.has("arch.json"):
+            if not self.run.has("arch.json") and self.run.writer:
                 arch.save(self.run.file("arch.json"))
             state = self._retrain(arch, state, history, bar)
         summary = self._summary(arch, state)
@@ -355,6 +374,8 @@ class _Search:
             net.load_state_dict(state["supernet"])
             weight_opt.load_state_dict(state["weight_opt"])
             arch_opt.load_state_dict(state["arch_opt"])
+        ranks = c.device.ranks
+        replica = distributed.wrap(net, ranks, c.device.device)
         settings = SupernetSettings(s.batch_size, s.label_smoothing, s.arch_every, s.cost_strength,
                                     c.flops_budget if c.flops_binds else None,
                                     c.ms_budget if c.latency_binds else None)
@@ -366,7 +387,8 @@ class _Search:
             if phase.train_arch and scheduler is None:
                 if total_steps is None:
                     total_steps = sum(p.epochs * max(1, count_images(c.data, "train", self._classes(p, state))
-                                                     // s.batch_size) for p in phases if p.train_arch)
+                                                     // (s.batch_size * ranks.world))
+                                      for p in phases if p.train_arch)
                 scheduler = torch.optim.lr_scheduler.LambdaLR(
                     weight_opt, lambda step, n=total_steps: 0.5 * (1 + math.cos(math.pi * min(step, n) / max(1, n))))
                 if "scheduler" in state:
@@ -377,21 +399,22 @@ class _Search:
                 t0 = time.perf_counter()
                 metrics = supernet_epoch(net, c.data, classes, weight_opt, arch_opt,
                                          scheduler if phase.train_arch else None, c.cost, settings, self.generator,
-                                         c.device, scaler, train_arch=phase.train_arch, uniform=phase.uniform)
+                                         c.device, scaler, train_arch=phase.train_arch, uniform=phase.uniform,
+                                         replica=replica)
                 flops, ms = c.cost.expected(net.probs().detach().double().cpu())
                 row = {"phase": phase.name, "epoch": epoch, "classes": len(classes), "admitted": classes,
                        "active": net.active_counts(), **metrics, "expected_flops": float(flops),
                        "expected_ms": None if ms is None else float(ms), "seconds": time.perf_counter() - t0}
                 history.append(row)
                 state.update({"phase": index, "epoch": epoch + 1, "images": state.get("images", 0) + metrics["images"]
-                              + metrics["arch_steps"] * s.batch_size})
+                              + metrics["arch_steps"] * s.batch_size * ranks.world})
                 latency = "" if ms is None else f", E[latency] {float(ms):.2f} ms"
                 bar.step(f"loss {metrics['train_loss']:.3f}, acc {100 * metrics['train_acc']:.1f}%, "
                          f"E[FLOPs] {format_flops(float(flops))}{latency}")
                 self._checkpoint(state, history, net, weight_opt, arch_opt, scheduler, start)
             if phase.name == "probe":
                 accuracy = per_class_accuracy(net, c.data, self.generator, c.device, s.batch_size)
-                order = danas.class_order(accuracy)
+                order = distributed.broadcast(danas.class_order(accuracy), ranks)
                 self.run.write("class_order.json", {
                     "order": order, "names": [c.data.classes[i] for i in order],
                     "probe_accuracy": {c.data.classes[i]: accuracy[i] for i in range(c.num_classes)},
@@ -402,6 +425,8 @@ class _Search:
                 dropped, restored = danas.prune(net, s.prune_ratio, c.cost, settings.flops_budget, settings.ms_budget)
                 history.append({"phase": phase.name, "pruned": dropped, "restored_cheapest": restored,
                                 "active": net.active_counts(), "active_choices": net.active_choices()})
+            distributed.check_same(f"alphas and candidate masks after {phase.name}",
+                                   distributed.fingerprint(net.alpha, net.active), ranks)
             state.update({"phase": index + 1, "epoch": 0})
             self._checkpoint(state, history, net, weight_opt, arch_opt, scheduler, start)
         choice = danas.derive(net, c.cost, c.flops_budget, c.ms_budget)
@@ -409,10 +434,15 @@ class _Search:
             raise EdgeNASError("no architecture of the remaining candidates meets the budgets")
         arch = make_arch(c.space, [layer.choices[j] for layer, j in zip(c.space, choice, strict=True)],
                          c.num_classes)
+        if ranks.many:  # the evidence that the ranks ran one search: what each of them ended with
+            self.run.write("distributed.json", {"world_size": ranks.world, "ranks": distributed.gather(
+                {"alpha_and_masks": distributed.fingerprint(net.alpha, net.active),
+                 "active_choices": net.active_choices(), "layers": list(arch.layers)}, ranks)})
         model = net.extract(arch)
         recalibrate_batch_norm(model, _limited(batches(c.data, "train", s.batch_size, generator=self.generator,
                                                        train=True), 20))
-        _save_weights(self.run.file("inherited.pt"), model)  # the supernet's weights for the derived network
+        if self.run.writer:  # the supernet's weights for the derived network
+            _save_weights(self.run.file("inherited.pt"), model)
         state.update({"arch": arch.to_dict(), "search_seconds": time.perf_counter() - start,
                       "inherited_val_acc": evaluate(model, c.data, "val", c.device),
                       "schedule_scale": factor, "full_data_epochs": full_data_epochs(stages)})
@@ -457,27 +487,29 @@ class _Search:
             model = c.device.prepare(build_model(arch))
         settings = TrainSettings(s.retrain_epochs, s.batch_size, s.retrain_lr, 0.9, s.retrain_weight_decay,
                                  s.label_smoothing)
-        steps = s.retrain_epochs * max(1, c.data.size("train") // s.batch_size)
+        steps = s.retrain_epochs * max(1, c.data.size("train") // (s.batch_size * c.device.ranks.world))
         optimizer, scheduler = make_optimizer(model, settings, steps)
         if retrain.get("model"):
             model.load_state_dict(retrain["model"])
             optimizer.load_state_dict(retrain["optimizer"])
             scheduler.load_state_dict(retrain["scheduler"])
         scaler = c.device.scaler()
+        replica = distributed.wrap(model, c.device.ranks, c.device.device)
         start = time.perf_counter() - retrain.get("seconds", 0.0)
         bar.begin(s.retrain_epochs, again=True)
         bar.skip(retrain.get("epoch", 0))
         for epoch in range(retrain.get("epoch", 0), s.retrain_epochs):
             bar.describe(f"retraining {arch.space} ({format_flops(c.cost.of(arch)[0])} FLOPs)")
             t0 = time.perf_counter()
-            metrics = train_epoch(model, c.data, optimizer, scheduler, settings, self.generator, c.device, scaler)
+            metrics = train_epoch(replica, c.data, optimizer, scheduler, settings, self.generator, c.device, scaler)
             history.append({"phase": "retrain", "epoch": epoch, **metrics, "seconds": time.perf_counter() - t0})
             bar.step(f"loss {metrics['train_loss']:.3f}, acc {100 * metrics['train_acc']:.1f}%")
             state["retrain"] = {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                 "scheduler": scheduler.state_dict(), "seconds": time.perf_counter() - start}
             self._save(state, history)
         model.eval()
-        _save_weights(self.run.file("model.pt"), model)
+        if self.run.writer:
+            _save_weights(self.run.file("model.pt"), model)
         state["retrain"] = {"done": True, "epochs": s.retrain_epochs, "seconds": time.perf_counter() - start,
                             "val_acc": evaluate(model, c.data, "val", c.device),
                             "test_acc": evaluate(model, c.data, "test", c.device)}
@@ -591,7 +623,10 @@ class _Progress:
 
 def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = True, log=print) -> SearchResult:
     """Retrain a finished (or searched) run's architecture from scratch and evaluate it again."""
-    run = Run.open(run_path)
+    ranks = distributed.Ranks.from_env()
+    if not ranks.main:
+        progress, log = False, _silent
+    run = Run.open(run_path, writer=ranks.main)
     state = run.load_checkpoint()
     if state is None or "arch" not in state:
         raise EdgeNASError(f"run {run.path} has no derived architecture yet; finish it with --resume {run.path}")

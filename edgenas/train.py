@@ -10,23 +10,27 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from . import distributed
 from .cost import CostModel, budget_penalty
 from .data import Dataset, batches
+from .distributed import Ranks
 from .supernet import Supernet
 
 
 @dataclass(frozen=True)
 class Device:
-    """Where training runs and how: mixed precision and memory format follow the device."""
+    """Where training runs and how: mixed precision and memory format follow the device; under torchrun, which
+    rank this process is (each rank takes the GPU of its LOCAL_RANK)."""
 
     device: torch.device
     amp_dtype: torch.dtype | None
+    ranks: Ranks = field(default_factory=Ranks)
 
     @classmethod
     def pick(cls, name: str = "auto", amp: bool | None = None) -> Device:
@@ -38,12 +42,17 @@ class Device:
             raise EdgeNASError(f"bad device {name!r}: expected auto, cpu or cuda")
         if name.startswith("cuda") and not torch.cuda.is_available():
             raise EdgeNASError(f"device {name!r} asked for, but no CUDA GPU is visible")
+        ranks = Ranks.from_env()
+        if ranks.many and name.startswith("cuda"):
+            name = f"cuda:{ranks.local_rank}"
+            torch.cuda.set_device(ranks.local_rank)
         device = torch.device(name)
+        ranks.start(device.type)
         use_amp = device.type == "cuda" if amp is None else amp
         dtype = None
         if use_amp:
             dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
-        return cls(device, dtype)
+        return cls(device, dtype, ranks)
 
     @property
     def channels_last(self) -> bool:
@@ -60,6 +69,10 @@ class Device:
 
     def input(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    @property
+    def shard(self) -> tuple[int, int]:
+        return self.ranks.rank, self.ranks.world
 
     def scaler(self) -> torch.amp.GradScaler:
         return torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
@@ -96,22 +109,27 @@ class SupernetSettings:
 def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt, arch_opt, scheduler,
                    cost: CostModel, settings: SupernetSettings, generator: torch.Generator, device: Device,
                    scaler, *, train_arch: bool = True, uniform: bool = False,
-                   on_step: Callable[[], None] = lambda: None) -> dict:
+                   on_step: Callable[[], None] = lambda: None, replica: nn.Module | None = None) -> dict:
     """One epoch over the admitted classes' training images: weight steps on single sampled paths, and every
     `arch_every` steps an architecture step on a search-validation batch (two paths, binary gates, budget penalty).
+
+    With several ranks, `replica` is `net` under DistributedDataParallel: weight steps run through it (gradients
+    averaged by DDP), architecture steps through `net` itself with the alpha gradient averaged here; every rank
+    samples the same paths from the shared generator. Returned counts are summed over the ranks.
     """
+    replica = replica or net
     net.train()
     admitted, remap = _class_index(classes, data.num_classes, device.device)
     val_batches = _cycle(lambda: batches(data, "val", settings.batch_size, classes=classes, generator=generator,
-                                         train=True))
+                                         train=True, drop_last=device.ranks.many, shard=device.shard))
     totals = torch.zeros(4, device=device.device, dtype=torch.float64)  # loss sum, correct, images, arch steps
     arch_loss = torch.zeros((), device=device.device, dtype=torch.float64)
     steps = 0
     for x, y in batches(data, "train", settings.batch_size, classes=classes, generator=generator, train=True,
-                        drop_last=True):
+                        drop_last=True, shard=device.shard):
         path = net.sample(generator, 1, uniform=uniform)
         with device.autocast():
-            logits = net(device.input(x), path)[:, admitted].float()
+            logits = replica(device.input(x), path)[:, admitted].float()
         target = remap[y]
         loss = F.cross_entropy(logits, target, label_smoothing=settings.label_smoothing)
         weight_opt.zero_grad(set_to_none=True)
@@ -131,15 +149,19 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
             loss_v = F.cross_entropy(logits_v, remap[yv], label_smoothing=settings.label_smoothing)
             loss_v = loss_v + budget_penalty(cost, net.probs(), settings.flops_budget, settings.ms_budget,
                                              settings.cost_strength)
-            arch_opt.zero_grad(set_to_none=True)
-            loss_v.backward()
+            # The gradient of alpha alone: no weight gradients computed (nor seen by DDP's hooks), then averaged.
+            (grad,) = torch.autograd.grad(loss_v, [net.alpha])
+            net.alpha.grad = distributed.average_(grad, device.ranks)
             arch_opt.step()
             net.changed()
             arch_loss += loss_v.detach()
             totals[3] += 1
         steps += 1
         on_step()
+    distributed.sum_(totals, device.ranks)
+    distributed.average_(arch_loss, device.ranks)
     loss_sum, correct, images, arch_steps = totals.tolist()
+    arch_steps //= device.ranks.world  # steps, not rank-steps (their images are counted by the caller)
     return {"train_loss": loss_sum / max(1, images), "train_acc": correct / max(1, images), "images": int(images),
             "arch_steps": int(arch_steps), "arch_loss": float(arch_loss) / max(1, arch_steps), "steps": steps}
 
@@ -216,9 +238,11 @@ def make_optimizer(model: nn.Module, settings: TrainSettings, steps: int):
 
 def train_epoch(model: nn.Module, data: Dataset, optimizer, scheduler, settings: TrainSettings,
                 generator: torch.Generator, device: Device, scaler, on_step: Callable[[], None] = lambda: None) -> dict:
+    """One epoch of standalone training; `model` is under DDP with several ranks (counts summed over them)."""
     model.train()
     totals = torch.zeros(3, device=device.device, dtype=torch.float64)
-    for x, y in batches(data, "train", settings.batch_size, generator=generator, train=True, drop_last=True):
+    for x, y in batches(data, "train", settings.batch_size, generator=generator, train=True, drop_last=True,
+                        shard=device.shard):
         with device.autocast():
             logits = model(device.input(x)).float()
         loss = F.cross_entropy(logits, y, label_smoothing=settings.label_smoothing)
@@ -231,5 +255,6 @@ def train_epoch(model: nn.Module, data: Dataset, optimizer, scheduler, settings:
         totals[1] += (logits.detach().argmax(1) == y).sum()
         totals[2] += len(y)
         on_step()
+    distributed.sum_(totals, device.ranks)
     loss_sum, correct, images = totals.tolist()
     return {"train_loss": loss_sum / max(1, images), "train_acc": correct / max(1, images), "images": int(images)}
