@@ -41,7 +41,12 @@ def main() -> None:
     parser.add_argument("--budget-share", type=float, default=0.4, help="FLOPs budget as a share of the largest")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/search_efficiency"))
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
+                        help="arms to run (full-iso needs danas in the same invocation)")
+    parser.add_argument("--retrain-epochs", type=int, help="override the profile's retraining epochs")
     args = parser.parse_args()
+    if "full-iso" in args.arms and "danas" not in args.arms:
+        raise SystemExit("--arms: full-iso matches danas's image-steps, so it needs danas in the same run")
     if not Path(args.data).is_dir():
         raise SystemExit(f"no dataset at {args.data} (the CIFAR-10 ImageFolder tree of ../shared/data)")
 
@@ -53,7 +58,9 @@ def main() -> None:
     from edgenas.searcher import SearchSettings, search
     from edgenas.space import get_space
 
-    settings = PROFILES[args.profile]
+    settings = dict(PROFILES[args.profile])
+    if args.retrain_epochs is not None:
+        settings["retrain_epochs"] = args.retrain_epochs
     space = get_space("mobile-small", 32, settings["width_mult"])
     budget = int(args.budget_share * cost_table(space).flops(preset("largest", space, 10)))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -66,11 +73,14 @@ def main() -> None:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for seed in args.seeds:
         danas_images = None
-        for arm in ARMS:
+        for arm in [a for a in ARMS if a in args.arms]:
             extra = {"strategy": arm}
             if arm == "full-iso":
                 # As many image-steps as danas: epochs of all classes = danas image-steps / images per epoch.
-                per_epoch = rows[-1]["images_per_full_epoch"]
+                per_epoch = next(r for r in reversed(rows) if r["arm"] == "full")["images_per_full_epoch"] \
+                    if "full" in args.arms else None
+                if per_epoch is None:
+                    raise SystemExit("--arms: full-iso needs full in the same run (images per epoch)")
                 extra = {"strategy": "full", "epochs": max(1, round(danas_images / per_epoch))}
             run_dir = args.out / f"{stamp}-{arm}-seed{seed}"
             result = search(SearchSettings(**common, **extra, seed=seed), out=run_dir, progress=False,
@@ -89,10 +99,24 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     results = {"profile": args.profile, "settings": common, "budget_flops": budget, "seeds": args.seeds,
                "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "python": platform.python_version(),
-               "rows": rows}
+               "rows": merge_rows(args.out.parent / "search_efficiency.json", common, rows)}
+    results["seeds"] = sorted({r["seed"] for r in results["rows"]})
     (args.out.parent / "search_efficiency.json").write_text(json.dumps(results, indent=2) + "\n")
     plots(results, args.out)
     print(markdown(results))
+
+
+def merge_rows(path: Path, settings: dict, rows: list[dict]) -> list[dict]:
+    """Earlier rows of the same settings (other arms or seeds run separately), replaced by this run's (arm, seed)."""
+    if not path.is_file():
+        return rows
+    earlier = json.loads(path.read_text())
+    same = {k: v for k, v in earlier["settings"].items() if k != "table"} == \
+        {k: v for k, v in settings.items() if k != "table"}
+    if not same:
+        return rows
+    mine = {(r["arm"], r["seed"]) for r in rows}
+    return [r for r in earlier["rows"] if (r["arm"], r["seed"]) not in mine] + rows
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
