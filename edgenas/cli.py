@@ -97,6 +97,23 @@ def _leave_ranks() -> None:
     finish(Ranks.from_env())
 
 
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notices: the result only.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="One plain line per step (for logs, where no bar is "
+                                       "drawn: bars appear only on a terminal and never with CI=true).")]
+
+
+def _output(quiet: bool, verbose: bool, as_json: bool):
+    """(progress bar wanted, notice printer, per-step line printer) for --quiet, --verbose and --json."""
+    from .progress import wanted
+
+    console = Console(stderr=True, soft_wrap=True, highlight=False)
+    if quiet and verbose:
+        raise EdgeNASError("--quiet and --verbose together: choose one")
+    silent = quiet or as_json
+    return (wanted(not silent), (lambda *a, **k: None) if quiet else console.print,
+            console.print if verbose else None)
+
+
 _FLOPS_HOW = "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1"
 
 @_command()
@@ -123,15 +140,17 @@ def profile(
                                                         "(CSV or JSON, see the manifest).")] = None,
     manifest: Annotated[Path | None, typer.Option(help="Manifest of --import-timings (default: beside it).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the table's summary as JSON.")] = False,
+    quiet: Quiet = False,
 ):
     """Measure every candidate block's latency with ONNX Runtime and write a latency table."""
     from . import profiler
     from .space import get_space
 
     console = Console(stderr=True, soft_wrap=True)
+    progress, _, _ = _output(quiet, False, as_json)
     if export_blocks is not None:
         path = profiler.export_blocks(device, get_space(space, resolution, width_mult), export_blocks,
-                                      validate=validate, seed=seed, progress=not as_json)
+                                      validate=validate, seed=seed, progress=progress)
         console.print(f"wrote {path}: time each file on the device, then run "
                       f"`edgenas profile {device} --import-timings TIMINGS.csv --manifest {path}`")
         return
@@ -141,7 +160,7 @@ def profile(
         path, table = profiler.profile(device, get_space(space, resolution, width_mult), threads=threads,
                                        provider=provider, backend=backend, warmup=warmup, repeats=repeats,
                                        passes=passes, validate=validate, seed=seed, out=out,
-                                       progress=not as_json)
+                                       progress=progress)
     summary = _table_summary(table, str(path))
     if as_json:
         _print_json(summary)
@@ -281,6 +300,8 @@ def search(
     nproc: Annotated[int | None, typer.Option(help="Processes, one per GPU (or CPU share): runs this command "
                                               "under torchrun with DistributedDataParallel.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ):
     """Search an architecture on your data with DA-NAS under FLOPs and latency budgets, then retrain it."""
     _launch_ranks(nproc, device)
@@ -297,9 +318,9 @@ def search(
         batch_size=batch_size, retrain_epochs=retrain_epochs, cost_strength=cost_strength,
         flip=False if no_flip else None, memory_gb=memory_gb, train_per_class=train_per_class,
         test_per_class=test_per_class, seed=seed, device=device)
-    console = Console(stderr=True, soft_wrap=True, highlight=False)
+    progress, log, echo = _output(quiet, verbose, as_json)
     try:
-        result = run_search(settings, out=out, resume=resume, progress=not as_json, log=console.print)
+        result = run_search(settings, out=out, resume=resume, progress=progress, log=log, echo=echo)
     finally:
         _leave_ranks()
     if not _is_main_rank():
@@ -341,13 +362,15 @@ def _print_summary(run: Path, summary: dict) -> None:
 def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
           epochs: Annotated[int | None, typer.Option(help="Epochs (default: the run's --retrain-epochs).")] = None,
           nproc: Annotated[int | None, typer.Option(help="Processes (runs under torchrun with DDP).")] = None,
-          as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False):
+          as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+          quiet: Quiet = False, verbose: Verbose = False):
     """Retrain a run's architecture from scratch and evaluate it on the test split (replaces model.pt)."""
     _launch_ranks(nproc)
     from .searcher import retrain
 
     try:
-        result = retrain(run, epochs=epochs, progress=not as_json)
+        progress, log, echo = _output(quiet, verbose, as_json)
+        result = retrain(run, epochs=epochs, progress=progress, log=log, echo=echo)
     finally:
         _leave_ranks()
     if not _is_main_rank():
@@ -387,6 +410,7 @@ def export(
     allow_supernet_weights: Annotated[bool, typer.Option(help="Export a run that was not retrained, with the "
                                                          "supernet's weights.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    quiet: Quiet = False,
 ):
     """Export the searched network to ONNX and prove it with ONNX Runtime."""
     from exporters.export import export_onnx, newest_run
@@ -416,6 +440,9 @@ def export(
     write_json(report_path, report)
     if as_json:
         _print_json(report)
+    elif quiet:
+        Console(highlight=False, soft_wrap=True).print(f"{path}: {'passed' if report['passed'] else 'failed'} "
+                                                       f"(report: {report_path})")
     else:
         _print_report(report, path, report_path)
     if not report["passed"]:

@@ -27,6 +27,7 @@ from .files import atomic_write_bytes
 from .flops import cost_table, count_flops
 from .latency import LatencyTable, load_table
 from .model import build_model
+from .progress import Bar
 from .runs import Run, load_weights
 from .search import danas
 from .search.baselines import mobilenetv2_within_budget, random_within_budget
@@ -247,14 +248,17 @@ def _default_run_name(settings: SearchSettings) -> Path:
 
 
 def search(settings: SearchSettings | None = None, *, out: str | Path | None = None, resume: str | Path | None = None,
-           progress: bool = True, log=print) -> SearchResult:
+           progress: bool = True, log=print, echo=None) -> SearchResult:
     """Run a search and the retraining of its result; `resume` continues a stopped run where it stopped.
+
+    `progress` draws a rich bar; `log` receives notices (a budget that does not bind...); `echo`, when given,
+    receives one plain line per epoch (for logs, where no bar is drawn).
 
     Under torchrun (several ranks) every rank calls this with the same arguments; rank 0 alone writes and prints.
     """
     ranks = distributed.Ranks.from_env()
     if not ranks.main:
-        progress, log = False, _silent
+        progress, log, echo = False, _silent, None
     if resume is not None:
         run = Run.open(resume, writer=ranks.main)
         config = run.config()
@@ -288,7 +292,7 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
         if not ranks.main:
             distributed.barrier(ranks)
             context.run = Run.open(path, writer=False)
-            return _Search(context).go(progress)
+            return _Search(context).go(progress, echo)
         run = Run.create(path, {"settings": dataclasses.asdict(settings), "versions": _versions(),
                                 "resolved": {"resolution": context.resolution, "space_hash": context.space.hash,
                                              "budgets": context.describe_budgets(),
@@ -299,7 +303,7 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
         context.run = run
     else:
         context = _Context(settings, run, log)
-    return _Search(context).go(progress)
+    return _Search(context).go(progress, echo)
 
 
 class _Search:
@@ -310,14 +314,14 @@ class _Search:
         self.generator = torch.Generator().manual_seed(self.s.seed)
 
     # -------------------------------------------------------------- the whole run
-    def go(self, progress: bool) -> SearchResult:
+    def go(self, progress: bool, echo=None) -> SearchResult:
         state = self.run.load_checkpoint() or {}
         if state:
             torch.set_rng_state(state["torch_rng"])
             self.generator.set_state(state["generator"])
         history = self.run.history()[: state.get("history_rows", 0)]
         self.run.set_history(history)
-        with _Progress(progress) as bar:
+        with Bar(progress, echo) as bar:
             if "arch" not in state:
                 state = self._search(state, history, bar)
             arch = from_dict(state["arch"], str(self.run.file("checkpoint.pt")))
@@ -582,50 +586,12 @@ def _limited(iterator, count: int):
         yield item
 
 
-class _Progress:
-    """A rich progress bar over epochs with the current phase and metrics; silent when disabled."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.bar = None
-        self.task = None
-        self.label = ""
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"))
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-
-    def begin(self, total: int, again: bool = False) -> None:
-        if self.bar is not None and (self.task is None or again):
-            self.task = self.bar.add_task("", total=total, metrics="")
-
-    def skip(self, done: int) -> None:
-        if self.bar is not None and done:
-            self.bar.advance(self.task, done)
-
-    def describe(self, label: str) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, description=label)
-
-    def step(self, metrics: str) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, advance=1, metrics=metrics)
-
-
-def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = True, log=print) -> SearchResult:
+def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = True, log=print,
+            echo=None) -> SearchResult:
     """Retrain a finished (or searched) run's architecture from scratch and evaluate it again."""
     ranks = distributed.Ranks.from_env()
     if not ranks.main:
-        progress, log = False, _silent
+        progress, log, echo = False, _silent, None
     run = Run.open(run_path, writer=ranks.main)
     state = run.load_checkpoint()
     if state is None or "arch" not in state:
@@ -641,7 +607,7 @@ def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = Tr
     run.set_history(history)
     run.save_checkpoint(state)
     context = _Context(settings, run, log)
-    return _Search(context).go(progress)
+    return _Search(context).go(progress, echo)
 
 
 def evaluate_run(run_path: str | Path) -> dict:

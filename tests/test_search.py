@@ -180,3 +180,26 @@ def test_a_streamed_image_tree_is_searched_end_to_end(tmp_path):
                     out=tmp_path / "run", progress=False, log=lambda *a: None)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["resolved"]["data"]["streamed"] and result.summary["test_acc"] is not None
+
+
+@pytest.mark.parametrize(("flag", "lines"), [("--verbose", True), ("--quiet", False)])
+def test_piped_output_has_no_bar_and_verbose_prints_one_line_per_epoch(tmp_path, flag, lines):
+    # stderr is a pipe here, as in a log file or CI: no bar (no control characters), plain lines with --verbose.
+    command = [sys.executable, "-m", "edgenas", "search", "--space", "tiny", "--schedule", "0.5:1,1.0:1",
+               "--retrain-epochs", "1", "--flops", "300K", "--out", str(tmp_path / "run"), flag]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b[" not in result.stderr and "━" not in result.stderr
+    epochs = [line for line in result.stderr.splitlines() if "/" in line and "[" in line and "loss" in line]
+    assert len(epochs) == (4 if lines else 0), result.stderr  # probe + 2 stages + 1 retraining epoch
+    assert "test accuracy" in result.stdout  # the summary is the result: printed either way
+
+
+def test_no_bar_under_ci_even_on_a_terminal(monkeypatch):
+    from edgenas import progress
+
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    assert progress.wanted(True) and not progress.wanted(False)
+    monkeypatch.setenv("CI", "true")
+    assert not progress.wanted(True)
