@@ -161,21 +161,11 @@ def profile(
                                        provider=provider, backend=backend, warmup=warmup, repeats=repeats,
                                        passes=passes, validate=validate, seed=seed, out=out,
                                        progress=progress)
-    summary = _table_summary(table, str(path))
+    summary = table.summary(str(path))
     if as_json:
         _print_json(summary)
     else:
         _print_table_summary(summary)
-
-
-def _table_summary(table, path: str) -> dict:
-    d = table.data
-    v = d["validation"]
-    return {"path": path, "device": d["device"], "space": d["space"], "resolution": d["resolution"],
-            "width_mult": d["width_mult"], "space_hash": d["space_hash"], "runtime": d["runtime"],
-            "entries": len(d["entries"]), "calibration": d["calibration"],
-            "validation": {k: v.get(k) for k in ("count", "median_abs_error_pct", "p95_abs_error_pct", "within_10pct",
-                                                 "kendall_tau_table", "kendall_tau_flops", "before_calibration")}}
 
 
 def _print_table_summary(summary: dict) -> None:
@@ -244,7 +234,7 @@ def tables(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     """List the latency tables found in ./latency_tables and shipped with edgenas."""
     from .latency import list_tables
 
-    found = [_table_summary(t, t.source) for t in list_tables()]
+    found = [t.summary() for t in list_tables()]
     if as_json:
         _print_json(found)
         return
@@ -414,40 +404,25 @@ def export(
 ):
     """Export the searched network to ONNX and prove it with ONNX Runtime."""
     from exporters.export import export_onnx, newest_run
-    from exporters.verify import verify
 
-    from .files import write_json
-
-    if threads < 1:
-        raise EdgeNASError(f"bad --threads {threads}: expected 1 or more")
-    run = run or newest_run()
-    if table is not None and not no_verify:  # refuse a table of another space before writing anything
-        from .arch import load_arch
-        from .latency import load_table
-
-        load_table(table).check(load_arch(Path(run) / "arch.json"))
     console = Console(stderr=True, soft_wrap=True, highlight=False)
-    path = export_onnx(run, out, opset=opset, allow_supernet_weights=allow_supernet_weights,
-                       warn=lambda text: console.print(f"[yellow]{text}[/yellow]"))
+    result = export_onnx(run or newest_run(), out, opset=opset, verify=not no_verify, threads=threads, atol=atol,
+                         table=table, int8=int8, max_drop=max_drop, allow_supernet_weights=allow_supernet_weights,
+                         warn=lambda text: console.print(f"[yellow]{text}[/yellow]"))
     if no_verify:
-        console.print(f"wrote {path} (not verified)")
+        console.print(f"wrote {result.path} (not verified)")
         return
-    if int8 and no_verify:
-        raise EdgeNASError("--int8 needs the verification (its accuracy is checked against FP32): drop --no-verify")
-    report = verify(path, run, threads=threads, atol=atol, table=table,
-                    allow_supernet_weights=allow_supernet_weights, int8=int8, max_drop=max_drop)
-    report_path = path.with_suffix(".report.json")
-    write_json(report_path, report)
     if as_json:
-        _print_json(report)
+        _print_json(result.report)
     elif quiet:
-        Console(highlight=False, soft_wrap=True).print(f"{path}: {'passed' if report['passed'] else 'failed'} "
-                                                       f"(report: {report_path})")
+        Console(highlight=False, soft_wrap=True).print(f"{result.path}: {'passed' if result.passed else 'failed'} "
+                                                       f"(report: {result.report_path})")
     else:
-        _print_report(report, path, report_path)
-    if not report["passed"]:
+        _print_report(result.report, result.path, result.report_path)
+    if not result.passed:
         Console(stderr=True, highlight=False).print(f"[red]error:[/red] verification failed: "
-                                                    f"{'; '.join(report['failures'])} (report: {report_path})")
+                                                    f"{'; '.join(result.report['failures'])} "
+                                                    f"(report: {result.report_path})")
         raise typer.Exit(1)
 
 

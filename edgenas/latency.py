@@ -65,6 +65,16 @@ class LatencyTable:
     def name(self) -> str:
         return self.data["device"]
 
+    def summary(self, path: str | None = None) -> dict:
+        """What `edgenas profile` and `edgenas tables` print: identity, runtime, calibration and fidelity."""
+        d, v = self.data, self.data["validation"]
+        return {"path": path or self.source, "device": d["device"], "space": d["space"],
+                "resolution": d["resolution"], "width_mult": d["width_mult"], "space_hash": d["space_hash"],
+                "runtime": d["runtime"], "entries": len(d["entries"]), "calibration": d["calibration"],
+                "validation": {k: v.get(k) for k in ("count", "median_abs_error_pct", "p95_abs_error_pct",
+                                                     "within_10pct", "kendall_tau_table", "kendall_tau_flops",
+                                                     "before_calibration")}}
+
     def median(self, key: str) -> float:
         try:
             return float(self.data["entries"][key]["median_ms"])

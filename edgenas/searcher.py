@@ -29,10 +29,10 @@ from .latency import LatencyTable, load_table
 from .model import build_model
 from .progress import Bar
 from .runs import Run, load_weights
-from .search import danas
-from .search.baselines import mobilenetv2_within_budget, random_within_budget
-from .search.schedule import DEFAULT_SCHEDULE, auto_scale, full_data_epochs, parse_schedule, scale
 from .space import SPACES, Space, get_space
+from .strategies import danas
+from .strategies.baselines import mobilenetv2_within_budget, random_within_budget
+from .strategies.schedule import DEFAULT_SCHEDULE, auto_scale, full_data_epochs, parse_schedule, scale
 from .supernet import Supernet, recalibrate_batch_norm
 from .train import (
     Device,
@@ -111,8 +111,26 @@ class SearchSettings:
 
 @dataclass
 class SearchResult:
+    """A finished run: its folder and the summary `edgenas search` prints (units in the key names)."""
+
     run: Path
     summary: dict = field(default_factory=dict)
+
+    @property
+    def arch(self) -> Arch:
+        return from_dict(self.summary["arch"])
+
+    @property
+    def flops(self) -> int:
+        return self.summary["flops"]
+
+    @property
+    def predicted_latency_ms(self) -> float | None:
+        return self.summary["predicted_latency_ms"]
+
+    @property
+    def test_acc(self) -> float | None:
+        return self.summary["test_acc"]
 
 
 def _versions() -> dict:
@@ -207,7 +225,7 @@ class _Context:
     def _jointly_feasible(self, flops: float, ms: float | None) -> bool:
         import numpy as np
 
-        from .search.derive import knapsack
+        from .strategies.derive import knapsack
 
         if ms is None:
             return True

@@ -1,12 +1,13 @@
 """exporters: ONNX export of edgenas networks and their verification with ONNX Runtime.
 
 Depends on `edgenas`, never the other way round (edgenas reaches it only from its CLI and its profiler).
-Python API: `export_onnx(run, out)` writes a self-describing ONNX file; `verify(onnx, run)` proves it against
-PyTorch and returns the report; `predict(onnx, images)` classifies image files with ONNX Runtime alone.
+Python API: `export_onnx(run, out)` writes a self-describing ONNX file and proves it against PyTorch (an
+`ExportResult`: `.path`, `.report`, `.passed`); `verify(onnx, run)` is that proof alone, returning the report;
+`predict(onnx, images)` classifies image files with ONNX Runtime alone.
 """
 
-from .export import export_onnx, read_metadata
+from .export import ExportResult, export_onnx, read_metadata
 from .predict import predict
 from .verify import verify
 
-__all__ = ["export_onnx", "predict", "read_metadata", "verify"]
+__all__ = ["ExportResult", "export_onnx", "predict", "read_metadata", "verify"]

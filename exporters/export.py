@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgenas.errors import EdgeNASError
@@ -52,17 +53,57 @@ def load_run_network(run: str | os.PathLike, allow_supernet_weights: bool = Fals
     return model, arch, describe
 
 
-def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 17,
-                allow_supernet_weights: bool = False, warn=print) -> Path:
-    """Export a run's retrained network to `out` (written atomically, after the ONNX checker accepts it)."""
-    import onnx
+@dataclass(frozen=True)
+class ExportResult:
+    """An exported file and, when verified, the verification report (the numbers `edgenas export` prints)."""
 
+    path: Path
+    report: dict | None = None
+    report_path: Path | None = None
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.report is None else self.report["passed"]
+
+
+def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 17, verify: bool = True,
+                threads: int = 1, atol: float = 1e-4, table: str | None = None, int8: bool = False,
+                max_drop: float = 1.0, allow_supernet_weights: bool = False, warn=print) -> ExportResult:
+    """Export a run's retrained network to `out` (written atomically, after the ONNX checker accepts it); with
+    `verify` (the default), prove it with ONNX Runtime (`verify.verify`) and write the report to OUT.report.json.
+
+    A failed verification is not an exception: the result's `passed` is False and the report says why.
+    """
     out = Path(out)
     if not out.parent.is_dir():
         raise EdgeNASError(f"cannot write {out}: folder {out.parent} does not exist")
     if out.suffix != ".onnx":
         raise EdgeNASError(f"bad output file {out}: expected a name ending in .onnx")
+    if threads < 1:
+        raise EdgeNASError(f"bad --threads {threads}: expected 1 or more")
+    if int8 and not verify:
+        raise EdgeNASError("--int8 needs the verification (its accuracy is checked against FP32): drop --no-verify")
     model, arch, describe = load_run_network(run, allow_supernet_weights, warn)
+    if table is not None and verify:  # refuse a table of another space before writing anything
+        from edgenas.latency import load_table
+
+        load_table(table).check(arch)
+    path = _write(model, arch, describe, out, opset)
+    if not verify:
+        return ExportResult(path)
+    from edgenas.files import write_json
+
+    from .verify import verify as check
+
+    report = check(path, run, threads=threads, atol=atol, table=table, allow_supernet_weights=allow_supernet_weights,
+                   int8=int8, max_drop=max_drop)
+    report_path = write_json(path.with_suffix(".report.json"), report)
+    return ExportResult(path, report, report_path)
+
+
+def _write(model, arch, describe: dict, out: Path, opset: int) -> Path:
+    import onnx
+
     shape = (3, arch.resolution, arch.resolution)
     proto = onnx.load_from_string(to_onnx(model, shape, opset=opset, dynamic_batch=True, input_name=INPUT,
                                           output_name=OUTPUT))

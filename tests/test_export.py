@@ -28,8 +28,9 @@ def run(tmp_path_factory):
 
 
 def test_export_passes_the_checker_and_matches_pytorch(run, tmp_path):
-    path = export_onnx(run, tmp_path / "model.onnx")
-    report = verify(path, run, repeats=5, warmup=2)
+    result = export_onnx(run, tmp_path / "model.onnx")  # the Python API: export, verify, write the report
+    assert result.passed and json.loads(result.report_path.read_text()) == result.report
+    report = verify(result.path, run, repeats=5, warmup=2)
     assert set(REPORT_FIELDS) <= set(report)
     assert report["passed"] and report["outputs"]["max_abs_diff"] <= 1e-4
     assert report["top1_agreement"] >= 0.999
@@ -38,7 +39,7 @@ def test_export_passes_the_checker_and_matches_pytorch(run, tmp_path):
 
 
 def test_metadata_round_trips(run, tmp_path):
-    path = export_onnx(run, tmp_path / "model.onnx")
+    path = export_onnx(run, tmp_path / "model.onnx", verify=False).path
     metadata = read_metadata(path)
     assert metadata["arch"] == json.loads((run / "arch.json").read_text())
     config = json.loads((run / "config.json").read_text())["resolved"]["data"]
@@ -49,13 +50,13 @@ def test_metadata_round_trips(run, tmp_path):
 def test_the_batch_axis_is_dynamic(run, tmp_path):
     from exporters.runtime import make_session
 
-    session = make_session(str(export_onnx(run, tmp_path / "model.onnx")))
+    session = make_session(str(export_onnx(run, tmp_path / "model.onnx", verify=False).path))
     for batch in (1, 5):
         assert session.run(None, {"input": np.zeros((batch, 3, 16, 16), np.float32)})[0].shape == (batch, 10)
 
 
 def test_predict_agrees_with_pytorch_on_image_files(run, tmp_path):
-    path = export_onnx(run, tmp_path / "model.onnx")
+    path = export_onnx(run, tmp_path / "model.onnx", verify=False).path
     rng = np.random.default_rng(0)
     files = []
     for i in range(4):
@@ -143,7 +144,7 @@ def test_a_file_that_is_not_onnx_is_refused(tmp_path):
 
 
 def test_int8_reports_its_drop_and_is_deleted_beyond_the_limit(run, tmp_path):
-    path = export_onnx(run, tmp_path / "model.onnx")
+    path = export_onnx(run, tmp_path / "model.onnx", verify=False).path
     report = verify(path, run, repeats=5, warmup=2, int8=True, max_drop=100.0)
     q = report["int8"]
     assert q["kept"] and (tmp_path / "model.int8.onnx").is_file()

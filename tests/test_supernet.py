@@ -14,8 +14,8 @@ from edgenas.cost import CostModel, budget_penalty
 from edgenas.flops import cost_table
 from edgenas.model import build_model
 from edgenas.presets import random_arch
-from edgenas.search import danas
 from edgenas.space import get_space
+from edgenas.strategies import danas
 from edgenas.supernet import Supernet, recalibrate_batch_norm
 
 CLASSES = 10

@@ -1,0 +1,69 @@
+"""The Python API behind `edgenas.search(...)` and `edgenas.profile(...)`: the CLI's options as keyword arguments
+(budgets as numbers or as the CLI's strings, "300M", "12ms"), each call returning a result object that holds the
+numbers the CLI prints. The CLI and this module call the same library functions.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import EdgeNASError
+
+
+def search(data: str | os.PathLike | None = None, *, flops: int | str | None = None,
+           latency: float | str | None = None, table: str | None = None, out: str | os.PathLike | None = None,
+           resume: str | os.PathLike | None = None, progress: bool = False, log=None, **settings: Any):
+    """Search on `data` (None: the embedded digits) under the budgets, retrain, evaluate; returns a `SearchResult`
+    (`.run`, `.summary` and shortcuts `.arch`, `.flops`, `.predicted_latency_ms`, `.test_acc`).
+
+    Other keyword arguments are `SearchSettings` fields (space, width_mult, schedule, retrain_epochs, seed, ...).
+    """
+    from .searcher import SearchSettings
+    from .searcher import search as run_search
+    from .units import parse_flops, parse_latency_ms
+
+    known = {f.name for f in fields(SearchSettings)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise EdgeNASError(f"unknown search setting(s) {', '.join(unknown)}: expected some of "
+                           f"{', '.join(sorted(known))}")
+    if resume is not None:
+        return run_search(resume=resume, progress=progress, log=log or _silent)
+    chosen = SearchSettings(
+        data=None if data is None else str(data),
+        flops=parse_flops(flops) if isinstance(flops, str) else flops,
+        latency_ms=parse_latency_ms(latency) if isinstance(latency, str) else latency, table=table, **settings)
+    return run_search(chosen, out=out, progress=progress, log=log or _silent)
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    """A written latency table: where, the loaded table, and the summary `edgenas profile` prints."""
+
+    path: Path
+    table: Any  # LatencyTable
+    summary: dict
+
+    @property
+    def median_error_pct(self) -> float | None:
+        return self.summary["validation"]["median_abs_error_pct"]
+
+
+def profile(device: str, space: str = "mobile", *, resolution: int | None = None, width_mult: float = 1.0,
+            progress: bool = False, **options: Any) -> ProfileResult:
+    """Measure `space`'s blocks on this machine and write `latency_tables/DEVICE.json` (or `out=`).
+
+    Options as `edgenas profile`: threads, provider, backend, warmup, repeats, passes, validate, seed, out.
+    """
+    from . import profiler
+    from .space import get_space
+
+    path, table = profiler.profile(device, get_space(space, resolution, width_mult), progress=progress, **options)
+    return ProfileResult(path, table, table.summary(str(path)))
+
+
+def _silent(*args, **kwargs) -> None:
+    pass
