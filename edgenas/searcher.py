@@ -381,7 +381,8 @@ class _Search:
                 flops, ms = c.cost.expected(net.probs().detach().double().cpu())
                 row = {"phase": phase.name, "epoch": epoch, "classes": len(classes), "admitted": classes,
                        "active": net.active_counts(), **metrics, "expected_flops": float(flops),
-                       "expected_ms": None if ms is None else float(ms), "seconds": time.perf_counter() - t0}
+                       "expected_ms": None if ms is None else float(ms), "probs": _layer_probs(net, c.space),
+                       "seconds": time.perf_counter() - t0}
                 history.append(row)
                 state.update({"phase": index, "epoch": epoch + 1, "images": state.get("images", 0) + metrics["images"]
                               + metrics["arch_steps"] * s.batch_size})
@@ -401,7 +402,8 @@ class _Search:
             if phase.prune_after and s.prune_ratio > 0:
                 dropped, restored = danas.prune(net, s.prune_ratio, c.cost, settings.flops_budget, settings.ms_budget)
                 history.append({"phase": phase.name, "pruned": dropped, "restored_cheapest": restored,
-                                "active": net.active_counts(), "active_choices": net.active_choices()})
+                                "active": net.active_counts(), "active_choices": net.active_choices(),
+                                "probs": _layer_probs(net, c.space)})
             state.update({"phase": index + 1, "epoch": 0})
             self._checkpoint(state, history, net, weight_opt, arch_opt, scheduler, start)
         choice = danas.derive(net, c.cost, c.flops_budget, c.ms_budget)
@@ -418,8 +420,7 @@ class _Search:
                       "schedule_scale": factor, "full_data_epochs": full_data_epochs(stages)})
         for key in ("supernet", "weight_opt", "arch_opt", "scheduler"):
             state.pop(key, None)
-        state["final_probs"] = [[round(p, 6) for p in row[: len(layer.choices)]]
-                                for row, layer in zip(net.probs().detach().cpu().tolist(), c.space, strict=True)]
+        state["final_probs"] = _layer_probs(net, c.space)
         state["phase"], state["epoch"] = len(phases), 0
         self._save(state, history)
         return state
@@ -517,6 +518,12 @@ class _Search:
             "classes": c.data.classes, "dataset": c.data.name, "resolution": c.resolution,
             "accuracy_method": "top-1 on the test split (never seen by the search), retrained from scratch",
         }
+
+
+def _layer_probs(net: Supernet, space: Space) -> list[list[float]]:
+    """Per layer, the probability of each of its choices (softmax of alpha over the unpruned ones; 0 if pruned)."""
+    return [[round(p, 6) for p in row[: len(layer.choices)]]
+            for row, layer in zip(net.probs().detach().cpu().tolist(), space, strict=True)]
 
 
 def _save_weights(path: Path, model) -> None:
