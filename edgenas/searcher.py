@@ -111,6 +111,7 @@ class SearchSettings:
 class SearchResult:
     run: Path
     summary: dict = field(default_factory=dict)
+    report: Path | None = None  # RUN/report.html; None when drawing it failed (the run itself is complete)
 
 
 def _versions() -> dict:
@@ -307,7 +308,19 @@ class _Search:
             state = self._retrain(arch, state, history, bar)
         summary = self._summary(arch, state)
         self.run.write("summary.json", summary)
-        return SearchResult(self.run.path, summary)
+        return SearchResult(self.run.path, summary, self._report())
+
+    def _report(self) -> Path | None:
+        """Plots and report.html. The run is complete once summary.json is written, so a failure here is reported
+        and costs only the report, which `edgenas report RUN` can write again."""
+        from .report import write_report
+
+        try:
+            return write_report(self.run.path).html
+        except Exception as exc:  # any failure: a plotting bug must not turn a finished search into an error
+            self.c.log(f"warning: the report was not written ({type(exc).__name__}: {exc}); the run is complete; "
+                       f"retry with `edgenas report {self.run.path}`")
+            return None
 
     def _save(self, state: dict, history: list[dict]) -> None:
         state["torch_rng"] = torch.get_rng_state()
