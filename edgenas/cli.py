@@ -294,7 +294,8 @@ def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
     """Retrain a run's architecture from scratch and evaluate it on the test split (replaces model.pt)."""
     from .searcher import retrain
 
-    result = retrain(run, epochs=epochs, progress=not as_json)
+    result = retrain(run, epochs=epochs, progress=not as_json,
+                     log=Console(stderr=True, soft_wrap=True, highlight=False).print)  # stdout keeps --json clean
     if as_json:
         _print_json({"run": str(result.run), **result.summary})
     else:
