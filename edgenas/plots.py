@@ -60,12 +60,14 @@ def _grid(figure, axes, space: Space, colours: list[list[str]], texts: list[list
     columns = _columns(space)
     axes.imshow([[to_rgb(c) for c in row] for row in colours], aspect="auto", interpolation="nearest")
     for i, row in enumerate(texts):
+        pick = columns.index(chosen[i]) if chosen[i] in columns else None
         for j, text in enumerate(row):
             dark = sum(to_rgb(colours[i][j])) < 1.6
-            axes.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "#222222")
-        if chosen[i] in columns:
-            axes.add_patch(Rectangle((columns.index(chosen[i]) - 0.5, i - 0.5), 1, 1, fill=False, linewidth=2.5,
-                                     edgecolor="black"))
+            axes.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "#222222",
+                      fontweight="bold" if j == pick else "normal")
+        if pick is not None:  # above the white grid lines, or the frame looks like two thin ones
+            axes.add_patch(Rectangle((pick - 0.45, i - 0.45), 0.9, 0.9, fill=False, linewidth=2.5,
+                                     edgecolor="black", zorder=5))
     axes.set_xticks(range(len(columns)), columns, rotation=35, ha="right", fontsize=8)
     axes.set_yticks(range(len(space)), [f"{layer.label} ({layer.out_channels} ch)" for layer in space], fontsize=8)
     axes.set_xticks([x - 0.5 for x in range(1, len(columns))], minor=True)
@@ -106,7 +108,7 @@ def survival(record: RunRecord, space: Space):
                 texts[-1].append(f"s{prunes[when[(i, choice)]]['phase'].removeprefix('stage ')}")
             else:
                 colours[-1].append(_KEPT)
-                texts[-1].append("kept")
+                texts[-1].append("chosen" if choice == record.summary["arch"]["layers"][i] else "kept")
     chosen = record.summary["arch"]["layers"]
     _grid(figure, axes, space, colours, texts, chosen)
     legend = [Patch(facecolor=shades[k], label=f"pruned after {row['phase']} ({classes.get(row['phase'], '?')}/"
@@ -148,13 +150,15 @@ def alphas(record: RunRecord, space: Space):
                 texts[-1].append("n/a")
             elif p == 0:
                 colours[-1].append("#ffffff")
-                texts[-1].append("pruned")
+                texts[-1].append("")
             else:
                 colours[-1].append(to_hex(blues(0.1 + 0.85 * p)))
                 texts[-1].append(f"{p:.2f}")
     _grid(figure, axes, space, colours, texts, record.summary["arch"]["layers"])
     axes.legend(handles=[Patch(facecolor=to_hex(blues(0.1 + 0.85 * p)), label=f"p = {p:g}") for p in (0.1, 0.5, 1)]
-                + [Patch(facecolor="none", edgecolor="black", linewidth=2.5, label="chosen (most probable within "
+                + [Patch(facecolor="white", edgecolor="#bbbbbb", label="pruned (p = 0)"),
+                   Patch(facecolor=_NA, label="not a choice here"),
+                   Patch(facecolor="none", edgecolor="black", linewidth=2.5, label="chosen (most probable within "
                          "the budgets)")], loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     axes.set_title("Final architecture probabilities\n(softmax of alpha over the unpruned candidates)", fontsize=11)
     return figure

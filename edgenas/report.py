@@ -134,7 +134,7 @@ footer { color: #7a8290; font-size: 0.85rem; margin-top: 24px; overflow-wrap: an
 .stage { border: 1px solid #c9cfd8; border-radius: 6px; padding: 6px 8px 8px; background: white; }
 .stage h3 { font-size: 0.8rem; margin: 0 0 6px; color: #5b6473; font-weight: 600; }
 .blocks { display: flex; gap: 6px; }
-.block { width: 92px; border: 2px solid #3f6fb5; border-radius: 5px; padding: 4px 6px; background: #eaf1fb;
+.block { width: 100px; border: 2px solid #3f6fb5; border-radius: 5px; padding: 4px 6px; background: #eaf1fb;
          font-size: 0.78rem; }
 .block.skip { border-style: dashed; border-color: #9aa3b0; background: #f4f5f7; color: #6b7380; }
 .block.fixed { border-color: #9aa3b0; background: #f4f5f7; }
@@ -251,7 +251,6 @@ def render_html(record: RunRecord, plots: list[str]) -> str:
                         f"</tr>" for what, value, how in _summary_rows(record))
     figures = "\n".join(f'<figure><img src="plots/{_e(name)}.png" alt="{_e(PLOTS[name].split(".")[0])}">'
                         f"<figcaption>{_e(PLOTS[name])}</figcaption></figure>" for name in plots)
-    layers = " ".join(s["arch"]["layers"])
     versions = ", ".join(f"{k} {v}" for k, v in record.config.get("versions", {}).items())
     return f"""<!doctype html>
 <html lang="en">
@@ -265,7 +264,7 @@ def render_html(record: RunRecord, plots: list[str]) -> str:
 <main>
 <h1>edgenas run {_e(record.name)}</h1>
 <p class="sub">{_e(record.path.resolve())} &middot; {_e(s.get('strategy'))} on {_e(s.get('dataset'))} &middot;
-{_e(layers)}</p>
+{len(s["arch"]["layers"])} searchable layers of {_e(s["arch"]["space"])}</p>
 <h2>Summary</h2>
 <table class="summary">
 {summary}
