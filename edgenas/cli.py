@@ -319,6 +319,8 @@ def search(
         _print_json({"run": str(result.run), **result.summary})
     else:
         _print_summary(result.run, result.summary)
+        if result.report is not None:
+            Console(soft_wrap=True, highlight=False).print(f"report: {result.report}")
 
 
 def _print_summary(run: Path, summary: dict) -> None:
@@ -383,6 +385,54 @@ def evaluate_run(run: Annotated[Path, typer.Argument(help="A run folder.")],
     else:
         Console(highlight=False).print(f"test accuracy {100 * result['test_acc']:.2f}% ({result['test_images']} "
                                        f"images of {result['dataset']}, top-1, retrained weights in {run}/model.pt)")
+
+
+@_command()
+def report(run: Annotated[Path, typer.Argument(help="A finished run folder.")]):
+    """Write a run's plots (RUN/plots/*.png) and RUN/report.html, which shows them with the run's summary."""
+    from .report import write_report
+
+    result = write_report(run)
+    Console(soft_wrap=True, highlight=False).print(
+        f"wrote {result.html} and {len(result.plots)} plots in {result.html.parent / 'plots'}: "
+        f"{', '.join(p.name for p in result.plots.values())}")
+
+
+@_command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Finished run folders.")],
+    out: Annotated[Path, typer.Option(help="The accuracy-against-cost scatter plot to write (PNG).")] = Path(
+        "compare.png"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+):
+    """Compare runs: FLOPs, predicted latency, test accuracy and the Pareto front, as a table and a plot."""
+    from .compare import compare_runs
+
+    result = compare_runs(runs, out)
+    if as_json:
+        _print_json({"runs": result.rows, "plot": str(result.plot), "notes": result.notes})
+        Console(stderr=True, highlight=False).print(f"wrote {result.plot}")
+        return
+    latency = any(r["pareto_latency"] is not None for r in result.rows)
+    grid = Table("run", "space", "FLOPs (M, fvcore)", "latency (ms, table)", "test acc. (%)", "Pareto (FLOPs)",
+                 *(["Pareto (latency)"] if latency else []), title="runs compared",
+                 caption="FLOPs: fvcore, 1 multiply-add = 1 FLOP, batch 1; latency: predicted by the run's table, "
+                         "batch 1; test accuracy: top-1 on the test split; Pareto: no other run is at least as "
+                         "accurate at no more cost (latency compared within one table)")
+    for r in result.rows:
+        ms = "-" if r["predicted_latency_ms"] is None else f"{r['predicted_latency_ms']:.3f} ({r['latency_table']})"
+        cells = [r["name"], r["space"], f"{r['flops'] / 1e6:.3f}", ms,
+                 "-" if r["test_acc"] is None else f"{100 * r['test_acc']:.2f}", _yes_no(r["pareto_flops"])]
+        grid.add_row(*cells, *([_yes_no(r["pareto_latency"])] if latency else []))
+    console = Console(soft_wrap=True, highlight=False)
+    console.print(grid)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    console.print(f"wrote {result.plot}")
+
+
+def _yes_no(value: bool | None) -> str:
+    return "-" if value is None else "yes" if value else "no"
 
 
 @_command()

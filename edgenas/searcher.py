@@ -115,6 +115,7 @@ class SearchResult:
 
     run: Path
     summary: dict = field(default_factory=dict)
+    report: Path | None = None  # RUN/report.html; None when drawing it failed (the run itself is complete)
 
     @property
     def arch(self) -> Arch:
@@ -348,7 +349,19 @@ class _Search:
             state = self._retrain(arch, state, history, bar)
         summary = self._summary(arch, state)
         self.run.write("summary.json", summary)
-        return SearchResult(self.run.path, summary)
+        return SearchResult(self.run.path, summary, self._report() if self.run.writer else None)
+
+    def _report(self) -> Path | None:
+        """Plots and report.html. The run is complete once summary.json is written, so a failure here is reported
+        and costs only the report, which `edgenas report RUN` can write again."""
+        from .report import write_report
+
+        try:
+            return write_report(self.run.path).html
+        except Exception as exc:  # any failure: a plotting bug must not turn a finished search into an error
+            self.c.log(f"warning: the report was not written ({type(exc).__name__}: {exc}); the run is complete; "
+                       f"retry with `edgenas report {self.run.path}`")
+            return None
 
     def _save(self, state: dict, history: list[dict]) -> None:
         state["torch_rng"] = torch.get_rng_state()
@@ -426,7 +439,8 @@ class _Search:
                 flops, ms = c.cost.expected(net.probs().detach().double().cpu())
                 row = {"phase": phase.name, "epoch": epoch, "classes": len(classes), "admitted": classes,
                        "active": net.active_counts(), **metrics, "expected_flops": float(flops),
-                       "expected_ms": None if ms is None else float(ms), "seconds": time.perf_counter() - t0}
+                       "expected_ms": None if ms is None else float(ms), "probs": _layer_probs(net, c.space),
+                       "seconds": time.perf_counter() - t0}
                 history.append(row)
                 state.update({"phase": index, "epoch": epoch + 1, "images": state.get("images", 0) + metrics["images"]
                               + metrics["arch_steps"] * s.batch_size * ranks.world})
@@ -446,7 +460,8 @@ class _Search:
             if phase.prune_after and s.prune_ratio > 0:
                 dropped, restored = danas.prune(net, s.prune_ratio, c.cost, settings.flops_budget, settings.ms_budget)
                 history.append({"phase": phase.name, "pruned": dropped, "restored_cheapest": restored,
-                                "active": net.active_counts(), "active_choices": net.active_choices()})
+                                "active": net.active_counts(), "active_choices": net.active_choices(),
+                                "probs": _layer_probs(net, c.space)})
             distributed.check_same(f"alphas and candidate masks after {phase.name}",
                                    distributed.fingerprint(net.alpha, net.active), ranks)
             state.update({"phase": index + 1, "epoch": 0})
@@ -470,8 +485,7 @@ class _Search:
                       "schedule_scale": factor, "full_data_epochs": full_data_epochs(stages)})
         for key in ("supernet", "weight_opt", "arch_opt", "scheduler"):
             state.pop(key, None)
-        state["final_probs"] = [[round(p, 6) for p in row[: len(layer.choices)]]
-                                for row, layer in zip(net.probs().detach().cpu().tolist(), c.space, strict=True)]
+        state["final_probs"] = _layer_probs(net, c.space)
         state["phase"], state["epoch"] = len(phases), 0
         self._save(state, history)
         return state
@@ -571,6 +585,12 @@ class _Search:
             "classes": c.data.classes, "dataset": c.data.name, "resolution": c.resolution,
             "accuracy_method": "top-1 on the test split (never seen by the search), retrained from scratch",
         }
+
+
+def _layer_probs(net: Supernet, space: Space) -> list[list[float]]:
+    """Per layer, the probability of each of its choices (softmax of alpha over the unpruned ones; 0 if pruned)."""
+    return [[round(p, 6) for p in row[: len(layer.choices)]]
+            for row, layer in zip(net.probs().detach().cpu().tolist(), space, strict=True)]
 
 
 def _save_weights(path: Path, model) -> None:
