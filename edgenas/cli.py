@@ -316,7 +316,8 @@ def search(
     if not _is_main_rank():
         return
     if as_json:
-        _print_json({"run": str(result.run), **result.summary})
+        _print_json({"run": str(result.run), **result.summary,
+                     "report": None if result.report is None else str(result.report)})
     else:
         _print_summary(result.run, result.summary)
         if result.report is not None:
@@ -368,7 +369,8 @@ def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
     if not _is_main_rank():
         return
     if as_json:
-        _print_json({"run": str(result.run), **result.summary})
+        _print_json({"run": str(result.run), **result.summary,
+                     "report": None if result.report is None else str(result.report)})
     else:
         _print_summary(result.run, result.summary)
 
