@@ -44,7 +44,14 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
                         help="arms to run (full-iso needs danas in the same invocation)")
     parser.add_argument("--retrain-epochs", type=int, help="override the profile's retraining epochs")
+    parser.add_argument("--retrain-existing", type=int, metavar="EPOCHS",
+                        help="no search: retrain the architectures of the recorded rows (--arms, --seeds) for EPOCHS "
+                             "epochs on copies of their runs, and record their accuracy beside the original")
     args = parser.parse_args()
+    if args.retrain_existing is not None:
+        retrain_existing(args)
+        print(markdown(json.loads((args.out.parent / "search_efficiency.json").read_text())))
+        return
     if "full-iso" in args.arms and "danas" not in args.arms:
         raise SystemExit("--arms: full-iso matches danas's image-steps, so it needs danas in the same run")
     if not Path(args.data).is_dir():
@@ -106,6 +113,31 @@ def main() -> None:
     print(markdown(results))
 
 
+def retrain_existing(args) -> None:
+    """Does the arms' ranking survive a longer retraining? The same architectures, same recipe, more epochs."""
+    import shutil
+
+    from edgenas.searcher import retrain
+
+    path = args.out.parent / "search_efficiency.json"
+    results = json.loads(path.read_text())
+    epochs = args.retrain_existing
+    key = f"test_acc_retrain{epochs}"
+    for row in results["rows"]:
+        if row["arm"] not in args.arms or row["seed"] not in args.seeds or key in row:
+            continue
+        copy = args.out / f"retrain{epochs}" / Path(row["run"]).name
+        if copy.exists():
+            shutil.rmtree(copy)
+        shutil.copytree(row["run"], copy)
+        start = time.perf_counter()
+        summary = retrain(copy, epochs=epochs, progress=False, log=lambda *a: None).summary
+        row[key], row[f"retrain{epochs}_seconds"] = summary["test_acc"], time.perf_counter() - start
+        print(json.dumps({"arm": row["arm"], "seed": row["seed"], "epochs": epochs, "test_acc": row[key],
+                          "test_acc_short": row["test_acc"]}), flush=True)
+        path.write_text(json.dumps(results, indent=2) + "\n")  # after every arm: a stopped run keeps its rows
+
+
 def merge_rows(path: Path, settings: dict, rows: list[dict]) -> list[dict]:
     """Earlier rows of the same settings (other arms or seeds run separately), replaced by this run's (arm, seed)."""
     if not path.is_file():
@@ -126,8 +158,13 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def markdown(results: dict) -> str:
-    lines = ["| arm | search time (s) | image-steps | FLOPs | predicted latency | test accuracy (mean +/- sd) |",
-             "|---|---|---|---|---|---|"]
+    longer = sorted({k for r in results["rows"] for k in r if k.startswith("test_acc_retrain")},
+                    key=lambda k: int(k.removeprefix("test_acc_retrain")))
+    epochs = results["settings"]["retrain_epochs"]
+    lines = ["| arm | seeds | search time (s) | image-steps | FLOPs | predicted latency | test accuracy, "
+             f"{epochs} retraining epochs (mean +/- sd) |" + "".join(
+                 f" same architectures, {k.removeprefix('test_acc_retrain')} epochs |" for k in longer),
+             "|---|---|---|---|---|---|---|" + "---|" * len(longer)]
     for arm in ARMS:
         rows = [r for r in results["rows"] if r["arm"] == arm]
         if not rows:
@@ -136,8 +173,14 @@ def markdown(results: dict) -> str:
         acc, sd = _mean_std([100 * r["test_acc"] for r in rows])
         ms = [r["predicted_latency_ms"] for r in rows if r["predicted_latency_ms"] is not None]
         latency = f"{_mean_std(ms)[0]:.2f} ms" if ms else "n/a (width without a table)"
-        lines.append(f"| {arm} | {t:.0f} | {_mean_std([r['image_steps'] for r in rows])[0]:,.0f} | "
-                     f"{_mean_std([r['flops'] for r in rows])[0] / 1e6:.2f}M | {latency} | {acc:.2f} +/- {sd:.2f} |")
+        extra = ""
+        for k in longer:
+            values = [100 * r[k] for r in rows if k in r]
+            extra += f" {_mean_std(values)[0]:.2f} +/- {_mean_std(values)[1]:.2f} ({len(values)}) |" if values else \
+                " - |"
+        lines.append(f"| {arm} | {len(rows)} | {t:.0f} | {_mean_std([r['image_steps'] for r in rows])[0]:,.0f} | "
+                     f"{_mean_std([r['flops'] for r in rows])[0] / 1e6:.2f}M | {latency} | {acc:.2f} +/- {sd:.2f} |"
+                     + extra)
     return "\n".join(lines)
 
 
