@@ -288,11 +288,14 @@ def _print_summary(run: Path, summary: dict) -> None:
 @_command()
 def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
           epochs: Annotated[int | None, typer.Option(help="Epochs (default: the run's --retrain-epochs).")] = None,
+          resume: Annotated[bool, typer.Option("--resume", help="Continue a stopped retraining from its last "
+                                               "completed epoch instead of starting over.")] = False,
           as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False):
     """Retrain a run's architecture from scratch and evaluate it on the test split (replaces model.pt)."""
     from .searcher import retrain
 
-    result = retrain(run, epochs=epochs, progress=not as_json)
+    console = Console(stderr=True, soft_wrap=True, highlight=False)
+    result = retrain(run, epochs=epochs, progress=not as_json, log=console.print, resume=resume)
     if as_json:
         _print_json({"run": str(result.run), **result.summary})
     else:

