@@ -78,9 +78,13 @@ def profile(
     import_timings: Annotated[Path | None, typer.Option(help="Build the table from timings measured on the device "
                                                         "(CSV or JSON, see the manifest).")] = None,
     manifest: Annotated[Path | None, typer.Option(help="Manifest of --import-timings (default: beside it).")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Measure everything again instead of continuing an "
+                                        "interrupted profile of the same settings (OUT.partial).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the table's summary as JSON.")] = False,
 ):
-    """Measure every candidate block's latency with ONNX Runtime and write a latency table."""
+    """Measure every candidate block's latency with ONNX Runtime and write a latency table.
+
+    An interrupted profile continues where it stopped when the same command is run again."""
     from . import profiler
     from .space import get_space
 
@@ -97,7 +101,7 @@ def profile(
         path, table = profiler.profile(device, get_space(space, resolution, width_mult), threads=threads,
                                        provider=provider, backend=backend, warmup=warmup, repeats=repeats,
                                        passes=passes, validate=validate, seed=seed, out=out,
-                                       progress=not as_json)
+                                       progress=not as_json, fresh=fresh, log=console.print)
     summary = _table_summary(table, str(path))
     if as_json:
         _print_json(summary)

@@ -110,3 +110,62 @@ def test_edgenas_train_killed_then_resumed_matches_an_uninterrupted_retraining(t
     assert res["arch"] == ref["arch"] and res["test_acc"] == ref["test_acc"]
     assert [r["epoch"] for r in _retrain_rows(out)] == [0, 1, 2, 3, 4]
     _same_weights(out, tmp_path / "ref")
+
+
+PROFILE = ["--space", "tiny", "--validate", "2", "--warmup", "1", "--repeats", "20", "--passes", "4", "--json"]
+
+
+def _journal(path) -> list[dict]:
+    rows = []
+    for line in path.read_text().splitlines()[1:]:
+        with contextlib.suppress(json.JSONDecodeError):
+            rows.append(json.loads(line))
+    return rows
+
+
+def test_a_killed_profile_resumes_from_its_journal_and_only_with_the_same_settings(tmp_path):
+    import statistics
+
+    table = tmp_path / "t.json"
+    partial = tmp_path / "t.json.partial"
+    process = _edgenas("profile", "tiny-kill", *PROFILE, "--out", table)
+    _kill_when(process, lambda: partial.is_file() and len(partial.read_text().splitlines()) > 6,
+               "five timings were journaled")
+    assert not table.exists()
+    kept = _journal(partial)
+    assert len(kept) >= 5
+    saved = partial.read_bytes()
+
+    # Other settings (here the repeats) never reuse the journal: everything is measured again.
+    other = CliRunner().invoke(app, ["profile", "tiny-kill", *PROFILE, "--repeats", "7", "--out", str(table)])
+    assert other.exit_code == 0, other.output
+    assert "not resuming" in other.output and "repeats" in other.output
+    assert json.loads(table.read_text())["resumed_timings"] == 0 and not partial.exists()
+
+    # The same settings continue: the kept timings are used as they are and only the rest is measured.
+    table.unlink()
+    partial.write_bytes(saved)
+    resumed = CliRunner().invoke(app, ["profile", "tiny-kill", *PROFILE, "--out", str(table)])
+    assert resumed.exit_code == 0, resumed.output
+    assert f"{len(kept)} of" in resumed.output and "resuming the profile" in resumed.output
+    data = json.loads(table.read_text())
+    assert data["resumed_timings"] == len(kept) and not partial.exists()
+    assert len(kept) < 4 * (len(data["entries"]) + data["validation"]["count"])  # killed part way
+    for row in kept:
+        if row["key"] in data["entries"]:
+            assert data["entries"][row["key"]]["pass_medians_ms"][row["pass"]] == statistics.median(row["times"])
+    for entry in data["entries"].values():
+        assert entry["n"] == 20 * 4 and len(entry["pass_medians_ms"]) == 4
+
+
+def test_a_torn_journal_line_is_dropped_and_the_rest_reused(tmp_path):
+    table = tmp_path / "t.json"
+    partial = tmp_path / "t.json.partial"
+    process = _edgenas("profile", "tiny-torn", *PROFILE, "--out", table)
+    _kill_when(process, lambda: partial.is_file() and len(partial.read_text().splitlines()) > 4,
+               "three timings were journaled")
+    lines = partial.read_text().splitlines()  # as a crash of the machine may leave it: the last line cut short
+    partial.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
+    resumed = CliRunner().invoke(app, ["profile", "tiny-torn", *PROFILE, "--out", str(table)])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(table.read_text())["resumed_timings"] == len(lines) - 2
