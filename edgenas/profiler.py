@@ -477,7 +477,11 @@ class _Journal:
                 log(f"resuming the profile from {path}: {len(done)} of {len(keys) * passes} timings already "
                     "measured (--fresh measures everything again)")
         lines = [json.dumps(header)] + [json.dumps({"pass": p, "key": k, "times": t}) for (p, k), t in done.items()]
-        atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())  # a clean file to append to
+        try:
+            atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())  # a clean file to append to
+        except EdgeNASError as exc:
+            table = path.with_name(header["partial_table"])
+            raise EdgeNASError(f"{exc}: nothing was measured, and {table} is unchanged") from None
         journal = cls(path, done, len(done))
         try:
             journal._handle = path.open("a")

@@ -629,7 +629,7 @@ def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = Tr
         raise EdgeNASError(f"bad --epochs {epochs}: expected 0 or more")
     run = Run.open(run_path)
     settings = SearchSettings.of_run(run)
-    state = run.load_checkpoint(warn=log)
+    state = run.load_checkpoint(warn=None if resume else log)  # with resume, the run's own loading warns
     if state is None or "arch" not in state:
         raise EdgeNASError(f"run {run.path} has no derived architecture yet; finish it with --resume {run.path}")
     if resume:

@@ -169,3 +169,141 @@ def test_a_torn_journal_line_is_dropped_and_the_rest_reused(tmp_path):
     resumed = CliRunner().invoke(app, ["profile", "tiny-torn", *PROFILE, "--out", str(table)])
     assert resumed.exit_code == 0, resumed.output
     assert json.loads(table.read_text())["resumed_timings"] == len(lines) - 2
+
+
+# ------------------------------------------------------------------ damaged checkpoints
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("faults") / "run"
+    result = CliRunner().invoke(app, ["search", *RANDOM, "--retrain-epochs", "2", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.output)
+
+
+def _copy(finished_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run[0], copy)
+    return copy
+
+
+def test_a_truncated_checkpoint_is_named_and_the_previous_one_used(finished_run, tmp_path):
+    run = _copy(finished_run, tmp_path)
+    data = (run / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(data[: len(data) // 3])
+    result = CliRunner().invoke(app, ["train", str(run), "--resume", "--json"])
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "checkpoint.pt is damaged (truncated or altered" in warning[0]
+    assert "checkpoint.prev.pt" in warning[0]
+    summary = json.loads(result.output[result.output.index("{"):])
+    assert summary["arch"] == finished_run[1]["arch"] and summary["test_acc"] == finished_run[1]["test_acc"]
+
+
+def test_a_checkpoint_with_a_valid_checksum_that_would_run_code_is_refused(finished_run, tmp_path):
+    import hashlib
+    import pickle
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    run = _copy(finished_run, tmp_path)
+    crafted = pickle.dumps({"arch": Exploit()}, protocol=2)
+    (run / "checkpoint.pt").write_bytes(crafted)
+    (run / "checkpoint.pt.sha256").write_text(hashlib.sha256(crafted).hexdigest() + "\n")
+    result = CliRunner().invoke(app, ["train", str(run), "--resume", "--json"])
+    assert result.exit_code == 0, result.output  # the previous checkpoint is used
+    assert "not a weights file edgenas can load safely" in result.output and not (tmp_path / "pwned").exists()
+
+
+def test_two_damaged_checkpoints_stop_the_run_with_one_line(finished_run, tmp_path):
+    run = _copy(finished_run, tmp_path)
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (run / name).write_bytes((run / name).read_bytes()[:100])
+    result = CliRunner().invoke(app, ["search", "--resume", str(run)])
+    assert result.exit_code == 1 and result.output.strip().count("\n") == 0, result.output
+    assert "no usable checkpoint" in result.output and "checkpoint.prev.pt is damaged" in result.output
+
+
+# ------------------------------------------------------------------ writes that fail
+
+@contextlib.contextmanager
+def _read_only(folder):
+    """Make `folder` refuse new files for real: chmod for a normal user; as root (whom chmod does not stop), the
+    immutable attribute (chattr +i, ext4/xfs/btrfs), or a skip where neither is possible."""
+    if os.geteuid() != 0:
+        mode = folder.stat().st_mode
+        folder.chmod(0o555)
+        undo = lambda: folder.chmod(mode)  # noqa: E731
+    else:
+        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)],
+                                                            capture_output=True).returncode != 0:
+            pytest.skip("running as root, where chmod does not stop writes, and chattr +i is not possible here")
+        undo = lambda: subprocess.run(["chattr", "-i", str(folder)], check=True)  # noqa: E731
+    try:
+        with pytest.raises(OSError):  # the failure is real
+            (folder / "probe").write_text("x")
+        yield
+    finally:
+        undo()
+
+
+def _snapshot(folder) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _one_line_failure(result, *needles):
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().count("\n") == 0 and "Traceback" not in result.output, result.output
+    for needle in needles:
+        assert needle in result.output, result.output
+
+
+def test_a_failed_table_write_keeps_the_old_table(tmp_path):
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    (folder / "t.json").write_text('{"old": true}\n')
+    with _read_only(folder):
+        result = CliRunner().invoke(app, ["profile", "tiny-ro", *PROFILE, "--out", str(folder / "t.json")])
+    _one_line_failure(result, "cannot write", "nothing was measured", "t.json is unchanged")
+    assert _snapshot(folder) == {"t.json": b'{"old": true}\n'}
+
+
+def test_a_table_that_cannot_replace_the_old_one_keeps_the_timings(tmp_path):
+    if os.geteuid() != 0 or shutil.which("chattr") is None:
+        pytest.skip("needs root and chattr to make one file immutable in a writable folder")
+    table = tmp_path / "t.json"
+    table.write_text('{"old": true}\n')
+    if subprocess.run(["chattr", "+i", str(table)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not possible on this file system")
+    try:
+        result = CliRunner().invoke(app, ["profile", "tiny-ro", *PROFILE, "--out", str(table)])
+    finally:
+        subprocess.run(["chattr", "-i", str(table)], check=True)
+    _one_line_failure(result, "cannot write", "the timings are kept in", "t.json.partial")
+    assert table.read_text() == '{"old": true}\n'
+    again = CliRunner().invoke(app, ["profile", "tiny-ro", *PROFILE, "--out", str(table)])
+    assert again.exit_code == 0, again.output
+    data = json.loads(table.read_text())
+    assert data["resumed_timings"] == 4 * (len(data["entries"]) + data["validation"]["count"])  # none measured again
+
+
+def test_a_failed_run_write_keeps_the_run(finished_run, tmp_path):
+    run = _copy(finished_run, tmp_path)
+    before = _snapshot(run)
+    with _read_only(run):
+        result = CliRunner().invoke(app, ["train", str(run), "--epochs", "1"])
+    _one_line_failure(result, "cannot write", "the previous file, if any, is unchanged")
+    assert _snapshot(run) == before
+
+
+def test_a_failed_onnx_write_keeps_the_old_file(finished_run, tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "m.onnx").write_bytes(b"old model")
+    with _read_only(folder):
+        result = CliRunner().invoke(app, ["export", str(folder / "m.onnx"), "--run", str(finished_run[0])])
+    _one_line_failure(result, "cannot write", "m.onnx", "the previous file, if any, is unchanged")
+    assert _snapshot(folder) == {"m.onnx": b"old model"}
