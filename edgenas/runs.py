@@ -46,10 +46,13 @@ class Run:
         run = cls(path)
         if not run.path.is_dir():
             raise EdgeNASError(f"run folder {run.path} does not exist")
-        config = read_json(run.file("config.json"), "run config")
-        if not isinstance(config, dict) or config.get("format") != RUN_FORMAT:
-            found = config.get("format") if isinstance(config, dict) else None
-            raise EdgeNASError(f"run {run.path} has format {found!r}; this edgenas reads format {RUN_FORMAT}")
+        source = run.file("config.json")
+        config = read_json(source, "run config")
+        if not isinstance(config, dict):
+            raise EdgeNASError(f"run config {source}: expected a JSON object with 'format' and 'settings'")
+        if config.get("format") != RUN_FORMAT:
+            raise EdgeNASError(f"run config {source}: 'format' is {config.get('format')!r}; expected {RUN_FORMAT} "
+                               "(this run was written by another version of edgenas)")
         return run
 
     def file(self, name: str) -> Path:

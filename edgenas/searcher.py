@@ -293,7 +293,7 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
         if out is not None and path.exists() and any(path.iterdir()):
             raise EdgeNASError(f"run folder {path} already exists and is not empty; use --resume {path} to continue "
                                "it, or choose another --out")
-        elif not path.parent.is_dir():
+        elif out is not None and not path.parent.is_dir():
             raise EdgeNASError(f"cannot create run folder {path}: folder {path.parent} does not exist")
     torch.manual_seed(settings.seed)
     if resume is None:
