@@ -37,7 +37,8 @@ def inputs(tmp_path_factory):
     bad_arches = {"arch_count.json": {**arch, "layers": arch["layers"][:-1]},
                   "arch_choice.json": {**arch, "layers": ["k9_e9", *arch["layers"][1:]]},
                   "arch_hash.json": {**arch, "space_hash": "0123456789abcdef"},
-                  "arch_res.json": {**arch, "resolution": "16"}}
+                  "arch_res.json": {**arch, "resolution": "16"},
+                  "arch_typo.json": {**arch, "num_class": 10}}
     for name, data in bad_arches.items():
         (root / name).write_text(json.dumps(data))
     from edgenas.latency import load_table
@@ -77,6 +78,7 @@ CASES = {
     "arch-unknown-choice": (["flops", "arch_choice.json"], 1, ["'k9_e9'", "expected one of"]),
     "arch-foreign-hash": (["latency", "arch_hash.json", "--table", SHIPPED_224], 1,
                           ["'0123456789abcdef'", "does not match space tiny"]),
+    "arch-unknown-key": (["flops", "arch_typo.json"], 1, ["unknown key 'num_class'", "expected only format"]),
     "arch-resolution-type": (["flops", "arch_res.json"], 1, ["'resolution' is '16'", "expected int"]),
     "table-other-space": (["latency", "arch.json", "--table", SHIPPED_224], 1,
                           ["space mobile at 224x224", "space tiny at 16x16"]),
