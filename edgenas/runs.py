@@ -131,7 +131,8 @@ class Run:
         if previous.is_file():
             state, problem_prev = _verified(previous)
             if state is not None:
-                if warn is not None:
+                # A missing newest checkpoint is the designed outcome of a stop while saving: no warning then.
+                if warn is not None and target.is_file():
                     warn(f"warning: checkpoint {problem}; resuming from the previous checkpoint {previous.name}")
                 return state
             problem = f"{problem}, and {problem_prev}"

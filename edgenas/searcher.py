@@ -400,6 +400,9 @@ class _Search:
                     weight_opt, lambda step, n=total_steps: 0.5 * (1 + math.cos(math.pi * min(step, n) / max(1, n))))
                 if "scheduler" in state:
                     scheduler.load_state_dict(state["scheduler"])
+                    # Creating the scheduler set the learning rate to step 0's; a resumed run goes on at its own.
+                    for group, lr in zip(weight_opt.param_groups, scheduler.get_last_lr(), strict=True):
+                        group["lr"] = lr
             for epoch in range(state.get("epoch", 0) if index == state.get("phase", 0) else 0, phase.epochs):
                 bar.describe(f"{phase.name}: {len(classes)}/{c.num_classes} classes, "
                              f"{sum(net.active_counts())} candidates")

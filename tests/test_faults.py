@@ -86,10 +86,42 @@ def test_a_search_killed_while_retraining_resumes_to_the_same_network(tmp_path):
     assert len(_retrain_rows(out)) < 5  # killed with the retraining under way (its checkpoint may lag one epoch)
     resumed = CliRunner().invoke(app, ["search", "--resume", str(out), "--json"])
     assert resumed.exit_code == 0, resumed.output
-    ref, res = json.loads(reference.output), json.loads(resumed.output)
+    ref, res = json.loads(reference.stdout), json.loads(resumed.stdout)
     assert res["arch"] == ref["arch"] and res["test_acc"] == ref["test_acc"] and res["val_acc"] == ref["val_acc"]
     assert [r["epoch"] for r in _retrain_rows(out)] == [0, 1, 2, 3, 4]
     _same_weights(out, tmp_path / "ref")
+
+
+def _rows_without_seconds(run) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def test_a_search_killed_within_a_stage_resumes_epoch_for_epoch(tmp_path):
+    # Every epoch's losses and accuracies must match, not only the final architecture: a resumed stage once ran
+    # its first epoch at the learning rate of step 0 (creating the scheduler reset it), and the architecture
+    # often came out the same anyway.
+    args = ["--space", "tiny", "--schedule", "0.2:3,0.5:3,1.0:3", "--retrain-epochs", "0", "--flops", "250K",
+            "--batch-size", "64", "--json"]
+    reference = CliRunner().invoke(app, ["search", *args, "--out", str(tmp_path / "ref")])
+    assert reference.exit_code == 0, reference.output
+    out = tmp_path / "killed"
+    process = _edgenas("search", *args, "--out", out)
+    stage_rows = lambda: [r for r in _rows_or_none(out) if r.get("phase") == "stage 0" and "epoch" in r]  # noqa: E731
+    _kill_when(process, lambda: len(stage_rows()) >= 2, "two epochs of stage 0 were saved")
+    resumed = CliRunner().invoke(app, ["search", "--resume", str(out), "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    assert _rows_without_seconds(out) == _rows_without_seconds(tmp_path / "ref")
+    assert json.loads(resumed.stdout)["arch"] == json.loads(reference.stdout)["arch"]
+
+
+def _rows_or_none(run) -> list[dict]:
+    path = run / "history.jsonl"
+    rows = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        with contextlib.suppress(json.JSONDecodeError):
+            rows.append(json.loads(line))
+    return rows
 
 
 def test_edgenas_train_killed_then_resumed_matches_an_uninterrupted_retraining(tmp_path):
@@ -106,7 +138,7 @@ def test_edgenas_train_killed_then_resumed_matches_an_uninterrupted_retraining(t
     assert len(_retrain_rows(out)) < 5
     resumed = CliRunner().invoke(app, ["train", str(out), "--resume", "--json"])
     assert resumed.exit_code == 0, resumed.output
-    ref, res = json.loads(reference.output), json.loads(resumed.output)
+    ref, res = json.loads(reference.stdout), json.loads(resumed.stdout)
     assert res["arch"] == ref["arch"] and res["test_acc"] == ref["test_acc"]
     assert [r["epoch"] for r in _retrain_rows(out)] == [0, 1, 2, 3, 4]
     _same_weights(out, tmp_path / "ref")
@@ -197,7 +229,7 @@ def test_a_truncated_checkpoint_is_named_and_the_previous_one_used(finished_run,
     warning = [line for line in result.output.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "checkpoint.pt is damaged (truncated or altered" in warning[0]
     assert "checkpoint.prev.pt" in warning[0]
-    summary = json.loads(result.output[result.output.index("{"):])
+    summary = json.loads(result.stdout)
     assert summary["arch"] == finished_run[1]["arch"] and summary["test_acc"] == finished_run[1]["test_acc"]
 
 
