@@ -16,6 +16,7 @@ from .files import read_json, write_json
 from .space import Space, get_space, parse_choice
 
 FORMAT = 1
+KEYS = ("format", "space", "space_hash", "resolution", "width_mult", "num_classes", "layers")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ def from_dict(data: Any, source: str = "architecture") -> Arch:
     if data.get("format", FORMAT) != FORMAT:
         raise EdgeNASError(f"{source}: architecture format {data.get('format')!r} is not supported; "
                            f"expected {FORMAT}")
+    unknown = sorted(set(data) - set(KEYS))
+    if unknown:
+        raise EdgeNASError(f"{source}: unknown key {unknown[0]!r}; expected only {', '.join(KEYS)}")
     name = _field(data, "space", str, source)
     resolution = _field(data, "resolution", int, source)
     width_mult = _field(data, "width_mult", (int, float), source)

@@ -139,10 +139,14 @@ def profile(
     import_timings: Annotated[Path | None, typer.Option(help="Build the table from timings measured on the device "
                                                         "(CSV or JSON, see the manifest).")] = None,
     manifest: Annotated[Path | None, typer.Option(help="Manifest of --import-timings (default: beside it).")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Measure everything again instead of continuing an "
+                                        "interrupted profile of the same settings (OUT.partial).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the table's summary as JSON.")] = False,
     quiet: Quiet = False,
 ):
-    """Measure every candidate block's latency with ONNX Runtime and write a latency table."""
+    """Measure every candidate block's latency with ONNX Runtime and write a latency table.
+
+    An interrupted profile continues where it stopped when the same command is run again."""
     from . import profiler
     from .space import get_space
 
@@ -160,7 +164,7 @@ def profile(
         path, table = profiler.profile(device, get_space(space, resolution, width_mult), threads=threads,
                                        provider=provider, backend=backend, warmup=warmup, repeats=repeats,
                                        passes=passes, validate=validate, seed=seed, out=out,
-                                       progress=progress)
+                                       progress=progress, fresh=fresh, log=console.print)
     summary = table.summary(str(path))
     if as_json:
         _print_json(summary)
@@ -354,6 +358,8 @@ def _print_summary(run: Path, summary: dict) -> None:
 @_command()
 def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
           epochs: Annotated[int | None, typer.Option(help="Epochs (default: the run's --retrain-epochs).")] = None,
+          resume: Annotated[bool, typer.Option("--resume", help="Continue a stopped retraining from its last "
+                                               "completed epoch instead of starting over.")] = False,
           nproc: Annotated[int | None, typer.Option(help="Processes (runs under torchrun with DDP).")] = None,
           as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
           quiet: Quiet = False, verbose: Verbose = False):
@@ -363,7 +369,7 @@ def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
 
     try:
         progress, log, echo = _output(quiet, verbose, as_json)
-        result = retrain(run, epochs=epochs, progress=progress, log=log, echo=echo)
+        result = retrain(run, epochs=epochs, progress=progress, log=log, echo=echo, resume=resume)
     finally:
         _leave_ranks()
     if not _is_main_rank():

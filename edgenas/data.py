@@ -284,6 +284,9 @@ def _digits(resolution: int, test_fraction: float):
 
 
 def _npz(path: Path, resolution: int):
+    if not zipfile.is_zipfile(path):  # numpy would otherwise suggest loading it as a pickle
+        raise EdgeNASError(f"{path} is not an .npz archive (not a zip file); expected numpy.savez output with "
+                           "arrays x_train, y_train, x_test and y_test")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test") if k in archive.files}

@@ -19,7 +19,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     if not path.parent.is_dir():
         raise EdgeNASError(f"cannot write {path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # a read-only folder fails here, before any byte is written
+        raise EdgeNASError(f"cannot write {path}: {exc.strerror or exc}; the previous file, if any, is "
+                           "unchanged") from None
     try:
         os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600; keep the mode a plain write would give
         with os.fdopen(fd, "wb") as handle:

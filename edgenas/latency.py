@@ -119,6 +119,13 @@ def apply_calibration(raw_ms: float, params: int, calibration: dict) -> float:
             + calibration.get("offset_ms", 0.0))
 
 
+# Fields read by lookups and checks, with the JSON type each must have (the rest is description).
+_FIELD_TYPES = (("device", str, "a string"), ("space", str, "a string"), ("space_hash", str, "a string"),
+                ("resolution", int, "an integer"), ("width_mult", int | float, "a number"),
+                ("runtime", dict, "an object"), ("host", dict, "an object"), ("fixed", dict, "an object"),
+                ("validation", dict, "an object"))
+
+
 def validate_table(data: Any, source: str) -> LatencyTable:
     if not isinstance(data, dict):
         raise EdgeNASError(f"latency table {source}: expected a JSON object")
@@ -127,6 +134,10 @@ def validate_table(data: Any, source: str) -> LatencyTable:
         raise EdgeNASError(f"latency table {source}: missing key {missing[0]!r}")
     if data["schema"] != SCHEMA:
         raise EdgeNASError(f"latency table {source}: schema {data['schema']!r} is not supported; expected {SCHEMA}")
+    for key, kinds, expected in _FIELD_TYPES:
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise EdgeNASError(f"latency table {source}: {key!r} is {value!r:.60}; expected {expected}")
     entries = data["entries"]
     if not isinstance(entries, dict) or not entries:
         raise EdgeNASError(f"latency table {source}: 'entries' must be a non-empty object")

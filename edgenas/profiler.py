@@ -206,21 +206,35 @@ def make_backend(backend: str, threads: int, provider: str) -> OrtBackend | Torc
 # ---------------------------------------------------------------- measuring
 
 
-def measure(pieces: list[Piece], backend, warmup: int, repeats: int, passes: int,
-            advance: Callable[[str], None] = lambda key: None) -> dict[str, dict]:
-    """Time every piece in `passes` interleaved passes; returns key -> timing statistics (milliseconds)."""
+def _check_timing(warmup: int, repeats: int, passes: int) -> None:
     if warmup < 0 or repeats < 1 or passes < 1:
         raise EdgeNASError(f"bad timing settings: warmup {warmup}, repeats {repeats}, passes {passes}; expected "
                            "warmup >= 0, repeats >= 1, passes >= 1")
+
+
+def measure(pieces: list[Piece], backend, warmup: int, repeats: int, passes: int,
+            advance: Callable[[str], None] = lambda key: None, journal: _Journal | None = None) -> dict[str, dict]:
+    """Time every piece in `passes` interleaved passes; returns key -> timing statistics (milliseconds).
+
+    With a `journal`, each (pass, piece) measured is recorded as soon as it is timed, and those it already holds
+    (from an interrupted profile) are taken from it instead of being timed again.
+    """
+    _check_timing(warmup, repeats, passes)
+    done = journal.done if journal is not None else {}
     for piece in pieces:
-        backend.prepare(piece)
+        if any((p, piece.key) not in done for p in range(passes)):  # a piece timed in every pass needs no model
+            backend.prepare(piece)
         advance(piece.key)
     calls: dict[str, list[float]] = {piece.key: [] for piece in pieces}
     medians: dict[str, list[float]] = {piece.key: [] for piece in pieces}
     for p in range(passes):
         # Alternate the order so that drift during a pass does not always hit the same pieces.
         for piece in pieces if p % 2 == 0 else reversed(pieces):
-            times = backend.time(piece, warmup, repeats)
+            times = done.get((p, piece.key))
+            if times is None:
+                times = backend.time(piece, warmup, repeats)
+                if journal is not None:
+                    journal.add(p, piece.key, times)
             calls[piece.key] += times
             medians[piece.key].append(statistics.median(times))
             advance(piece.key)
@@ -379,33 +393,151 @@ def build_table(device: str, space: Space, runtime: dict, entries: dict, network
 
 def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu", backend: str = "ort",
             warmup: int = 10, repeats: int = 50, passes: int = 5, validate: int = 20, seed: int = 0,
-            out: str | os.PathLike | None = None, progress: bool = True) -> tuple[Path, LatencyTable]:
-    """Measure `space` on this machine and write its latency table atomically; nothing is written if interrupted."""
+            out: str | os.PathLike | None = None, progress: bool = True, fresh: bool = False,
+            log: Callable[[str], None] = print) -> tuple[Path, LatencyTable]:
+    """Measure `space` on this machine and write its latency table atomically.
+
+    Each timing is journaled in `OUT.partial` as soon as it is measured; a profile that was killed or interrupted
+    continues from there when run again with the same settings (`fresh` discards the journal). The journal is keyed
+    by everything that shapes a timing, so another space, resolution, width, runtime, thread count, host or timing
+    protocol never reuses it; it is removed once the table is written.
+    """
     _check_device_name(device)
     if validate < 0:
         raise EdgeNASError(f"bad --validate {validate}: expected 0 or more networks")
+    _check_timing(warmup, repeats, passes)
     path = Path(out) if out is not None else Path("latency_tables") / f"{device}.json"
-    if out is None:
-        path.parent.mkdir(exist_ok=True)
-    elif not path.parent.is_dir():
+    if out is not None and not path.parent.is_dir():
         raise EdgeNASError(f"cannot write {path}: folder {path.parent} does not exist")
     timer = make_backend(backend, threads, provider)
+    if out is None:
+        path.parent.mkdir(exist_ok=True)
     pieces = space_pieces(space)
     archs = validation_archs(space, validate, seed) if validate else []
     nets = [network_piece(name, arch) for name, arch in archs]
-    with _progress(progress, f"profiling {space.name} at {space.resolution} on {device}",
-                   (len(pieces) + len(nets)) * (passes + 1)) as advance:
-        start = time.perf_counter()
-        entries = measure(pieces, timer, warmup, repeats, passes, advance)
-        middle = time.perf_counter()
-        timings = measure(nets, timer, warmup, repeats, passes, advance) if nets else {}
-        seconds = {"pieces": middle - start, "validation": time.perf_counter() - middle}
+    from . import __version__
+
+    identity = {"device": device, "space": space.name, "space_hash": space.hash, "resolution": space.resolution,
+                "width_mult": space.width_mult, "runtime": timer.describe(), "warmup": warmup, "repeats": repeats,
+                "passes": passes, "validate": validate, "seed": seed, "host": host_info(), "edgenas": __version__}
+    journal = _Journal.open(path.with_name(path.name + ".partial"), identity, [p.key for p in pieces + nets],
+                            passes, repeats, fresh, log)
+    try:
+        with _progress(progress, f"profiling {space.name} at {space.resolution} on {device}",
+                       (len(pieces) + len(nets)) * (passes + 1)) as advance:
+            start = time.perf_counter()
+            entries = measure(pieces, timer, warmup, repeats, passes, advance, journal)
+            middle = time.perf_counter()
+            timings = measure(nets, timer, warmup, repeats, passes, advance, journal) if nets else {}
+            seconds = {"pieces": middle - start, "validation": time.perf_counter() - middle}
+    except KeyboardInterrupt:
+        log(f"{len(journal.done)} timings kept in {journal.path}: run the same command again to continue")
+        raise
+    finally:
+        journal.close()
     networks = {key: value["median_ms"] for key, value in timings.items()}
     data = build_table(device, space, timer.describe(), entries, networks, archs, warmup, repeats, passes,
                        host_info())
     data["profiling_seconds"] = seconds
-    write_json(path, data)
+    data["resumed_timings"] = journal.resumed
+    try:
+        write_json(path, data)
+    except EdgeNASError as exc:
+        raise EdgeNASError(f"{exc}; the timings are kept in {journal.path}: run the same command again to write "
+                           "the table without measuring") from None
+    journal.path.unlink(missing_ok=True)
     return path, validate_table(data, str(path))
+
+
+class _Journal:
+    """The timings of a profile in progress: a header line (what they were measured with), then one JSON line per
+    (pass, piece) appended as soon as it is timed.
+
+    An appended line reaches the file at once (a SIGKILL loses at most the piece being timed); a line cut short
+    (a crash of the machine) and anything after it is dropped on reading. A journal whose header differs from this
+    profile's settings is not reused.
+    """
+
+    def __init__(self, path: Path, done: dict[tuple[int, str], list[float]], resumed: int):
+        self.path, self.done, self.resumed = path, done, resumed
+        self._handle = None
+
+    @classmethod
+    def open(cls, path: Path, identity: dict, keys: list[str], passes: int, repeats: int, fresh: bool,
+             log: Callable[[str], None]) -> _Journal:
+        import json
+
+        header = {"partial_table": path.name.removesuffix(".partial"), "identity": identity}
+        done: dict[tuple[int, str], list[float]] = {}
+        if path.exists() and not fresh:
+            done, reason = cls._read(path, header, set(keys), passes, repeats)
+            if reason:
+                log(f"not resuming from {path}: {reason}; measuring from the start")
+            elif done:
+                log(f"resuming the profile from {path}: {len(done)} of {len(keys) * passes} timings already "
+                    "measured (--fresh measures everything again)")
+        lines = [json.dumps(header)] + [json.dumps({"pass": p, "key": k, "times": t}) for (p, k), t in done.items()]
+        try:
+            atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())  # a clean file to append to
+        except EdgeNASError as exc:
+            table = path.with_name(header["partial_table"])
+            raise EdgeNASError(f"{exc}: nothing was measured, and {table} is unchanged") from None
+        journal = cls(path, done, len(done))
+        try:
+            journal._handle = path.open("a")
+        except OSError as exc:
+            raise EdgeNASError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return journal
+
+    @staticmethod
+    def _read(path: Path, header: dict, keys: set[str], passes: int, repeats: int):
+        """(timings, "") from a journal of the same profile, or ({}, why it cannot be used)."""
+        import json
+        import math
+
+        try:
+            lines = path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            return {}, f"it cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        try:
+            found = json.loads(lines[0]) if lines else None
+        except json.JSONDecodeError:
+            found = None
+        if not isinstance(found, dict) or "identity" not in found:
+            return {}, "it is not a profile journal"
+        if found != header:
+            ours, theirs = header["identity"], found.get("identity") or {}
+            differ = [k for k in ours if ours[k] != (theirs.get(k) if isinstance(theirs, dict) else None)]
+            return {}, f"it was measured with other settings ({', '.join(differ) or 'header'} differ)"
+        done = {}
+        for line in lines[1:]:
+            try:
+                record = json.loads(line)
+                p, key, times = record["pass"], record["key"], record["times"]
+                valid = (isinstance(p, int) and 0 <= p < passes and key in keys and isinstance(times, list)
+                         and len(times) == repeats
+                         and all(isinstance(t, float | int) and math.isfinite(t) and t >= 0 for t in times))
+            except (json.JSONDecodeError, TypeError, KeyError):
+                valid = False
+            if not valid:
+                break  # a torn last line, or damage: keep what came before
+            done[(p, key)] = [float(t) for t in times]
+        return done, ""
+
+    def add(self, p: int, key: str, times: list[float]) -> None:
+        import json
+
+        self.done[(p, key)] = times
+        try:
+            self._handle.write(json.dumps({"pass": p, "key": key, "times": times}) + "\n")
+            self._handle.flush()
+        except OSError as exc:
+            raise EdgeNASError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
 
 def _check_device_name(device: str) -> None:

@@ -48,10 +48,13 @@ class Run:
         run = cls(path, writer)
         if not run.path.is_dir():
             raise EdgeNASError(f"run folder {run.path} does not exist")
-        config = read_json(run.file("config.json"), "run config")
-        if not isinstance(config, dict) or config.get("format") != RUN_FORMAT:
-            found = config.get("format") if isinstance(config, dict) else None
-            raise EdgeNASError(f"run {run.path} has format {found!r}; this edgenas reads format {RUN_FORMAT}")
+        source = run.file("config.json")
+        config = read_json(source, "run config")
+        if not isinstance(config, dict):
+            raise EdgeNASError(f"run config {source}: expected a JSON object with 'format' and 'settings'")
+        if config.get("format") != RUN_FORMAT:
+            raise EdgeNASError(f"run config {source}: 'format' is {config.get('format')!r}; expected {RUN_FORMAT} "
+                               "(this run was written by another version of edgenas)")
         return run
 
     def file(self, name: str) -> Path:
@@ -75,7 +78,24 @@ class Run:
     def history(self) -> list[dict]:
         if not self.has("history.jsonl"):
             return []
-        return [json.loads(line) for line in self.file("history.jsonl").read_text().splitlines() if line.strip()]
+        path = self.file("history.jsonl")
+        try:
+            lines = path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise EdgeNASError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        rows = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise EdgeNASError(f"{path} line {number} is not valid JSON ({exc.msg}); expected one JSON object "
+                                   "per epoch") from None
+            if not isinstance(row, dict):
+                raise EdgeNASError(f"{path} line {number} is {type(row).__name__}; expected a JSON object")
+            rows.append(row)
+        return rows
 
     def set_history(self, rows: list[dict]) -> None:
         if not self.writer:
@@ -84,33 +104,51 @@ class Run:
 
     # checkpoints
     def save_checkpoint(self, state: dict, name: str = "checkpoint.pt") -> None:
+        """Write `state` so that a kill at any instant leaves a checkpoint that loads (the new or the previous one).
+
+        Order: the previous copy's checksum first, then the rename of the current file to the previous copy, then
+        the new checksum, then the new file; each step is atomic, and every state in between has one pair of file
+        and checksum that match.
+        """
         if not self.writer:
             return
         data = _serialise(state)
         target = self.file(name)
         previous = target.with_suffix(".prev.pt")
-        if target.is_file() and _verified(target) is not None:
-            os.replace(target, previous)
-            os.replace(_checksum_path(target), _checksum_path(previous))
+        digest = _digest_of(target)
+        if digest is not None:
+            atomic_write_text(_checksum_path(previous), digest + "\n")
+            _replace(target, previous)
         atomic_write_text(_checksum_path(target), hashlib.sha256(data).hexdigest() + "\n")
         atomic_write_bytes(target, data)
 
-    def load_checkpoint(self, name: str = "checkpoint.pt") -> dict | None:
-        """The newest intact checkpoint, the previous one if the newest is damaged, or None if there is none."""
+    def load_checkpoint(self, name: str = "checkpoint.pt", warn=None) -> dict | None:
+        """The newest intact checkpoint, the previous one if the newest is damaged, or None if there is none.
+
+        `warn` (a callable taking one line) is told when the newest checkpoint is damaged and the previous is used.
+        """
         target = self.file(name)
-        if not target.exists() and not target.with_suffix(".prev.pt").exists():
+        previous = target.with_suffix(".prev.pt")
+        if not target.exists() and not previous.exists():
             return None
-        for candidate in (target, target.with_suffix(".prev.pt")):
-            if candidate.is_file():
-                state = _verified(candidate)
-                if state is not None:
-                    return state
-        raise EdgeNASError(f"checkpoint {target} and its previous copy are damaged (checksum or load failure); "
-                           "the run cannot resume")
+        problem = f"{target} is missing"
+        if target.is_file():
+            state, problem = _verified(target)
+            if state is not None:
+                return state
+        if previous.is_file():
+            state, problem_prev = _verified(previous)
+            if state is not None:
+                # A missing newest checkpoint is the designed outcome of a stop while saving: no warning then.
+                if warn is not None and target.is_file():
+                    warn(f"warning: checkpoint {problem}; resuming from the previous checkpoint {previous.name}")
+                return state
+            problem = f"{problem}, and {problem_prev}"
+        raise EdgeNASError(f"no usable checkpoint in {self.path}: {problem}; the run cannot resume")
 
     def damaged_checkpoint(self, name: str = "checkpoint.pt") -> bool:
         target = self.file(name)
-        return target.is_file() and _verified(target) is None
+        return target.is_file() and _verified(target)[0] is None
 
 
 def _checksum_path(path: Path) -> Path:
@@ -125,19 +163,43 @@ def _serialise(state: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _verified(path: Path) -> dict | None:
-    """Load a checkpoint whose checksum matches; None when it is truncated, altered or unloadable."""
+def _digest_of(path: Path) -> str | None:
+    """The checksum of a checkpoint whose file and checksum agree (without loading it); None otherwise."""
     try:
-        data = path.read_bytes()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
         expected = _checksum_path(path).read_text().strip()
     except OSError:
         return None
-    if hashlib.sha256(data).hexdigest() != expected:
-        return None
+    return digest if digest == expected else None
+
+
+def _verified(path: Path) -> tuple[dict | None, str]:
+    """Load a checkpoint whose checksum matches: (state, "") or (None, what is wrong with it)."""
     try:
-        return load_weights(io.BytesIO(data), str(path))
-    except EdgeNASError:
-        return None
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, f"{path} cannot be read ({exc.strerror or exc})"
+    try:
+        expected = _checksum_path(path).read_text().strip()
+    except OSError:
+        return None, f"{path} has no checksum file {_checksum_path(path).name}"
+    if hashlib.sha256(data).hexdigest() != expected:
+        return None, f"{path} is damaged (truncated or altered: its SHA-256 does not match {_checksum_path(path).name})"
+    try:
+        state = load_weights(io.BytesIO(data), str(path))
+    except EdgeNASError as exc:
+        return None, str(exc)
+    if not isinstance(state, dict):
+        return None, f"{path} holds {type(state).__name__}; expected a checkpoint dictionary"
+    return state, ""
+
+
+def _replace(source: Path, target: Path) -> None:
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        raise EdgeNASError(f"cannot rename {source} to {target.name}: {exc.strerror or exc}; the checkpoint is "
+                           "unchanged") from None
 
 
 def load_weights(source, what: str) -> Any:

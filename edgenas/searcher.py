@@ -99,7 +99,8 @@ class SearchSettings:
                   ("--epochs-scale", self.epochs_scale, self.epochs_scale is None or self.epochs_scale > 0,
                    "a positive number"),
                   ("--lr", self.lr, self.lr > 0, "a positive number"),
-                  ("--cost-strength", self.cost_strength, self.cost_strength >= 0, "0 or more")]
+                  ("--cost-strength", self.cost_strength, self.cost_strength >= 0, "0 or more"),
+                  ("--memory-gb", self.memory_gb, self.memory_gb >= 0, "0 or more")]
         for name, value, ok, expected in checks:
             if not ok:
                 raise EdgeNASError(f"bad {name} {value}: expected {expected}")
@@ -107,6 +108,38 @@ class SearchSettings:
             raise EdgeNASError("--latency needs --table DEVICE (a latency table of the target device)")
         if self.epochs is not None and self.strategy != "full":
             raise EdgeNASError("--epochs applies to --strategy full only (DA-NAS follows --schedule)")
+
+
+    @classmethod
+    def of_run(cls, run: Run) -> SearchSettings:
+        """The settings stored in a run's config.json, checked field by field before use."""
+        import typing
+
+        source = run.file("config.json")
+        stored = run.config().get("settings")
+        if not isinstance(stored, dict):
+            raise EdgeNASError(f"run config {source}: missing object 'settings'")
+        hints = typing.get_type_hints(cls)
+        unknown = sorted(set(stored) - set(hints))
+        if unknown:
+            raise EdgeNASError(f"run config {source}: unknown setting {unknown[0]!r}; expected only "
+                               f"{', '.join(hints)}")
+        for name, value in stored.items():
+            kind = hints[name]
+            options = typing.get_args(kind) or (kind,)
+            if isinstance(value, bool):
+                fits = bool in options
+            else:
+                fits = isinstance(value, kind) or (isinstance(value, int) and float in options)
+            if not fits:
+                expected = " or ".join("null" if k is type(None) else k.__name__ for k in options)
+                raise EdgeNASError(f"run config {source}: setting {name!r} is {value!r}; expected {expected}")
+        settings = cls(**stored)
+        try:
+            settings.validate()
+        except EdgeNASError as exc:
+            raise EdgeNASError(f"run config {source}: {exc}") from None
+        return settings
 
 
 @dataclass
@@ -280,11 +313,7 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
         progress, log, echo = False, _silent, None
     if resume is not None:
         run = Run.open(resume, writer=ranks.main)
-        config = run.config()
-        try:
-            settings = SearchSettings(**config["settings"])
-        except (KeyError, TypeError) as exc:
-            raise EdgeNASError(f"run {run.path}: config.json does not hold valid settings ({exc})") from None
+        settings = SearchSettings.of_run(run)
     else:
         settings = settings or SearchSettings()
         settings.validate()
@@ -295,12 +324,10 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
         if settings.table is not None and (settings.table.endswith(".json") or "/" in settings.table):
             settings = dataclasses.replace(settings, table=str(Path(settings.table).resolve()))
         path = Path(out) if out is not None else _default_run_name(settings)
-        if out is None and ranks.main:
-            path.parent.mkdir(exist_ok=True)
-        elif path.exists() and any(path.iterdir()):
+        if out is not None and path.exists() and any(path.iterdir()):
             raise EdgeNASError(f"run folder {path} already exists and is not empty; use --resume {path} to continue "
                                "it, or choose another --out")
-        elif not path.parent.is_dir():
+        elif out is not None and not path.parent.is_dir():
             raise EdgeNASError(f"cannot create run folder {path}: folder {path.parent} does not exist")
     torch.manual_seed(settings.seed)
     if resume is None:
@@ -312,6 +339,8 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
             distributed.barrier(ranks)
             context.run = Run.open(path, writer=False)
             return _Search(context).go(progress, echo)
+        if out is None:
+            path.parent.mkdir(exist_ok=True)
         run = Run.create(path, {"settings": dataclasses.asdict(settings), "versions": _versions(),
                                 "resolved": {"resolution": context.resolution, "space_hash": context.space.hash,
                                              "budgets": context.describe_budgets(),
@@ -334,7 +363,7 @@ class _Search:
 
     # -------------------------------------------------------------- the whole run
     def go(self, progress: bool, echo=None) -> SearchResult:
-        state = self.run.load_checkpoint() or {}
+        state = self.run.load_checkpoint(warn=self.c.log) or {}
         if state:
             torch.set_rng_state(state["torch_rng"])
             self.generator.set_state(state["generator"])
@@ -428,6 +457,9 @@ class _Search:
                     weight_opt, lambda step, n=total_steps: 0.5 * (1 + math.cos(math.pi * min(step, n) / max(1, n))))
                 if "scheduler" in state:
                     scheduler.load_state_dict(state["scheduler"])
+                    # Creating the scheduler set the learning rate to step 0's; a resumed run goes on at its own.
+                    for group, lr in zip(weight_opt.param_groups, scheduler.get_last_lr(), strict=True):
+                        group["lr"] = lr
             for epoch in range(state.get("epoch", 0) if index == state.get("phase", 0) else 0, phase.epochs):
                 bar.describe(f"{phase.name}: {len(classes)}/{c.num_classes} classes, "
                              f"{sum(net.active_counts())} candidates")
@@ -518,6 +550,8 @@ class _Search:
         retrain = state.get("retrain", {})
         if retrain.get("done"):
             return state
+        # `edgenas train --epochs N` stores its N here, so that a resumed retraining keeps its length and schedule.
+        s = dataclasses.replace(s, retrain_epochs=retrain.get("total", s.retrain_epochs))
         with torch.random.fork_rng(devices=[]):  # initial weights depend on the seed alone
             torch.manual_seed(s.seed + 1)
             model = c.device.prepare(build_model(arch))
@@ -540,8 +574,9 @@ class _Search:
             metrics = train_epoch(replica, c.data, optimizer, scheduler, settings, self.generator, c.device, scaler)
             history.append({"phase": "retrain", "epoch": epoch, **metrics, "seconds": time.perf_counter() - t0})
             bar.step(f"loss {metrics['train_loss']:.3f}, acc {100 * metrics['train_acc']:.1f}%")
-            state["retrain"] = {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "scheduler": scheduler.state_dict(), "seconds": time.perf_counter() - start}
+            state["retrain"] = {"total": s.retrain_epochs, "epoch": epoch + 1, "model": model.state_dict(),
+                                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                "seconds": time.perf_counter() - start}
             self._save(state, history)
         model.eval()
         if self.run.writer:
@@ -625,21 +660,26 @@ def _limited(iterator, count: int):
 
 
 def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = True, log=print,
-            echo=None) -> SearchResult:
-    """Retrain a finished (or searched) run's architecture from scratch and evaluate it again."""
+            resume: bool = False, echo=None) -> SearchResult:
+    """Retrain a finished (or searched) run's architecture from scratch and evaluate it again; with `resume`,
+    continue a retraining that was stopped (after its last completed epoch) instead of starting over."""
+    if epochs is not None and epochs < 0:
+        raise EdgeNASError(f"bad --epochs {epochs}: expected 0 or more")
     ranks = distributed.Ranks.from_env()
     if not ranks.main:
         progress, log, echo = False, _silent, None
     run = Run.open(run_path, writer=ranks.main)
-    state = run.load_checkpoint()
+    settings = SearchSettings.of_run(run)
+    state = run.load_checkpoint(warn=None if resume else log)  # with resume, the run's own loading warns
     if state is None or "arch" not in state:
         raise EdgeNASError(f"run {run.path} has no derived architecture yet; finish it with --resume {run.path}")
-    settings = SearchSettings(**run.config()["settings"])
-    if epochs is not None:
-        if epochs < 0:
-            raise EdgeNASError(f"bad --epochs {epochs}: expected 0 or more")
-        settings.retrain_epochs = epochs
-    state.pop("retrain", None)
+    if resume:
+        total = state.get("retrain", {}).get("total", settings.retrain_epochs)
+        if epochs is not None and epochs != total:
+            raise EdgeNASError(f"bad --epochs {epochs} with --resume: the stopped retraining of {run.path} runs "
+                               f"{total} epochs; drop --epochs, or retrain from scratch without --resume")
+        return _Search(_Context(settings, run, log)).go(progress, echo)
+    state["retrain"] = {"total": settings.retrain_epochs if epochs is None else epochs}
     history = [row for row in run.history()[: state.get("history_rows", 0)] if row.get("phase") != "retrain"]
     state["history_rows"] = len(history)
     run.set_history(history)
@@ -651,7 +691,7 @@ def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = Tr
 def evaluate_run(run_path: str | Path) -> dict:
     """Test accuracy of a run's retrained weights, recomputed from `model.pt` (loaded safely)."""
     run = Run.open(run_path)
-    settings = SearchSettings(**run.config()["settings"])
+    settings = SearchSettings.of_run(run)
     model, arch = load_model(run.path)
     device = Device.pick(settings.device)
     data = load_data(settings, arch.resolution).to(device.device)

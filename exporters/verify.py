@@ -60,7 +60,7 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
         raise EdgeNASError(f"{onnx_path} holds another architecture than run {run}")
     session = make_session(str(onnx_path), threads)
     if data is None:
-        settings = SearchSettings(**Run.open(run).config()["settings"])
+        settings = SearchSettings.of_run(Run.open(run))
         data = load_data(settings, arch.resolution)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -230,7 +230,7 @@ def test_latency_and_tables_commands(tiny_table, tmp_path, monkeypatch):
     assert result.exit_code == 1 and "no latency table named 'no-such-device'" in result.output
 
 
-def test_an_interrupted_profile_leaves_no_file(tmp_path):
+def test_an_interrupted_profile_leaves_no_table_only_its_journal(tmp_path):
     out = tmp_path / "interrupted.json"
     command = [sys.executable, "-m", "edgenas", "profile", "x", "--space", "mobile", "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -240,7 +240,8 @@ def test_an_interrupted_profile_leaves_no_file(tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["interrupted.json.partial"]  # what a rerun continues from
+    assert "timings kept in" in stderr
 
 
 def test_a_calibration_that_would_predict_negative_latency_is_not_used():
