@@ -10,13 +10,14 @@ shows the spread. Validation networks are measured end to end the same way, and 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -546,26 +547,14 @@ def _check_device_name(device: str) -> None:
                            "x86-2core-ort-t1")
 
 
-class _progress:
-    """A rich progress bar (pieces done, total, time left) when enabled; a no-op callback otherwise."""
+@contextlib.contextmanager
+def _progress(enabled: bool, description: str, total: int) -> Iterator[Callable[[str], None]]:
+    """A progress bar over `total` timings (or nothing); yields the callback that marks one done, by its key."""
+    from .progress import Bar
 
-    def __init__(self, enabled: bool, description: str, total: int):
-        self.enabled, self.description, self.total = enabled, description, total
-
-    def __enter__(self) -> Callable[[str], None]:
-        if not self.enabled:
-            return lambda key: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TimeRemainingColumn(), transient=False)
-        self._bar.start()
-        task = self._bar.add_task(self.description, total=self.total)
-        return lambda key: self._bar.advance(task)
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self._bar.stop()
+    with Bar(enabled) as bar:
+        bar.begin(total, description)
+        yield lambda key: bar.step(key)
 
 
 # ---------------------------------------------------------------- devices that cannot run Python
