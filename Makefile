@@ -24,20 +24,26 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+# profile (a quick table of this machine) -> search (embedded digits) -> export with verification -> report.
 demo: $(STAMP)
 	@mkdir -p $(DEMO_DIR)
-	$(BIN)/edgenas space mobile-small
+	rm -rf $(DEMO_DIR)/run $(DEMO_DIR)/this-machine.json*
+	$(BIN)/edgenas space mobile-small --resolution 16
 	$(BIN)/edgenas arch mobilenetv2 --space mobile -o $(DEMO_DIR)/mobilenetv2.json
 	$(BIN)/edgenas flops $(DEMO_DIR)/mobilenetv2.json --verify
-	$(BIN)/edgenas arch random --space mobile-small --num-classes 10 --seed 1 -o $(DEMO_DIR)/random.json
-	$(BIN)/edgenas flops $(DEMO_DIR)/random.json --verify
-	$(BIN)/edgenas tables
 	$(BIN)/edgenas latency $(DEMO_DIR)/mobilenetv2.json --table x86-2core-ort-t1-mobile224 --measure
-	$(BIN)/edgenas profile demo-tiny --space tiny --validate 5 --out $(DEMO_DIR)/demo-tiny.json
-	rm -rf $(DEMO_DIR)/run
-	$(BIN)/edgenas search --out $(DEMO_DIR)/run
-	$(BIN)/edgenas export $(DEMO_DIR)/model.onnx --run $(DEMO_DIR)/run --int8
-	@echo "demo done: run in $(DEMO_DIR)/run, verified ONNX in $(DEMO_DIR)/model.onnx (+ .int8.onnx, .report.json)"
+	$(BIN)/edgenas profile this-machine --space mobile-small --resolution 16 --repeats 20 --passes 3 --validate 6 \
+		--out $(DEMO_DIR)/this-machine.json
+	$(BIN)/edgenas tables
+	$(BIN)/edgenas search --table $(DEMO_DIR)/this-machine.json --out $(DEMO_DIR)/run
+	$(BIN)/edgenas export $(DEMO_DIR)/model.onnx --run $(DEMO_DIR)/run --int8 --table $(DEMO_DIR)/this-machine.json
+	$(BIN)/edgenas report $(DEMO_DIR)/run
+	$(BIN)/edgenas compare $(DEMO_DIR)/run --out $(DEMO_DIR)/compare.png
+	@echo
+	@echo "demo done:"
+	@echo "  verified ONNX model  $(DEMO_DIR)/model.onnx (+ model.int8.onnx, proof in model.report.json)"
+	@echo "  report               $(DEMO_DIR)/run/report.html (plots in $(DEMO_DIR)/run/plots/)"
+	@echo "  latency table        $(DEMO_DIR)/this-machine.json"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/search_efficiency.py --profile quick

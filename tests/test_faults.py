@@ -207,9 +207,11 @@ def test_a_torn_journal_line_is_dropped_and_the_rest_reused(tmp_path):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    torch.set_num_threads(1)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the tests that use it (see _one_thread); restored for the modules after this one
     out = tmp_path_factory.mktemp("faults") / "run"
     result = CliRunner().invoke(app, ["search", *RANDOM, "--retrain-epochs", "2", "--out", str(out), "--json"])
+    torch.set_num_threads(previous)
     assert result.exit_code == 0, result.output
     return out, json.loads(result.output)
 
