@@ -396,11 +396,15 @@ def evaluate_run(run: Annotated[Path, typer.Argument(help="A run folder.")],
 
 
 @_command()
-def report(run: Annotated[Path, typer.Argument(help="A finished run folder.")]):
+def report(run: Annotated[Path, typer.Argument(help="A finished run folder.")],
+           as_json: Annotated[bool, typer.Option("--json", help="Print the written paths as JSON.")] = False):
     """Write a run's plots (RUN/plots/*.png) and RUN/report.html, which shows them with the run's summary."""
     from .report import write_report
 
     result = write_report(run)
+    if as_json:
+        _print_json({"html": str(result.html), "plots": {k: str(v) for k, v in result.plots.items()}})
+        return
     Console(soft_wrap=True, highlight=False).print(
         f"wrote {result.html} and {len(result.plots)} plots in {result.html.parent / 'plots'}: "
         f"{', '.join(p.name for p in result.plots.values())}")

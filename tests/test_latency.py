@@ -224,8 +224,12 @@ def test_latency_and_tables_commands(tiny_table, tmp_path, monkeypatch):
     assert data["predicted_ms"] > 0 and data["measured_ms"] > 0 and "error_pct" in data
     result = runner.invoke(app, ["latency", "a.json", "--table", "tiny-t1"])
     assert "ms" in result.output and "calibrated" in result.output
+    assert f"{data['predicted_ms']:.3f} ms" in result.output  # the table and the JSON carry the same number
     listed = json.loads(runner.invoke(app, ["tables", "--json"]).output)
-    assert "tiny-t1" in [t["device"] for t in listed]
+    mine = next(t for t in listed if t["device"] == "tiny-t1")
+    monkeypatch.setenv("COLUMNS", "250")  # room for every column: rich shortens cells to fit the width
+    shown = runner.invoke(app, ["tables"]).output
+    assert f"{mine['validation']['median_abs_error_pct']:.1f}%" in shown and "tiny-t1" in shown
     result = runner.invoke(app, ["latency", "a.json", "--table", "no-such-device"])
     assert result.exit_code == 1 and "no latency table named 'no-such-device'" in result.output
 

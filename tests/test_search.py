@@ -117,13 +117,25 @@ def test_bad_search_input_is_one_line_and_writes_nothing(tmp_path, args, message
     assert not out.exists()
 
 
-def test_cli_search_json(tmp_path):
+def test_cli_search_json(tmp_path, monkeypatch):
     out = tmp_path / "cli"
     result = CliRunner().invoke(app, ["search", "--space", "tiny", "--schedule", "0.5:1,1.0:1", "--retrain-epochs",
                                       "1", "--flops", "300K", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["run"] == str(out) and summary["flops"] <= 300_000
+    # The table `search` prints without --json shows the same numbers (it is drawn from the same summary).
+    from rich.console import Console
+
+    from edgenas import cli
+    from edgenas.units import format_flops
+
+    console = Console(record=True, width=250)
+    monkeypatch.setattr(cli, "Console", lambda *a, **k: console)
+    cli._print_summary(out, summary)
+    shown = console.export_text()
+    assert f"{100 * summary['test_acc']:.2f}%" in shown and format_flops(summary["flops"]) in shown
+    assert f"{summary['search_seconds']:.0f} s" in shown and " ".join(summary["arch"]["layers"]) in shown
     result = CliRunner().invoke(app, ["eval", str(out), "--json"])
     assert result.exit_code == 0 and json.loads(result.output)["test_acc"] == pytest.approx(summary["test_acc"])
 
