@@ -255,3 +255,23 @@ def test_a_calibration_that_would_predict_negative_latency_is_not_used():
     calibration, _ = calibrate(networks, floor={"predicted_raw_ms": 0.2, "params": 0})
     assert calibration["kind"] in ("none", "scale")
     assert calibrate(networks)[0]["kind"] == "linear"  # without the floor the offset fit wins
+
+
+def test_python_api_profiles_then_searches_under_a_latency_budget(tmp_path):
+    # edgenas.profile and edgenas.search, as the README shows them: a binding latency budget is met by the table.
+    import edgenas
+
+    fast = {k: v for k, v in FAST.items() if k != "progress"}
+    measured = edgenas.profile("tiny-api", "tiny", out=tmp_path / "tiny-api.json", validate=3, **fast)
+    assert measured.path.is_file() and measured.summary["entries"] == len(space_keys(get_space("tiny")))
+    assert measured.summary["validation"]["count"] >= 3 and measured.median_error_pct is not None
+    space = get_space("tiny")
+    low, high = (measured.table.predict(preset(p, space, 10)) for p in ("smallest", "largest"))
+    budget = (low + high) / 2
+    result = edgenas.search(space="tiny", schedule="0.5:1,1.0:1", retrain_epochs=1, batch_size=128, flops="1M",
+                            latency=f"{budget:.4f}ms", table=str(measured.path), out=tmp_path / "run")
+    assert result.summary["latency_budget_ms"] == pytest.approx(budget, abs=1e-4)
+    assert result.predicted_latency_ms <= budget and result.summary["within_latency_budget"]
+    assert result.predicted_latency_ms == pytest.approx(measured.table.predict(result.arch))
+    with pytest.raises(EdgeNASError, match="unknown search setting"):
+        edgenas.search(space="tiny", learning_rate=0.1)
