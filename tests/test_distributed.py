@@ -59,3 +59,9 @@ def test_two_gloo_ranks_run_one_search(tmp_path):
     stages = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     first_stage = next(row for row in stages if row.get("phase", "").startswith("stage") and "epoch" in row)
     assert first_stage["images"] == 2 * 64 * first_stage["steps"]
+    # Retraining alone, on two ranks: one more model.pt, written once.
+    again = subprocess.run([sys.executable, "-m", "edgenas", "train", str(out), "--epochs", "1", "--nproc", "2",
+                            "--json"], capture_output=True, text=True, timeout=280, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    retrained = json.loads(again.stdout[again.stdout.index("{"):])
+    assert retrained["arch"] == summary["arch"] and retrained["test_acc"] is not None
