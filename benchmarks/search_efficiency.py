@@ -50,7 +50,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.retrain_existing is not None:
         retrain_existing(args)
-        print(markdown(json.loads((args.out.parent / "search_efficiency.json").read_text())))
+        results = json.loads((args.out.parent / "search_efficiency.json").read_text())
+        fill_latency(results, args.out)
+        (args.out.parent / "search_efficiency.json").write_text(json.dumps(results, indent=2) + "\n")
+        plots(results, args.out)
+        print(markdown(results))
         return
     if "full-iso" in args.arms and "danas" not in args.arms:
         raise SystemExit("--arms: full-iso matches danas's image-steps, so it needs danas in the same run")
@@ -109,8 +113,28 @@ def main() -> None:
                "rows": merge_rows(args.out.parent / "search_efficiency.json", common, rows)}
     results["seeds"] = sorted({r["seed"] for r in results["rows"]})
     (args.out.parent / "search_efficiency.json").write_text(json.dumps(results, indent=2) + "\n")
+    fill_latency(results, args.out)
+    (args.out.parent / "search_efficiency.json").write_text(json.dumps(results, indent=2) + "\n")
     plots(results, args.out)
     print(markdown(results))
+
+
+def fill_latency(results: dict, folder: Path) -> None:
+    """Rows at another width (the width-scaled MobileNetV2) get their latency from a table profiled at that width."""
+    from edgenas.arch import make_arch
+    from edgenas.latency import load_table
+    from edgenas.profiler import profile
+    from edgenas.space import get_space
+
+    for row in results["rows"]:
+        if row["predicted_latency_ms"] is not None:
+            continue
+        space = get_space("mobile-small", 32, row["width_mult"])
+        path = folder / f"table-mobile-small-32-w{row['width_mult']}.json"
+        if not path.is_file():
+            profile(f"bench-w{row['width_mult']}", space, validate=10, out=path, progress=False)
+        row["predicted_latency_ms"] = load_table(str(path)).predict(make_arch(space, row["layers"], 10))
+        row["latency_table"] = str(path)
 
 
 def retrain_existing(args) -> None:
