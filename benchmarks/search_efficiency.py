@@ -216,14 +216,21 @@ def plots(results: dict, folder: Path) -> None:
     import matplotlib.pyplot as plt
 
     docs = Path("docs")
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for arm in ARMS:
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    longer = sorted({k for r in results["rows"] for k in r if k.startswith("test_acc_retrain")})
+    for index, arm in enumerate(ARMS):
         rows = [r for r in results["rows"] if r["arm"] == arm]
-        axes.scatter([r["search_seconds"] for r in rows], [100 * r["test_acc"] for r in rows], label=arm)
+        colour = f"C{index}"
+        axes.scatter([r["search_seconds"] for r in rows], [100 * r["test_acc"] for r in rows], color=colour,
+                     label=f"{arm}, {results['settings']['retrain_epochs']} retraining epochs")
+        for key in longer:
+            done = [r for r in rows if key in r]
+            axes.scatter([r["search_seconds"] for r in done], [100 * r[key] for r in done], color=colour,
+                         marker="^", label=f"{arm}, {key.removeprefix('test_acc_retrain')} epochs" if done else None)
     axes.set_xlabel("search wall time (s)")
     axes.set_ylabel("retrained test accuracy (%)")
     axes.set_title(f"CIFAR-10, {results['profile']} profile, budget {results['budget_flops'] / 1e6:.1f}M FLOPs")
-    axes.legend()
+    axes.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     figure.savefig(docs / "search_efficiency_accuracy.png", dpi=120)
     plt.close(figure)
