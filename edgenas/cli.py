@@ -6,6 +6,7 @@ torch is imported only inside the commands that need it, so `--help`, `space` an
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -53,25 +54,18 @@ def _print_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
-def _is_main_rank() -> bool:
-    """False in the processes of ranks 1 and up of a torchrun launch: they work but do not print."""
-    import os
-
-    return os.environ.get("RANK", "0") == "0"
-
-
-def _launch_ranks(nproc: int | None, device: str | None = None) -> bool:
+def _launch_ranks(nproc: int | None, device: str | None = None) -> None:
     """`--nproc N` (N > 1) outside torchrun: run this same command under `torchrun --standalone --nproc_per_node N`,
-    wait for it and exit with its code. Returns False when this process should do the work itself."""
+    wait for it and exit with its code. Returns (and this process does the work) in every other case."""
     import os
     import subprocess
 
     if nproc is None or "WORLD_SIZE" in os.environ:
-        return False
+        return
     if nproc < 1:
         raise EdgeNASError(f"bad --nproc {nproc}: expected 1 or more processes")
     if nproc == 1:
-        return False
+        return
     if device not in (None, "cpu"):
         import torch
 
@@ -91,10 +85,28 @@ def _launch_ranks(nproc: int | None, device: str | None = None) -> bool:
     raise typer.Exit(subprocess.run(command).returncode)
 
 
-def _leave_ranks() -> None:
+@contextlib.contextmanager
+def _rank():
+    """Yields whether this process prints its result (rank 0 of a torchrun launch, or a single process), and leaves
+    the process group, if one was joined, on the way out."""
     from .distributed import Ranks, finish
 
-    finish(Ranks.from_env())
+    ranks = Ranks.from_env()
+    try:
+        yield ranks.main
+    finally:
+        finish(ranks)
+
+
+def _print_run(result, as_json: bool) -> None:
+    """A finished run as `search` and `train` print it: the summary table and the report's path, or JSON."""
+    report = None if result.report is None else str(result.report)
+    if as_json:
+        _print_json({"run": str(result.run), **result.summary, "report": report})
+        return
+    _print_summary(result.run, result.summary)
+    if report is not None:
+        Console(soft_wrap=True, highlight=False).print(f"report: {report}")
 
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notices: the result only.")]
@@ -313,19 +325,10 @@ def search(
         flip=False if no_flip else None, memory_gb=memory_gb, train_per_class=train_per_class,
         test_per_class=test_per_class, seed=seed, device=device)
     progress, log, echo = _output(quiet, verbose, as_json)
-    try:
+    with _rank() as prints:
         result = run_search(settings, out=out, resume=resume, progress=progress, log=log, echo=echo)
-    finally:
-        _leave_ranks()
-    if not _is_main_rank():
-        return
-    if as_json:
-        _print_json({"run": str(result.run), **result.summary,
-                     "report": None if result.report is None else str(result.report)})
-    else:
-        _print_summary(result.run, result.summary)
-        if result.report is not None:
-            Console(soft_wrap=True, highlight=False).print(f"report: {result.report}")
+    if prints:
+        _print_run(result, as_json)
 
 
 def _print_summary(run: Path, summary: dict) -> None:
@@ -367,18 +370,11 @@ def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
     _launch_ranks(nproc)
     from .searcher import retrain
 
-    try:
-        progress, log, echo = _output(quiet, verbose, as_json)
+    progress, log, echo = _output(quiet, verbose, as_json)
+    with _rank() as prints:
         result = retrain(run, epochs=epochs, progress=progress, log=log, echo=echo, resume=resume)
-    finally:
-        _leave_ranks()
-    if not _is_main_rank():
-        return
-    if as_json:
-        _print_json({"run": str(result.run), **result.summary,
-                     "report": None if result.report is None else str(result.report)})
-    else:
-        _print_summary(result.run, result.summary)
+    if prints:
+        _print_run(result, as_json)
 
 
 @_command(name="eval")

@@ -155,14 +155,19 @@ def _journal(path) -> list[dict]:
     return rows
 
 
+def _killed_profile(tmp_path, device: str, timings: int):
+    """A real profile SIGKILLed once `timings` timings are journaled (the journal's first line is its header)."""
+    table, partial = tmp_path / "t.json", tmp_path / "t.json.partial"
+    process = _edgenas("profile", device, *PROFILE, "--out", table)
+    _kill_when(process, lambda: partial.is_file() and len(partial.read_text().splitlines()) > timings + 1,
+               f"{timings} timings were journaled")
+    return table, partial
+
+
 def test_a_killed_profile_resumes_from_its_journal_and_only_with_the_same_settings(tmp_path):
     import statistics
 
-    table = tmp_path / "t.json"
-    partial = tmp_path / "t.json.partial"
-    process = _edgenas("profile", "tiny-kill", *PROFILE, "--out", table)
-    _kill_when(process, lambda: partial.is_file() and len(partial.read_text().splitlines()) > 6,
-               "five timings were journaled")
+    table, partial = _killed_profile(tmp_path, "tiny-kill", timings=5)
     assert not table.exists()
     kept = _journal(partial)
     assert len(kept) >= 5
@@ -191,11 +196,7 @@ def test_a_killed_profile_resumes_from_its_journal_and_only_with_the_same_settin
 
 
 def test_a_torn_journal_line_is_dropped_and_the_rest_reused(tmp_path):
-    table = tmp_path / "t.json"
-    partial = tmp_path / "t.json.partial"
-    process = _edgenas("profile", "tiny-torn", *PROFILE, "--out", table)
-    _kill_when(process, lambda: partial.is_file() and len(partial.read_text().splitlines()) > 4,
-               "three timings were journaled")
+    table, partial = _killed_profile(tmp_path, "tiny-torn", timings=3)
     lines = partial.read_text().splitlines()  # as a crash of the machine may leave it: the last line cut short
     partial.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
     resumed = CliRunner().invoke(app, ["profile", "tiny-torn", *PROFILE, "--out", str(table)])
