@@ -1,6 +1,7 @@
 """The `edgenas` command line: thin typer commands that parse, call one library function, and print with rich.
 
-An `EdgeNASError` from any command becomes one red line on stderr and exit code 1; typer's usage errors exit 2.
+An `EdgeNASError` from any command becomes one red line on stderr and exit code 1; a usage error (an option value
+of the wrong type, an unknown option or command, a missing argument) one line naming the bad value and exit code 2.
 torch is imported only inside the commands that need it, so `--help`, `space` and a cached `flops` answer fast.
 """
 
@@ -15,12 +16,64 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from .errors import EdgeNASError
 from .units import format_flops, format_params
 
+# typer vendors click in recent versions: reach click's UsageError through the public BadParameter.
+_UsageError = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
+
+
+def _given(opts: list[str], args: list[str]) -> str | None:
+    """The value last given on the command line to an option spelled any of `opts`, or None."""
+    value = None
+    for i, arg in enumerate(args):
+        name, equals, attached = arg.partition("=")
+        if equals and name in opts:
+            value = attached
+        elif arg in opts and i + 1 < len(args):
+            value = args[i + 1]
+    return value
+
+
+def _usage_line(exc, args: list[str]) -> str:
+    """A usage error as one line: `bad --epochs 'abc': <what was expected> (see 'edgenas search --help')`."""
+    param = getattr(exc, "param", None)
+    value = _given(param.opts, args) if param is not None and param.param_type_name == "option" else None
+    message = f"bad {param.opts[-1]} {value!r}: {exc.message}" if value is not None else exc.format_message()
+    if exc.ctx is not None:
+        message += f" (see '{exc.ctx.command_path} --help')"
+    return " ".join(message.split())
+
+
+class _Group(TyperGroup):
+    """typer's command group, with usage errors printed as one line instead of a boxed usage block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        args = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `edgenas`: the help, as typer shows it
+                exc.show()
+            else:
+                Console(stderr=True, highlight=False, soft_wrap=True).print(
+                    f"[red]error:[/red] {escape(_usage_line(exc, args))}", markup=True)
+            code = exc.exit_code
+        except typer.Abort:
+            Console(stderr=True).print("[red]aborted[/red]")
+            code = 1
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
 app = typer.Typer(
+    cls=_Group,
     name="edgenas",
     help="Find, prove and ship small image classifiers for edge devices.",
     no_args_is_help=True,

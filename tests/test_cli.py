@@ -78,9 +78,25 @@ def test_output_in_a_missing_folder_writes_nothing(runner, tmp_path):
     assert not target.parent.exists()
 
 
-def test_usage_errors_exit_2(runner):
-    assert runner.invoke(app, ["space", "mobile", "--resolution", "big"]).exit_code == 2
-    assert runner.invoke(app, ["flops"]).exit_code == 2
+@pytest.mark.parametrize(("args", "needle"), [
+    (["space", "mobile", "--resolution", "big"], "bad --resolution 'big': "),
+    (["space", "mobile", "--resolution=big"], "bad --resolution 'big': "),
+    (["search", "--epochs", "1", "--epochs", "x1"], "bad --epochs 'x1': "),
+    (["flops"], "Missing argument 'ARCH.json'"),
+    (["flops", "--bogus", "x"], "No such option: --bogus"),
+    (["serch"], "No such command 'serch'"),
+])
+def test_usage_errors_are_one_line_naming_the_bad_value(runner, args, needle):
+    result = runner.invoke(app, args)
+    output = result.output.strip()
+    assert result.exit_code == 2, output
+    assert output.startswith("error: ") and "\n" not in output and needle in output, output
+    assert f"(see 'edgenas {args[0] + ' ' if args[0] != 'serch' else ''}--help')" in output
+
+
+def test_bare_command_shows_the_help(runner):
+    result = runner.invoke(app, [])
+    assert result.exit_code == 2 and "Usage: edgenas" in result.output and "error" not in result.output
 
 
 def test_cached_flops_does_not_import_torch(tmp_path):
