@@ -238,8 +238,10 @@ def test_an_interrupted_profile_leaves_no_table_only_its_journal(tmp_path):
     out = tmp_path / "interrupted.json"
     command = [sys.executable, "-m", "edgenas", "profile", "x", "--space", "mobile", "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)  # torch imported, the space counted, measuring under way (a whole profile takes about 25 s)
-    assert process.poll() is None
+    journal, deadline = tmp_path / "interrupted.json.partial", time.monotonic() + 120
+    while not (journal.is_file() and journal.read_text().count("\n") >= 2):  # a header, then a first timing
+        assert process.poll() is None and time.monotonic() < deadline, "the profile ended or never began measuring"
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
