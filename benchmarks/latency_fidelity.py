@@ -20,8 +20,8 @@ from pathlib import Path
 def single_pass(table_data: dict, space) -> dict:
     """Errors had each piece and each network been timed in one pass of 50 calls (the first pass)."""
     from edgenas.arch import make_arch
+    from edgenas.calibration import error_stats
     from edgenas.latency import validate_table
-    from edgenas.profiler import error_stats
 
     data = json.loads(json.dumps(table_data))
     for entry in data["entries"].values():

@@ -212,19 +212,19 @@ def profile(
     """Measure every candidate block's latency with ONNX Runtime and write a latency table.
 
     An interrupted profile continues where it stopped when the same command is run again."""
-    from . import profiler
+    from . import device_timings, profiler
     from .space import get_space
 
     console = Console(stderr=True, soft_wrap=True)
     progress, _, _ = _output(quiet, False, as_json)
     if export_blocks is not None:
-        path = profiler.export_blocks(device, get_space(space, resolution, width_mult), export_blocks,
-                                      validate=validate, seed=seed, progress=progress)
+        path = device_timings.export_blocks(device, get_space(space, resolution, width_mult), export_blocks,
+                                           validate=validate, seed=seed, progress=progress)
         console.print(f"wrote {path}: time each file on the device, then run "
                       f"`edgenas profile {device} --import-timings TIMINGS.csv --manifest {path}`")
         return
     if import_timings is not None:
-        path, table = profiler.import_timings(device, import_timings, manifest, out)
+        path, table = device_timings.import_timings(device, import_timings, manifest, out)
     else:
         path, table = profiler.profile(device, get_space(space, resolution, width_mult), threads=threads,
                                        provider=provider, backend=backend, warmup=warmup, repeats=repeats,

@@ -23,19 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from .arch import Arch
+from .calibration import calibrate, fit
 from .errors import EdgeNASError
-from .files import atomic_write_bytes, read_json, write_json
+from .files import atomic_write_bytes, write_json
 from .latency import (
     HEAD_CLASSES,
     SCHEMA,
     LatencyTable,
-    apply_calibration,
     block_key,
     head_key,
     stem_key,
     validate_table,
 )
-from .space import Space, get_space
+from .space import Space
 
 
 @dataclass(frozen=True)
@@ -249,100 +249,6 @@ def summarize(times: list[float], pass_medians: list[float]) -> dict:
             "pass_medians_ms": pass_medians}
 
 
-# ---------------------------------------------------------------- calibration and fidelity
-
-
-# Calibrations, simplest first. A feature list per kind; the prediction is a weighted sum of the features.
-# `memory` adds a term per million parameters: blocks timed alone keep their weights in cache, a whole network
-# of small feature maps does not (seen at 32x32, where large networks ran up to 1.5x their sum of pieces).
-CALIBRATIONS = {"none": (), "scale": ("scale",), "linear": ("scale", "offset_ms"),
-                "memory": ("scale", "ms_per_mparam", "offset_ms")}
-_MIN_NETWORKS = {"none": 0, "scale": 1, "linear": 4, "memory": 6}
-
-
-def _features(network: dict) -> dict[str, float]:
-    return {"scale": network["predicted_raw_ms"], "offset_ms": 1.0, "ms_per_mparam": network["params"] / 1e6}
-
-
-def _fit(kind: str, networks: list[dict]) -> dict:
-    """Least squares on relative errors, so that each network counts the same whatever its latency."""
-    import numpy as np
-
-    names = CALIBRATIONS[kind]
-    calibration = {"kind": kind, "scale": 1.0, "offset_ms": 0.0, "ms_per_mparam": 0.0}
-    if not names or not networks:
-        return calibration
-    weights = np.array([1.0 / n["measured_ms"] for n in networks])
-    features = np.array([[_features(n)[name] for name in names] for n in networks]) * weights[:, None]
-    coefficients = np.linalg.lstsq(features, np.ones(len(networks)), rcond=None)[0]
-    calibration.update({name: float(value) for name, value in zip(names, coefficients, strict=True)})
-    return calibration
-
-
-def _leave_one_out(kind: str, networks: list[dict]) -> list[float]:
-    """Each network predicted with a calibration fitted to the others: an honest, out-of-sample error."""
-    return [apply_calibration(n["predicted_raw_ms"], n["params"], _fit(kind, networks[:i] + networks[i + 1:]))
-            for i, n in enumerate(networks)]
-
-
-def _errors(predicted: list[float], measured: list[float]) -> list[float]:
-    return [100.0 * (p - m) / m for p, m in zip(predicted, measured, strict=True)]
-
-
-def error_stats(errors: list[float]) -> dict:
-    absolute = sorted(abs(e) for e in errors)
-    if not absolute:
-        return dict.fromkeys(("median_abs_error_pct", "p95_abs_error_pct", "within_10pct", "max_abs_error_pct"))
-    return {"median_abs_error_pct": statistics.median(absolute),
-            "p95_abs_error_pct": absolute[min(len(absolute) - 1, round(0.95 * (len(absolute) - 1)))],
-            "within_10pct": sum(a <= 10.0 for a in absolute) / len(absolute),
-            "max_abs_error_pct": absolute[-1]}
-
-
-def kendall_tau(a: list[float], b: list[float]) -> float | None:
-    pairs = [(i, j) for i in range(len(a)) for j in range(i + 1, len(a))]
-    if not pairs:
-        return None
-    score = sum((a[i] - a[j]) * (b[i] - b[j]) > 0 for i, j in pairs) - sum(
-        (a[i] - a[j]) * (b[i] - b[j]) < 0 for i, j in pairs)
-    return score / len(pairs)
-
-
-def calibrate(networks: list[dict], floor: dict | None = None) -> tuple[dict, dict]:
-    """Choose the simplest calibration the data supports and report the fidelity it gives.
-
-    Each kind of `CALIBRATIONS` is judged by its leave-one-out median absolute error; a more complex one must win
-    by more than 0.25 percentage points to be chosen over a simpler one. A kind whose fit predicts a non-positive
-    latency for `floor` (the space's cheapest network: `predicted_raw_ms`, `params`) is not used: a negative
-    offset fitted on mid-sized networks once predicted negative milliseconds for the smallest ones.
-    """
-    measured = [n["measured_ms"] for n in networks]
-    best_kind, best_error = "none", None
-    for kind in CALIBRATIONS:
-        if len(networks) < _MIN_NETWORKS[kind] or (kind != "none" and len(networks) < 2):
-            continue
-        if floor is not None and apply_calibration(floor["predicted_raw_ms"], floor["params"],
-                                                   _fit(kind, networks)) <= 0:
-            continue
-        error = error_stats(_errors(_leave_one_out(kind, networks), measured))["median_abs_error_pct"]
-        if best_error is None or error < best_error - 0.25:
-            best_kind, best_error = kind, error
-    loo = _leave_one_out(best_kind, networks)
-    for network, value in zip(networks, loo, strict=True):
-        network["predicted_ms"] = value
-        network["error_pct"] = 100.0 * (value - network["measured_ms"]) / network["measured_ms"]
-    validation = {
-        "networks": networks,
-        "count": len(networks),
-        "method": "each network predicted with a calibration fitted to the other networks (leave-one-out)",
-        **error_stats([n["error_pct"] for n in networks]),
-        "before_calibration": error_stats(_errors([n["predicted_raw_ms"] for n in networks], measured)),
-        "kendall_tau_table": kendall_tau(loo, measured),
-        "kendall_tau_flops": kendall_tau([n["flops"] for n in networks], measured),
-    }
-    return _fit(best_kind, networks), validation
-
-
 # ---------------------------------------------------------------- the table
 
 
@@ -373,7 +279,7 @@ def build_table(device: str, space: Space, runtime: dict, entries: dict, network
         "statistic": "median_ms is the smallest of the passes' medians; p90, mean and std are over all calls",
         "entries": entries,
         "fixed": {"stem": stem_key(space), "head": {str(c): head_key(space, c) for c in HEAD_CLASSES}},
-        "calibration": _fit("none", []),
+        "calibration": fit("none", []),
         "validation": {"count": 0, "networks": []},
     }
     table = validate_table(data, device)
@@ -403,7 +309,7 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
     by everything that shapes a timing, so another space, resolution, width, runtime, thread count, host or timing
     protocol never reuses it; it is removed once the table is written.
     """
-    _check_device_name(device)
+    check_device_name(device)
     if validate < 0:
         raise EdgeNASError(f"bad --validate {validate}: expected 0 or more networks")
     _check_timing(warmup, repeats, passes)
@@ -424,7 +330,7 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
     journal = _Journal.open(path.with_name(path.name + ".partial"), identity, [p.key for p in pieces + nets],
                             passes, repeats, fresh, log)
     try:
-        with _progress(progress, f"profiling {space.name} at {space.resolution} on {device}",
+        with count_bar(progress, f"profiling {space.name} at {space.resolution} on {device}",
                        (len(pieces) + len(nets)) * (passes + 1)) as advance:
             start = time.perf_counter()
             entries = measure(pieces, timer, warmup, repeats, passes, advance, journal)
@@ -541,131 +447,20 @@ class _Journal:
             self._handle = None
 
 
-def _check_device_name(device: str) -> None:
+def check_device_name(device: str) -> None:
     if not device or not all(c.isalnum() or c in "-_." for c in device) or device.startswith("."):
         raise EdgeNASError(f"bad device name {device!r}: expected letters, digits, '-', '_' or '.', such as "
                            "x86-2core-ort-t1")
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool, description: str, total: int) -> Iterator[Callable[[str], None]]:
+def count_bar(enabled: bool, description: str, total: int) -> Iterator[Callable[[str], None]]:
     """A progress bar over `total` timings (or nothing); yields the callback that marks one done, by its key."""
     from .progress import Bar
 
     with Bar(enabled) as bar:
         bar.begin(total, description)
         yield lambda key: bar.step(key)
-
-
-# ---------------------------------------------------------------- devices that cannot run Python
-
-MANIFEST = "manifest.json"
-TIMINGS_HELP = ("Timings file: CSV with a header row holding 'key' and 'median_ms' (optional: p90_ms, mean_ms, "
-                "std_ms, n), one row per piece and per network; or JSON mapping each key to milliseconds or to "
-                "an object with 'median_ms'. Keys are the 'key' fields of this manifest. Time each file at batch 1 "
-                "after warm-up, for example with onnxruntime_perf_test -I -r 200 FILE.")
-
-
-def export_blocks(device: str, space: Space, folder: str | os.PathLike, *, validate: int = 20, seed: int = 0,
-                  opset: int = 17, progress: bool = True) -> Path:
-    """Write every piece and validation network as ONNX plus a manifest, to be timed on the device itself."""
-    from exporters.onnx_export import to_onnx
-
-    _check_device_name(device)
-    folder = Path(folder)
-    if not folder.parent.is_dir():
-        raise EdgeNASError(f"cannot write {folder}: folder {folder.parent} does not exist")
-    folder.mkdir(exist_ok=True)
-    pieces = space_pieces(space)
-    archs = validation_archs(space, validate, seed) if validate else []
-    networks = [network_piece(name, arch) for name, arch in archs]
-    records: list[dict] = []
-    with _progress(progress, f"exporting {len(pieces) + len(networks)} models", len(pieces) + len(networks)) as advance:
-        for i, piece in enumerate(pieces + networks):
-            file = f"{i:04d}.onnx"
-            atomic_write_bytes(folder / file, to_onnx(piece.build(), piece.input_shape, opset=opset))
-            records.append({"key": piece.key, "file": file, "input_name": "input",
-                            "input_shape": [1, *piece.input_shape]})
-            advance(piece.key)
-    for record, (_, arch) in zip(records[len(pieces):], archs, strict=True):
-        record["arch"] = arch.to_dict()
-    manifest = {"schema": SCHEMA, "device": device, "space": space.name, "space_hash": space.hash,
-                "resolution": space.resolution, "width_mult": space.width_mult, "opset": opset, "batch": 1,
-                "timings_format": TIMINGS_HELP, "pieces": records[:len(pieces)], "networks": records[len(pieces):]}
-    return write_json(folder / MANIFEST, manifest)
-
-
-def read_timings(path: Path) -> dict[str, dict]:
-    """Parse a CSV or JSON timings file into key -> entry with at least `median_ms`."""
-    import csv
-    import json
-
-    def entry(source: dict, key: str) -> dict:
-        try:
-            value = {"median_ms": float(source["median_ms"])}
-            for field in ("p90_ms", "mean_ms", "std_ms"):
-                if source.get(field) not in (None, ""):
-                    value[field] = float(source[field])
-            if source.get("n") not in (None, ""):
-                value["n"] = int(source["n"])
-        except (KeyError, TypeError, ValueError):
-            raise EdgeNASError(f"timings file {path}: key {key!r} has no valid median_ms") from None
-        if not value["median_ms"] >= 0:
-            raise EdgeNASError(f"timings file {path}: key {key!r} has a negative median_ms")
-        return value
-
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise EdgeNASError(f"cannot read timings file {path}: {exc.strerror or exc}") from None
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise EdgeNASError(f"timings file {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-        if not isinstance(data, dict):
-            raise EdgeNASError(f"timings file {path}: expected an object mapping keys to milliseconds")
-        return {k: entry(v if isinstance(v, dict) else {"median_ms": v}, k) for k, v in data.items()}
-    rows = list(csv.DictReader(text.splitlines()))
-    if not rows or "key" not in rows[0] or "median_ms" not in rows[0]:
-        raise EdgeNASError(f"timings file {path}: expected a CSV header with columns key and median_ms")
-    return {row["key"]: entry(row, row["key"]) for row in rows}
-
-
-def import_timings(device: str, timings_file: str | os.PathLike, manifest_file: str | os.PathLike | None = None,
-                   out: str | os.PathLike | None = None, runtime: dict | None = None) -> tuple[Path, LatencyTable]:
-    """Build a table from timings measured on the device for the files `export_blocks` wrote."""
-    from .arch import from_dict
-
-    _check_device_name(device)
-    timings_path = Path(timings_file)
-    manifest_path = Path(manifest_file) if manifest_file else timings_path.parent / MANIFEST
-    manifest = read_json(manifest_path, "manifest")
-    try:
-        space = get_space(manifest["space"], manifest["resolution"], manifest["width_mult"])
-        if space.hash != manifest["space_hash"]:
-            raise EdgeNASError(f"manifest {manifest_path} was written for another version of space {space.name}")
-        archs = [(n["key"].removeprefix("net:"), from_dict(n["arch"], str(manifest_path)))
-                 for n in manifest["networks"]]
-        piece_keys = [p["key"] for p in manifest["pieces"]]
-    except (KeyError, TypeError) as exc:
-        raise EdgeNASError(f"manifest {manifest_path} is missing {exc}") from None
-    timings = read_timings(timings_path)
-    missing = [key for key in piece_keys if key not in timings]
-    if missing:
-        raise EdgeNASError(f"timings file {timings_path} has no timing for {missing[0]!r} ({len(missing)} of "
-                           f"{len(piece_keys)} pieces missing)")
-    entries = {key: timings[key] for key in piece_keys}
-    networks = {key: value["median_ms"] for key, value in timings.items() if key.startswith("net:")}
-    path = Path(out) if out is not None else Path("latency_tables") / f"{device}.json"
-    if out is None:
-        path.parent.mkdir(exist_ok=True)
-    runtime = runtime or {"backend": "imported", "source": str(timings_path), "opset": manifest.get("opset")}
-    data = build_table(device, space, runtime, entries, networks, archs, 0, 0, 0,
-                       {"note": "measured on the device by the user; see runtime.source"})
-    data["warmup"] = data["repeats"] = None
-    write_json(path, data)
-    return path, validate_table(data, str(path))
 
 
 def measure_arch(arch: Arch, table: LatencyTable, passes: int = 5) -> float:

@@ -11,12 +11,14 @@ import time
 import pytest
 from typer.testing import CliRunner
 
+from edgenas.calibration import calibrate, kendall_tau
 from edgenas.cli import app
+from edgenas.device_timings import export_blocks, import_timings
 from edgenas.errors import EdgeNASError
 from edgenas.flops import cost_table
 from edgenas.latency import arch_keys, head_key, load_table, space_keys, stem_key, validate_table
 from edgenas.presets import preset, random_arch
-from edgenas.profiler import calibrate, export_blocks, import_timings, kendall_tau, profile
+from edgenas.profiler import profile
 from edgenas.space import get_space
 
 FAST = {"warmup": 2, "repeats": 5, "passes": 2, "progress": False}

@@ -1,0 +1,122 @@
+"""Profiling a device that cannot run Python: export every piece as ONNX with a manifest, time the files on the
+device with its own tools, and import the timings back into a latency table.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import EdgeNASError
+from .files import atomic_write_bytes, read_json, write_json
+from .latency import SCHEMA, LatencyTable, validate_table
+from .profiler import build_table, check_device_name, count_bar, network_piece, space_pieces, validation_archs
+from .space import Space, get_space
+
+MANIFEST = "manifest.json"
+TIMINGS_HELP = ("Timings file: CSV with a header row holding 'key' and 'median_ms' (optional: p90_ms, mean_ms, "
+                "std_ms, n), one row per piece and per network; or JSON mapping each key to milliseconds or to "
+                "an object with 'median_ms'. Keys are the 'key' fields of this manifest. Time each file at batch 1 "
+                "after warm-up, for example with onnxruntime_perf_test -I -r 200 FILE.")
+
+
+def export_blocks(device: str, space: Space, folder: str | os.PathLike, *, validate: int = 20, seed: int = 0,
+                  opset: int = 17, progress: bool = True) -> Path:
+    """Write every piece and validation network as ONNX plus a manifest, to be timed on the device itself."""
+    from exporters.onnx_export import to_onnx
+
+    check_device_name(device)
+    folder = Path(folder)
+    if not folder.parent.is_dir():
+        raise EdgeNASError(f"cannot write {folder}: folder {folder.parent} does not exist")
+    folder.mkdir(exist_ok=True)
+    pieces = space_pieces(space)
+    archs = validation_archs(space, validate, seed) if validate else []
+    networks = [network_piece(name, arch) for name, arch in archs]
+    records: list[dict] = []
+    with count_bar(progress, f"exporting {len(pieces) + len(networks)} models", len(pieces) + len(networks)) as advance:
+        for i, piece in enumerate(pieces + networks):
+            file = f"{i:04d}.onnx"
+            atomic_write_bytes(folder / file, to_onnx(piece.build(), piece.input_shape, opset=opset))
+            records.append({"key": piece.key, "file": file, "input_name": "input",
+                            "input_shape": [1, *piece.input_shape]})
+            advance(piece.key)
+    for record, (_, arch) in zip(records[len(pieces):], archs, strict=True):
+        record["arch"] = arch.to_dict()
+    manifest = {"schema": SCHEMA, "device": device, "space": space.name, "space_hash": space.hash,
+                "resolution": space.resolution, "width_mult": space.width_mult, "opset": opset, "batch": 1,
+                "timings_format": TIMINGS_HELP, "pieces": records[:len(pieces)], "networks": records[len(pieces):]}
+    return write_json(folder / MANIFEST, manifest)
+
+
+def read_timings(path: Path) -> dict[str, dict]:
+    """Parse a CSV or JSON timings file into key -> entry with at least `median_ms`."""
+    import csv
+    import json
+
+    def entry(source: dict, key: str) -> dict:
+        try:
+            value = {"median_ms": float(source["median_ms"])}
+            for field in ("p90_ms", "mean_ms", "std_ms"):
+                if source.get(field) not in (None, ""):
+                    value[field] = float(source[field])
+            if source.get("n") not in (None, ""):
+                value["n"] = int(source["n"])
+        except (KeyError, TypeError, ValueError):
+            raise EdgeNASError(f"timings file {path}: key {key!r} has no valid median_ms") from None
+        if not value["median_ms"] >= 0:
+            raise EdgeNASError(f"timings file {path}: key {key!r} has a negative median_ms")
+        return value
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise EdgeNASError(f"cannot read timings file {path}: {exc.strerror or exc}") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise EdgeNASError(f"timings file {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        if not isinstance(data, dict):
+            raise EdgeNASError(f"timings file {path}: expected an object mapping keys to milliseconds")
+        return {k: entry(v if isinstance(v, dict) else {"median_ms": v}, k) for k, v in data.items()}
+    rows = list(csv.DictReader(text.splitlines()))
+    if not rows or "key" not in rows[0] or "median_ms" not in rows[0]:
+        raise EdgeNASError(f"timings file {path}: expected a CSV header with columns key and median_ms")
+    return {row["key"]: entry(row, row["key"]) for row in rows}
+
+
+def import_timings(device: str, timings_file: str | os.PathLike, manifest_file: str | os.PathLike | None = None,
+                   out: str | os.PathLike | None = None, runtime: dict | None = None) -> tuple[Path, LatencyTable]:
+    """Build a table from timings measured on the device for the files `export_blocks` wrote."""
+    from .arch import from_dict
+
+    check_device_name(device)
+    timings_path = Path(timings_file)
+    manifest_path = Path(manifest_file) if manifest_file else timings_path.parent / MANIFEST
+    manifest = read_json(manifest_path, "manifest")
+    try:
+        space = get_space(manifest["space"], manifest["resolution"], manifest["width_mult"])
+        if space.hash != manifest["space_hash"]:
+            raise EdgeNASError(f"manifest {manifest_path} was written for another version of space {space.name}")
+        archs = [(n["key"].removeprefix("net:"), from_dict(n["arch"], str(manifest_path)))
+                 for n in manifest["networks"]]
+        piece_keys = [p["key"] for p in manifest["pieces"]]
+    except (KeyError, TypeError) as exc:
+        raise EdgeNASError(f"manifest {manifest_path} is missing {exc}") from None
+    timings = read_timings(timings_path)
+    missing = [key for key in piece_keys if key not in timings]
+    if missing:
+        raise EdgeNASError(f"timings file {timings_path} has no timing for {missing[0]!r} ({len(missing)} of "
+                           f"{len(piece_keys)} pieces missing)")
+    entries = {key: timings[key] for key in piece_keys}
+    networks = {key: value["median_ms"] for key, value in timings.items() if key.startswith("net:")}
+    path = Path(out) if out is not None else Path("latency_tables") / f"{device}.json"
+    if out is None:
+        path.parent.mkdir(exist_ok=True)
+    runtime = runtime or {"backend": "imported", "source": str(timings_path), "opset": manifest.get("opset")}
+    data = build_table(device, space, runtime, entries, networks, archs, 0, 0, 0,
+                       {"note": "measured on the device by the user; see runtime.source"})
+    data["warmup"] = data["repeats"] = None
+    write_json(path, data)
+    return path, validate_table(data, str(path))
