@@ -7,7 +7,8 @@ FP32, ONNX Runtime INT8 (`exporters.quantize`: static QDQ, per-channel; calibrat
 MobileNetV2s, on training images for runs) and PyTorch eager; the achieved multiply-adds per second against those
 of PyTorch's fp32 matrix product at the same thread count (the densest kernel the machine runs, measured, since
 the nominal clock understates the boost clock), and, from ONNX Runtime's node profiler, the time and rate of its
-dense and depthwise convolutions.
+dense and depthwise convolutions; and ONNX Runtime FP32 without its blocked (NCHWc) layout, to show which layout
+is the fast one.
 
 Run by hand on a quiet machine:  .venv/bin/python benchmarks/export_speed.py [--threads 1 2] [--run runs/X]
 """
@@ -36,6 +37,16 @@ def sgemm_gmacs(threads: int, n: int = 1024) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     ms = interleaved({"mm": lambda: torch.mm(a, b)}, repeats=20)["mm"]
     return n ** 3 / ms / 1e6
+
+
+def extended_session(path: Path, threads: int):
+    """ONNX Runtime at optimisation level EXTENDED: every fusion but the blocked NCHWc layout of level ALL."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def ort_conv_split(path: Path, x: np.ndarray, threads: int, runs: int = 100) -> dict:
@@ -156,10 +167,15 @@ def main() -> None:
                 ms = interleaved({"ort_fp32": lambda s=s32, x=x: s.run(None, {"input": x}),
                                   "ort_int8": lambda s=s8, x=x: s.run(None, {"input": x}),
                                   "pytorch_eager": lambda m=model, t=tensor: m(t)})
-            del s32, s8
+            del s8  # two sessions alive at most: idle ones' spinning threads slow the others
+            plain = extended_session(fp32, threads)
+            layout = interleaved({"with": lambda s=s32, x=x: s.run(None, {"input": x}),
+                                  "without": lambda s=plain, x=x: s.run(None, {"input": x})})
+            del s32, plain
             row = {"network": name, "threads": threads, "macs": macs, **{f"{k}_ms": v for k, v in ms.items()},
                    "fp32_vs_eager": ms["ort_fp32"] / ms["pytorch_eager"],
                    "int8_vs_fp32": ms["ort_int8"] / ms["ort_fp32"],
+                   "without_nchwc_vs_with": layout["without"] / layout["with"],
                    "fp32_gmacs_per_s": macs / ms["ort_fp32"] / 1e6,
                    "fp32_share_of_sgemm": macs / ms["ort_fp32"] / 1e6 / sgemm[threads],
                    "ort_fp32_profile": ort_conv_split(fp32, x, threads)}
