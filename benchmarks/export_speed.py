@@ -130,7 +130,8 @@ def main() -> None:
     networks["mobilenetv2 (torchvision, plain export)"] = (reference, count_flops(reference, (3, 224, 224)), None)
     for run in args.run:
         from edgenas.runs import Run
-        from edgenas.searcher import SearchSettings, load_data, load_model
+        from edgenas.searcher import load_model
+        from edgenas.settings import SearchSettings, load_data
 
         model, run_arch = load_model(run)
         settings = SearchSettings(**Run.open(run).config()["settings"])

@@ -66,7 +66,8 @@ def main() -> None:
     from edgenas.flops import cost_table
     from edgenas.presets import preset
     from edgenas.profiler import profile
-    from edgenas.searcher import SearchSettings, search
+    from edgenas.searcher import search
+    from edgenas.settings import SearchSettings
     from edgenas.space import get_space
 
     settings = dict(PROFILES[args.profile])

@@ -21,8 +21,8 @@ def search(data: str | os.PathLike | None = None, *, flops: int | str | None = N
 
     Other keyword arguments are `SearchSettings` fields (space, width_mult, schedule, retrain_epochs, seed, ...).
     """
-    from .searcher import SearchSettings
     from .searcher import search as run_search
+    from .settings import SearchSettings
     from .units import parse_flops, parse_latency_ms
 
     known = {f.name for f in fields(SearchSettings)}

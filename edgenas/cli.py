@@ -364,8 +364,8 @@ def search(
 ):
     """Search an architecture on your data with DA-NAS under FLOPs and latency budgets, then retrain it."""
     _launch_ranks(nproc, device)
-    from .searcher import SearchSettings
     from .searcher import search as run_search
+    from .settings import SearchSettings
     from .units import parse_flops, parse_latency_ms
 
     settings = SearchSettings(

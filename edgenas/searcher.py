@@ -21,7 +21,7 @@ import torch
 from . import distributed
 from .arch import Arch, from_dict, make_arch
 from .cost import CostModel, check_keys
-from .data import Dataset, batches, count_images, load_dataset
+from .data import Dataset, batches, count_images
 from .errors import EdgeNASError
 from .files import atomic_write_bytes
 from .flops import cost_table, count_flops
@@ -29,10 +29,11 @@ from .latency import LatencyTable, load_table
 from .model import build_model
 from .progress import Bar
 from .runs import Run, load_weights
-from .space import SPACES, Space, get_space
+from .settings import SearchSettings, default_resolution, load_data
+from .space import Space, get_space
 from .strategies import danas
 from .strategies.baselines import mobilenetv2_within_budget, random_within_budget
-from .strategies.schedule import DEFAULT_SCHEDULE, auto_scale, full_data_epochs, parse_schedule, scale
+from .strategies.schedule import auto_scale, full_data_epochs, parse_schedule, scale
 from .supernet import Supernet, recalibrate_batch_norm
 from .train import (
     Device,
@@ -45,101 +46,6 @@ from .train import (
     train_epoch,
 )
 from .units import format_flops
-
-STRATEGIES = ("danas", "full", "random", "mobilenetv2")
-
-
-@dataclass
-class SearchSettings:
-    """Every setting of a run, defaults included; written to the run's config.json."""
-
-    data: str | None = None  # None: scikit-learn's handwritten digits
-    space: str = "mobile-small"
-    resolution: int | None = None  # None: the space's default; 16 for the 8x8 digits where the space allows it
-    width_mult: float = 1.0
-    flops: int | None = None  # None: MobileNetV2's FLOPs in the space (the midpoint of its range without one)
-    latency_ms: float | None = None
-    table: str | None = None
-    strategy: str = "danas"
-    schedule: str = DEFAULT_SCHEDULE
-    epochs_scale: float | None = None  # None: 1.0, shrinking to 0.5 below 20,000 training images
-    epochs: int | None = None  # `full` only: its epochs (default: the schedule's total)
-    prune_ratio: float = 0.4
-    probe_epochs: int = 1
-    class_order: str | None = None  # a JSON file: {"order": [class names or indices, easiest first]}; skips the probe
-    batch_size: int = 64
-    lr: float = 0.02  # supernet weights: SGD, Nesterov momentum 0.9, cosine over the stages
-    arch_lr: float = 0.03  # architecture parameters: Adam (beta1 = 0, as ProxylessNAS)
-    arch_every: int = 4  # one architecture step per this many weight steps
-    cost_strength: float = 2.0
-    weight_decay: float = 4e-5
-    label_smoothing: float = 0.1
-    retrain_epochs: int = 30
-    retrain_lr: float = 0.02
-    retrain_weight_decay: float = 4e-5
-    val_fraction: float = 0.1
-    memory_gb: float = 8.0  # an ImageFolder tree larger than this once decoded streams through DataLoader workers
-    train_per_class: int | None = None  # a class-balanced subset of the training images (quick experiments)
-    test_per_class: int | None = None
-    flip: bool | None = None  # None: on, except for the digits (a mirrored digit is another symbol)
-    seed: int = 0
-    device: str = "auto"
-
-    def validate(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise EdgeNASError(f"unknown strategy {self.strategy!r}: expected one of {', '.join(STRATEGIES)}")
-        SPACES.get(self.space)
-        parse_schedule(self.schedule)
-        checks = [("--prune-ratio", self.prune_ratio, 0 <= self.prune_ratio < 1, "a number in [0, 1)"),
-                  ("--retrain-epochs", self.retrain_epochs, self.retrain_epochs >= 0, "0 or more"),
-                  ("--probe-epochs", self.probe_epochs, self.probe_epochs >= 0, "0 or more"),
-                  ("--batch-size", self.batch_size, self.batch_size >= 1, "1 or more"),
-                  ("--arch-every", self.arch_every, self.arch_every >= 1, "1 or more"),
-                  ("--epochs", self.epochs, self.epochs is None or self.epochs >= 1, "1 or more"),
-                  ("--epochs-scale", self.epochs_scale, self.epochs_scale is None or self.epochs_scale > 0,
-                   "a positive number"),
-                  ("--lr", self.lr, self.lr > 0, "a positive number"),
-                  ("--cost-strength", self.cost_strength, self.cost_strength >= 0, "0 or more"),
-                  ("--memory-gb", self.memory_gb, self.memory_gb >= 0, "0 or more")]
-        for name, value, ok, expected in checks:
-            if not ok:
-                raise EdgeNASError(f"bad {name} {value}: expected {expected}")
-        if self.latency_ms is not None and self.table is None:
-            raise EdgeNASError("--latency needs --table DEVICE (a latency table of the target device)")
-        if self.epochs is not None and self.strategy != "full":
-            raise EdgeNASError("--epochs applies to --strategy full only (DA-NAS follows --schedule)")
-
-
-    @classmethod
-    def of_run(cls, run: Run) -> SearchSettings:
-        """The settings stored in a run's config.json, checked field by field before use."""
-        import typing
-
-        source = run.file("config.json")
-        stored = run.config().get("settings")
-        if not isinstance(stored, dict):
-            raise EdgeNASError(f"run config {source}: missing object 'settings'")
-        hints = typing.get_type_hints(cls)
-        unknown = sorted(set(stored) - set(hints))
-        if unknown:
-            raise EdgeNASError(f"run config {source}: unknown setting {unknown[0]!r}; expected only "
-                               f"{', '.join(hints)}")
-        for name, value in stored.items():
-            kind = hints[name]
-            options = typing.get_args(kind) or (kind,)
-            if isinstance(value, bool):
-                fits = bool in options
-            else:
-                fits = isinstance(value, kind) or (isinstance(value, int) and float in options)
-            if not fits:
-                expected = " or ".join("null" if k is type(None) else k.__name__ for k in options)
-                raise EdgeNASError(f"run config {source}: setting {name!r} is {value!r}; expected {expected}")
-        settings = cls(**stored)
-        try:
-            settings.validate()
-        except EdgeNASError as exc:
-            raise EdgeNASError(f"run config {source}: {exc}") from None
-        return settings
 
 
 @dataclass
@@ -176,22 +82,6 @@ def _versions() -> dict:
 
     return {"edgenas": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
             "onnxruntime": onnxruntime.__version__, "python": platform.python_version()}
-
-
-def load_data(settings: SearchSettings, resolution: int) -> Dataset:
-    """The run's dataset, split and subset as its settings say (the same images on every call)."""
-    return load_dataset(settings.data, resolution, flip=settings.flip, val_fraction=settings.val_fraction,
-                        memory_gb=settings.memory_gb, train_per_class=settings.train_per_class,
-                        test_per_class=settings.test_per_class)
-
-
-def default_resolution(settings: SearchSettings) -> int:
-    spec = SPACES.get(settings.space)
-    if settings.resolution is not None:
-        return settings.resolution
-    if settings.data is None:
-        return max(16, spec.total_stride)  # the digits are 8x8: 16x16 keeps them whole at a quarter of 32x32's cost
-    return spec.default_resolution
 
 
 class _Context:

@@ -51,7 +51,7 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
 
     from edgenas.data import batches
     from edgenas.runs import Run
-    from edgenas.searcher import SearchSettings, load_data
+    from edgenas.settings import SearchSettings, load_data
 
     onnx_path = Path(onnx_path)
     metadata = read_metadata(onnx_path)

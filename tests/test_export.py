@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from edgenas.cli import app
 from edgenas.errors import EdgeNASError
-from edgenas.searcher import SearchSettings, load_model, search
+from edgenas.searcher import load_model, search
+from edgenas.settings import SearchSettings
 from exporters import export_onnx, predict, read_metadata, verify
 from exporters.predict import preprocess
 

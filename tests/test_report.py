@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from edgenas.cli import app
 from edgenas.compare import pareto
 from edgenas.report import PLOTS, load_run
-from edgenas.searcher import SearchSettings, search
+from edgenas.searcher import search
+from edgenas.settings import SearchSettings
 from edgenas.units import format_flops
 
 QUICK = {"space": "tiny", "schedule": "0.2:1,0.5:1,1.0:1", "retrain_epochs": 1, "batch_size": 128}

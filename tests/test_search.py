@@ -16,7 +16,8 @@ from edgenas.errors import EdgeNASError
 from edgenas.flops import cost_table, count_flops
 from edgenas.model import build_model
 from edgenas.presets import preset
-from edgenas.searcher import SearchSettings, search
+from edgenas.searcher import search
+from edgenas.settings import SearchSettings
 from edgenas.space import get_space
 
 QUICK = {"space": "tiny", "schedule": "0.2:1,0.5:1,1.0:1", "retrain_epochs": 1, "batch_size": 128}
