@@ -103,6 +103,15 @@ def _command(**kwargs):
     return decorate
 
 
+def _table_console() -> Console:
+    """Standard output for rich tables: a terminal's own width; elsewhere (a log, a pipe, `make demo`) $COLUMNS or
+    200 columns, since rich would assume 80 and cut cells short ("x86-2…")."""
+    import os
+
+    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
+    return Console(soft_wrap=True, highlight=False, width=width)
+
+
 def _print_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
@@ -317,7 +326,7 @@ def tables(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
                      str(s["entries"]),
                      f"{v['median_abs_error_pct']:.1f}%" if v["count"] else "not validated",
                      f"{100 * v['within_10pct']:.0f}%" if v["count"] else "-", _short_path(s["path"]))
-    Console(soft_wrap=True).print(grid if found else "no latency tables found (make one with `edgenas profile "
+    _table_console().print(grid if found else "no latency tables found (make one with `edgenas profile "
                                   "DEVICE`)")
 
 
@@ -385,7 +394,7 @@ def search(
 
 
 def _print_summary(run: Path, summary: dict) -> None:
-    console = Console(soft_wrap=True, highlight=False)
+    console = _table_console()
     grid = Table("", "value", "how it was obtained", title=f"run {run}")
     arch = summary["arch"]
     grid.add_row("architecture", " ".join(arch["layers"]),
@@ -485,7 +494,7 @@ def compare(
         cells = [r["name"], r["space"], f"{r['flops'] / 1e6:.3f}", ms,
                  "-" if r["test_acc"] is None else f"{100 * r['test_acc']:.2f}", _yes_no(r["pareto_flops"])]
         grid.add_row(*cells, *([_yes_no(r["pareto_latency"])] if latency else []))
-    console = Console(soft_wrap=True, highlight=False)
+    console = _table_console()
     console.print(grid)
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
@@ -559,7 +568,7 @@ def _print_report(report: dict, path: Path, report_path: Path) -> None:
                      f"{q['latency']['median_ms']:.3f} ms ({q['latency_vs_fp32']:.2f}x FP32)",
                      q["file"] or "deleted: drop above --max-drop")
     grid.add_row("verdict", "[green]passed[/green]" if report["passed"] else "[red]failed[/red]", "")
-    Console(soft_wrap=True).print(grid)
+    _table_console().print(grid)
 
 
 @_command()
@@ -608,7 +617,7 @@ def space(
         _print_json({**resolved.describe(), "space_hash": resolved.hash, "summary": resolved.spec.summary,
                      "flops_rule": _FLOPS_HOW, "num_classes_for_flops": 1000, **flops_range})
         return
-    console = Console(soft_wrap=True)
+    console = _table_console()
     console.print(f"[bold]{resolved.name}[/bold]: {resolved.spec.summary}")
     console.print(f"resolution {resolved.resolution}x{resolved.resolution}, width x{resolved.width_mult}, "
                   f"hash {resolved.hash}; stem {resolved.stem_channels} channels, stride "

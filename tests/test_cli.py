@@ -111,3 +111,11 @@ def test_cached_flops_does_not_import_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "300.8M" in result.stdout
+
+
+def test_tables_off_a_terminal_keep_every_cell_whole(runner, monkeypatch):
+    # In a log or a pipe rich assumed 80 columns and cut the shipped tables' names to "x86-2core-ort-t1-mobilesm…".
+    monkeypatch.delenv("COLUMNS", raising=False)
+    result = runner.invoke(app, ["tables"])
+    assert result.exit_code == 0, result.output
+    assert "x86-2core-ort-t1-mobilesmall32.json" in result.output and "…" not in result.output
