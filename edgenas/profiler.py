@@ -67,12 +67,15 @@ def space_pieces(space: Space) -> list[Piece]:
     return list(pieces.values())
 
 
-def validation_archs(space: Space, count: int, seed: int, num_classes: int = 1000) -> list[tuple[str, Arch]]:
+def validation_archs(space: Space, count: int, seed: int) -> list[tuple[str, Arch]]:
     """`count` random architectures spread evenly over the space's FLOPs range, plus MobileNetV2 where it exists and
     the smallest and largest networks.
 
     Uniform random choices all land near the middle of the range; here network i aims at the (i + 0.5) / count
-    quantile of each layer's choices sorted by FLOPs, with noise, so the networks span cheap to expensive.
+    quantile of each layer's choices sorted by FLOPs, with noise, so the networks span cheap to expensive. Their
+    classifiers alternate between the table's head sizes (10 and 1000 classes), and the smallest network has the
+    smallest head, the largest the largest: a calibration is then fitted over the networks searches really
+    produce (a 10-class head has 1.3M fewer parameters than a 1000-class one), not extrapolated to them.
     """
     from .arch import make_arch
     from .flops import cost_table
@@ -88,13 +91,14 @@ def validation_archs(space: Space, count: int, seed: int, num_classes: int = 100
             ranked = sorted(layer.choices, key=lambda c, la=layer.label: table.layers[la][c][0])
             position = target * (len(ranked) - 1) + rng.gauss(0, max(0.5, len(ranked) / 8))
             layers.append(ranked[min(len(ranked) - 1, max(0, round(position)))])
-        archs.append((f"random{i:02d}", make_arch(space, layers, num_classes)))
+        archs.append((f"random{i:02d}", make_arch(space, layers, HEAD_CLASSES[i % len(HEAD_CLASSES)])))
     if space.spec.mobilenetv2_depths is not None:
-        archs.append(("mobilenetv2", mobilenetv2(space, num_classes)))
+        archs.append(("mobilenetv2", mobilenetv2(space, max(HEAD_CLASSES))))
     if count:  # the ends of the range too, so that no calibration is fitted only on mid-sized networks
         from .presets import extreme
 
-        archs += [(name, extreme(space, num_classes, largest=name == "largest")) for name in ("smallest", "largest")]
+        archs += [("smallest", extreme(space, min(HEAD_CLASSES), largest=False)),
+                  ("largest", extreme(space, max(HEAD_CLASSES), largest=True))]
     return archs
 
 
@@ -292,7 +296,7 @@ def build_table(device: str, space: Space, runtime: dict, entries: dict, network
     if measured:
         from .presets import extreme
 
-        cheapest = extreme(space, 10, largest=False)
+        cheapest = extreme(space, min(HEAD_CLASSES), largest=False)
         floor = {"predicted_raw_ms": table.raw_ms(cheapest), "params": flops_table.params(cheapest)}
         data["calibration"], data["validation"] = calibrate(measured, floor)
     return data
@@ -326,7 +330,8 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
 
     identity = {"device": device, "space": space.name, "space_hash": space.hash, "resolution": space.resolution,
                 "width_mult": space.width_mult, "runtime": timer.describe(), "warmup": warmup, "repeats": repeats,
-                "passes": passes, "validate": validate, "seed": seed, "host": host_info(), "edgenas": __version__}
+                "passes": passes, "validate": validate, "seed": seed, "host": host_info(), "edgenas": __version__,
+                "networks": {name: arch.to_dict() for name, arch in archs}}
     journal = _Journal.open(path.with_name(path.name + ".partial"), identity, [p.key for p in pieces + nets],
                             passes, repeats, fresh, log)
     try:

@@ -51,6 +51,9 @@ def test_profile_writes_a_valid_table_with_every_key(tiny_table):
     costs = cost_table(get_space("tiny"))
     low, high = (costs.flops(preset(p, get_space("tiny"), 1000)) for p in ("smallest", "largest"))
     assert max(flops) - min(flops) >= 0.5 * (high - low)
+    # Both head sizes the table measures, so the calibration covers 10-class searches too; the ends at the ends.
+    classes = {n["name"]: n["num_classes"] for n in validation["networks"]}
+    assert set(classes.values()) == {10, 1000} and classes["smallest"] == 10 and classes["largest"] == 1000
 
 
 def test_predict_is_the_sum_of_entries_plus_calibration(tiny_table):
