@@ -21,6 +21,7 @@ def search(data: str | os.PathLike | None = None, *, flops: int | str | None = N
 
     Other keyword arguments are `SearchSettings` fields (space, width_mult, schedule, retrain_epochs, seed, ...).
     """
+    from .progress import silent
     from .searcher import search as run_search
     from .settings import SearchSettings
     from .units import parse_flops, parse_latency_ms
@@ -31,12 +32,12 @@ def search(data: str | os.PathLike | None = None, *, flops: int | str | None = N
         raise EdgeNASError(f"unknown search setting(s) {', '.join(unknown)}: expected some of "
                            f"{', '.join(sorted(known))}")
     if resume is not None:
-        return run_search(resume=resume, progress=progress, log=log or _silent)
+        return run_search(resume=resume, progress=progress, log=log or silent)
     chosen = SearchSettings(
         data=None if data is None else str(data),
         flops=parse_flops(flops) if isinstance(flops, str) else flops,
         latency_ms=parse_latency_ms(latency) if isinstance(latency, str) else latency, table=table, **settings)
-    return run_search(chosen, out=out, progress=progress, log=log or _silent)
+    return run_search(chosen, out=out, progress=progress, log=log or silent)
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,3 @@ def profile(device: str, space: str = "mobile", *, resolution: int | None = None
 
     path, table = profiler.profile(device, get_space(space, resolution, width_mult), progress=progress, **options)
     return ProfileResult(path, table, table.summary(str(path)))
-
-
-def _silent(*args, **kwargs) -> None:
-    pass

@@ -49,6 +49,11 @@ def _usage_line(exc, args: list[str]) -> str:
     return " ".join(message.split())
 
 
+def _print_error(message: str) -> None:
+    """The one red line on stderr that every failing command ends with (the message printed as is, not as markup)."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {escape(message)}")
+
+
 class _Group(TyperGroup):
     """typer's command group, with usage errors printed as one line instead of a boxed usage block."""
 
@@ -60,8 +65,7 @@ class _Group(TyperGroup):
             if type(exc).__name__ == "NoArgsIsHelpError":  # bare `edgenas`: the help, as typer shows it
                 exc.show()
             else:
-                Console(stderr=True, highlight=False, soft_wrap=True).print(
-                    f"[red]error:[/red] {escape(_usage_line(exc, args))}", markup=True)
+                _print_error(_usage_line(exc, args))
             code = exc.exit_code
         except typer.Abort:
             Console(stderr=True).print("[red]aborted[/red]")
@@ -91,8 +95,7 @@ def _command(**kwargs):
             try:
                 return func(*args, **kw)
             except EdgeNASError as exc:
-                Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {exc}",
-                                                                             markup=True)
+                _print_error(str(exc))
                 raise typer.Exit(1) from None
             except KeyboardInterrupt:
                 Console(stderr=True).print("[red]interrupted[/red]")
@@ -178,13 +181,12 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="One plain line p
 
 def _output(quiet: bool, verbose: bool, as_json: bool):
     """(progress bar wanted, notice printer, per-step line printer) for --quiet, --verbose and --json."""
-    from .progress import wanted
+    from .progress import silent, wanted
 
     console = Console(stderr=True, soft_wrap=True, highlight=False)
     if quiet and verbose:
         raise EdgeNASError("--quiet and --verbose together: choose one")
-    silent = quiet or as_json
-    return (wanted(not silent), (lambda *a, **k: None) if quiet else console.print,
+    return (wanted(not (quiet or as_json)), silent if quiet else console.print,
             console.print if verbose else None)
 
 
@@ -540,10 +542,8 @@ def export(
     else:
         _print_report(result.report, result.path, result.report_path)
     if not result.passed:
-        Console(stderr=True, highlight=False).print(f"[red]error:[/red] verification failed: "
-                                                    f"{'; '.join(result.report['failures'])} "
-                                                    f"(report: {result.report_path})")
-        raise typer.Exit(1)
+        raise EdgeNASError(f"verification failed: {'; '.join(result.report['failures'])} "
+                           f"(report: {result.report_path})")
 
 
 def _print_report(report: dict, path: Path, report_path: Path) -> None:

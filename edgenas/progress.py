@@ -11,6 +11,10 @@ import sys
 from collections.abc import Callable
 
 
+def silent(*args, **kwargs) -> None:
+    """A printer that prints nothing: the `log` of a quiet caller or of a rank other than 0."""
+
+
 def wanted(requested: bool = True) -> bool:
     """Whether to draw a bar: requested, on a terminal, and not under CI (CI=true or 1)."""
     if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):

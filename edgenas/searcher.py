@@ -27,7 +27,7 @@ from .files import atomic_write_bytes
 from .flops import cost_table, count_flops
 from .latency import LatencyTable, load_table
 from .model import build_model
-from .progress import Bar
+from .progress import Bar, silent
 from .runs import Run, load_weights
 from .settings import SearchSettings, default_resolution, load_data
 from .space import Space, get_space
@@ -179,10 +179,6 @@ def read_class_order(path: str, names: list[str]) -> list[int]:
     return indices
 
 
-def _silent(*args, **kwargs) -> None:
-    pass
-
-
 def _default_run_name(settings: SearchSettings) -> Path:
     budget = format_flops(settings.flops) if settings.flops else "default"
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -200,7 +196,7 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
     """
     ranks = distributed.Ranks.from_env()
     if not ranks.main:
-        progress, log, echo = False, _silent, None
+        progress, log, echo = False, silent, None
     if resume is not None:
         run = Run.open(resume, writer=ranks.main)
         settings = SearchSettings.of_run(run)
@@ -557,7 +553,7 @@ def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = Tr
         raise EdgeNASError(f"bad --epochs {epochs}: expected 0 or more")
     ranks = distributed.Ranks.from_env()
     if not ranks.main:
-        progress, log, echo = False, _silent, None
+        progress, log, echo = False, silent, None
     run = Run.open(run_path, writer=ranks.main)
     settings = SearchSettings.of_run(run)
     state = run.load_checkpoint(warn=None if resume else log)  # with resume, the run's own loading warns
