@@ -39,13 +39,20 @@ def sgemm_gmacs(threads: int, n: int = 1024) -> float:
     return n ** 3 / ms / 1e6
 
 
-def extended_session(path: Path, threads: int):
-    """ONNX Runtime at optimisation level EXTENDED: every fusion but the blocked NCHWc layout of level ALL."""
+def ort_session(path: Path, threads: int, level: str = "ALL", profile: bool = False):
+    """An ONNX Runtime session set up as `exporters.runtime.make_session` does (pinned threads, sequential), at
+    graph optimisation `level` (EXTENDED: every fusion but the blocked NCHWc layout of ALL), optionally profiling
+    its nodes into a file beside `path`."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = getattr(onnxruntime.GraphOptimizationLevel, f"ORT_ENABLE_{level}")
+    options.log_severity_level = 3
+    if profile:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(path.with_suffix(""))
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -56,15 +63,7 @@ def ort_conv_split(path: Path, x: np.ndarray, threads: int, runs: int = 100) -> 
     Multiply-adds are those ONNX Runtime executes, read from the node shapes it reports (channels padded to its
     blocked layout where it chose one), so the rate is the rate of the work done.
     """
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.enable_profiling = True
-    options.profile_file_prefix = str(path.with_suffix(""))
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = ort_session(path, threads, profile=True)
     for _ in range(runs):
         session.run(None, {"input": x})
     events = json.loads(Path(session.end_profiling()).read_text())
@@ -169,7 +168,7 @@ def main() -> None:
                                   "ort_int8": lambda s=s8, x=x: s.run(None, {"input": x}),
                                   "pytorch_eager": lambda m=model, t=tensor: m(t)})
             del s8  # two sessions alive at most: idle ones' spinning threads slow the others
-            plain = extended_session(fp32, threads)
+            plain = ort_session(fp32, threads, "EXTENDED")
             layout = interleaved({"with": lambda s=s32, x=x: s.run(None, {"input": x}),
                                   "without": lambda s=plain, x=x: s.run(None, {"input": x})})
             del s32, plain
