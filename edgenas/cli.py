@@ -365,6 +365,12 @@ def search(
     test_per_class: Annotated[int | None, typer.Option(help="Use at most this many test images per class.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto (bf16 on a GPU, fp32 on the CPU), fp32, bf16, or fp16 (GPU "
+                                           "only). bf16 and fp16 change results beyond the last bits.")] = "auto",
+    memory_format: Annotated[str, typer.Option(help="auto (channels-last), channels-last or contiguous (NCHW).")
+                             ] = "auto",
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network for retraining (costs "
+                                          "minutes of compilation; pays only on long retrainings).")] = False,
     out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/DATE-STRATEGY-BUDGET).")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue a stopped run (its settings are reused).")] = None,
     nproc: Annotated[int | None, typer.Option(help="Processes, one per GPU (or CPU share): runs this command "
@@ -387,7 +393,8 @@ def search(
         probe_epochs=probe_epochs, class_order=None if class_order is None else str(class_order),
         batch_size=batch_size, retrain_epochs=retrain_epochs, cost_strength=cost_strength,
         flip=False if no_flip else None, memory_gb=memory_gb, train_per_class=train_per_class,
-        test_per_class=test_per_class, seed=seed, device=device)
+        test_per_class=test_per_class, seed=seed, device=device, precision=precision, memory_format=memory_format,
+        compile=compile)
     progress, log, echo = _output(quiet, verbose, as_json)
     with _rank() as prints:
         result = run_search(settings, out=out, resume=resume, progress=progress, log=log, echo=echo)

@@ -89,7 +89,7 @@ class _Context:
 
     def __init__(self, settings: SearchSettings, run: Run, log):
         self.settings, self.run, self.log = settings, run, log
-        self.device = Device.pick(settings.device)
+        self.device = pick_device(settings)
         self.resolution = default_resolution(settings)
         self.space: Space = get_space(settings.space, self.resolution, settings.width_mult)
         self.data: Dataset = load_data(settings, self.resolution).to(self.device.device)
@@ -163,6 +163,10 @@ class _Context:
                 "latency_binds": self.latency_binds, "table": self.table.source if self.table else None}
 
 
+def pick_device(settings: SearchSettings) -> Device:
+    return Device.pick(settings.device, settings.precision, settings.memory_format, settings.compile)
+
+
 def read_class_order(path: str, names: list[str]) -> list[int]:
     """A class order file: {"order": [...]} (or a bare list) of class names or indices, easiest first."""
     from .files import read_json
@@ -230,8 +234,7 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
         run = Run.create(path, {"settings": dataclasses.asdict(settings), "versions": _versions(),
                                 "resolved": {"resolution": context.resolution, "space_hash": context.space.hash,
                                              "budgets": context.describe_budgets(),
-                                             "data": context.data.describe(), "device": str(context.device.device),
-                                             "amp": str(context.device.amp_dtype),
+                                             "data": context.data.describe(), **context.device.describe(),
                                              "world_size": ranks.world}})
         distributed.barrier(ranks)
         context.run = run
@@ -450,7 +453,7 @@ class _Search:
             optimizer.load_state_dict(retrain["optimizer"])
             scheduler.load_state_dict(retrain["scheduler"])
         scaler = c.device.scaler()
-        replica = distributed.wrap(model, c.device.ranks, c.device.device)
+        replica = c.device.compiled(distributed.wrap(model, c.device.ranks, c.device.device))
         start = time.perf_counter() - retrain.get("seconds", 0.0)
         bar.begin(s.retrain_epochs, again=True)
         bar.skip(retrain.get("epoch", 0))
@@ -579,7 +582,7 @@ def evaluate_run(run_path: str | Path) -> dict:
     run = Run.open(run_path)
     settings = SearchSettings.of_run(run)
     model, arch = load_model(run.path)
-    device = Device.pick(settings.device)
+    device = pick_device(settings)
     data = load_data(settings, arch.resolution).to(device.device)
     accuracy = evaluate(device.prepare(model), data, "test", device)
     return {"test_acc": accuracy, "test_images": data.size("test"), "dataset": data.name, "arch": arch.to_dict()}

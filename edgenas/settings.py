@@ -53,6 +53,10 @@ class SearchSettings:
     flip: bool | None = None  # None: on, except for the digits (a mirrored digit is another symbol)
     seed: int = 0
     device: str = "auto"
+    # Speed (docs/BENCHMARKS.md, "CPU training speed"). auto: bf16 on a GPU, fp32 on the CPU; channels-last on both.
+    precision: str = "auto"  # auto, fp32, bf16 (CPU or GPU) or fp16 (GPU, with loss scaling)
+    memory_format: str = "auto"  # auto (channels-last), channels-last or contiguous (NCHW)
+    compile: bool = False  # torch.compile the standalone network for retraining (pays only on long retrainings)
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -73,6 +77,12 @@ class SearchSettings:
         for name, value, ok, expected in checks:
             if not ok:
                 raise EdgeNASError(f"bad {name} {value}: expected {expected}")
+        from .train import MEMORY_FORMATS, PRECISIONS
+
+        for name, value, allowed in (("--precision", self.precision, PRECISIONS),
+                                     ("--memory-format", self.memory_format, MEMORY_FORMATS)):
+            if value not in allowed:
+                raise EdgeNASError(f"bad {name} {value!r}: expected one of {', '.join(allowed)}")
         if self.latency_ms is not None and self.table is None:
             raise EdgeNASError("--latency needs --table DEVICE (a latency table of the target device)")
         if self.epochs is not None and self.strategy != "full":
