@@ -176,12 +176,16 @@ def main() -> None:
     parser.add_argument("--epoch-steps", type=int, default=22, help="steps per epoch for the break-even figure "
                         "(22: the digits at batch 64)")
     parser.add_argument("--accuracy", action="store_true", help="also 30-epoch digits retraining, fp32 vs bf16")
+    parser.add_argument("--configs", nargs="+", default=None, metavar="SPACE:RESOLUTION",
+                        help="only these (default: mobile-small:16 mobile-small:32 macro:32)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
     flags = cpu_flags()
     has_bf16 = any(f in flags for f in ("avx512_bf16", "amx_bf16"))
     configs = [("mobile-small", 16), ("mobile-small", 32)] + ([("macro", 32)] if "macro" in SPACES.names() else [])
+    if args.configs:
+        configs = [(c.split(":")[0], int(c.split(":")[1])) for c in args.configs]
     rows = []
     for space, resolution in configs:
         for kind in args.kinds:
