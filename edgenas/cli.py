@@ -605,7 +605,7 @@ def predict(
 
 @_command()
 def space(
-    name: Annotated[str, typer.Argument(help="Search space: mobile, mobile-small or tiny.")],
+    name: Annotated[str, typer.Argument(help="Search space: mobile, mobile-small, tiny or macro.")],
     resolution: Annotated[int | None, typer.Option(help="Input resolution (default: the space's).")] = None,
     width_mult: Annotated[float, typer.Option(help="Width multiplier.")] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -633,9 +633,13 @@ def space(
     for layer in resolved:
         grid.add_row(layer.label, f"{layer.in_channels}x{layer.in_size}x{layer.in_size}",
                      f"{layer.out_channels}x{layer.out_size}x{layer.out_size}", str(layer.stride),
-                     str(len(layer.choices)), "yes" if layer.allows_skip else "no")
+                     str(len(layer.choices)),
+                     "1x1 conv" if layer.skip_is_strided else "yes" if layer.allows_skip else "no")
     console.print(grid)
-    console.print(f"candidates: {', '.join(resolved.spec.candidates)} (+ skip where the shape is kept)")
+    skip = ("+ skip on every layer: the identity, or a 1x1 convolution and batch norm where the shape changes"
+            if resolved.spec.strided_skip else "+ skip where the shape is kept")
+    activation = "" if resolved.spec.activation == "relu6" else f"; activation {resolved.spec.activation}"
+    console.print(f"candidates: {', '.join(resolved.spec.candidates)} ({skip}){activation}")
     for which, data in flops_range.items():
         console.print(f"{which:8s} {format_flops(data['flops'])} FLOPs, {format_params(data['params'])} parameters"
                       f" (1000 classes; {_FLOPS_HOW})")

@@ -15,12 +15,13 @@ from torch import Tensor
 from .arch import Arch
 from .flops import CostTable
 from .latency import LatencyTable, arch_keys, block_key, stem_key
-from .space import SKIP, Space
+from .space import Space
 
 
 @dataclass
 class CostModel:
-    """`flops[i, j]` and `ms[i, j]`: cost of candidate j at layer i (0 for skip and padding); fixed costs apart."""
+    """`flops[i, j]` and `ms[i, j]`: cost of candidate j at layer i (0 for the identity and padding; a strided skip
+    costs its 1x1 convolution); fixed costs apart."""
 
     space: Space
     num_classes: int
@@ -38,7 +39,7 @@ class CostModel:
         for i, layer in enumerate(space):
             for j, choice in enumerate(layer.choices):
                 flops[i, j] = flops_table.layers[layer.label][choice][0]
-                if ms is not None and choice != SKIP:
+                if ms is not None and choice in layer.costly_choices:
                     ms[i, j] = _block_ms(latency_table, block_key(layer, choice),
                                          flops_table.layers[layer.label][choice][1])
         fixed_flops = (flops_table.stem[0] + flops_table.head[0] + (num_classes - 1) * flops_table.per_class[0])

@@ -3,7 +3,7 @@
 Counting rule (fvcore's): one multiply-add is one FLOP, at batch 1 and the space's resolution. Batch norm is
 left out because it folds into the preceding convolution at export, so MobileNetV2 at 224x224 counts
 300,836,992 FLOPs, the "300M" the literature quotes (fvcore's default would also count batch norm: 314,193,216).
-The network is a chain of pieces (stem with the fixed first block, one block per searchable layer, head with
+The network is a chain of pieces (stem with any fixed first block, one module per searchable layer, head with
 pooling and classifier), so the network's count is exactly the sum of its pieces' counts. The table is cached
 as JSON (see `cache_dir`); reading it does not import torch.
 """
@@ -154,7 +154,7 @@ def _count_pieces(space: Space, cost) -> CostTable:
         for choice in layer.choices:
             key = (choice, layer.in_channels, layer.out_channels, layer.stride, layer.in_size)
             if key not in seen:
-                block = make_block(choice, layer.in_channels, layer.out_channels, layer.stride)
+                block = make_block(choice, layer.in_channels, layer.out_channels, layer.stride, space.spec.activation)
                 seen[key] = cost(block, (layer.in_channels, layer.in_size, layer.in_size))
             layers[layer.label][choice] = seen[key]
     return CostTable(space.name, space.hash, stem_cost, head_costs[0], per_class, layers)

@@ -17,7 +17,7 @@ from typing import Any
 from .arch import Arch
 from .errors import EdgeNASError
 from .files import read_json
-from .space import SKIP, Layer, Space
+from .space import Layer, Space
 
 SCHEMA = 1
 # The head is measured with two classifier sizes; other class counts are interpolated (a linear layer's cost is
@@ -33,7 +33,8 @@ def block_key(layer: Layer, choice: str) -> str:
 
 def stem_key(space: Space) -> str:
     r = space.resolution
-    return f"stem:3x{r}x{r}:{space.stem_channels}:s{space.spec.stem_stride}:{space.first_channels}"
+    first = "" if space.first_channels is None else f":{space.first_channels}"  # a space without a fixed block
+    return f"stem:3x{r}x{r}:{space.stem_channels}:s{space.spec.stem_stride}{first}"
 
 
 def head_key(space: Space, num_classes: int) -> str:
@@ -42,15 +43,16 @@ def head_key(space: Space, num_classes: int) -> str:
 
 
 def arch_keys(arch: Arch, space: Space) -> list[str]:
-    """The block keys an architecture needs (skip layers need none)."""
-    return [block_key(layer, choice) for layer, choice in zip(space, arch.layers, strict=True) if choice != SKIP]
+    """The block keys an architecture needs (identity layers need none; a strided skip does)."""
+    return [block_key(layer, choice) for layer, choice in zip(space, arch.layers, strict=True)
+            if choice in layer.costly_choices]
 
 
 def space_keys(space: Space) -> list[str]:
     """Every key a table of this space must hold: stem, heads and each distinct block at each layer shape."""
     keys = [stem_key(space)] + [head_key(space, c) for c in HEAD_CLASSES]
     for layer in space:
-        keys += [block_key(layer, choice) for choice in layer.blocks]
+        keys += [block_key(layer, choice) for choice in layer.costly_choices]
     return list(dict.fromkeys(keys))
 
 

@@ -1,4 +1,4 @@
-"""The network skeleton of a space (stem, fixed block, searchable layers, head) and `build_model(arch)`.
+"""The network skeleton of a space (stem, fixed block if any, searchable layers, head) and `build_model(arch)`.
 
 `Network` takes a factory that makes the module of each searchable layer: `build_model` passes one block per
 layer; the supernet passes a module that holds every active candidate. Module names follow layer labels
@@ -19,12 +19,14 @@ from .space import Layer, Space
 
 
 class Stem(nn.Sequential):
-    """3x3 convolution, then MobileNetV2's fixed first block (expansion 1, kernel 3)."""
+    """3x3 convolution, then MobileNetV2's fixed first block (expansion 1, kernel 3) where the space has one."""
 
     def __init__(self, space: Space):
         super().__init__()
-        self.conv = ConvBNAct(3, space.stem_channels, 3, space.spec.stem_stride)
-        self.first = InvertedResidual(space.stem_channels, space.first_channels, 3, 1, 1)
+        activation = space.spec.activation
+        self.conv = ConvBNAct(3, space.stem_channels, 3, space.spec.stem_stride, activation=activation)
+        if space.first_channels is not None:
+            self.first = InvertedResidual(space.stem_channels, space.first_channels, 3, 1, 1, activation=activation)
 
 
 class Head(nn.Module):
@@ -32,7 +34,7 @@ class Head(nn.Module):
 
     def __init__(self, space: Space, num_classes: int):
         super().__init__()
-        self.conv = ConvBNAct(space.last_channels, space.head_channels, 1)
+        self.conv = ConvBNAct(space.last_channels, space.head_channels, 1, activation=space.spec.activation)
         self.dropout = nn.Dropout(space.spec.dropout)
         self.classifier = nn.Linear(space.head_channels, num_classes)
 
@@ -82,6 +84,7 @@ def build_model(arch: Arch) -> Network:
     choices = dict(zip((layer.label for layer in space), arch.layers, strict=True))
 
     def make_layer(layer: Layer) -> nn.Module:
-        return make_block(choices[layer.label], layer.in_channels, layer.out_channels, layer.stride)
+        return make_block(choices[layer.label], layer.in_channels, layer.out_channels, layer.stride,
+                          space.spec.activation)
 
     return Network(space, make_layer, arch.num_classes)

@@ -58,11 +58,11 @@ def space_pieces(space: Space) -> list[Piece]:
         key = head_key(space, classes)
         pieces[key] = Piece(key, lambda c=classes: Head(space, c), last)
     for layer in space:
-        for choice in layer.blocks:
+        for choice in layer.costly_choices:
             key = block_key(layer, choice)
             if key not in pieces:
                 pieces[key] = Piece(key, lambda c=choice, la=layer: make_block(c, la.in_channels, la.out_channels,
-                                                                                la.stride),
+                                                                                la.stride, space.spec.activation),
                                     (layer.in_channels, layer.in_size, layer.in_size))
     return list(pieces.values())
 

@@ -205,11 +205,12 @@ def _summary_rows(record: RunRecord) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _block_html(label: str, choice: str, detail: str, residual: bool) -> str:
+def _block_html(label: str, choice: str, detail: str, residual: bool, strided_skip: bool = False) -> str:
     spec = parse_choice(choice)
     if spec is None:
+        what = "conv 1x1 + BN" if strided_skip else "identity"
         return (f'<div class="block skip" title="{_e(label)}: {_e(choice)}"><div class="label">{_e(label)}</div>'
-                f'<div class="choice">skip</div><div>identity</div><div>{_e(detail)}</div></div>')
+                f'<div class="choice">skip</div><div>{what}</div><div>{_e(detail)}</div></div>')
     tags = f'<span class="tag">k{spec.kernel}</span><span class="tag">e{spec.expansion}</span>'
     tags += '<span class="tag se">SE</span>' if spec.se else ""
     tags += '<span class="tag res">+res</span>' if residual else ""
@@ -224,13 +225,15 @@ def arch_html(arch: dict) -> str:
              '<div class="stage"><h3>stem</h3><div class="blocks">',
              _fixed_block("stem", f"conv 3x3, s{space.spec.stem_stride}",
                           f"{space.stem_channels} ch, {space.stem_size}x{space.stem_size}"),
-             _fixed_block("first", "k3_e1", f"{space.first_channels} ch"), "</div></div>"]
+             *([] if space.first_channels is None else [_fixed_block("first", "k3_e1", f"{space.first_channels} ch")]),
+             "</div></div>"]
     stages: dict[int, list[str]] = {}
     for layer, choice in zip(space, arch["layers"], strict=True):
         detail = f"{layer.out_channels} ch, {layer.out_size}x{layer.out_size}" + (
             f", s{layer.stride}" if layer.stride > 1 else "")
         residual = layer.stride == 1 and layer.in_channels == layer.out_channels
-        stages.setdefault(layer.stage, []).append(_block_html(layer.label, choice, detail, residual))
+        stages.setdefault(layer.stage, []).append(_block_html(layer.label, choice, detail, residual,
+                                                              layer.skip_is_strided))
     for index, blocks in stages.items():
         parts.append(f'<div class="stage"><h3>stage {index}</h3><div class="blocks">{"".join(blocks)}</div></div>')
     parts += ['<div class="stage"><h3>head</h3><div class="blocks">',

@@ -21,6 +21,8 @@ from .errors import EdgeNASError
 BLOCKS_VERSION = 1
 
 SKIP = "skip"
+# Activations a space can declare; `relu6` is MobileNetV2's and the default.
+ACTIVATIONS = ("relu6", "relu")
 _CHOICE_RE = re.compile(r"^k(\d+)_e(\d+)(_se)?$")
 
 
@@ -74,9 +76,9 @@ class SpaceSpec:
 
     name: str
     summary: str
-    stem_channels: int  # 3x3 conv, batch norm, ReLU6
+    stem_channels: int  # 3x3 conv, batch norm, activation
     stem_stride: int
-    first_channels: int  # a fixed inverted residual: expansion 1, kernel 3, stride 1
+    first_channels: int | None  # a fixed inverted residual (expansion 1, kernel 3, stride 1); None: no such block
     stages: tuple[Stage, ...]
     head_channels: int  # 1x1 conv before global pooling; never narrowed below this (MobileNetV2's rule)
     candidates: tuple[str, ...]  # block choices of every layer; `skip` is added where the layer keeps its shape
@@ -84,6 +86,10 @@ class SpaceSpec:
     dropout: float = 0.2
     # MobileNetV2's layer count per stage, when the space can express it (the `mobilenetv2` preset).
     mobilenetv2_depths: tuple[int, ...] | None = None
+    activation: str = "relu6"  # of stem, blocks and head alike (one of ACTIVATIONS)
+    # `skip` on every layer: where a layer changes shape it is a strided identity, a 1x1 convolution with the
+    # layer's stride and batch norm (no activation), as in NAS-Bench-Macro. Off: `skip` only where the shape is kept.
+    strided_skip: bool = False
 
     @property
     def total_stride(self) -> int:
@@ -116,6 +122,16 @@ class Layer:
         """The choices that build a block (every choice but `skip`)."""
         return tuple(c for c in self.choices if c != SKIP)
 
+    @property
+    def skip_is_strided(self) -> bool:
+        """`skip` is offered here and changes the shape: a 1x1 convolution and batch norm, not the identity."""
+        return self.allows_skip and (self.stride != 1 or self.in_channels != self.out_channels)
+
+    @property
+    def costly_choices(self) -> tuple[str, ...]:
+        """The choices that build a module with a cost: every block, and `skip` where it is a strided identity."""
+        return tuple(c for c in self.choices if c != SKIP or self.skip_is_strided)
+
 
 @dataclass(frozen=True)
 class Space:
@@ -126,7 +142,7 @@ class Space:
     width_mult: float
     stem_channels: int
     stem_size: int
-    first_channels: int
+    first_channels: int | None
     head_channels: int
     layers: tuple[Layer, ...]
     hash: str = field(default="")
@@ -150,8 +166,12 @@ class Space:
         return len(self.layers)
 
     def describe(self) -> dict:
-        """Plain data for JSON output and for the structural hash."""
-        return {
+        """Plain data for JSON output and for the structural hash.
+
+        Keys that the first spaces did not have appear only where a space departs from the old format, so the
+        hashes of `mobile`, `mobile-small` and `tiny` (recorded by shipped tables and saved runs) never change.
+        """
+        description = {
             "space": self.name,
             "resolution": self.resolution,
             "width_mult": self.width_mult,
@@ -166,6 +186,13 @@ class Space:
             ],
             "head": {"channels": self.head_channels, "pool": "global average", "dropout": self.spec.dropout},
         }
+        if self.first_channels is None:
+            description["first"] = None
+        if self.spec.activation != "relu6":
+            description["activation"] = self.spec.activation
+        if self.spec.strided_skip:
+            description["strided_skip"] = "conv 1x1 with the layer's stride, batch norm, no activation"
+        return description
 
 
 def _structural_hash(space_description: dict) -> str:
@@ -189,11 +216,11 @@ def _resolve(spec: SpaceSpec, resolution: int, width_mult: float) -> Space:
         raise EdgeNASError(f"bad width multiplier {width_mult!r}: expected a number from 0.1 to 4.0, such as 1.0")
     width_mult = float(width_mult)
     stem_channels = make_divisible(spec.stem_channels * width_mult)
-    first_channels = make_divisible(spec.first_channels * width_mult)
+    first_channels = None if spec.first_channels is None else make_divisible(spec.first_channels * width_mult)
     head_channels = make_divisible(spec.head_channels * max(1.0, width_mult))
     size = _conv_out(resolution, spec.stem_stride)
     stem_size = size
-    channels = first_channels
+    channels = stem_channels if first_channels is None else first_channels
     layers = []
     for s, stage in enumerate(spec.stages):
         width = make_divisible(stage.width * width_mult)
@@ -201,8 +228,9 @@ def _resolve(spec: SpaceSpec, resolution: int, width_mult: float) -> Space:
             stride = stage.stride if i == 0 else 1
             out_size = _conv_out(size, stride)
             keeps_shape = stride == 1 and channels == width
-            # Skip only on layers that are not the first of their stage: the stage's first layer sets its width.
-            choices = spec.candidates + ((SKIP,) if i > 0 and keeps_shape else ())
+            # Skip only on layers that are not the first of their stage: the stage's first layer sets its width;
+            # a space with strided skips offers it everywhere (a 1x1 convolution where the shape changes).
+            choices = spec.candidates + ((SKIP,) if spec.strided_skip or (i > 0 and keeps_shape) else ())
             layers.append(Layer(f"stages.{s}.{i}", s, i, channels, width, stride, size, out_size, choices))
             channels, size = width, out_size
     space = Space(spec, resolution, width_mult, stem_channels, stem_size, first_channels, head_channels,
@@ -224,6 +252,9 @@ class SpaceRegistry:
         for choice in spec.candidates:
             if parse_choice(choice) is None:
                 raise EdgeNASError(f"space {spec.name!r}: 'skip' is added by the space, not listed as a candidate")
+        if spec.activation not in ACTIVATIONS:
+            raise EdgeNASError(f"space {spec.name!r}: bad activation {spec.activation!r}; expected one of "
+                               f"{', '.join(ACTIVATIONS)}")
         self._specs[spec.name] = spec
         return spec
 
@@ -274,7 +305,20 @@ TINY = SpaceSpec(
     head_channels=64, candidates=("k3_e3", "k5_e3", "k3_e6_se"), default_resolution=16,
 )
 
-SPACES = SpaceRegistry((MOBILE, MOBILE_SMALL, TINY))
+# NAS-Bench-Macro (Su et al., CVPR 2021), built exactly: its table gives the CIFAR-10 accuracy of all 6,561
+# architectures trained alone, so a search in this space is scored without retraining (benchmarks/). Stem 3x3 conv
+# to 32 channels at stride 1 with no fixed first block, ReLU, three stages of 2, 3 and 3 layers, each with the
+# identity (strided on stage firsts), k3_e3 and k5_e6; no dropout, as trained for the table.
+MACRO = SpaceSpec(
+    name="macro",
+    summary="NAS-Bench-Macro for 32x32 images: 8 layers, identity (1x1 conv where strided), k3_e3 or k5_e6 each",
+    stem_channels=32, stem_stride=1, first_channels=None,
+    stages=(Stage(64, 2, 2), Stage(128, 3, 2), Stage(256, 3, 2)),
+    head_channels=1280, candidates=("k3_e3", "k5_e6"), default_resolution=32, dropout=0.0,
+    activation="relu", strided_skip=True,
+)
+
+SPACES = SpaceRegistry((MOBILE, MOBILE_SMALL, TINY, MACRO))
 
 
 def get_space(name: str, resolution: int | None = None, width_mult: float = 1.0) -> Space:

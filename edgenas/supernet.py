@@ -1,9 +1,10 @@
 """The supernet: every searchable layer is one inverted residual block of the layer's largest configuration
 (largest kernel, largest expansion, squeeze-excite), and each candidate is a slice of it, as in Once-for-All:
 kernel k is the central k x k of the depthwise kernel, expansion e the first e x C hidden channels (with their
-batch norm and squeeze-excite weights), `skip` the identity. The layer is an `InvertedResidual` itself, so its
-parameter names are those of any standalone block at that layer; `extract` slices each tensor to the standalone
-shape (no key is renamed).
+batch norm and squeeze-excite weights), `skip` the identity, or where the layer changes shape a strided skip with
+weights of its own (`skip.conv`, `skip.bn`). The layer is an `InvertedResidual` itself, so its parameter names are
+those of any standalone block at that layer; `extract` slices each tensor to the standalone shape (no key is
+renamed).
 
 Why shared weights: with a separate block per candidate, a supernet of 12-13 candidates per layer did not learn
 at all in 300 steps on the digits (loss at chance or worse), where one network learns in 40; the sampled paths
@@ -24,7 +25,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .arch import Arch, make_arch
-from .blocks import InvertedResidual
+from .blocks import ConvBNAct, InvertedResidual
 from .model import Network, build_model
 from .space import Layer, Space, make_divisible, parse_choice
 
@@ -44,10 +45,14 @@ def _bn(x: Tensor, bn: nn.BatchNorm2d, channels: int) -> Tensor:
 class MixedLayer(InvertedResidual):
     """The largest block of a layer; `forward(x, path, logits)` runs candidate `path[0]`, or two joined by gates."""
 
-    def __init__(self, layer: Layer):
+    def __init__(self, layer: Layer, activation: str = "relu6"):
         blocks = [parse_choice(c) for c in layer.blocks]
         super().__init__(layer.in_channels, layer.out_channels, max(b.kernel for b in blocks),
-                         max(b.expansion for b in blocks), layer.stride, se=any(b.se for b in blocks))
+                         max(b.expansion for b in blocks), layer.stride, se=any(b.se for b in blocks),
+                         activation=activation)
+        # Named as in blocks.StridedSkip, so `extract` copies it unrenamed; the identity has no weights.
+        self.skip = (ConvBNAct(layer.in_channels, layer.out_channels, 1, layer.stride, act=False)
+                     if layer.skip_is_strided else nn.Identity())
         self.choices = layer.choices
         self.specs = [parse_choice(c) for c in layer.choices]
         self.in_channels, self.stride = layer.in_channels, layer.stride
@@ -55,16 +60,16 @@ class MixedLayer(InvertedResidual):
     def run(self, x: Tensor, index: int) -> Tensor:
         spec = self.specs[index]
         if spec is None:  # skip
-            return x
+            return self.skip(x)
         hidden = self.in_channels * spec.expansion
         h = x
         if spec.expansion != 1:
-            h = F.relu6(_bn(F.conv2d(x, self.expand.conv.weight[:hidden]), self.expand.bn, hidden))
+            h = self.expand.act(_bn(F.conv2d(x, self.expand.conv.weight[:hidden]), self.expand.bn, hidden))
         full = self.dw.conv.weight.shape[-1]
         cut = (full - spec.kernel) // 2
         kernel = self.dw.conv.weight[:hidden, :, cut:cut + spec.kernel, cut:cut + spec.kernel]
         h = F.conv2d(h, kernel, stride=self.stride, padding=spec.kernel // 2, groups=hidden)
-        h = F.relu6(_bn(h, self.dw.bn, hidden))
+        h = self.dw.act(_bn(h, self.dw.bn, hidden))  # the space's activation, as in the standalone block
         if spec.se:
             squeezed = make_divisible(hidden // 4)
             se = self.se
@@ -88,7 +93,7 @@ class MixedLayer(InvertedResidual):
 
 class Supernet(Network):
     def __init__(self, space: Space, num_classes: int):
-        super().__init__(space, MixedLayer, num_classes)
+        super().__init__(space, lambda layer: MixedLayer(layer, space.spec.activation), num_classes)
         self.space = space
         self.num_classes = num_classes
         width = max(len(layer.choices) for layer in space)

@@ -74,3 +74,12 @@ def test_choice_strings():
     for bad in ("k4_e6", "k3e6", "k3_e0", "K3_E6", "k3_e6_SE"):
         with pytest.raises(EdgeNASError, match="bad block choice"):
             parse_choice(bad)
+
+
+def test_structural_hashes_of_the_existing_spaces_are_pinned():
+    # Shipped latency tables, FLOPs caches and saved runs record these hashes: a change to the space format must
+    # leave them byte for byte as they are (new description keys only where a space differs from the old format).
+    pinned = {("mobile", 224, 1.0): "a32ea808663e5228", ("mobile", 224, 0.5): "351b96a6b9dcb032",
+              ("mobile-small", 32, 1.0): "c5e637cd9c0f4f10", ("mobile-small", 16, 0.5): "25e14d3170989a10",
+              ("tiny", 16, 1.0): "27fcbd1645c5732b"}
+    assert {key: get_space(*key).hash for key in pinned} == pinned

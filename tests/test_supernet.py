@@ -105,9 +105,39 @@ WEIGHT_SHARING_CASES = [("tiny", None, 1.0, seed) for seed in range(5)] + \
 @pytest.mark.parametrize(("name", "resolution", "width", "seed"), WEIGHT_SHARING_CASES)
 def test_supernet_path_equals_extracted_network(name, resolution, width, seed):
     space = get_space(name, resolution, width)
+    _check_path_equals_extracted(space, random_arch(space, CLASSES, seed), seed)
+
+
+# macro: ReLU, no fixed first block, and a strided skip with weights of its own on every stage's first layer.
+MACRO_MIXED = ["skip", "k3_e3", "k5_e6", "skip", "k3_e3", "skip", "skip", "k5_e6"]
+
+
+@pytest.mark.parametrize(("layers", "seed"), [(["skip"] * 8, 0), (["k5_e6"] * 8, 1), (MACRO_MIXED, 2)])
+def test_macro_supernet_path_equals_extracted_network(layers, seed):
+    space = get_space("macro", 16, 0.5)
+    arch = make_arch(space, layers, CLASSES)
+    net = _supernet(space, seed)
+    assert list(net.extract(arch).state_dict()) == list(build_model(arch).state_dict())
+    assert "stages.1.0.skip.conv.weight" in net.state_dict() and "stages.1.1.skip.conv.weight" not in net.state_dict()
+    assert not any(isinstance(m, nn.ReLU6) for m in net.modules())
+    _check_path_equals_extracted(space, arch, seed)
+
+
+def test_macro_supernet_alpha_step_reaches_the_strided_skip():
+    space = get_space("macro", 16, 0.25)
+    net = _supernet(space)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(4, 3, 16, 16, generator=g), torch.randint(0, CLASSES, (4,), generator=g)
+    skip = space.layers[0].choices.index("skip")
+    paths = [(skip, 0), *net.sample(g, paths=2)[1:]]
+    nn.functional.cross_entropy(net(x, paths), y).backward()
+    assert net.alpha.grad[0, [skip, 0]].abs().sum() > 0
+    assert net.stages[0][0].skip.conv.weight.grad.abs().sum() > 0
+
+
+def _check_path_equals_extracted(space, arch, seed):
     net = _supernet(space, seed)
     _randomise(net, seed)
-    arch = random_arch(space, CLASSES, seed)
     x = torch.randn(2, 3, space.resolution, space.resolution, generator=torch.Generator().manual_seed(seed))
     model = net.extract(arch)
     net.eval()
