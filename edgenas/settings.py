@@ -8,12 +8,15 @@ checked, so `train`, `export` and `--resume` use exactly what the search used.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from .data import Dataset, load_dataset
 from .errors import EdgeNASError
 from .runs import Run
 from .space import SPACES
 from .strategies.schedule import DEFAULT_SCHEDULE, parse_schedule
+
+if TYPE_CHECKING:  # data.py imports torch; the command line reads these settings before it needs torch
+    from .data import Dataset
 
 STRATEGIES = ("danas", "full", "random", "mobilenetv2")
 SAMPLINGS = ("uniform", "alpha")
@@ -77,14 +80,14 @@ class SearchSettings:
     prune_score: str = _option("eval", "Pruning ranks candidates by eval (search-validation loss of random paths "
                                        "through them, inherited weights) or alpha (their probability).")
     score_paths: int = _option(48, "--prune-score eval: random paths scored (one search-validation batch each).")
-    cost_form: str = _option("two-sided", "Cost penalty: two-sided (strength x |E[cost]/budget - 1|, TuNAS) or "
+    cost_form: str = _option("two-sided", "Cost penalty: two-sided (strength x |expected cost / budget - 1|, TuNAS) or "
                                           "over (only above the budget).")
     cost_ramp: float | None = _option(None, "Share of the architecture steps over which the cost strength rises "
                                             "from 0 (default: the first stage's share); 0: full strength at once.")
     choice: str = _option("eval", "Final choice: eval (best search-validation accuracy among candidates that fill "
                                   "the budget) or alpha (the knapsack's most probable architecture).")
-    choice_candidates: int = _option(24, "--choice eval: architectures scored (knapsack's best and samples from "
-                                         "alpha within [floor x budget, budget]).")
+    choice_candidates: int = _option(24, "--choice eval: architectures scored (the knapsack's best and samples "
+                                         "from alpha, all from floor x budget to budget).")
     budget_floor: float = _option(0.95, "Least share of a binding FLOPs or latency budget the derived network uses "
                                         "(where reachable); pruning keeps it reachable; 0: no floor.")
 
@@ -158,6 +161,8 @@ class SearchSettings:
 
 def load_data(settings: SearchSettings, resolution: int) -> Dataset:
     """The run's dataset, split and subset as its settings say (the same images on every call)."""
+    from .data import load_dataset
+
     return load_dataset(settings.data, resolution, flip=settings.flip, val_fraction=settings.val_fraction,
                         memory_gb=settings.memory_gb, train_per_class=settings.train_per_class,
                         test_per_class=settings.test_per_class)
