@@ -27,13 +27,17 @@ METHOD = ("mean search-validation cross-entropy (no label smoothing) of uniforml
 
 @contextlib.contextmanager
 def frozen_batch_norm(net: nn.Module):
-    """Batch statistics in the forward pass, running statistics (and their counters) left as they were."""
+    """Batch statistics in the forward pass, running statistics (and their counters) left as they were, and no
+    dropout."""
     norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
     saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
     was_training = net.training
     for m in norms:
         m.momentum = 0.0
     net.train()
+    for m in net.modules():  # no dropout: a score must not depend on the global random state
+        if isinstance(m, nn.Dropout):
+            m.eval()
     try:
         yield
     finally:
