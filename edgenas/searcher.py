@@ -384,23 +384,22 @@ class _Search:
                               "easiest first, ties by class index"})
                 state["class_order"] = order
             if phase.prune_after and s.prune_ratio > 0:
+                t0 = time.perf_counter()
                 row = {"phase": phase.name, "prune_score": s.prune_score}
                 scores = None
                 if s.prune_score == "eval":
-                    t0 = time.perf_counter()
                     measured = scoring.candidate_scores(net, c.data, classes, self.generator, c.device, s.batch_size,
                                                         s.score_paths)
                     scores = -measured["loss"]
                     row["scores"] = {"val_loss": _layer_rows(measured["loss"], c.space),
                                      "val_acc": _layer_rows(measured["accuracy"], c.space),
-                                     "paths": _layer_rows(measured["paths"], c.space), "seconds":
-                                     time.perf_counter() - t0, "method": scoring.METHOD}
+                                     "paths": _layer_rows(measured["paths"], c.space), "method": scoring.METHOD}
                 pruned = danas.prune(net, s.prune_ratio, c.cost, settings.flops_budget, settings.ms_budget, scores,
                                      s.budget_floor)
                 history.append({**row, "pruned": pruned.dropped, "restored_cheapest": pruned.restored,
                                 "given_back_for_floor": pruned.given_back,
                                 "active": net.active_counts(), "active_choices": net.active_choices(),
-                                "probs": _layer_probs(net, c.space)})
+                                "probs": _layer_probs(net, c.space), "seconds": time.perf_counter() - t0})
             distributed.check_same(f"alphas and candidate masks after {phase.name}",
                                    distributed.fingerprint(net.alpha, net.active), ranks)
             state.update({"phase": index + 1, "epoch": 0})
