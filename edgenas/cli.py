@@ -332,7 +332,31 @@ def tables(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
                                   "DEVICE`)")
 
 
+def _settings_options(func):
+    """Add to `func`'s options one per `SearchSettings` field that declares its help in settings.py (flag: the
+    field's name with dashes, or its `flag`); their values reach `func` as keyword arguments. The help is written
+    once, beside the setting's default and validation."""
+    import dataclasses
+    import inspect
+    import typing
+
+    from .settings import SearchSettings
+
+    hints = typing.get_type_hints(SearchSettings)
+    signature = inspect.signature(func, eval_str=True)
+    params = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    generated = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default,
+                                   annotation=Annotated[hints[f.name], typer.Option(
+                                       f.metadata.get("flag", "--" + f.name.replace("_", "-")),
+                                       help=f.metadata["help"])])
+                 for f in dataclasses.fields(SearchSettings) if "help" in f.metadata]
+    at = next(i for i, p in enumerate(params) if p.name == "out")
+    func.__signature__ = signature.replace(parameters=params[:at] + generated + params[at:])
+    return func
+
+
 @_command()
+@_settings_options
 def search(
     data: Annotated[Path | None, typer.Option(help="ImageFolder root, CIFAR python folder or .npz (default: the "
                                               "embedded handwritten digits).")] = None,
@@ -365,12 +389,6 @@ def search(
     test_per_class: Annotated[int | None, typer.Option(help="Use at most this many test images per class.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto (bf16 on a GPU, fp32 on the CPU), fp32, bf16, or fp16 (GPU "
-                                           "only). bf16 and fp16 change results beyond the last bits.")] = "auto",
-    memory_format: Annotated[str, typer.Option(help="auto (channels-last), channels-last or contiguous (NCHW).")
-                             ] = "auto",
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network for retraining (costs "
-                                          "minutes of compilation; pays only on long retrainings).")] = False,
     out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/DATE-STRATEGY-BUDGET).")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue a stopped run (its settings are reused).")] = None,
     nproc: Annotated[int | None, typer.Option(help="Processes, one per GPU (or CPU share): runs this command "
@@ -378,6 +396,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
+    **declared,  # the options generated from SearchSettings' own declarations (see `_settings_options`)
 ):
     """Search an architecture on your data with DA-NAS under FLOPs and latency budgets, then retrain it."""
     _launch_ranks(nproc, device)
@@ -393,8 +412,7 @@ def search(
         probe_epochs=probe_epochs, class_order=None if class_order is None else str(class_order),
         batch_size=batch_size, retrain_epochs=retrain_epochs, cost_strength=cost_strength,
         flip=False if no_flip else None, memory_gb=memory_gb, train_per_class=train_per_class,
-        test_per_class=test_per_class, seed=seed, device=device, precision=precision, memory_format=memory_format,
-        compile=compile)
+        test_per_class=test_per_class, seed=seed, device=device, **declared)
     progress, log, echo = _output(quiet, verbose, as_json)
     with _rank() as prints:
         result = run_search(settings, out=out, resume=resume, progress=progress, log=log, echo=echo)

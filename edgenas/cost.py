@@ -72,16 +72,38 @@ def _block_ms(table: LatencyTable, key: str, params: int) -> float:
 
 
 def budget_penalty(model: CostModel, probs: Tensor, flops_budget: float | None, ms_budget: float | None,
-                   strength: float) -> Tensor:
-    """strength x (relu(E[FLOPs] / budget - 1) + relu(E[ms] / budget - 1)): zero inside the budget, a pull toward
-    cheaper candidates that grows with the excess outside it."""
+                   strength: float, form: str = "over") -> Tensor:
+    """`over`: strength x (relu(E[FLOPs] / budget - 1) + relu(E[ms] / budget - 1)): zero inside the budget, a pull
+    toward cheaper candidates that grows with the excess outside it. `two-sided`: strength x (|E[FLOPs] / budget -
+    1| + |E[ms] / budget - 1|), TuNAS's absolute reward: it also pulls toward costlier candidates below the budget."""
+    shape = torch.relu if form == "over" else torch.abs
     flops, ms = model.expected(probs)
     penalty = probs.new_zeros(())
     if flops_budget is not None:
-        penalty = penalty + torch.relu(flops / flops_budget - 1)
+        penalty = penalty + shape(flops / flops_budget - 1)
     if ms_budget is not None and ms is not None:
-        penalty = penalty + torch.relu(ms / ms_budget - 1)
+        penalty = penalty + shape(ms / ms_budget - 1)
     return strength * penalty
+
+
+@dataclass(frozen=True)
+class CostObjective:
+    """The budget penalty of architecture step `step` (counted over the whole search): its strength rises linearly
+    from 0 to `strength` over the first `ramp_steps` steps, so that cost cannot decide before accuracy can."""
+
+    form: str
+    strength: float
+    ramp_steps: int
+    flops_budget: float | None
+    ms_budget: float | None
+
+    def strength_at(self, step: int) -> float:
+        if self.ramp_steps <= 0:
+            return self.strength
+        return self.strength * min(1.0, step / self.ramp_steps)
+
+    def __call__(self, model: CostModel, probs: Tensor, step: int) -> Tensor:
+        return budget_penalty(model, probs, self.flops_budget, self.ms_budget, self.strength_at(step), self.form)
 
 
 def check_keys(model: CostModel, table: LatencyTable, arch: Arch) -> None:

@@ -24,8 +24,9 @@ from .units import format_flops, format_params
 
 PLOTS = {  # name -> how to read it (the figure caption)
     "survival": "Candidate survival. Rows: searchable layers; columns: candidate blocks. Colour: the stage after "
-                "which the candidate was pruned (each stage drops every layer's least probable candidates); blue: "
-                "never pruned; framed: the candidate of the derived architecture.",
+                "which the candidate was pruned (each stage drops every layer's weakest candidates: highest measured "
+                "loss, or least probable with --prune-score alpha); blue: never pruned; framed: the candidate of the "
+                "derived architecture.",
     "alphas": "Final architecture probabilities: per layer, the softmax of alpha over the candidates left after "
               "the last stage. The derived architecture (framed) maximises the summed log-probability within the "
               "budgets, so it is not always each layer's most probable candidate.",

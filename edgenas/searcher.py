@@ -20,8 +20,8 @@ import torch
 
 from . import distributed
 from .arch import Arch, from_dict, make_arch
-from .cost import CostModel, check_keys
-from .data import Dataset, batches, count_images
+from .cost import CostModel, CostObjective, check_keys
+from .data import Dataset, count_images
 from .errors import EdgeNASError
 from .files import atomic_write_bytes
 from .flops import cost_table, count_flops
@@ -31,10 +31,10 @@ from .progress import Bar, silent
 from .runs import Run, load_weights
 from .settings import SearchSettings, default_resolution, load_data
 from .space import Space, get_space
-from .strategies import danas
+from .strategies import choice, danas, fairness, scoring
 from .strategies.baselines import mobilenetv2_within_budget, random_within_budget
-from .strategies.schedule import auto_scale, full_data_epochs, parse_schedule, scale
-from .supernet import Supernet, recalibrate_batch_norm
+from .strategies.schedule import auto_scale, parse_schedule, scale
+from .supernet import Supernet
 from .train import (
     Device,
     SupernetSettings,
@@ -313,7 +313,8 @@ class _Search:
             self.run.write("class_order.json", {"order": c.class_order,
                                                 "names": [c.data.classes[i] for i in c.class_order],
                                                 "method": f"given by {s.class_order}"})
-        phases = danas.plan(s.strategy, stages, 0 if s.class_order else s.probe_epochs, s.epochs)
+        warmup = max(1, round(s.warmup_epochs * factor)) if s.warmup_epochs > 0 else 0
+        phases = danas.plan(s.strategy, stages, 0 if s.class_order else s.probe_epochs, s.epochs, warmup)
         with torch.random.fork_rng(devices=[]):  # initial weights depend on the seed alone
             torch.manual_seed(s.seed)
             net = c.device.prepare(Supernet(c.space, c.num_classes))
@@ -321,7 +322,7 @@ class _Search:
                                      weight_decay=s.weight_decay)
         arch_opt = torch.optim.Adam([net.alpha], lr=s.arch_lr, betas=(0.0, 0.999))
         total_steps = None  # counted once the class order is known (after the probe)
-        scheduler = None
+        scheduler = objective = None
         scaler = c.device.scaler()
         if state:
             net.load_state_dict(state["supernet"])
@@ -337,11 +338,13 @@ class _Search:
         for index in range(state.get("phase", 0), len(phases)):
             phase = phases[index]
             classes = self._classes(phase, state)
-            if phase.train_arch and scheduler is None:
-                if total_steps is None:
-                    total_steps = sum(p.epochs * max(1, count_images(c.data, "train", self._classes(p, state))
-                                                     // (s.batch_size * ranks.world))
-                                      for p in phases if p.train_arch)
+            steps_per_epoch = max(1, count_images(c.data, "train", classes) // (s.batch_size * ranks.world))
+            if phase.scheduled and scheduler is None:
+                # One cosine over the warm-up and the stages (the probe runs at the initial learning rate).
+                per_epoch = [max(1, count_images(c.data, "train", self._classes(p, state))
+                                 // (s.batch_size * ranks.world)) for p in phases]
+                total_steps = sum(p.epochs * n for p, n in zip(phases, per_epoch, strict=True) if p.scheduled)
+                objective = self._objective(phases, per_epoch, settings)
                 scheduler = torch.optim.lr_scheduler.LambdaLR(
                     weight_opt, lambda step, n=total_steps: 0.5 * (1 + math.cos(math.pi * min(step, n) / max(1, n))))
                 if "scheduler" in state:
@@ -353,10 +356,14 @@ class _Search:
                 bar.describe(f"{phase.name}: {len(classes)}/{c.num_classes} classes, "
                              f"{sum(net.active_counts())} candidates")
                 t0 = time.perf_counter()
+                sampler = None if phase.name == "probe" else fairness.sampler(
+                    net, c.cost, s.weight_sampling, s.filter_warmup if phase.name == "warmup" else 0.0,
+                    phase.epochs * steps_per_epoch, epoch * steps_per_epoch)
                 metrics = supernet_epoch(net, c.data, classes, weight_opt, arch_opt,
-                                         scheduler if phase.train_arch else None, c.cost, settings, self.generator,
+                                         scheduler if phase.scheduled else None, c.cost, settings, self.generator,
                                          c.device, scaler, train_arch=phase.train_arch, uniform=phase.uniform,
-                                         replica=replica)
+                                         replica=replica, sampler=sampler, objective=objective,
+                                         arch_step=state.get("arch_steps", 0))
                 flops, ms = c.cost.expected(net.probs().detach().double().cpu())
                 row = {"phase": phase.name, "epoch": epoch, "classes": len(classes), "admitted": classes,
                        "active": net.active_counts(), **metrics, "expected_flops": float(flops),
@@ -364,7 +371,8 @@ class _Search:
                        "seconds": time.perf_counter() - t0}
                 history.append(row)
                 state.update({"phase": index, "epoch": epoch + 1, "images": state.get("images", 0) + metrics["images"]
-                              + metrics["arch_steps"] * s.batch_size * ranks.world})
+                              + metrics["arch_steps"] * s.batch_size * ranks.world,
+                              "arch_steps": state.get("arch_steps", 0) + metrics["arch_steps"]})
                 latency = "" if ms is None else f", E[latency] {float(ms):.2f} ms"
                 bar.step(f"loss {metrics['train_loss']:.3f}, acc {100 * metrics['train_acc']:.1f}%, "
                          f"E[FLOPs] {format_flops(float(flops))}{latency}")
@@ -379,37 +387,84 @@ class _Search:
                               "easiest first, ties by class index"})
                 state["class_order"] = order
             if phase.prune_after and s.prune_ratio > 0:
-                dropped, restored = danas.prune(net, s.prune_ratio, c.cost, settings.flops_budget, settings.ms_budget)
-                history.append({"phase": phase.name, "pruned": dropped, "restored_cheapest": restored,
+                t0 = time.perf_counter()
+                row = {"phase": phase.name, "prune_score": s.prune_score}
+                scores = None
+                if s.prune_score == "eval":
+                    measured = scoring.candidate_scores(net, c.data, classes, self.generator, c.device, s.batch_size,
+                                                        s.score_paths)
+                    scores = -measured["loss"]
+                    row["scores"] = {"val_loss": _layer_rows(measured["loss"], c.space),
+                                     "val_acc": _layer_rows(measured["accuracy"], c.space),
+                                     "paths": _layer_rows(measured["paths"], c.space), "method": scoring.METHOD}
+                pruned = danas.prune(net, s.prune_ratio, c.cost, settings.flops_budget, settings.ms_budget, scores,
+                                     s.budget_floor)
+                history.append({**row, "pruned": pruned.dropped, "restored_cheapest": pruned.restored,
+                                "given_back_for_floor": pruned.given_back,
                                 "active": net.active_counts(), "active_choices": net.active_choices(),
-                                "probs": _layer_probs(net, c.space)})
+                                "probs": _layer_probs(net, c.space), "seconds": time.perf_counter() - t0})
             distributed.check_same(f"alphas and candidate masks after {phase.name}",
                                    distributed.fingerprint(net.alpha, net.active), ranks)
             state.update({"phase": index + 1, "epoch": 0})
             self._checkpoint(state, history, net, weight_opt, arch_opt, scheduler, start)
-        choice = danas.derive(net, c.cost, c.flops_budget, c.ms_budget)
-        if choice is None:
-            raise EdgeNASError("no architecture of the remaining candidates meets the budgets")
-        arch = make_arch(c.space, [layer.choices[j] for layer, j in zip(c.space, choice, strict=True)],
-                         c.num_classes)
+        model, arch, val_acc = self._choose(net)
         if ranks.many:  # the evidence that the ranks ran one search: what each of them ended with
             self.run.write("distributed.json", {"world_size": ranks.world, "ranks": distributed.gather(
                 {"alpha_and_masks": distributed.fingerprint(net.alpha, net.active),
                  "active_choices": net.active_choices(), "layers": list(arch.layers)}, ranks)})
-        model = net.extract(arch)
-        recalibrate_batch_norm(model, _limited(batches(c.data, "train", s.batch_size, generator=self.generator,
-                                                       train=True), 20))
-        if self.run.writer:  # the supernet's weights for the derived network
+        if self.run.writer:  # the supernet's weights for the derived network; the whole supernet, to rank others
             _save_weights(self.run.file("inherited.pt"), model)
+            _save_weights(self.run.file("supernet.pt"), net)
         state.update({"arch": arch.to_dict(), "search_seconds": time.perf_counter() - start,
-                      "inherited_val_acc": evaluate(model, c.data, "val", c.device),
-                      "schedule_scale": factor, "full_data_epochs": full_data_epochs(stages)})
+                      "inherited_val_acc": val_acc, "schedule_scale": factor,
+                      "full_data_epochs": sum(p.fraction * p.epochs for p in phases if p.scheduled)})
         for key in ("supernet", "weight_opt", "arch_opt", "scheduler"):
             state.pop(key, None)
         state["final_probs"] = _layer_probs(net, c.space)
         state["phase"], state["epoch"] = len(phases), 0
         self._save(state, history)
         return state
+
+    def _objective(self, phases: list[danas.Phase], per_epoch: list[int], settings: SupernetSettings) -> CostObjective:
+        """The budget penalty with its ramp: over `--cost-ramp` of the architecture steps, by default over the first
+        stage's (`full`: the first stage's share of the schedule's epochs)."""
+        s = self.s
+        arch_steps = [p.epochs * math.ceil(n / s.arch_every) if p.train_arch else 0
+                      for p, n in zip(phases, per_epoch, strict=True)]
+        share = s.cost_ramp
+        if share is None:
+            stages = parse_schedule(s.schedule)
+            first = next((k for k, p in enumerate(phases) if p.prune_after), None)
+            share = (arch_steps[first] / max(1, sum(arch_steps)) if first is not None
+                     else stages[0].epochs / sum(st.epochs for st in stages))
+        return CostObjective(s.cost_form, s.cost_strength, round(share * sum(arch_steps)), settings.flops_budget,
+                             settings.ms_budget)
+
+    def _choose(self, net: Supernet):
+        """The derived architecture (strategies/choice.py), its inherited network and search-validation accuracy;
+        writes candidates.json."""
+        c, s = self.c, self.s
+        limits = choice.band(c.cost, c.flops_budget, c.ms_budget, s.budget_floor, c.flops_binds, c.latency_binds)
+        notices: list[str] = []
+        measured = s.choice == "eval"
+        found, floors = choice.candidates(net, c.cost, limits, s.choice_candidates if measured else 1,
+                                          self.generator, notices)
+        if not found:
+            raise EdgeNASError("no architecture of the remaining candidates meets the budgets")
+        for notice in notices:
+            c.log(f"notice: {notice}")
+        seed = s.seed + 2  # the recalibration batches, the same for every candidate
+
+        def accuracy(candidate: choice.Candidate) -> float:
+            model = choice.inherited(net, candidate.layers, c.data, s.batch_size, seed)
+            return evaluate(model, c.data, "val", c.device)
+
+        best = found[choice.choose(found, accuracy if measured else None)]
+        model = choice.inherited(net, best.layers, c.data, s.batch_size, seed)
+        if best.val_acc is None:
+            best.val_acc = evaluate(model, c.data, "val", c.device)
+        self.run.write("candidates.json", choice.describe(found, limits, floors, notices, measured))
+        return model, make_arch(c.space, best.layers, c.num_classes), best.val_acc
 
     def _classes(self, phase: danas.Phase, state: dict) -> list[int]:
         order = state.get("class_order")
@@ -517,6 +572,12 @@ def _layer_probs(net: Supernet, space: Space) -> list[list[float]]:
             for row, layer in zip(net.probs().detach().cpu().tolist(), space, strict=True)]
 
 
+def _layer_rows(table: torch.Tensor, space: Space) -> list[list[float | None]]:
+    """Per layer, a value per choice (None where not measured: pruned, or NaN)."""
+    return [[None if math.isnan(v) else round(v, 6) for v in row[: len(layer.choices)]]
+            for row, layer in zip(table.tolist(), space, strict=True)]
+
+
 def _save_weights(path: Path, model) -> None:
     import io
 
@@ -539,13 +600,6 @@ def load_model(run_path: str | Path, weights: str = "model.pt"):
     except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
         raise EdgeNASError(f"{path} does not match {run.file('arch.json')}: {str(exc).splitlines()[0]}") from None
     return model.eval(), arch
-
-
-def _limited(iterator, count: int):
-    for i, item in enumerate(iterator):
-        if i >= count:
-            return
-        yield item
 
 
 def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = True, log=print,

@@ -7,15 +7,32 @@ checked, so `train`, `export` and `--resume` use exactly what the search used.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from .data import Dataset, load_dataset
 from .errors import EdgeNASError
 from .runs import Run
 from .space import SPACES
 from .strategies.schedule import DEFAULT_SCHEDULE, parse_schedule
 
+if TYPE_CHECKING:  # data.py imports torch; the command line reads these settings before it needs torch
+    from .data import Dataset
+
 STRATEGIES = ("danas", "full", "random", "mobilenetv2")
+SAMPLINGS = ("uniform", "alpha")
+SCORES = ("eval", "alpha")
+COST_FORMS = ("two-sided", "over")
+CHOICES = ("eval", "alpha")
+
+# The values that give the search as it was before issue 14's mechanisms (each switchable on its own). A config.json
+# written before a setting existed takes its value from here, so that `--resume` of an old run keeps its meaning.
+OLD_BEHAVIOUR = {"warmup_epochs": 0, "weight_sampling": "alpha", "filter_warmup": 0.0, "prune_score": "alpha",
+                 "cost_form": "over", "cost_ramp": 0.0, "choice": "alpha", "budget_floor": 0.0}
+
+
+def _option(default, help: str, **extra):
+    """A setting with its command-line help declared here, once: cli.py generates `edgenas search`'s option."""
+    return field(default=default, metadata={"help": help, **extra})
 
 
 @dataclass
@@ -53,15 +70,42 @@ class SearchSettings:
     flip: bool | None = None  # None: on, except for the digits (a mirrored digit is another symbol)
     seed: int = 0
     device: str = "auto"
-    # Speed (docs/BENCHMARKS.md, "CPU training speed"). auto: bf16 on a GPU, fp32 on the CPU; channels-last on both.
-    precision: str = "auto"  # auto, fp32, bf16 (CPU or GPU) or fp16 (GPU, with loss scaling)
-    memory_format: str = "auto"  # auto (channels-last), channels-last or contiguous (NCHW)
-    compile: bool = False  # torch.compile the standalone network for retraining (pays only on long retrainings)
+    # Speed (docs/BENCHMARKS.md, "CPU training speed"): what `auto` picks was measured to pay on each device.
+    precision: str = _option("auto", "auto (bf16 on a GPU, fp32 on the CPU), fp32, bf16, or fp16 (GPU only, with loss "
+                                     "scaling). bf16 and fp16 change results beyond the last bits.")
+    memory_format: str = _option("auto", "auto (channels-last), channels-last or contiguous (NCHW).")
+    compile: bool = _option(False, "torch.compile the network for retraining (costs minutes of compilation; pays "
+                                   "only on long retrainings).", flag="--compile")
+    # Issue 14's mechanisms (docs/SEARCH.md); OLD_BEHAVIOUR above lists the values that switch each one off.
+    warmup_epochs: int = _option(10, "Epochs of weight-only warm-up before the first stage (on its classes; `full`: "
+                                     "all classes), at the schedule's scale (scaled like the stages); 0: none.")
+    weight_sampling: str = _option("uniform", "Weight steps' paths: uniform over each layer's active candidates "
+                                              "(SPOS) or alpha (drawn from the architecture probabilities).")
+    filter_warmup: float = _option(0.25, "Share of the warm-up during which each layer runs its largest active "
+                                         "candidate with a probability falling from 1 to 0 (TuNAS); 0: off.")
+    prune_score: str = _option("eval", "Pruning ranks candidates by eval (search-validation loss of random paths "
+                                       "through them, inherited weights) or alpha (their probability).")
+    score_paths: int = _option(48, "--prune-score eval: random paths scored (one search-validation batch each).")
+    cost_form: str = _option("two-sided", "Cost penalty: two-sided (strength x |expected cost / budget - 1|, TuNAS) or "
+                                          "over (only above the budget).")
+    cost_ramp: float | None = _option(None, "Share of the architecture steps over which the cost strength rises "
+                                            "from 0 (default: the first stage's share); 0: full strength at once.")
+    choice: str = _option("eval", "Final choice: eval (best search-validation accuracy among candidates that fill "
+                                  "the budget) or alpha (the knapsack's most probable architecture).")
+    choice_candidates: int = _option(24, "--choice eval: architectures scored (the knapsack's best and samples "
+                                         "from alpha, all from floor x budget to budget).")
+    budget_floor: float = _option(0.95, "Least share of a binding FLOPs or latency budget the derived network uses "
+                                        "(where reachable); pruning keeps it reachable; 0: no floor.")
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
             raise EdgeNASError(f"unknown strategy {self.strategy!r}: expected one of {', '.join(STRATEGIES)}")
         SPACES.get(self.space)
+        for name, value, options in (("--weight-sampling", self.weight_sampling, SAMPLINGS),
+                                     ("--prune-score", self.prune_score, SCORES),
+                                     ("--cost-form", self.cost_form, COST_FORMS), ("--choice", self.choice, CHOICES)):
+            if value not in options:
+                raise EdgeNASError(f"bad {name} {value!r}: expected one of {', '.join(options)}")
         parse_schedule(self.schedule)
         checks = [("--prune-ratio", self.prune_ratio, 0 <= self.prune_ratio < 1, "a number in [0, 1)"),
                   ("--retrain-epochs", self.retrain_epochs, self.retrain_epochs >= 0, "0 or more"),
@@ -73,7 +117,14 @@ class SearchSettings:
                    "a positive number"),
                   ("--lr", self.lr, self.lr > 0, "a positive number"),
                   ("--cost-strength", self.cost_strength, self.cost_strength >= 0, "0 or more"),
-                  ("--memory-gb", self.memory_gb, self.memory_gb >= 0, "0 or more")]
+                  ("--memory-gb", self.memory_gb, self.memory_gb >= 0, "0 or more"),
+                  ("--warmup-epochs", self.warmup_epochs, self.warmup_epochs >= 0, "0 or more"),
+                  ("--filter-warmup", self.filter_warmup, 0 <= self.filter_warmup <= 1, "a number in [0, 1]"),
+                  ("--score-paths", self.score_paths, self.score_paths >= 1, "1 or more"),
+                  ("--cost-ramp", self.cost_ramp, self.cost_ramp is None or 0 <= self.cost_ramp <= 1,
+                   "a number in [0, 1]"),
+                  ("--choice-candidates", self.choice_candidates, self.choice_candidates >= 1, "1 or more"),
+                  ("--budget-floor", self.budget_floor, 0 <= self.budget_floor <= 1, "a number in [0, 1]")]
         for name, value, ok, expected in checks:
             if not ok:
                 raise EdgeNASError(f"bad {name} {value}: expected {expected}")
@@ -112,7 +163,7 @@ class SearchSettings:
             if not fits:
                 expected = " or ".join("null" if k is type(None) else k.__name__ for k in options)
                 raise EdgeNASError(f"run config {source}: setting {name!r} is {value!r}; expected {expected}")
-        settings = cls(**stored)
+        settings = cls(**{**{k: v for k, v in OLD_BEHAVIOUR.items() if k not in stored}, **stored})
         try:
             settings.validate()
         except EdgeNASError as exc:
@@ -122,6 +173,8 @@ class SearchSettings:
 
 def load_data(settings: SearchSettings, resolution: int) -> Dataset:
     """The run's dataset, split and subset as its settings say (the same images on every call)."""
+    from .data import load_dataset
+
     return load_dataset(settings.data, resolution, flip=settings.flip, val_fraction=settings.val_fraction,
                         memory_gb=settings.memory_gb, train_per_class=settings.train_per_class,
                         test_per_class=settings.test_per_class)

@@ -159,14 +159,15 @@ class Supernet(Network):
     def path_of(self, arch: Arch) -> list[tuple[int]]:
         return [(layer.choices.index(choice),) for layer, choice in zip(self.space, arch.layers, strict=True)]
 
-    def prune(self, ratio: float) -> list[list[str]]:
-        """Drop, in every layer, the lowest-probability `ratio` of its active candidates (at least one stays).
+    def prune(self, ratio: float, scores: Tensor | None = None) -> list[list[str]]:
+        """Drop, in every layer, the lowest-probability `ratio` of its active candidates (at least one stays), or
+        the lowest-scored by `scores` (higher is better) when given.
 
         Ties go against the later candidate in the layer's list, so pruning is deterministic. Returns the choices
         dropped per layer.
         """
         self.changed()
-        probs = self.probs().detach().cpu()
+        probs = self.probs().detach().cpu() if scores is None else scores.detach().cpu()
         dropped = []
         with torch.no_grad():
             for i, layer in enumerate(self.space):

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from . import distributed
-from .cost import CostModel, budget_penalty
+from .cost import CostModel, CostObjective, budget_penalty
 from .data import Dataset, batches
 from .distributed import Ranks
 from .supernet import Supernet
@@ -133,13 +133,19 @@ class SupernetSettings:
 def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt, arch_opt, scheduler,
                    cost: CostModel, settings: SupernetSettings, generator: torch.Generator, device: Device,
                    scaler, *, train_arch: bool = True, uniform: bool = False,
-                   on_step: Callable[[], None] = lambda: None, replica: nn.Module | None = None) -> dict:
+                   on_step: Callable[[], None] = lambda: None, replica: nn.Module | None = None,
+                   sampler: Callable[[Supernet, torch.Generator, int], list[tuple[int, ...]]] | None = None,
+                   objective: CostObjective | None = None, arch_step: int = 0) -> dict:
     """One epoch over the admitted classes' training images: weight steps on single sampled paths, and every
     `arch_every` steps an architecture step on a search-validation batch (two paths, binary gates, budget penalty).
 
     With several ranks, `replica` is `net` under DistributedDataParallel: weight steps run through it (gradients
     averaged by DDP), architecture steps through `net` itself with the alpha gradient averaged here; every rank
     samples the same paths from the shared generator. Returned counts are summed over the ranks.
+
+    `sampler(net, generator, step)` gives a weight step's path (strategies/fairness.py; default: one path drawn
+    uniformly or from alpha as `uniform` says); `objective` the budget penalty of the search's architecture step
+    `arch_step + k` (default: `settings`' penalty above the budget at full strength).
     """
     replica = replica or net
     net.train()
@@ -148,10 +154,10 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
                                          train=True, drop_last=device.ranks.many, shard=device.shard))
     totals = torch.zeros(4, device=device.device, dtype=torch.float64)  # loss sum, correct, images, arch steps
     arch_loss = torch.zeros((), device=device.device, dtype=torch.float64)
-    steps = 0
+    steps = arch_steps_here = 0  # a host count: the ramp's step needs no device read
     for x, y in batches(data, "train", settings.batch_size, classes=classes, generator=generator, train=True,
                         drop_last=True, shard=device.shard):
-        path = net.sample(generator, 1, uniform=uniform)
+        path = sampler(net, generator, steps) if sampler is not None else net.sample(generator, 1, uniform=uniform)
         with device.autocast():
             logits = replica(device.input(x), path)[:, admitted].float()
         target = remap[y]
@@ -171,8 +177,11 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
             with device.autocast():
                 logits_v = net(device.input(xv), paths)[:, admitted].float()
             loss_v = F.cross_entropy(logits_v, remap[yv], label_smoothing=settings.label_smoothing)
-            loss_v = loss_v + budget_penalty(cost, net.probs(), settings.flops_budget, settings.ms_budget,
-                                             settings.cost_strength)
+            if objective is not None:
+                loss_v = loss_v + objective(cost, net.probs(), arch_step + int(arch_steps_here))
+            else:
+                loss_v = loss_v + budget_penalty(cost, net.probs(), settings.flops_budget, settings.ms_budget,
+                                                 settings.cost_strength)
             # The gradient of alpha alone: no weight gradients computed (nor seen by DDP's hooks), then averaged.
             (grad,) = torch.autograd.grad(loss_v, [net.alpha])
             net.alpha.grad = distributed.average_(grad, device.ranks)
@@ -180,6 +189,7 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
             net.changed()
             arch_loss += loss_v.detach()
             totals[3] += 1
+            arch_steps_here += 1
         steps += 1
         on_step()
     distributed.sum_(totals, device.ranks)

@@ -201,12 +201,12 @@ def test_a_streamed_image_tree_is_searched_end_to_end(tmp_path):
 def test_piped_output_has_no_bar_and_verbose_prints_one_line_per_epoch(tmp_path, flag, lines):
     # stderr is a pipe here, as in a log file or CI: no bar (no control characters), plain lines with --verbose.
     command = [sys.executable, "-m", "edgenas", "search", "--space", "tiny", "--schedule", "0.5:1,1.0:1",
-               "--retrain-epochs", "1", "--flops", "300K", "--out", str(tmp_path / "run"), flag]
+               "--retrain-epochs", "1", "--flops", "300K", "--warmup-epochs", "1", "--out", str(tmp_path / "run"), flag]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "\x1b[" not in result.stderr and "━" not in result.stderr
     epochs = [line for line in result.stderr.splitlines() if "/" in line and "[" in line and "loss" in line]
-    assert len(epochs) == (4 if lines else 0), result.stderr  # probe + 2 stages + 1 retraining epoch
+    assert len(epochs) == (5 if lines else 0), result.stderr  # probe + warm-up + 2 stages + 1 retraining epoch
     assert "test accuracy" in result.stdout  # the summary is the result: printed either way
 
 

@@ -400,8 +400,9 @@ def test_feasibility_keeping_prune_restores_the_cheapest_candidates(tiny, cost):
     low, _, _ = _budgets(net, cost, 1)
     budget = low + 100
     before = net.active.clone()
-    dropped, restored = danas.prune(net, 0.5, cost, budget, None)
-    assert restored is True
+    pruned = danas.prune(net, 0.5, cost, budget, None)
+    dropped = pruned.dropped
+    assert pruned.restored is True
     assert any(_flops(cost, c) <= budget for c in _all_archs(tiny, net))
     for i, layer in enumerate(tiny):
         cheapest = int(cost.flops[i, : len(layer.choices)].argmin())
@@ -417,9 +418,9 @@ def test_feasibility_keeping_prune_with_loose_budget_is_plain_prune(tiny, cost):
     net, plain = _supernet(tiny), _supernet(tiny)
     _cheap_unlikely(net, cost)
     _cheap_unlikely(plain, cost)
-    dropped, restored = danas.prune(net, 0.5, cost, 1e9, None)
-    assert restored is False
-    assert dropped == plain.prune(0.5)
+    pruned = danas.prune(net, 0.5, cost, 1e9, None)
+    assert pruned.restored is False
+    assert pruned.dropped == plain.prune(0.5)
     assert torch.equal(net.active, plain.active)
 
 

@@ -1,9 +1,15 @@
 """DA-NAS and its baselines as plans: phases of supernet training over growing class sets, with pruning between.
 
 `danas`: a difficulty probe on all classes (uniform paths, no architecture steps) ranks classes easy to hard;
-then each stage trains on the easiest `fraction` of classes and ends by pruning every layer's weakest candidates.
-`full`: one stage on all classes and all candidates, as many epochs as the DA-NAS schedule in total (or `--epochs`),
-no pruning: the ProxylessNAS-like ablation. `random` and `mobilenetv2` need no supernet (see `baselines.py`).
+a warm-up trains the weights alone on the first stage's classes (DA-NAS warms up 10 epochs); then each stage trains
+on the easiest `fraction` of classes and ends by pruning every layer's weakest candidates.
+`full`: the same warm-up on all classes, then one stage on all classes and all candidates, as many epochs as the
+DA-NAS schedule in total (or `--epochs`), no pruning: the ProxylessNAS-like ablation. `random` and `mobilenetv2`
+need no supernet (see `baselines.py`).
+
+Pruning never leaves the budgets unreachable (the candidates of the best feasible architecture are given back),
+nor the largest reachable cost below `floor` x a binding budget (dropped candidates are given back, most
+expensive first, until the most expensive architecture of the active candidates reaches it again).
 """
 
 from __future__ import annotations
@@ -20,21 +26,27 @@ from .schedule import Stage, classes_admitted
 
 @dataclass(frozen=True)
 class Phase:
-    name: str  # "probe" or "stage N"
+    name: str  # "probe", "warmup", "stage N" or "full"
     epochs: int
     fraction: float  # of classes, in the class order
     prune_after: bool
     train_arch: bool
     uniform: bool
+    scheduled: bool = True  # under the weights' cosine schedule (which spans the warm-up and the stages)
 
 
-def plan(strategy: str, stages: list[Stage], probe_epochs: int, epochs: int | None = None) -> list[Phase]:
+def plan(strategy: str, stages: list[Stage], probe_epochs: int, epochs: int | None = None,
+         warmup_epochs: int = 0) -> list[Phase]:
+    """The phases of a run; `warmup_epochs` already at the schedule's scale."""
     if strategy == "danas":
-        phases = [Phase("probe", probe_epochs, 1.0, False, False, True)] if probe_epochs > 0 else []
+        phases = [Phase("probe", probe_epochs, 1.0, False, False, True, False)] if probe_epochs > 0 else []
+        if warmup_epochs > 0:
+            phases.append(Phase("warmup", warmup_epochs, stages[0].fraction, False, False, False))
         return phases + [Phase(f"stage {i}", s.epochs, s.fraction, True, True, False) for i, s in enumerate(stages)]
     if strategy == "full":
         total = epochs if epochs is not None else sum(s.epochs for s in stages)
-        return [Phase("full", total, 1.0, False, True, False)]
+        warmup = [Phase("warmup", warmup_epochs, 1.0, False, False, False)] if warmup_epochs > 0 else []
+        return [*warmup, Phase("full", total, 1.0, False, True, False)]
     raise ValueError(strategy)
 
 
@@ -52,20 +64,63 @@ def min_cost_feasible(net: Supernet, cost: CostModel, flops_budget: float | None
     return derive(net, cost, flops_budget, ms_budget, uniform=True) is not None
 
 
-def prune(net: Supernet, ratio: float, cost: CostModel, flops_budget: float | None,
-          ms_budget: float | None) -> tuple[list[list[str]], bool]:
-    """Prune every layer by `ratio`. If that leaves no architecture within the budgets, the candidates of the most
-    probable architecture that met them before pruning are given back. Returns (dropped per layer, restored)."""
+@dataclass
+class Pruned:
+    dropped: list[list[str]]  # per layer, the choices dropped (after any given back)
+    restored: bool  # the best feasible architecture's candidates were given back
+    given_back: list[list[str]]  # per layer, the choices given back to keep the budget floor reachable
+
+
+def prune(net: Supernet, ratio: float, cost: CostModel, flops_budget: float | None, ms_budget: float | None,
+          scores=None, floor: float = 0.0) -> Pruned:
+    """Prune every layer by `ratio` on alpha (or on `scores`, higher is better). If that leaves no architecture
+    within the budgets, the candidates of the most probable architecture that met them before pruning are given
+    back; if it leaves the most expensive architecture below `floor` x a (binding) budget, dropped candidates are
+    given back, most expensive first, until it reaches it again."""
     keep = derive(net, cost, flops_budget, ms_budget)
-    dropped = net.prune(ratio)
-    if keep is None or min_cost_feasible(net, cost, flops_budget, ms_budget):
-        return dropped, False
-    for i, (layer, j) in enumerate(zip(net.space, keep, strict=True)):
-        if not net.active[i, j]:
-            net.active[i, j] = True
-            dropped[i].remove(layer.choices[j])
+    dropped = net.prune(ratio, scores)
+    restored = keep is not None and not min_cost_feasible(net, cost, flops_budget, ms_budget)
+    if restored:
+        for i, (layer, j) in enumerate(zip(net.space, keep, strict=True)):
+            if not net.active[i, j]:
+                net.active[i, j] = True
+                dropped[i].remove(layer.choices[j])
+    given_back = _keep_floor(net, cost, dropped, floor, flops_budget, ms_budget)
     net.changed()
-    return dropped, True
+    return Pruned(dropped, restored, given_back)
+
+
+def largest_cost(net: Supernet, table) -> float:
+    """The summed per-layer maximum of `table` (layers x candidates) over the active candidates, fixed cost apart."""
+    return float(table.masked_fill(~net.active.cpu(), -float("inf")).max(1).values.clamp(min=0).sum())
+
+
+def largest_cost_of_layer(net: Supernet, table, layer: int) -> float:
+    return float(table[layer].masked_fill(~net.active[layer].cpu(), -float("inf")).max().clamp(min=0))
+
+
+def _keep_floor(net: Supernet, cost: CostModel, dropped: list[list[str]], floor: float, flops_budget: float | None,
+                ms_budget: float | None) -> list[list[str]]:
+    given = [[] for _ in dropped]
+    if floor <= 0:
+        return given
+    columns = [(cost.flops, flops_budget, cost.fixed_flops)] if flops_budget is not None else []
+    if ms_budget is not None and cost.ms is not None:
+        columns.append((cost.ms, ms_budget, cost.fixed_ms))
+    layers = list(net.space)
+    for table, budget, fixed in columns:
+        target = floor * budget - fixed  # what the layers' own costs must reach
+        candidates = sorted(((float(table[i, layers[i].choices.index(c)]), i, c) for i, row in enumerate(dropped)
+                             for c in row), key=lambda t: (-t[0], t[1]))
+        for value, i, choice in candidates:
+            if largest_cost(net, table) >= target:
+                break
+            if value <= largest_cost_of_layer(net, table, i):
+                continue  # the layer has a costlier candidate already: giving this one back raises nothing
+            net.active[i, layers[i].choices.index(choice)] = True
+            dropped[i].remove(choice)
+            given[i].append(choice)
+    return given
 
 
 def derive(net: Supernet, cost: CostModel, flops_budget: float | None, ms_budget: float | None,

@@ -5,43 +5,59 @@ One budget: exact, over the Pareto front of (cost, score) of partial architectur
 architecture is dropped only when another costs no more and scores at least as well). Two budgets: over a grid
 of 400 x 400 cost steps, costs rounded to the nearest step; the winner's exact costs are checked, and if rounding
 let it exceed a budget the grid budget is tightened and the problem solved again. An infeasible problem gives None.
+
+With floors (the least summed cost k wanted: a budget to fill, not just to meet) the Pareto front is no longer
+exact (a cheaper partial architecture that scores better may end below the floor), so the floored problem runs on
+the grid, of 20,000 steps for one budget, with the same exact check and retry at both ends of the band.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+GRID_1D = 20000
 GRID_2D = 400
 
 
-def knapsack(scores: list[np.ndarray], costs: list[np.ndarray], budgets: list[float]) -> list[int] | None:
+def knapsack(scores: list[np.ndarray], costs: list[np.ndarray], budgets: list[float],
+             floors: list[float] | None = None) -> list[int] | None:
     """Per layer, the index of the chosen option.
 
     scores[i][j]: value of option j at layer i (-inf for unavailable options); costs[i][j, k]: its cost under
-    constraint k; budgets[k]: the limit on the summed cost k (fixed costs already removed).
+    constraint k; budgets[k]: the limit on the summed cost k (fixed costs already removed); floors[k], when given,
+    the least summed cost k accepted (0: none).
     """
     budgets = np.asarray(budgets, dtype=np.float64)
     if len(budgets) not in (1, 2):
         raise ValueError("one or two budgets")
     if np.any(budgets < 0):
         return None
-    if len(budgets) == 1:
+    floors = np.zeros_like(budgets) if floors is None else np.asarray(floors, dtype=np.float64)
+    if np.any(floors > budgets):
+        return None
+    if len(budgets) == 1 and not np.any(floors > 0):
         return _pareto(scores, [np.asarray(c, dtype=np.float64)[:, 0] for c in costs], float(budgets[0]))
-    grid = GRID_2D
-    limit = budgets.copy()
+    grid = GRID_2D if len(budgets) == 2 else GRID_1D
+    limit, low = budgets.copy(), floors.copy()
     for _ in range(8):
-        choice = _solve(scores, costs, limit, grid)
+        choice = _solve(scores, costs, limit, grid, low)
         if choice is None:
             return None
         total = sum(costs[i][j] for i, j in enumerate(choice))
-        over = total - budgets
-        if np.all(over <= 1e-9 * np.maximum(1.0, budgets)):
+        over, under = total - budgets, floors - total
+        tolerance = 1e-9 * np.maximum(1.0, budgets)
+        if np.all(over <= tolerance) and np.all(under <= tolerance):
             return choice
-        limit = limit - np.maximum(over, 0) - limit / grid  # rounding let it through: tighten and retry
+        # Rounding let it through: move the offending end of the band inwards and retry.
+        step = limit / grid
+        limit = limit - np.where(over > tolerance, over + step, 0.0)
+        low = low + np.where(under > tolerance, under + step, 0.0)
+        if np.any(low > limit):
+            return None
     return None
 
 
-def _solve(scores, costs, limit, grid) -> list[int] | None:
+def _solve(scores, costs, limit, grid, low=None) -> list[int] | None:
     k = len(limit)
     unit = np.where(limit > 0, limit / grid, 1.0)
     shape = (grid + 1,) * k
@@ -64,6 +80,12 @@ def _solve(scores, costs, limit, grid) -> list[int] | None:
             arg[better] = j
         value = best
         back.append((arg, steps))
+    if low is not None and np.any(low > 0):
+        for d in range(k):  # cells below the floor are out
+            first = int(np.ceil(low[d] / unit[d] - 1e-9))
+            index = [slice(None)] * k
+            index[d] = slice(0, max(0, first))
+            value[tuple(index)] = -np.inf
     if not np.isfinite(value).any():
         return None
     cell = np.unravel_index(int(np.argmax(value)), shape)

@@ -1,0 +1,174 @@
+"""The final choice: which architecture of the pruned supernet the search derives.
+
+Candidates fill the budget: each costs at most the budget and at least `floor` x each binding FLOPs or latency
+budget. They are the most probable such architecture (the knapsack with a floor) and architectures drawn from
+alpha's probabilities that land in the band (rejection, at most `DRAWS_PER_CANDIDATE` draws per candidate wanted,
+deduplicated). With `measure`, each is extracted from the supernet with its inherited weights, its batch norm
+recalibrated on the same few training batches, and scored by its search-validation accuracy: the best wins, ties
+going to the higher log-probability (as SPOS and Once-for-All choose). Without, the knapsack's one is the choice.
+If no architecture of the active candidates reaches a floor, the floor is lowered to the highest cost reachable
+within the budgets, and a notice says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from ..arch import make_arch
+from ..cost import CostModel
+from ..data import Dataset, batches
+from ..supernet import Supernet, recalibrate_batch_norm
+from .derive import knapsack
+
+DRAWS_PER_CANDIDATE = 200
+RECALIBRATION_BATCHES = 20
+
+
+@dataclass
+class Candidate:
+    index: list[int]  # per layer, the candidate index
+    layers: list[str]
+    source: str  # "knapsack" or "sampled"
+    flops: int
+    predicted_ms: float | None
+    log_prob: float
+    val_acc: float | None = None
+    chosen: bool = False
+
+
+@dataclass
+class Band:
+    """Per cost column (FLOPs, then latency when given): the budget and the floor, both with fixed costs included."""
+
+    tables: list[np.ndarray]  # layers x candidates
+    fixed: list[float]
+    budgets: list[float]
+    floors: list[float]  # 0 where no floor applies
+
+    def totals(self, index: np.ndarray) -> np.ndarray:
+        """Costs of architectures `index` (archs x layers): archs x columns."""
+        rows = np.arange(index.shape[1])
+        return np.stack([f + t[rows, index].sum(1) for t, f in zip(self.tables, self.fixed, strict=True)], 1)
+
+    def solve(self, scores: list[np.ndarray], floors: list[float] | None = None) -> list[int] | None:
+        floors = self.floors if floors is None else floors
+        costs = [np.stack([t[i] for t in self.tables], 1) for i in range(len(scores))]
+        return knapsack(scores, costs, [b - f for b, f in zip(self.budgets, self.fixed, strict=True)],
+                        [max(0.0, lo - f) if lo > 0 else 0.0 for lo, f in zip(floors, self.fixed, strict=True)])
+
+
+def band(cost: CostModel, flops_budget: float, ms_budget: float | None, floor: float, flops_binds: bool,
+         latency_binds: bool) -> Band:
+    tables, fixed, budgets, floors = [cost.flops.numpy()], [cost.fixed_flops], [flops_budget], [
+        floor * flops_budget if flops_binds else 0.0]
+    if ms_budget is not None and cost.ms is not None:
+        tables.append(cost.ms.numpy())
+        fixed.append(cost.fixed_ms)
+        budgets.append(ms_budget)
+        floors.append(floor * ms_budget if latency_binds else 0.0)
+    return Band(tables, fixed, budgets, floors)
+
+
+def _log_probs(net: Supernet) -> np.ndarray:
+    probs = net.probs().detach().double().cpu().numpy()
+    with np.errstate(divide="ignore"):
+        return np.where(net.active.cpu().numpy(), np.log(probs), -np.inf)
+
+
+def reachable_floors(net: Supernet, limits: Band, notices: list[str]) -> list[float]:
+    """The band's floors, each lowered to the highest cost reachable within the budgets where it is not reached."""
+    active = net.active.cpu().numpy()
+    floors = list(limits.floors)
+    if limits.solve([np.where(a, 0.0, -np.inf) for a in active]) is not None:
+        return floors
+    names = ["FLOPs", "latency (ms)"]
+    for k, floor in enumerate(floors):
+        if floor <= 0:
+            continue
+        scores = [np.where(active[i], limits.tables[k][i], -np.inf) for i in range(len(active))]
+        best = limits.solve(scores, [0.0] * len(floors))
+        if best is None:
+            continue
+        highest = float(limits.totals(np.array([best]))[0, k])
+        if highest < floor:
+            notices.append(f"the budget floor of {names[k]} ({floor:.6g}, {floor / limits.budgets[k]:.0%} of the "
+                           f"budget) is not reachable with the remaining candidates: the most expensive architecture "
+                           f"within the budgets costs {highest:.6g} ({highest / limits.budgets[k]:.1%}); the floor "
+                           f"is lowered to it")
+            floors[k] = highest
+    return floors
+
+
+def candidates(net: Supernet, cost: CostModel, limits: Band, count: int, generator: torch.Generator,
+               notices: list[str]) -> tuple[list[Candidate], list[float]]:
+    """The knapsack's most probable architecture in the band, then up to `count - 1` distinct ones drawn from alpha
+    that land in it; and the floors used (lowered where unreachable)."""
+    logp = _log_probs(net)
+    floors = reachable_floors(net, limits, notices)
+    best = limits.solve(list(logp), floors)
+    if best is None:
+        notices.append("no architecture fills the budget floors together: the floors are dropped")
+        floors = [0.0] * len(floors)
+        best = limits.solve(list(logp), floors)
+    if best is None:
+        return [], floors
+    chosen = [np.array(best)]
+    if count > 1:
+        probs = net.probs().detach().double().cpu() + 1e-12 * net.active.double().cpu()
+        draws = count * DRAWS_PER_CANDIDATE
+        index = torch.stack([torch.multinomial(row, draws, replacement=True, generator=generator) for row in probs],
+                            1).numpy()
+        totals = limits.totals(index)
+        ok = np.all(totals <= np.array(limits.budgets) * (1 + 1e-12), 1) & np.all(totals >= np.array(floors), 1)
+        seen = {tuple(best)}
+        for row in index[ok]:
+            key = tuple(int(j) for j in row)
+            if key not in seen:
+                seen.add(key)
+                chosen.append(row)
+                if len(chosen) == count:
+                    break
+    rows = np.arange(logp.shape[0])
+    out = []
+    for n, row in enumerate(chosen):
+        totals = limits.totals(row[None, :])[0]
+        out.append(Candidate([int(j) for j in row], [layer.choices[int(j)] for layer, j in zip(net.space, row,
+                                                                                               strict=True)],
+                             "knapsack" if n == 0 else "sampled", round(float(totals[0])),
+                             float(totals[1]) if len(totals) > 1 else None, float(logp[rows, row].sum())))
+    return out, floors
+
+
+def inherited(net: Supernet, layers: list[str], data: Dataset, batch_size: int, seed: int):
+    """The standalone network of `layers` with the supernet's weights, batch norm recalibrated on the same
+    RECALIBRATION_BATCHES augmented training batches whatever the architecture (drawn from `seed`)."""
+    model = net.extract(make_arch(net.space, layers, net.num_classes))
+    stream = batches(data, "train", batch_size, generator=torch.Generator().manual_seed(seed), train=True)
+    recalibrate_batch_norm(model, (b for _, b in zip(range(RECALIBRATION_BATCHES), stream, strict=False)))
+    return model
+
+
+def choose(found: list[Candidate], accuracy: Callable[[Candidate], float] | None) -> int:
+    """Index of the chosen candidate: by `accuracy` (ties: higher log-probability, then the earlier), or the first
+    (the knapsack's) when not measured. Marks it and fills each candidate's `val_acc`."""
+    if accuracy is not None:
+        for c in found:
+            c.val_acc = accuracy(c)
+        best = max(range(len(found)), key=lambda n: (found[n].val_acc, found[n].log_prob, -n))
+    else:
+        best = 0
+    found[best].chosen = True
+    return best
+
+
+def describe(found: list[Candidate], limits: Band, floors: list[float], notices: list[str], measured: bool) -> dict:
+    return {"method": ("search-validation accuracy of each candidate with the supernet's weights, batch norm "
+                       "recalibrated on the same training batches; ties: higher log-probability") if measured else
+            "the knapsack's most probable architecture within the band (not measured)",
+            "budgets": limits.budgets, "floors_asked": limits.floors, "floors": floors, "notices": notices,
+            "units": "FLOPs (fvcore table), then milliseconds (latency table) where a latency budget is given",
+            "candidates": [{k: v for k, v in asdict(c).items() if k != "index"} for c in found]}

@@ -1,0 +1,367 @@
+"""Issue 14's search mechanisms on the tiny space and the digits: warm-up, fair weight sampling, the measured pruning
+score, the two-sided ramped cost, the budget floor in pruning and in the knapsack, the choice by measured accuracy,
+the saved supernet, and their settings."""
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from edgenas.cli import app
+from edgenas.cost import CostModel, CostObjective, budget_penalty
+from edgenas.data import load_dataset
+from edgenas.flops import cost_table
+from edgenas.searcher import search
+from edgenas.settings import OLD_BEHAVIOUR, SearchSettings
+from edgenas.space import get_space
+from edgenas.strategies import choice, danas, fairness, scoring
+from edgenas.strategies.derive import knapsack
+from edgenas.strategies.schedule import Stage
+from edgenas.supernet import Supernet
+from edgenas.train import Device, evaluate
+
+CLASSES = 10
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return get_space("tiny")
+
+
+@pytest.fixture(scope="module")
+def cost(tiny):
+    return CostModel.build(tiny, CLASSES, cost_table(tiny))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset(None, 16)
+
+
+def _supernet(space, seed=0, alpha_seed=None):
+    torch.manual_seed(seed)
+    net = Supernet(space, CLASSES)
+    if alpha_seed is not None:
+        with torch.no_grad():
+            net.alpha.copy_(torch.randn(net.alpha.shape, generator=torch.Generator().manual_seed(alpha_seed)))
+    return net
+
+
+def _archs(net):
+    return list(itertools.product(*[[j for j in range(net.active.shape[1]) if net.active[i, j]]
+                                    for i in range(net.active.shape[0])]))
+
+
+def _flops(cost, arch):
+    return cost.fixed_flops + sum(float(cost.flops[i, j]) for i, j in enumerate(arch))
+
+
+# ------------------------------------------------------------------ a whole search with every mechanism on
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny, cost):
+    budget = 250_000
+    settings = SearchSettings(space="tiny", schedule="0.5:1,1.0:1", epochs_scale=1.0, warmup_epochs=2,
+                              retrain_epochs=0, batch_size=64, flops=budget, budget_floor=0.8, score_paths=12,
+                              choice_candidates=6)
+    out = tmp_path_factory.mktemp("strategies") / "run"
+    result = search(settings, out=out, progress=False, log=lambda *a: None)
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    return result, history, budget
+
+
+def test_no_architecture_step_and_no_pruning_before_the_warmup_ends(run):
+    _, history, _ = run
+    phases = [row["phase"] for row in history if "epoch" in row]
+    assert phases == ["probe", "warmup", "warmup", "stage 0", "stage 1"]
+    first_stage = next(k for k, row in enumerate(history) if row["phase"].startswith("stage"))
+    before = history[:first_stage]
+    assert all(row["arch_steps"] == 0 and "pruned" not in row for row in before)
+    for row in before:  # alpha untouched: every layer's probabilities still uniform
+        for probs in row["probs"]:
+            assert max(probs) == pytest.approx(min(probs))
+    warmups = [row for row in before if row["phase"] == "warmup"]
+    assert all(row["admitted"] == history[first_stage]["admitted"] and row["classes"] == 5 for row in warmups)
+    assert history[first_stage]["arch_steps"] > 0
+
+
+def test_pruning_records_its_measured_scores(run, tiny):
+    _, history, _ = run
+    pruning = [row for row in history if "pruned" in row]
+    assert len(pruning) == 2 and all(row["prune_score"] == "eval" for row in pruning)
+    first = pruning[0]["scores"]
+    for layer, losses, paths in zip(tiny, first["val_loss"], first["paths"], strict=True):
+        assert len(losses) == len(layer.choices) and all(v is not None and v > 0 for v in losses)
+        assert min(paths) >= 12 // len(layer.choices)  # every candidate measured, equally often within one
+    # The candidates dropped are the ones of highest loss (ties against the later one).
+    for layer, losses, dropped in zip(tiny, first["val_loss"], pruning[0]["pruned"], strict=True):
+        keep = [c for c in layer.choices if c not in dropped]
+        assert max(losses[layer.choices.index(c)] for c in keep) <= min(
+            (losses[layer.choices.index(c)] for c in dropped), default=math.inf)
+
+
+def test_the_choice_is_the_best_measured_candidate_within_floor_and_budget(run):
+    result, _, budget = run
+    found = json.loads((result.run / "candidates.json").read_text())
+    candidates = found["candidates"]
+    assert 1 <= len(candidates) <= 6 and sum(c["chosen"] for c in candidates) == 1
+    assert len({tuple(c["layers"]) for c in candidates}) == len(candidates)
+    floor = found["floors"][0]
+    assert floor == pytest.approx(0.8 * budget) or found["notices"]
+    assert all(floor <= c["flops"] <= budget for c in candidates)
+    chosen = next(c for c in candidates if c["chosen"])
+    assert (chosen["val_acc"], chosen["log_prob"]) == max((c["val_acc"], c["log_prob"]) for c in candidates)
+    assert result.summary["arch"]["layers"] == chosen["layers"] and result.summary["flops"] == chosen["flops"]
+    assert result.summary["inherited_val_acc"] == pytest.approx(chosen["val_acc"])
+
+
+def test_the_final_supernet_is_saved_and_loads_safely(run, tiny):
+    result, history, _ = run
+    state = torch.load(result.run / "supernet.pt", weights_only=True)
+    net = Supernet(tiny, CLASSES)
+    net.load_state_dict(state)
+    assert net.active_counts() == history[-1]["active"]
+    assert torch.equal(state["alpha"], net.alpha.detach())
+    config = json.loads((result.run / "config.json").read_text())["settings"]
+    assert config["warmup_epochs"] == 2 and config["choice"] == "eval" and config["budget_floor"] == 0.8
+
+
+# ------------------------------------------------------------------ fair weight sampling
+def test_filter_warmup_draws_the_largest_candidate_as_often_as_it_says(tiny, cost):
+    net = _supernet(tiny, alpha_seed=0)  # alpha far from uniform: the uniform scheme must ignore it
+    epochs, per_epoch, share = 4, 60, 0.5
+    largest = fairness.largest_active(net, cost)
+    assert largest == tuple(int(cost.flops[i, : len(layer.choices)].argmax()) for i, layer in enumerate(tiny))
+    g = torch.Generator().manual_seed(0)
+    counts, expected, variance = np.zeros(len(tiny)), np.zeros(len(tiny)), np.zeros(len(tiny))
+    for epoch in range(epochs):
+        sampler = fairness.sampler(net, cost, "uniform", share, epochs * per_epoch, epoch * per_epoch)
+        for step in range(per_epoch):
+            path = sampler(net, g, step)
+            p = fairness.largest_probability(epoch * per_epoch + step, round(share * epochs * per_epoch))
+            for i, layer in enumerate(tiny):
+                q = p + (1 - p) / len(layer.choices)
+                counts[i] += path[i][0] == largest[i]
+                expected[i] += q
+                variance[i] += q * (1 - q)
+    assert np.all(np.abs(counts - expected) <= 4 * np.sqrt(variance)), (counts, expected)
+    # After the decay the largest is no more frequent than under uniform sampling: 1/3 or 1/4 of the draws.
+    assert fairness.largest_probability(120, 120) == 0.0 and fairness.largest_probability(0, 120) == 1.0
+
+
+def test_alpha_sampling_without_warmup_draws_as_before(tiny, cost):
+    net = _supernet(tiny, alpha_seed=1)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    sampler = fairness.sampler(net, cost, "alpha")
+    assert [sampler(net, g1, k) for k in range(20)] == [net.sample(g2, 1) for _ in range(20)]
+
+
+# ------------------------------------------------------------------ the cost objective
+def test_two_sided_cost_below_the_budget_moves_probability_to_costlier_candidates(tiny, cost):
+    net = _supernet(tiny)
+    start = net.probs().detach()
+    start_flops = float(cost.expected(start)[0])
+    largest = max(_flops(cost, a) for a in _archs(net))
+    budget = start_flops + 0.6 * (largest - start_flops)
+    assert budget_penalty(cost, net.probs(), budget, None, 1.0, "over").item() == 0.0  # the old form: no pull
+    opt = torch.optim.Adam([net.alpha], lr=0.05)
+    for _ in range(5):
+        opt.zero_grad()
+        budget_penalty(cost, net.probs(), budget, None, 1.0, "two-sided").backward()
+        opt.step()
+    end = net.probs().detach()
+    assert start_flops < float(cost.expected(end)[0])
+    for i, layer in enumerate(tiny):
+        costliest = int(cost.flops[i, : len(layer.choices)].argmax())
+        assert end[i, costliest] > start[i, costliest], layer.label
+
+
+def test_cost_strength_ramps_linearly_then_holds(tiny, cost):
+    objective = CostObjective("two-sided", 2.0, 100, 200_000, None)
+    assert [objective.strength_at(s) for s in (0, 50, 100, 400)] == [0.0, 1.0, 2.0, 2.0]
+    assert CostObjective("over", 2.0, 0, 1.0, None).strength_at(0) == 2.0
+    probs = _supernet(tiny).probs()
+    assert objective(cost, probs, 0).item() == 0.0
+    assert objective(cost, probs, 100).item() == pytest.approx(
+        budget_penalty(cost, probs, 200_000, None, 2.0, "two-sided").item())
+
+
+# ------------------------------------------------------------------ the measured pruning score
+def test_candidate_scores_measure_every_active_candidate_and_leave_batch_norm_alone(tiny, digits):
+    net = _supernet(tiny)
+    with torch.no_grad():
+        net.active[1, 2] = False
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    device = Device.pick("cpu")
+    scores = scoring.candidate_scores(net, digits, [0, 1, 2], torch.Generator().manual_seed(0), device, 32, 10)
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    active = net.active
+    assert torch.isnan(scores["loss"][~active]).all() and torch.isfinite(scores["loss"][active]).all()
+    assert torch.all((scores["paths"][active] >= 2) & (scores["paths"][active] <= 4))
+    assert torch.all(scores["paths"].sum(1) == 10)
+    again = scoring.candidate_scores(net, digits, [0, 1, 2], torch.Generator().manual_seed(0), device, 32, 10)
+    assert torch.equal(torch.nan_to_num(scores["loss"]), torch.nan_to_num(again["loss"]))
+
+
+def test_prune_on_scores_drops_the_lowest_scored(tiny, cost):
+    net = _supernet(tiny, alpha_seed=2)
+    scores = torch.tensor([[0.0, 1.0, 2.0, 0.0], [3.0, 2.0, 1.0, 0.0], [1.0, 0.0, 2.0, 0.0], [0.0, 1.0, 2.0, 3.0]])
+    pruned = danas.prune(net, 0.4, cost, None, None, scores)
+    assert pruned.dropped == [["k3_e3"], ["skip"], ["k5_e3"], ["k3_e3"]]
+
+
+# ------------------------------------------------------------------ the budget floor
+def test_pruning_gives_back_expensive_candidates_to_keep_the_floor_reachable(tiny, cost):
+    net = _supernet(tiny)
+    with torch.no_grad():  # the cheapest candidates most probable: a plain pruning drops the expensive ones
+        net.alpha.copy_(-(cost.flops / cost.flops.max()).float() * 5)
+    budget = 0.98 * max(_flops(cost, a) for a in _archs(net))
+    plain = _supernet(tiny)
+    plain.alpha.data.copy_(net.alpha.data)
+    danas.prune(plain, 0.5, cost, budget, None)
+    assert max(_flops(cost, a) for a in _archs(plain)) < 0.95 * budget  # what the floor must prevent
+    pruned = danas.prune(net, 0.5, cost, budget, None, floor=0.95)
+    assert any(pruned.given_back)
+    assert max(_flops(cost, a) for a in _archs(net)) >= 0.95 * budget
+    for i, layer in enumerate(tiny):  # what was given back is active again and not reported dropped
+        for c in pruned.given_back[i]:
+            assert net.active[i, layer.choices.index(c)] and c not in pruned.dropped[i]
+    assert danas.prune(_supernet(tiny), 0.5, cost, budget, None, floor=0.0).given_back == [[], [], [], []]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_knapsack_with_a_floor_equals_brute_force(tiny, cost, seed):
+    net = _supernet(tiny, alpha_seed=seed)
+    with np.errstate(divide="ignore"):
+        logp = np.log(net.probs().detach().double().numpy())
+    archs = _archs(net)
+    flops = {a: _flops(cost, a) for a in archs}
+    ms = 0.1 + torch.rand(cost.flops.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    times = {a: sum(float(ms[i, j]) for i, j in enumerate(a)) for a in archs}
+    low, high = min(flops.values()), max(flops.values())
+    scores = [np.where(np.arange(logp.shape[1]) < len(layer.choices), logp[i], -np.inf) for i, layer in
+              enumerate(tiny)]
+    for budget in np.linspace(low, high, 6)[1:]:
+        for floor in (0.8, 0.95):
+            band = [a for a in archs if floor * budget <= flops[a] <= budget]
+            expected = max(band, key=lambda a: sum(logp[i, j] for i, j in enumerate(a)), default=None)
+            costs = [cost.flops.numpy()[i][:, None] for i in range(len(tiny))]
+            got = knapsack(scores, costs, [budget - cost.fixed_flops], [floor * budget - cost.fixed_flops])
+            assert (None if got is None else tuple(got)) == expected, (budget, floor)
+            # Two budgets: a latency budget that cuts, with a floor on both.
+            ms_budget = float(np.median(list(times.values())))
+            band2 = [a for a in band if 0.8 * ms_budget <= times[a] <= ms_budget]
+            costs2 = [np.stack([cost.flops.numpy()[i], ms.numpy()[i]], 1) for i in range(len(tiny))]
+            got2 = knapsack(scores, costs2, [budget - cost.fixed_flops, ms_budget],
+                            [floor * budget - cost.fixed_flops, 0.8 * ms_budget])
+            if got2 is None:
+                assert not band2
+            else:
+                assert tuple(got2) in band2
+                best = max(sum(logp[i, j] for i, j in enumerate(a)) for a in band2)
+                assert sum(logp[i, j] for i, j in enumerate(got2)) >= best - 1e-9
+
+
+# ------------------------------------------------------------------ the choice
+def test_choice_measures_candidates_in_the_band_and_picks_the_most_accurate(tiny, cost, digits):
+    net = _supernet(tiny, alpha_seed=4)
+    budget = 240_000
+    limits = choice.band(cost, budget, None, 0.9, True, False)
+    notices = []
+    found, floors = choice.candidates(net, cost, limits, 8, torch.Generator().manual_seed(0), notices)
+    assert not notices and floors == [0.9 * budget] and 2 <= len(found) <= 8
+    assert len({tuple(c.index) for c in found}) == len(found)
+    assert all(0.9 * budget <= c.flops <= budget for c in found)
+    with np.errstate(divide="ignore"):
+        logp = np.log(net.probs().detach().double().numpy())
+    band = [a for a in _archs(net) if 0.9 * budget <= _flops(cost, a) <= budget]
+    assert tuple(found[0].index) == max(band, key=lambda a: sum(logp[i, j] for i, j in enumerate(a)))
+    device = Device.pick("cpu")
+    measured = {tuple(c.layers): evaluate(choice.inherited(net, c.layers, digits, 64, 0), digits, "val", device)
+                for c in found}
+    best = choice.choose(found, lambda c: measured[tuple(c.layers)])
+    assert found[best].chosen and found[best].val_acc == max(measured.values())
+    assert [c.val_acc for c in found] == [measured[tuple(c.layers)] for c in found]
+
+
+def test_an_unreachable_floor_is_lowered_to_the_highest_reachable_with_a_notice(tiny, cost):
+    net = _supernet(tiny)
+    with torch.no_grad():  # only each layer's cheapest candidate left
+        for i, layer in enumerate(tiny):
+            cheapest = int(cost.flops[i, : len(layer.choices)].argmin())
+            net.active[i] = False
+            net.active[i, cheapest] = True
+    only = _flops(cost, _archs(net)[0])
+    limits = choice.band(cost, only / 0.5, None, 0.95, True, False)
+    notices = []
+    found, floors = choice.candidates(net, cost, limits, 4, torch.Generator().manual_seed(0), notices)
+    assert len(notices) == 1 and "not reachable" in notices[0]
+    assert floors == [pytest.approx(only)] and [c.flops for c in found] == [round(only)]
+
+
+def test_plan_puts_the_warmup_before_the_first_stage_and_leaves_full_epochs_alone():
+    stages = [Stage(0.2, 3), Stage(1.0, 4)]
+    danas_plan = danas.plan("danas", stages, 1, warmup_epochs=2)
+    assert [(p.name, p.epochs, p.fraction, p.train_arch, p.prune_after, p.scheduled) for p in danas_plan[:2]] == [
+        ("probe", 1, 1.0, False, False, False), ("warmup", 2, 0.2, False, False, True)]
+    full = danas.plan("full", stages, 0, epochs=5, warmup_epochs=2)
+    assert [(p.name, p.epochs, p.fraction, p.train_arch) for p in full] == [("warmup", 2, 1.0, False),
+                                                                            ("full", 5, 1.0, True)]
+    assert [p.name for p in danas.plan("danas", stages, 0)] == ["stage 0", "stage 1"]
+
+
+# ------------------------------------------------------------------ settings
+@pytest.mark.parametrize(("args", "message"), [
+    (["--budget-floor", "1.5"], "bad --budget-floor 1.5: expected a number in [0, 1]"),
+    (["--filter-warmup", "-0.1"], "bad --filter-warmup -0.1: expected a number in [0, 1]"),
+    (["--cost-ramp", "2"], "bad --cost-ramp 2.0: expected a number in [0, 1]"),
+    (["--warmup-epochs", "-1"], "bad --warmup-epochs -1: expected 0 or more"),
+    (["--score-paths", "0"], "bad --score-paths 0: expected 1 or more"),
+    (["--choice-candidates", "0"], "bad --choice-candidates 0: expected 1 or more"),
+    (["--choice", "best"], "bad --choice 'best': expected one of eval, alpha"),
+    (["--weight-sampling", "fair"], "bad --weight-sampling 'fair': expected one of uniform, alpha"),
+    (["--prune-score", "loss"], "bad --prune-score 'loss': expected one of eval, alpha"),
+    (["--cost-form", "abs"], "bad --cost-form 'abs': expected one of two-sided, over"),
+])
+def test_bad_mechanism_settings_are_one_line_and_write_nothing(tmp_path, args, message):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["search", "--space", "tiny", *args, "--out", str(out)])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_every_declared_setting_is_an_option_of_search():
+    import dataclasses
+
+    result = CliRunner().invoke(app, ["search", "--help"], env={"COLUMNS": "200"})
+    declared = [f for f in dataclasses.fields(SearchSettings) if "help" in f.metadata]
+    assert {f.name for f in declared} >= set(OLD_BEHAVIOUR)
+    for f in declared:
+        assert "--" + f.name.replace("_", "-") in result.output
+
+
+def test_a_config_without_the_new_settings_reads_back_as_the_old_behaviour(tmp_path):
+    from edgenas.runs import Run
+
+    stored = {k: v for k, v in dataclasses_asdict(SearchSettings(space="tiny")).items() if k not in OLD_BEHAVIOUR}
+    run = Run.create(tmp_path / "old", {"settings": stored})
+    settings = SearchSettings.of_run(run)
+    assert all(getattr(settings, k) == v for k, v in OLD_BEHAVIOUR.items())
+
+
+def dataclasses_asdict(value):
+    import dataclasses
+
+    return dataclasses.asdict(value)
