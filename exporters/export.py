@@ -1,23 +1,20 @@
-"""Export of a run's network to one self-describing ONNX file, checked with the ONNX checker.
+"""Export of a run's network: `export_onnx` writes the self-describing ONNX file (`onnx_export.py`) and proves it
+(`verify.py`); the run it exports is the one given, or the newest in ./runs.
 
-The file holds a named input (`input`, N x 3 x R x R float, dynamic batch) and output (`logits`), and metadata:
-the architecture JSON, the space hash, the class names and the preprocessing (resolution, mean, std), so that
-`edgenas predict` (ONNX Runtime alone) can use it without edgenas's PyTorch code.
+Modules below this one never import it: onnx_export (the file), run_network (the run's network), runtime
+(sessions and timing), quantize and verify.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgenas.errors import EdgeNASError
-from edgenas.files import atomic_write_bytes
 
-from .onnx_export import to_onnx
-
-INPUT, OUTPUT = "input", "logits"
+from .onnx_export import write_model
+from .run_network import load_run_network
 
 
 def newest_run(root: str | os.PathLike = "runs") -> Path:
@@ -25,32 +22,6 @@ def newest_run(root: str | os.PathLike = "runs") -> Path:
     if not runs:
         raise EdgeNASError(f"no run found in {root}/; pass --run RUN (a folder written by edgenas search)")
     return max(runs, key=lambda p: (p / "config.json").stat().st_mtime)
-
-
-def load_run_network(run: str | os.PathLike, allow_supernet_weights: bool = False, warn=print):
-    """The run's retrained network (eval mode), its architecture and what describes its inputs."""
-    from edgenas.runs import Run
-    from edgenas.searcher import load_model
-
-    opened = Run.open(run)
-    weights = "model.pt"
-    if not opened.has("model.pt"):
-        if not allow_supernet_weights:
-            raise EdgeNASError(f"run {opened.path} has no retrained weights (model.pt); finish it with "
-                               f"`edgenas search --resume {opened.path}`, or pass --allow-supernet-weights")
-        if not opened.has("inherited.pt"):
-            raise EdgeNASError(f"run {opened.path} has no derived network yet; finish it with "
-                               f"`edgenas search --resume {opened.path}`")
-        warn(f"warning: exporting {opened.path}'s supernet weights (inherited.pt), not a retrained network: "
-             "accuracy will be lower than after retraining")
-        weights = "inherited.pt"
-    model, arch = load_model(opened.path, weights)
-    data = opened.config().get("resolved", {}).get("data", {})
-    try:
-        describe = {"classes": list(data["classes"]), "mean": list(data["mean"]), "std": list(data["std"])}
-    except KeyError as exc:
-        raise EdgeNASError(f"run {opened.path}: config.json lacks the data description ({exc})") from None
-    return model, arch, describe
 
 
 @dataclass(frozen=True)
@@ -88,7 +59,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
         from edgenas.latency import load_table
 
         load_table(table).check(arch)
-    path = _write(model, arch, describe, out, opset)
+    path = write_model(model, arch, describe, out, opset)
     if not verify:
         return ExportResult(path)
     from edgenas.files import write_json
@@ -99,39 +70,3 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
                    int8=int8, max_drop=max_drop)
     report_path = write_json(path.with_suffix(".report.json"), report)
     return ExportResult(path, report, report_path)
-
-
-def _write(model, arch, describe: dict, out: Path, opset: int) -> Path:
-    import onnx
-
-    shape = (3, arch.resolution, arch.resolution)
-    proto = onnx.load_from_string(to_onnx(model, shape, opset=opset, dynamic_batch=True, input_name=INPUT,
-                                          output_name=OUTPUT))
-    metadata = {"edgenas.arch": json.dumps(arch.to_dict()), "edgenas.space_hash": arch.space_hash,
-                "edgenas.classes": json.dumps(describe["classes"]),
-                "edgenas.preprocessing": json.dumps({"resolution": arch.resolution, "mean": describe["mean"],
-                                                     "std": describe["std"], "channels": "RGB", "layout": "NCHW",
-                                                     "scale": "pixel / 255, then (x - mean) / std",
-                                                     "resize": "shorter side to resolution, centre crop"})}
-    for key, value in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.producer_name = "edgenas"
-    onnx.checker.check_model(proto, full_check=True)
-    return atomic_write_bytes(out, proto.SerializeToString())
-
-
-def read_metadata(path: str | os.PathLike) -> dict:
-    """The edgenas metadata of an exported file, parsed (without loading the weights into Python objects)."""
-    import onnx
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError and others for files that are not ONNX
-        raise EdgeNASError(f"{path} is not an ONNX file: {str(exc).splitlines()[0] if str(exc) else exc}") from None
-    props = {p.key: p.value for p in proto.metadata_props}
-    if "edgenas.preprocessing" not in props:
-        raise EdgeNASError(f"{path} was not exported by edgenas (no edgenas.preprocessing metadata)")
-    return {"arch": json.loads(props["edgenas.arch"]), "space_hash": props["edgenas.space_hash"],
-            "classes": json.loads(props["edgenas.classes"]),
-            "preprocessing": json.loads(props["edgenas.preprocessing"])}

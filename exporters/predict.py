@@ -11,7 +11,7 @@ import numpy as np
 
 from edgenas.errors import EdgeNASError
 
-from .export import INPUT, read_metadata
+from .onnx_export import INPUT, read_metadata
 from .runtime import make_session
 
 

@@ -9,35 +9,17 @@ the same space is given. The verdict fails when outputs differ beyond `atol` or 
 from __future__ import annotations
 
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
 from edgenas.errors import EdgeNASError
 
-from .export import INPUT, load_run_network, read_metadata
-from .runtime import make_session
+from .onnx_export import INPUT, read_metadata
+from .run_network import load_run_network
+from .runtime import make_session, median_latency
 
 MIN_AGREEMENT = 0.999
-
-
-def _latency(call, warmup: int, repeats: int, passes: int = 3) -> dict:
-    best, calls = None, []
-    for _ in range(passes):
-        times = []
-        for _ in range(warmup):
-            call()
-        for _ in range(repeats):
-            start = time.perf_counter()
-            call()
-            times.append((time.perf_counter() - start) * 1000.0)
-        calls += times
-        median = statistics.median(times)
-        best = median if best is None else min(best, median)
-    ordered = sorted(calls)
-    return {"median_ms": best, "p90_ms": ordered[int(0.9 * (len(ordered) - 1))], "calls": len(calls)}
 
 
 def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int = 1, atol: float = 1e-4,
@@ -84,9 +66,9 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
                 correct_torch += int((top_torch == labels).sum())
                 total += len(labels)
             one = np.random.default_rng(0).standard_normal((1, 3, arch.resolution, arch.resolution)).astype(np.float32)
-            ort_latency = _latency(lambda: session.run(None, {INPUT: one}), warmup, repeats)
+            ort_latency = median_latency(lambda: session.run(None, {INPUT: one}), warmup, repeats)
             tensor = torch.from_numpy(one)
-            torch_latency = _latency(lambda: model(tensor), warmup, repeats)
+            torch_latency = median_latency(lambda: model(tensor), warmup, repeats)
     finally:
         torch.set_num_threads(previous_threads)
     report = {
