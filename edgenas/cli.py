@@ -365,7 +365,9 @@ def search(
     test_per_class: Annotated[int | None, typer.Option(help="Use at most this many test images per class.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/DATE-STRATEGY-BUDGET).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder, created with its parents (default: "
+                                             "runs/DATE-TIME-STRATEGY-BUDGET-seedSEED, then -2, -3... if taken)."
+                                             )] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue a stopped run (its settings are reused).")] = None,
     nproc: Annotated[int | None, typer.Option(help="Processes, one per GPU (or CPU share): runs this command "
                                               "under torchrun with DistributedDataParallel.")] = None,

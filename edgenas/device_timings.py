@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from .errors import EdgeNASError
-from .files import atomic_write_bytes, read_json, write_json
+from .files import atomic_write_bytes, make_folder, read_json, write_json
 from .latency import SCHEMA, LatencyTable, validate_table
 from .profiler import build_table, check_device_name, count_bar, network_piece, space_pieces, validation_archs
 from .space import Space, get_space
@@ -27,9 +27,7 @@ def export_blocks(device: str, space: Space, folder: str | os.PathLike, *, valid
 
     check_device_name(device)
     folder = Path(folder)
-    if not folder.parent.is_dir():
-        raise EdgeNASError(f"cannot write {folder}: folder {folder.parent} does not exist")
-    folder.mkdir(exist_ok=True)
+    make_folder(folder)
     pieces = space_pieces(space)
     archs = validation_archs(space, validate, seed) if validate else []
     networks = [network_piece(name, arch) for name, arch in archs]
@@ -112,8 +110,7 @@ def import_timings(device: str, timings_file: str | os.PathLike, manifest_file: 
     entries = {key: timings[key] for key in piece_keys}
     networks = {key: value["median_ms"] for key, value in timings.items() if key.startswith("net:")}
     path = Path(out) if out is not None else Path("latency_tables") / f"{device}.json"
-    if out is None:
-        path.parent.mkdir(exist_ok=True)
+    make_folder(path.parent)
     runtime = runtime or {"backend": "imported", "source": str(timings_path), "opset": manifest.get("opset")}
     data = build_table(device, space, runtime, entries, networks, archs, 0, 0, 0,
                        {"note": "measured on the device by the user; see runtime.source"})

@@ -25,7 +25,7 @@ from typing import Any
 from .arch import Arch
 from .calibration import calibrate, fit
 from .errors import EdgeNASError
-from .files import atomic_write_bytes, write_json
+from .files import atomic_write_bytes, make_folder, write_json
 from .latency import (
     HEAD_CLASSES,
     SCHEMA,
@@ -318,11 +318,8 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
         raise EdgeNASError(f"bad --validate {validate}: expected 0 or more networks")
     _check_timing(warmup, repeats, passes)
     path = Path(out) if out is not None else Path("latency_tables") / f"{device}.json"
-    if out is not None and not path.parent.is_dir():
-        raise EdgeNASError(f"cannot write {path}: folder {path.parent} does not exist")
     timer = make_backend(backend, threads, provider)
-    if out is None:
-        path.parent.mkdir(exist_ok=True)
+    make_folder(path.parent)  # once the settings are checked: a refused profile creates nothing
     pieces = space_pieces(space)
     archs = validation_archs(space, validate, seed) if validate else []
     nets = [network_piece(name, arch) for name, arch in archs]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EdgeNASError
-from .files import atomic_write_bytes, atomic_write_text, read_json, write_json
+from .files import atomic_write_bytes, atomic_write_text, make_folder, read_json, write_json
 from .space import Space, get_space
 
 RUN_FORMAT = 1
@@ -39,9 +39,7 @@ class Run:
         if path.exists() and any(path.iterdir()):
             raise EdgeNASError(f"run folder {path} already exists and is not empty; use --resume {path} to continue "
                                "it, or choose another --out")
-        if not path.parent.is_dir():
-            raise EdgeNASError(f"cannot create run folder {path}: folder {path.parent} does not exist")
-        path.mkdir(exist_ok=True)
+        make_folder(path)  # with its missing parents, as mkdir -p does
         run = cls(path)
         write_json(run.file("config.json"), {"format": RUN_FORMAT, **config})
         return run

@@ -23,7 +23,7 @@ from .arch import Arch, from_dict, make_arch
 from .cost import CostModel, check_keys
 from .data import Dataset, batches, count_images
 from .errors import EdgeNASError
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, claim_folder
 from .flops import cost_table, count_flops
 from .latency import LatencyTable, load_table
 from .model import build_model
@@ -182,7 +182,7 @@ def read_class_order(path: str, names: list[str]) -> list[int]:
 def _default_run_name(settings: SearchSettings) -> Path:
     budget = format_flops(settings.flops) if settings.flops else "default"
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{stamp}-{settings.strategy}-{budget}"
+    return Path("runs") / f"{stamp}-{settings.strategy}-{budget}-seed{settings.seed}"
 
 
 def search(settings: SearchSettings | None = None, *, out: str | Path | None = None, resume: str | Path | None = None,
@@ -213,20 +213,19 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
         if out is not None and path.exists() and any(path.iterdir()):
             raise EdgeNASError(f"run folder {path} already exists and is not empty; use --resume {path} to continue "
                                "it, or choose another --out")
-        elif out is not None and not path.parent.is_dir():
-            raise EdgeNASError(f"cannot create run folder {path}: folder {path.parent} does not exist")
     torch.manual_seed(settings.seed)
     if resume is None:
         # Everything that can refuse the run (data, space, tables, budgets) is checked before the folder exists.
         context = _Context(settings, Run(path), log)
-        # Rank 0 names and creates the folder (a default name holds the time); the others read its name.
+        # Rank 0 names and creates the folder (a default name holds the time and the seed, and gets a numeric
+        # suffix when another run took it first); the others read its name.
+        if out is None and ranks.main:
+            path = claim_folder(path)
         path = distributed.broadcast(path, context.device.ranks)
         if not ranks.main:
             distributed.barrier(ranks)
             context.run = Run.open(path, writer=False)
             return _Search(context).go(progress, echo)
-        if out is None:
-            path.parent.mkdir(exist_ok=True)
         run = Run.create(path, {"settings": dataclasses.asdict(settings), "versions": _versions(),
                                 "resolved": {"resolution": context.resolution, "space_hash": context.space.hash,
                                              "budgets": context.describe_budgets(),

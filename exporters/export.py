@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgenas.errors import EdgeNASError
+from edgenas.files import make_folder
 
 from .onnx_export import write_model
 from .run_network import load_run_network
@@ -46,8 +47,6 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
     A failed verification is not an exception: the result's `passed` is False and the report says why.
     """
     out = Path(out)
-    if not out.parent.is_dir():
-        raise EdgeNASError(f"cannot write {out}: folder {out.parent} does not exist")
     if out.suffix != ".onnx":
         raise EdgeNASError(f"bad output file {out}: expected a name ending in .onnx")
     if threads < 1:
@@ -59,6 +58,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
         from edgenas.latency import load_table
 
         load_table(table).check(arch)
+    make_folder(out.parent)  # once the run and the table are checked: a refused export creates nothing
     path = write_model(model, arch, describe, out, opset)
     if not verify:
         return ExportResult(path)

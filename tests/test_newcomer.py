@@ -1,0 +1,59 @@
+"""A newcomer's first day, through the real command line on `tiny`: folders that do not exist yet, run names that
+never collide, interrupted runs that say where they are, progress in logs, honest ratios, a model used without
+edgenas, and help that matches the commands."""
+
+import datetime
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from edgenas.cli import app
+
+# A search whose strategy draws one random architecture within the budget: seconds, not minutes.
+FAST = ["--space", "tiny", "--strategy", "random", "--flops", "250K", "--batch-size", "16", "--train-per-class", "20",
+        "--test-per-class", "5", "--retrain-epochs", "0"]
+QUICK_PROFILE = ["--space", "tiny", "--validate", "0", "--warmup", "1", "--repeats", "3", "--passes", "1"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _ok(result):
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_out_folders_are_created_and_default_run_names_never_collide(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    _ok(runner.invoke(app, ["search", *FAST, "--out", "runs/mine", "--quiet"]))
+    assert (tmp_path / "runs" / "mine" / "summary.json").is_file()
+    _ok(runner.invoke(app, ["profile", "x", *QUICK_PROFILE, "--quiet", "--out", "demo-output/x.json"]))
+    assert (tmp_path / "demo-output" / "x.json").is_file()
+    _ok(runner.invoke(app, ["export", "out/model.onnx", "--run", "runs/mine", "--no-verify"]))
+    assert (tmp_path / "out" / "model.onnx").is_file()
+
+    # Two searches with default names in the same second: the names of every second to come are taken here (by
+    # folders holding a file), so the next default search must find a free name of its own, at once.
+    first = json.loads(_ok(runner.invoke(app, ["search", *FAST, "--json"])).stdout)["run"]
+    stamp = datetime.datetime.strptime(first.split("/")[-1][:15], "%Y%m%d-%H%M%S")
+    taken = []
+    for second in range(60):
+        folder = tmp_path / "runs" / ((stamp + datetime.timedelta(seconds=second)).strftime("%Y%m%d-%H%M%S")
+                                      + first.split("/")[-1][15:])
+        folder.mkdir(exist_ok=True)
+        (folder / "other.txt").write_text("another run's file")
+        taken.append(folder)
+    second = json.loads(_ok(runner.invoke(app, ["search", *FAST, "--json"])).stdout)["run"]
+    assert second.endswith("-2") and (tmp_path / second / "summary.json").is_file()
+    assert all((folder / "other.txt").read_text() == "another run's file" for folder in taken)
+    # An explicit --out that holds files stays refused.
+    result = runner.invoke(app, ["search", *FAST, "--out", "runs/mine"])
+    assert result.exit_code == 1 and "already exists" in result.output
