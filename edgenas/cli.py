@@ -97,8 +97,9 @@ def _command(**kwargs):
             except EdgeNASError as exc:
                 _print_error(str(exc))
                 raise typer.Exit(1) from None
-            except KeyboardInterrupt:
-                Console(stderr=True).print("[red]interrupted[/red]")
+            except KeyboardInterrupt as exc:  # its message, if any, says what was kept and how to continue
+                Console(stderr=True, highlight=False, soft_wrap=True).print(
+                    "[red]interrupted[/red]" + (f": {escape(str(exc))}" if str(exc) else ""))
                 raise typer.Exit(130) from None
 
         return app.command(**kwargs)(wrapper)
@@ -334,6 +335,7 @@ def tables(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
 @_command()
 def search(
+    ctx: typer.Context,
     data: Annotated[Path | None, typer.Option(help="ImageFolder root, CIFAR python folder or .npz (default: the "
                                               "embedded handwritten digits).")] = None,
     space: Annotated[str, typer.Option(help="Search space.")] = "mobile-small",
@@ -391,10 +393,27 @@ def search(
         flip=False if no_flip else None, memory_gb=memory_gb, train_per_class=train_per_class,
         test_per_class=test_per_class, seed=seed, device=device)
     progress, log, echo = _output(quiet, verbose, as_json)
+    if resume is not None:
+        ignored = _given_settings(ctx, ("resume", "nproc", "as_json", "quiet", "verbose"))
+        if ignored:
+            log(f"note: --resume {resume} keeps the settings the run was started with ({resume}/config.json); "
+                f"ignoring {', '.join(ignored)}")
     with _rank() as prints:
         result = run_search(settings, out=out, resume=resume, progress=progress, log=log, echo=echo)
     if prints:
         _print_run(result, as_json)
+
+
+def _given_settings(ctx: typer.Context, skip: tuple[str, ...]) -> list[str]:
+    """The options given on the command line (not left at their defaults), as typed: `--flops 300K`, `--no-flip`."""
+    given = []
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if param.name in skip or source is None or source.name != "COMMANDLINE":
+            continue
+        value = ctx.params[param.name]
+        given.append(param.opts[0] if param.is_flag else f"{param.opts[0]} {value}")
+    return given
 
 
 def _print_summary(run: Path, summary: dict) -> None:

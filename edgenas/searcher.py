@@ -200,6 +200,12 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
     if resume is not None:
         run = Run.open(resume, writer=ranks.main)
         settings = SearchSettings.of_run(run)
+        if run.has("summary.json"):
+            report = run.file("report.html")
+            log(f"run {run.path} is finished: nothing to resume (its summary follows; `edgenas train {run.path}` "
+                "retrains it again)")
+            return SearchResult(run.path, run.read("summary.json", "run summary"),
+                                report if report.is_file() else None)
     else:
         settings = settings or SearchSettings()
         settings.validate()
@@ -240,11 +246,12 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
 
 
 class _Search:
-    def __init__(self, context: _Context):
+    def __init__(self, context: _Context, resume_command: str = "edgenas search --resume {run}"):
         self.c = context
         self.s = context.settings
         self.run = context.run
         self.generator = torch.Generator().manual_seed(self.s.seed)
+        self.resume_command = resume_command  # what continues this run after an interruption
 
     # -------------------------------------------------------------- the whole run
     def go(self, progress: bool, echo=None) -> SearchResult:
@@ -254,13 +261,25 @@ class _Search:
             self.generator.set_state(state["generator"])
         history = self.run.history()[: state.get("history_rows", 0)]
         self.run.set_history(history)
-        with Bar(progress, echo) as bar:
-            if "arch" not in state:
-                state = self._search(state, history, bar)
-            arch = from_dict(state["arch"], str(self.run.file("checkpoint.pt")))
-            if not self.run.has("arch.json") and self.run.writer:
-                arch.save(self.run.file("arch.json"))
-            state = self._retrain(arch, state, history, bar)
+        if self.resume_command == _TRAIN_RESUME:
+            done = state.get("retrain", {}).get("epoch", 0)
+            self.c.log(f"retraining run {self.run.path}" + (f" from epoch {done + 1}" if done else ""))
+        else:
+            self.c.log(f"resuming run {self.run.path} after {_epochs(history)} epochs" if state
+                       else f"run {self.run.path}")
+        try:
+            with Bar(progress, echo) as bar:
+                if "arch" not in state:
+                    state = self._search(state, history, bar)
+                arch = from_dict(state["arch"], str(self.run.file("checkpoint.pt")))
+                if not self.run.has("arch.json") and self.run.writer:
+                    arch.save(self.run.file("arch.json"))
+                state = self._retrain(arch, state, history, bar)
+        except KeyboardInterrupt:
+            command = self.resume_command.format(run=self.run.path)
+            kept = self.run.load_checkpoint() or {}  # what a resumed run starts from (history.jsonl may be ahead)
+            raise KeyboardInterrupt(f"{_epochs(self.run.history()[: kept.get('history_rows', 0)])} epochs kept in "
+                                    f"{self.run.path}; continue with {command}") from None
         summary = self._summary(arch, state)
         self.run.write("summary.json", summary)
         return SearchResult(self.run.path, summary, self._report() if self.run.writer else None)
@@ -507,6 +526,11 @@ class _Search:
         }
 
 
+def _epochs(history: list[dict]) -> int:
+    """Epochs (of search and retraining) that a run's history holds: what a resumed run does not do again."""
+    return sum(1 for row in history if "epoch" in row)
+
+
 def _layer_probs(net: Supernet, space: Space) -> list[list[float]]:
     """Per layer, the probability of each of its choices (softmax of alpha over the unpruned ones; 0 if pruned)."""
     return [[round(p, 6) for p in row[: len(layer.choices)]]
@@ -563,14 +587,17 @@ def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = Tr
         if epochs is not None and epochs != total:
             raise EdgeNASError(f"bad --epochs {epochs} with --resume: the stopped retraining of {run.path} runs "
                                f"{total} epochs; drop --epochs, or retrain from scratch without --resume")
-        return _Search(_Context(settings, run, log)).go(progress, echo)
+        return _Search(_Context(settings, run, log), _TRAIN_RESUME).go(progress, echo)
     state["retrain"] = {"total": settings.retrain_epochs if epochs is None else epochs}
     history = [row for row in run.history()[: state.get("history_rows", 0)] if row.get("phase") != "retrain"]
     state["history_rows"] = len(history)
     run.set_history(history)
     run.save_checkpoint(state)
     context = _Context(settings, run, log)
-    return _Search(context).go(progress, echo)
+    return _Search(context, _TRAIN_RESUME).go(progress, echo)
+
+
+_TRAIN_RESUME = "edgenas train {run} --resume"
 
 
 def evaluate_run(run_path: str | Path) -> dict:

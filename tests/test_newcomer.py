@@ -57,3 +57,40 @@ def test_out_folders_are_created_and_default_run_names_never_collide(tmp_path, m
     # An explicit --out that holds files stays refused.
     result = runner.invoke(app, ["search", *FAST, "--out", "runs/mine"])
     assert result.exit_code == 1 and "already exists" in result.output
+
+
+def test_an_interrupted_search_says_where_it_is_and_how_to_continue(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "edgenas", "search", *FAST[:-1], "3", "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    history = out / "history.jsonl"
+    deadline = time.monotonic() + 90
+    while not (history.is_file() and '"retrain"' in history.read_text()):  # an epoch is kept
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)  # Ctrl-C
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert lines[0] == f"run {out}"  # said first, before any work
+    assert lines[-1].startswith("interrupted: ") and lines[-1].endswith(
+        f" epochs kept in {out}; continue with edgenas search --resume {out}"), lines
+    kept = int(lines[-1].split()[1])
+
+    runner = CliRunner()
+    resumed = _ok(runner.invoke(app, ["search", "--resume", str(out), "--flops", "300K", "--seed", "3", "--json"]))
+    notes = resumed.stderr.splitlines()
+    assert notes[0].startswith(f"note: --resume {out} keeps the settings the run was started with")
+    assert notes[0].endswith("ignoring --flops 300K, --seed 3"), notes
+    assert f"resuming run {out} after {kept} epochs" in notes
+    assert json.loads(resumed.stdout)["flops_budget"] == 250_000  # the stored budget, as the note says
+    again = _ok(runner.invoke(app, ["search", "--resume", str(out), "--json"]))
+    assert again.stderr.startswith(f"run {out} is finished: nothing to resume")
+    assert json.loads(again.stdout) == json.loads(resumed.stdout)
