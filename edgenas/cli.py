@@ -175,20 +175,24 @@ def _print_run(result, as_json: bool) -> None:
         Console(soft_wrap=True, highlight=False).print(f"report: {report}")
 
 
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notices: the result only.")]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="One plain line per step (for logs, where no bar is "
-                                       "drawn: bars appear only on a terminal and never with CI=true).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no progress lines and no notices: "
+                                     "the result only.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="One plain line per epoch instead of the progress bar "
+                                       "(the default off a terminal: in logs, pipes and with CI=true).")]
 
 
 def _output(quiet: bool, verbose: bool, as_json: bool):
-    """(progress bar wanted, notice printer, per-step line printer) for --quiet, --verbose and --json."""
+    """(progress bar wanted, notice printer, progress line printer) for --quiet, --verbose and --json.
+
+    A bar is drawn on a terminal only; elsewhere (a log, a pipe, CI) progress comes as plain lines on stderr, so
+    that long work shows signs of life. --quiet silences both; --verbose asks for lines on a terminal too."""
     from .progress import silent, wanted
 
     console = Console(stderr=True, soft_wrap=True, highlight=False)
     if quiet and verbose:
         raise EdgeNASError("--quiet and --verbose together: choose one")
-    return (wanted(not (quiet or as_json)), silent if quiet else console.print,
-            console.print if verbose else None)
+    bar = wanted(not (quiet or as_json or verbose))
+    return bar, silent if quiet else console.print, None if quiet or bar else console.print
 
 
 _FLOPS_HOW = "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1"
@@ -228,10 +232,10 @@ def profile(
     from .space import get_space
 
     console = Console(stderr=True, soft_wrap=True)
-    progress, _, _ = _output(quiet, False, as_json)
+    progress, _, echo = _output(quiet, False, as_json)
     if export_blocks is not None:
         path = device_timings.export_blocks(device, get_space(space, resolution, width_mult), export_blocks,
-                                           validate=validate, seed=seed, progress=progress)
+                                           validate=validate, seed=seed, progress=progress, echo=echo)
         console.print(f"wrote {path}: time each file on the device, then run "
                       f"`edgenas profile {device} --import-timings TIMINGS.csv --manifest {path}`")
         return
@@ -241,7 +245,7 @@ def profile(
         path, table = profiler.profile(device, get_space(space, resolution, width_mult), threads=threads,
                                        provider=provider, backend=backend, warmup=warmup, repeats=repeats,
                                        passes=passes, validate=validate, seed=seed, out=out,
-                                       progress=progress, fresh=fresh, log=console.print)
+                                       progress=progress, fresh=fresh, log=console.print, echo=echo)
     summary = table.summary(str(path))
     if as_json:
         _print_json(summary)
@@ -551,7 +555,8 @@ def export(
     console = Console(stderr=True, soft_wrap=True, highlight=False)
     result = export_onnx(run or newest_run(), out, opset=opset, verify=not no_verify, threads=threads, atol=atol,
                          table=table, int8=int8, max_drop=max_drop, allow_supernet_weights=allow_supernet_weights,
-                         warn=lambda text: console.print(f"[yellow]{text}[/yellow]"))
+                         warn=lambda text: console.print(f"[yellow]{text}[/yellow]"),
+                         log=None if quiet else console.print)
     if no_verify:
         console.print(f"wrote {result.path} (not verified)")
         return

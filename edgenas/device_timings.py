@@ -21,7 +21,7 @@ TIMINGS_HELP = ("Timings file: CSV with a header row holding 'key' and 'median_m
 
 
 def export_blocks(device: str, space: Space, folder: str | os.PathLike, *, validate: int = 20, seed: int = 0,
-                  opset: int = 17, progress: bool = True) -> Path:
+                  opset: int = 17, progress: bool = True, echo=None) -> Path:
     """Write every piece and validation network as ONNX plus a manifest, to be timed on the device itself."""
     from exporters.onnx_export import to_onnx
 
@@ -32,7 +32,8 @@ def export_blocks(device: str, space: Space, folder: str | os.PathLike, *, valid
     archs = validation_archs(space, validate, seed) if validate else []
     networks = [network_piece(name, arch) for name, arch in archs]
     records: list[dict] = []
-    with count_bar(progress, f"exporting {len(pieces) + len(networks)} models", len(pieces) + len(networks)) as advance:
+    with count_bar(progress, f"exporting {len(pieces) + len(networks)} models", len(pieces) + len(networks),
+                   echo) as advance:
         for i, piece in enumerate(pieces + networks):
             file = f"{i:04d}.onnx"
             atomic_write_bytes(folder / file, to_onnx(piece.build(), piece.input_shape, opset=opset))

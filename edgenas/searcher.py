@@ -267,8 +267,11 @@ class _Search:
         else:
             self.c.log(f"resuming run {self.run.path} after {_epochs(history)} epochs" if state
                        else f"run {self.run.path}")
+        plan = self._plan(state)
+        self.c.log(_describe_plan(plan, self.c.data.size("train"), self.s.batch_size))
+        clock = _Clock(plan, _epochs(history), self.c.log)
         try:
-            with Bar(progress, echo) as bar:
+            with Bar(progress, echo, on_step=clock.step) as bar:
                 if "arch" not in state:
                     state = self._search(state, history, bar)
                 arch = from_dict(state["arch"], str(self.run.file("checkpoint.pt")))
@@ -283,6 +286,20 @@ class _Search:
         summary = self._summary(arch, state)
         self.run.write("summary.json", summary)
         return SearchResult(self.run.path, summary, self._report() if self.run.writer else None)
+
+    def _plan(self, state: dict) -> list[tuple[str, str, float]]:
+        """Every epoch of the run in order, as (phase, "search" or "retrain", image-steps): the weight steps' images,
+        plus the search-validation images of the architecture steps."""
+        s, train = self.s, self.c.data.size("train")
+        epochs = []
+        if s.strategy not in ("random", "mobilenetv2"):
+            stages, _ = self._stages()
+            for phase in danas.plan(s.strategy, stages, 0 if s.class_order else s.probe_epochs, s.epochs):
+                images = round(phase.fraction * train) * (1 + (1 / s.arch_every if phase.train_arch else 0))
+                epochs += [(phase.name, "search", images)] * phase.epochs
+        retrain = state.get("retrain", {})
+        total = 0 if retrain.get("done") else retrain.get("total", s.retrain_epochs)
+        return epochs + [("retraining", "retrain", float(train))] * total
 
     def _report(self) -> Path | None:
         """Plots and report.html. The run is complete once summary.json is written, so a failure here is reported
@@ -524,6 +541,76 @@ class _Search:
             "classes": c.data.classes, "dataset": c.data.name, "resolution": c.resolution,
             "accuracy_method": "top-1 on the test split (never seen by the search), retrained from scratch",
         }
+
+
+def _describe_plan(plan: list[tuple[str, str, float]], train_images: int, batch_size: int) -> str:
+    """`plan: probe 1 epoch, stage 0 5 epochs, ...; about 33,600 image-steps of search and ...` for the log."""
+    groups: list[list] = []
+    for name, _, _ in plan:
+        if groups and groups[-1][0] == name:
+            groups[-1][1] += 1
+        else:
+            groups.append([name, 1])
+    phases = ", ".join(f"{name} {count} epoch{'s' if count > 1 else ''}" for name, count in groups) or "nothing left"
+    steps = {kind: sum(images for _, k, images in plan if k == kind) for kind in ("search", "retrain")}
+    return (f"plan: {phases}; about {steps['search']:,.0f} image-steps of search and {steps['retrain']:,.0f} of "
+            f"retraining ({train_images:,} training images, batch {batch_size})")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min"
+
+
+class _Clock:
+    """The time a run has left, estimated from the epochs this process has measured: said after the first epoch,
+    and updated once: after the first epoch of retraining when search epochs came before it (a single network
+    costs another time per image-step than the supernet), else once half of the remaining work is done."""
+
+    def __init__(self, plan: list[tuple[str, str, float]], done: int, log):
+        self.plan, self.next, self.log = plan, done, log
+        self.last = time.perf_counter()
+        self.measured: dict[str, list[float]] = {}  # kind -> [seconds, image-steps] measured here
+        self.told = 0
+        self.half: float | None = None
+
+    def step(self) -> None:
+        if self.next >= len(self.plan) or self.told >= 2:
+            return
+        now = time.perf_counter()
+        _, kind, images = self.plan[self.next]
+        seconds, steps = self.measured.setdefault(kind, [0.0, 0.0])
+        self.measured[kind] = [seconds + now - self.last, steps + images]
+        self.last, self.next = now, self.next + 1
+        left = self.plan[self.next:]
+        remaining = sum(images for _, _, images in left)
+        if not left:
+            return
+        if self.told == 0:
+            self.half = remaining / 2
+            self._tell("estimate", left)
+        else:
+            first_retraining = kind == "retrain" and self.measured[kind][1] == images and "search" in self.measured
+            halfway = all(k in self.measured for _, k, _ in left) and remaining <= (self.half or 0)
+            if first_retraining or halfway:
+                self._tell("estimate updated", left)
+
+    def _tell(self, what: str, left: list[tuple[str, str, float]]) -> None:
+        import datetime as dt
+
+        rate = {kind: seconds / max(1.0, steps) for kind, (seconds, steps) in self.measured.items()}
+        fallback = max(rate.values())
+        seconds = sum(images * rate.get(kind, fallback) for _, kind, images in left)
+        rates = ", ".join(f"{'search' if kind == 'search' else 'retraining'} {1000 * r:.2f} ms per image-step"
+                          for kind, r in rate.items())
+        assumed = "; retraining assumed at the search's rate" if any(kind not in rate for _, kind, _ in left) else ""
+        finish = dt.datetime.now() + dt.timedelta(seconds=seconds)
+        self.log(f"{what}: about {_duration(seconds)} left (done around {finish:%H:%M}), from the wall clock of "
+                 f"the epochs run so far ({rates}{assumed})")
+        self.told += 1
 
 
 def _epochs(history: list[dict]) -> int:

@@ -40,11 +40,12 @@ class ExportResult:
 
 def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 17, verify: bool = True,
                 threads: int = 1, atol: float = 1e-4, table: str | None = None, int8: bool = False,
-                max_drop: float = 1.0, allow_supernet_weights: bool = False, warn=print) -> ExportResult:
+                max_drop: float = 1.0, allow_supernet_weights: bool = False, warn=print, log=None) -> ExportResult:
     """Export a run's retrained network to `out` (written atomically, after the ONNX checker accepts it); with
     `verify` (the default), prove it with ONNX Runtime (`verify.verify`) and write the report to OUT.report.json.
 
-    A failed verification is not an exception: the result's `passed` is False and the report says why.
+    A failed verification is not an exception: the result's `passed` is False and the report says why. `log`, when
+    given, receives one line as each phase starts (export, verification, latency, INT8).
     """
     out = Path(out)
     if out.suffix != ".onnx":
@@ -60,6 +61,8 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
         load_table(table).check(arch)
     make_folder(out.parent)  # once the run and the table are checked: a refused export creates nothing
     path = write_model(model, arch, describe, out, opset)
+    if log is not None:
+        log(f"exported the {arch.space} network of run {run} to {path} (ONNX opset {opset}, onnx.checker passed)")
     if not verify:
         return ExportResult(path)
     from edgenas.files import write_json
@@ -67,6 +70,6 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
     from .verify import verify as check
 
     report = check(path, run, threads=threads, atol=atol, table=table, allow_supernet_weights=allow_supernet_weights,
-                   int8=int8, max_drop=max_drop)
+                   int8=int8, max_drop=max_drop, log=log)
     report_path = write_json(path.with_suffix(".report.json"), report)
     return ExportResult(path, report, report_path)

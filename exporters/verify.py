@@ -24,11 +24,13 @@ MIN_AGREEMENT = 0.999
 
 def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int = 1, atol: float = 1e-4,
            table: str | None = None, warmup: int = 10, repeats: int = 50, allow_supernet_weights: bool = False,
-           data=None, int8: bool = False, max_drop: float = 1.0) -> dict:
+           data=None, int8: bool = False, max_drop: float = 1.0, log=None) -> dict:
     """Compare the ONNX file with the run's PyTorch network; returns the report (see module docstring).
 
     With `int8`, also quantise it (see `quantize.py`) and report the INT8 file's accuracy, drop, size and latency.
+    `log`, when given, receives one line as each phase starts.
     """
+    log = log or (lambda line: None)
     import torch
 
     from edgenas.data import batches
@@ -44,6 +46,7 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
     if data is None:
         settings = SearchSettings.of_run(Run.open(run))
         data = load_data(settings, arch.resolution)
+    log(f"verifying {onnx_path} with ONNX Runtime: outputs and top-1 accuracy on {data.size('test')} test images")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -65,6 +68,7 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
                 correct_onnx += int((top_onnx == labels).sum())
                 correct_torch += int((top_torch == labels).sum())
                 total += len(labels)
+            log(f"timing batch-1 latency: ONNX Runtime and PyTorch eager, {threads} thread(s)")
             one = np.random.default_rng(0).standard_normal((1, 3, arch.resolution, arch.resolution)).astype(np.float32)
             ort_latency = median_latency(lambda: session.run(None, {INPUT: one}), warmup, repeats)
             tensor = torch.from_numpy(one)
@@ -91,6 +95,7 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
     if int8:
         from .quantize import calibration_batches, check_int8, quantize
 
+        log("INT8: quantising, then its accuracy and latency")
         quantized = quantize(onnx_path, calibration_batches(data))
         report["int8"] = check_int8(onnx_path, quantized, data, threads, warmup, repeats,
                                     report["accuracy_onnxruntime"], ort_latency["median_ms"], max_drop)

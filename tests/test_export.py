@@ -82,7 +82,7 @@ def test_cli_export_writes_the_report(run, tmp_path):
     result = CliRunner().invoke(app, ["export", str(out), "--run", str(run), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "cli.report.json").read_text())
-    assert report["passed"] and json.loads(result.output)["onnx"] == str(out)
+    assert report["passed"] and json.loads(result.stdout)["onnx"] == str(out)
 
 
 def test_a_failed_verification_exits_1_with_the_reason(run, tmp_path):

@@ -214,7 +214,7 @@ def finished_run(tmp_path_factory):
     result = CliRunner().invoke(app, ["search", *RANDOM, "--retrain-epochs", "2", "--out", str(out), "--json"])
     torch.set_num_threads(previous)
     assert result.exit_code == 0, result.output
-    return out, json.loads(result.output)
+    return out, json.loads(result.stdout)
 
 
 def _copy(finished_run, tmp_path):
@@ -255,6 +255,7 @@ def test_a_checkpoint_with_a_valid_checksum_that_would_run_code_is_refused(finis
 
 def test_two_damaged_checkpoints_stop_the_run_with_one_line(finished_run, tmp_path):
     run = _copy(finished_run, tmp_path)
+    (run / "summary.json").unlink()  # unfinished, so that resuming needs a checkpoint (a finished run needs none)
     for name in ("checkpoint.pt", "checkpoint.prev.pt"):
         (run / name).write_bytes((run / name).read_bytes()[:100])
     result = CliRunner().invoke(app, ["search", "--resume", str(run)])

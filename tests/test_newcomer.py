@@ -94,3 +94,28 @@ def test_an_interrupted_search_says_where_it_is_and_how_to_continue(tmp_path):
     again = _ok(runner.invoke(app, ["search", "--resume", str(out), "--json"]))
     assert again.stderr.startswith(f"run {out} is finished: nothing to resume")
     assert json.loads(again.stdout) == json.loads(resumed.stdout)
+
+
+def test_long_work_shows_signs_of_life_off_a_terminal_and_quiet_silences_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CI", raising=False)
+    runner = CliRunner()  # not a terminal: no bar is drawn, so plain lines are the default
+    args = ["search", "--space", "tiny", "--schedule", "0.5:2,1.0:2", "--probe-epochs", "0", "--batch-size", "16",
+            "--train-per-class", "20", "--test-per-class", "5", "--flops", "250K", "--retrain-epochs", "2"]
+    lines = _ok(runner.invoke(app, [*args, "--out", "a"])).stderr.splitlines()
+    assert lines[0] == "run a"
+    assert lines[1].startswith("plan: stage 0 1 epoch, stage 1 1 epoch, retraining 2 epochs; about ")
+    assert "image-steps of search and 360 of retraining (180 training images, batch 16)" in lines[1]
+    epochs = [line for line in lines if "] loss " in line]
+    assert [line.split(" [")[1].split("]")[0] for line in epochs] == ["1/2", "2/2", "1/2", "2/2"]
+    estimates = [line for line in lines if line.startswith("estimate")]
+    assert estimates[0].startswith("estimate: about ") and "ms per image-step" in estimates[0]
+    assert len(estimates) == 2 and estimates[1].startswith("estimate updated: about ")  # after retraining's first
+    assert _ok(runner.invoke(app, ["search", *FAST, "--out", "b", "--quiet"])).stderr == ""
+    trained = _ok(runner.invoke(app, ["train", "a", "--epochs", "1"])).stderr
+    assert "retraining run a" in trained and "[1/1] loss " in trained
+    profiled = _ok(runner.invoke(app, ["profile", "here", *QUICK_PROFILE])).stderr
+    assert "profiling tiny at 16 on here [" in profiled
+    exported = _ok(runner.invoke(app, ["export", "m.onnx", "--run", "a"])).stderr
+    assert "exported the tiny network of run a to m.onnx" in exported and "verifying m.onnx" in exported
+    assert "timing batch-1 latency" in exported
