@@ -269,6 +269,9 @@ class _Search:
                        else f"run {self.run.path}")
         plan = self._plan(state)
         self.c.log(_describe_plan(plan, self.c.data.size("train"), self.s.batch_size))
+        if self._default_budget():
+            self.c.log(f"FLOPs budget {format_flops(self.c.flops_budget)}: the default, {self._default_budget()} "
+                       "(--flops sets one)")
         clock = _Clock(plan, _epochs(history), self.c.log)
         try:
             with Bar(progress, echo, on_step=clock.step) as bar:
@@ -284,8 +287,22 @@ class _Search:
             raise KeyboardInterrupt(f"{_epochs(self.run.history()[: kept.get('history_rows', 0)])} epochs kept in "
                                     f"{self.run.path}; continue with {command}") from None
         summary = self._summary(arch, state)
+        summary["flops_budget_default"] = self._default_budget()
         self.run.write("summary.json", summary)
+        chance = 1 / self.c.num_classes
+        if summary["test_acc"] is not None and summary["test_acc"] < 1.5 * chance:
+            self.c.log(f"warning: test accuracy {100 * summary['test_acc']:.1f}% is at chance level "
+                       f"({100 * chance:.1f}% for {self.c.num_classes} classes): the network has learned little; "
+                       "retrain longer (--retrain-epochs, edgenas train) or check the data")
         return SearchResult(self.run.path, summary, self._report() if self.run.writer else None)
+
+    def _default_budget(self) -> str | None:
+        """How the FLOPs budget was chosen when none was given (None when one was)."""
+        if self.s.flops is not None:
+            return None
+        if self.c.space.spec.mobilenetv2_depths is not None:
+            return "MobileNetV2's FLOPs in this space"
+        return "the middle of the space's FLOPs range"
 
     def _plan(self, state: dict) -> list[tuple[str, str, float]]:
         """Every epoch of the run in order, as (phase, "search" or "retrain", image-steps): the weight steps' images,

@@ -90,7 +90,8 @@ def check_int8(fp32: Path, int8: Path, data, threads: int, warmup: int, repeats:
     drop = 100.0 * (fp32_accuracy - accuracy)
     result = {"file": str(int8), "accuracy": accuracy, "drop_points": drop, "max_drop_points": max_drop,
               "size_bytes": int8.stat().st_size, "fp32_size_bytes": fp32.stat().st_size,
-              "latency": latency, "latency_vs_fp32": latency["median_ms"] / fp32_latency_ms,
+              "latency": latency, "fp32_latency_ms": fp32_latency_ms,
+              "latency_vs_fp32": latency["median_ms"] / fp32_latency_ms,
               "kept": drop <= max_drop}
     if not result["kept"]:
         int8.unlink()

@@ -119,3 +119,37 @@ def test_long_work_shows_signs_of_life_off_a_terminal_and_quiet_silences_it(tmp_
     exported = _ok(runner.invoke(app, ["export", "m.onnx", "--run", "a"])).stderr
     assert "exported the tiny network of run a to m.onnx" in exported and "verifying m.onnx" in exported
     assert "timing batch-1 latency" in exported
+
+
+def test_ratios_say_faster_or_slower_and_defaults_and_chance_level_are_named(tmp_path, monkeypatch):
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "300")  # every cell on one line
+    runner = CliRunner()
+    # No --flops: the default budget is named; no retraining: the untrained network's accuracy is at chance level.
+    searched = _ok(runner.invoke(app, ["search", *FAST[:4], *FAST[6:], "--out", "runs/default"]))
+    assert "FLOPs budget 249.4K: the default, the middle of the space's FLOPs range (--flops sets one)" in \
+        searched.stderr
+    assert "default budget 249.4K: the middle of the space's FLOPs range" in searched.stdout
+    summary = json.loads((tmp_path / "runs" / "default" / "summary.json").read_text())
+    assert summary["test_acc"] < 0.15
+    assert f"warning: test accuracy {100 * summary['test_acc']:.1f}% is at chance level (10.0% for 10 classes)" in \
+        searched.stderr
+
+    exported = _ok(runner.invoke(app, ["export", "m.onnx", "--int8", "--max-drop", "100"]))
+    assert "run runs/default (the newest in ./runs; --run chooses another)" in exported.stderr
+    report = json.loads((tmp_path / "m.report.json").read_text())
+    ort, eager = report["latency_onnxruntime"]["median_ms"], report["latency_pytorch_eager"]["median_ms"]
+    word = "faster" if ort <= eager else "slower"
+    assert re.search(rf"ONNX Runtime is \d+\.\d\dx {word} than PyTorch eager", exported.stdout), exported.stdout
+    int8 = report["int8"]["latency"]["median_ms"]
+    word = "faster" if int8 <= ort else "slower"
+    assert re.search(rf"\d+\.\d\dx {word} than FP32 \({ort:.3f} ms\)", exported.stdout), exported.stdout
+    assert ("note: the INT8 file is" in exported.stderr) == (int8 > ort)
+    assert "x FP32)" not in exported.stdout and "(0." not in exported.stdout.split("latency")[1].split("\n")[0]
+
+    first = _ok(runner.invoke(app, ["profile", "here", *QUICK_PROFILE]))
+    assert "wrote latency_tables/here.json:" in first.stdout
+    again = _ok(runner.invoke(app, ["profile", "here", *QUICK_PROFILE]))
+    assert "wrote latency_tables/here.json (replacing the table that was there):" in again.stdout
