@@ -473,6 +473,31 @@ def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
         _print_run(result, as_json)
 
 
+@_command(name="runs")
+def list_runs(root: Annotated[Path, typer.Argument(help="The folder of runs.")] = Path("runs"),
+              as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """List the runs in ./runs: strategy, budget, FLOPs, test accuracy and state (finished, retraining,
+    interrupted)."""
+    from .runs import list_runs as find
+
+    found = find(root)
+    if as_json:
+        _print_json(found)
+        return
+    grid = Table("run", "strategy", "budget", "FLOPs (fvcore)", "test acc. (%)", "state", title=f"runs in {root}",
+                 caption="budget: FLOPs (and latency) the search was held to; test accuracy: top-1 on the test split "
+                         "after retraining; state: finished, retraining (searched, retraining not finished) or "
+                         "interrupted (search not finished); a run under way shows as not finished")
+    for r in found:
+        budget = "-" if r["flops_budget"] is None else format_flops(r["flops_budget"])
+        if r["latency_budget_ms"] is not None:
+            budget += f", {r['latency_budget_ms']:g} ms"
+        grid.add_row(Path(r["run"]).name, r["strategy"] or "-", budget,
+                     "-" if r["flops"] is None else format_flops(r["flops"]),
+                     "-" if r["test_acc"] is None else f"{100 * r['test_acc']:.2f}", r["state"])
+    _table_console().print(grid if found else f"no runs in {root}")
+
+
 @_command(name="eval")
 def evaluate_run(run: Annotated[Path, typer.Argument(help="A run folder.")],
                  as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
@@ -553,6 +578,8 @@ def export(
     max_drop: Annotated[float, typer.Option(help="Largest INT8 accuracy drop accepted, in points.")] = 1.0,
     allow_supernet_weights: Annotated[bool, typer.Option(help="Export a run that was not retrained, with the "
                                                          "supernet's weights.")] = False,
+    pt2: Annotated[bool, typer.Option("--pt2", help="Also write OUT.pt2 (torch.export), which PyTorch loads with "
+                                      "torch.export.load(...).module(), without edgenas.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     quiet: Quiet = False,
 ):
@@ -567,7 +594,10 @@ def export(
     result = export_onnx(run, out, opset=opset, verify=not no_verify, threads=threads, atol=atol,
                          table=table, int8=int8, max_drop=max_drop, allow_supernet_weights=allow_supernet_weights,
                          warn=lambda text: console.print(f"[yellow]{text}[/yellow]"),
-                         log=None if quiet else console.print)
+                         log=None if quiet else console.print, pt2=pt2)
+    if result.pt2 is not None:
+        console.print(f"wrote {result.pt2} (torch.export, same outputs as the network on random inputs; load it "
+                      "with torch.export.load(PATH).module(), no edgenas needed)")
     if no_verify:
         console.print(f"wrote {result.path} (not verified)")
         return
@@ -625,11 +655,12 @@ def _speed(ms: float, other_ms: float) -> str:
 @_command()
 def predict(
     model: Annotated[Path, typer.Argument(help="An ONNX file written by edgenas export.")],
-    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files, or folders of them.")],
     top: Annotated[int, typer.Option(help="How many classes to show per image.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
-    """Classify image files with ONNX Runtime alone, using the preprocessing stored in the model."""
+    """Classify image files (or every image in a folder) with ONNX Runtime alone, using the preprocessing stored in
+    the model."""
     from exporters.predict import predict as run_predict
 
     if not model.is_file():

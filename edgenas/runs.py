@@ -271,3 +271,35 @@ def load_run(path: str | Path) -> RunRecord:
         if not isinstance(data, dict) or key not in data:
             raise EdgeNASError(f"run {path}: {'config' if key == 'settings' else 'summary'}.json has no {key!r}")
     return RunRecord(run.path, config, summary, history)
+
+
+def list_runs(root: str | os.PathLike = "runs") -> list[dict]:
+    """Every run folder in `root` (oldest first): name, strategy, budgets, FLOPs, test accuracy and state.
+
+    State: `finished` (summary.json written), `retraining` (searched, arch.json written, retraining not finished:
+    stopped, or running now) or `interrupted` (the search not finished: stopped, or running now). A folder whose
+    files cannot be read is listed with the reason as its state.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise EdgeNASError(f"no runs folder {root} (runs are written there by `edgenas search`)")
+    found = []
+    for path in sorted((p for p in root.iterdir() if (p / "config.json").is_file()),
+                       key=lambda p: (p / "config.json").stat().st_mtime):
+        row = {"run": str(path), "strategy": None, "flops_budget": None, "latency_budget_ms": None, "flops": None,
+               "test_acc": None, "state": None}
+        try:
+            run = Run.open(path)
+            config = run.config()
+            budgets = config.get("resolved", {}).get("budgets", {})
+            row.update(strategy=config.get("settings", {}).get("strategy"), flops_budget=budgets.get("flops"),
+                       latency_budget_ms=budgets.get("latency_ms"))
+            if run.has("summary.json"):
+                summary = run.read("summary.json", "run summary")
+                row.update(state="finished", flops=summary.get("flops"), test_acc=summary.get("test_acc"))
+            else:
+                row["state"] = "retraining" if run.has("arch.json") else "interrupted"
+        except EdgeNASError as exc:
+            row["state"] = f"unreadable: {exc}"
+        found.append(row)
+    return found

@@ -32,6 +32,7 @@ class ExportResult:
     path: Path
     report: dict | None = None
     report_path: Path | None = None
+    pt2: Path | None = None  # OUT.pt2 (torch.export), when asked for
 
     @property
     def passed(self) -> bool | None:
@@ -40,12 +41,14 @@ class ExportResult:
 
 def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 17, verify: bool = True,
                 threads: int = 1, atol: float = 1e-4, table: str | None = None, int8: bool = False,
-                max_drop: float = 1.0, allow_supernet_weights: bool = False, warn=print, log=None) -> ExportResult:
+                max_drop: float = 1.0, allow_supernet_weights: bool = False, warn=print, log=None,
+                pt2: bool = False) -> ExportResult:
     """Export a run's retrained network to `out` (written atomically, after the ONNX checker accepts it); with
     `verify` (the default), prove it with ONNX Runtime (`verify.verify`) and write the report to OUT.report.json.
 
     A failed verification is not an exception: the result's `passed` is False and the report says why. `log`, when
-    given, receives one line as each phase starts (export, verification, latency, INT8).
+    given, receives one line as each phase starts (export, verification, latency, INT8). With `pt2`, also write
+    OUT.pt2 (`torch_export.py`), which PyTorch loads without edgenas.
     """
     out = Path(out)
     if out.suffix != ".onnx":
@@ -63,8 +66,13 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
     path = write_model(model, arch, describe, out, opset)
     if log is not None:
         log(f"exported the {arch.space} network of run {run} to {path} (ONNX opset {opset}, onnx.checker passed)")
+    scripted = None
+    if pt2:
+        from .torch_export import pt2_path, write_pt2
+
+        scripted = write_pt2(model, arch, describe, pt2_path(path))
     if not verify:
-        return ExportResult(path)
+        return ExportResult(path, pt2=scripted)
     from edgenas.files import write_json
 
     from .verify import verify as check
@@ -72,4 +80,4 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
     report = check(path, run, threads=threads, atol=atol, table=table, allow_supernet_weights=allow_supernet_weights,
                    int8=int8, max_drop=max_drop, log=log)
     report_path = write_json(path.with_suffix(".report.json"), report)
-    return ExportResult(path, report, report_path)
+    return ExportResult(path, report, report_path, scripted)

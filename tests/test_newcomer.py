@@ -153,3 +153,45 @@ def test_ratios_say_faster_or_slower_and_defaults_and_chance_level_are_named(tmp
     assert "wrote latency_tables/here.json:" in first.stdout
     again = _ok(runner.invoke(app, ["profile", "here", *QUICK_PROFILE]))
     assert "wrote latency_tables/here.json (replacing the table that was there):" in again.stdout
+
+
+def test_a_searched_model_is_usable_outside_edgenas_and_runs_are_listed(tmp_path, monkeypatch):
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    import edgenas
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "300")
+    runner = CliRunner()
+    _ok(runner.invoke(app, ["search", *FAST, "--out", "runs/done", "--quiet"]))
+    _ok(runner.invoke(app, ["export", "m.onnx", "--run", "runs/done", "--no-verify", "--pt2"]))
+    model = edgenas.load_model("runs/done")  # a plain torch.nn.Module, retrained weights
+    assert isinstance(model, torch.nn.Module) and not model.training and model.arch.space == "tiny"
+    scripted = torch.export.load(str(tmp_path / "m.pt2")).module()  # PyTorch alone reads it
+    x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(scripted(x), model(x), atol=1e-5)
+
+    folder = tmp_path / "photos" / "more"
+    folder.mkdir(parents=True)
+    for i, where in enumerate([folder.parent, folder]):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, dtype=np.uint8)).save(where / f"{i}.png")
+    (folder.parent / "notes.txt").write_text("not an image")
+    predicted = json.loads(_ok(runner.invoke(app, ["predict", "m.onnx", "photos", "--json"])).stdout)
+    assert [row["image"] for row in predicted] == ["photos/0.png", "photos/more/1.png"]
+
+    shutil.copytree(tmp_path / "runs" / "done", tmp_path / "runs" / "retraining")
+    (tmp_path / "runs" / "retraining" / "summary.json").unlink()
+    shutil.copytree(tmp_path / "runs" / "retraining", tmp_path / "runs" / "stopped")
+    (tmp_path / "runs" / "stopped" / "arch.json").unlink()
+    listed = _ok(runner.invoke(app, ["runs"])).stdout
+    summary = json.loads((tmp_path / "runs" / "done" / "summary.json").read_text())
+    done = next(line for line in listed.splitlines() if "│ done " in line)
+    for cell in ("random", "250.0K", f"{summary['flops'] / 1e3:.1f}K", f"{100 * summary['test_acc']:.2f}",
+                 "finished"):
+        assert cell in done, done
+    assert "retraining" in next(line for line in listed.splitlines() if "│ retraining " in line)
+    assert "interrupted" in next(line for line in listed.splitlines() if "│ stopped " in line)
