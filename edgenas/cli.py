@@ -83,7 +83,23 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: a flag shows as a flag, where rich help printed `<bool>` after it
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        sys.stdout.write(f"edgenas {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="Print the version of edgenas and exit.")] = False) -> None:
+    """Find, prove and ship small image classifiers for edge devices."""
 
 
 def _command(**kwargs):
@@ -576,8 +592,10 @@ def export(
     int8: Annotated[bool, typer.Option("--int8", help="Also write OUT.int8.onnx (static INT8, QDQ, per-channel).")
                     ] = False,
     max_drop: Annotated[float, typer.Option(help="Largest INT8 accuracy drop accepted, in points.")] = 1.0,
-    allow_supernet_weights: Annotated[bool, typer.Option(help="Export a run that was not retrained, with the "
-                                                         "supernet's weights.")] = False,
+    allow_supernet_weights: Annotated[bool, typer.Option("--allow-supernet-weights", help="Export a run that was "
+                                                         "not retrained, with the supernet's weights.")] = False,
+    keep_failed: Annotated[bool, typer.Option("--keep-failed", help="Keep the ONNX file when its verification "
+                                              "fails (default: delete it, keep the report).")] = False,
     pt2: Annotated[bool, typer.Option("--pt2", help="Also write OUT.pt2 (torch.export), which PyTorch loads with "
                                       "torch.export.load(...).module(), without edgenas.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -594,7 +612,7 @@ def export(
     result = export_onnx(run, out, opset=opset, verify=not no_verify, threads=threads, atol=atol,
                          table=table, int8=int8, max_drop=max_drop, allow_supernet_weights=allow_supernet_weights,
                          warn=lambda text: console.print(f"[yellow]{text}[/yellow]"),
-                         log=None if quiet else console.print, pt2=pt2)
+                         log=None if quiet else console.print, pt2=pt2, keep_failed=keep_failed)
     if result.pt2 is not None:
         console.print(f"wrote {result.pt2} (torch.export, same outputs as the network on random inputs; load it "
                       "with torch.export.load(PATH).module(), no edgenas needed)")
@@ -614,8 +632,10 @@ def export(
                       "than the FP32 file here (ONNX Runtime, batch 1): it saves size, not time, on this "
                       "machine[/yellow]")
     if not result.passed:
-        raise EdgeNASError(f"verification failed: {'; '.join(result.report['failures'])} "
-                           f"(report: {result.report_path})")
+        deleted = "; ".join(result.report["failures"])
+        if result.report.get("deleted"):
+            deleted += f"; {result.path} was deleted (--keep-failed keeps it)"
+        raise EdgeNASError(f"verification failed: {deleted} (report: {result.report_path})")
 
 
 def _print_report(report: dict, path: Path, report_path: Path) -> None:

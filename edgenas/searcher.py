@@ -119,9 +119,10 @@ class _Context:
             else:
                 flops = (low + high) // 2
         if flops < low:
+            unit = f" (a number without a unit counts FLOPs: did you mean {flops}M?)" if flops < 1000 else ""
             raise EdgeNASError(f"FLOPs budget {format_flops(flops)} is infeasible: the smallest network of space "
                                f"{space.name} at {space.resolution}x{space.resolution}, width {space.width_mult}, "
-                               f"{self.num_classes} classes has {format_flops(low)} FLOPs")
+                               f"{self.num_classes} classes has {format_flops(low)} FLOPs{unit}")
         self.flops_binds = flops < high
         if not self.flops_binds:
             self.log(f"FLOPs budget {format_flops(flops)} does not bind: the largest network has "

@@ -42,11 +42,12 @@ class ExportResult:
 def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 17, verify: bool = True,
                 threads: int = 1, atol: float = 1e-4, table: str | None = None, int8: bool = False,
                 max_drop: float = 1.0, allow_supernet_weights: bool = False, warn=print, log=None,
-                pt2: bool = False) -> ExportResult:
+                pt2: bool = False, keep_failed: bool = False) -> ExportResult:
     """Export a run's retrained network to `out` (written atomically, after the ONNX checker accepts it); with
     `verify` (the default), prove it with ONNX Runtime (`verify.verify`) and write the report to OUT.report.json.
 
-    A failed verification is not an exception: the result's `passed` is False and the report says why. `log`, when
+    A failed verification is not an exception: the result's `passed` is False and the report says why; when the
+    FP32 file fails (outputs or agreement), it and its INT8 file are deleted, unless `keep_failed`. `log`, when
     given, receives one line as each phase starts (export, verification, latency, INT8). With `pt2`, also write
     OUT.pt2 (`torch_export.py`), which PyTorch loads without edgenas.
     """
@@ -55,6 +56,8 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
         raise EdgeNASError(f"bad output file {out}: expected a name ending in .onnx")
     if threads < 1:
         raise EdgeNASError(f"bad --threads {threads}: expected 1 or more")
+    if max_drop < 0:
+        raise EdgeNASError(f"bad --max-drop {max_drop:g}: expected 0 or more points of accuracy")
     if int8 and not verify:
         raise EdgeNASError("--int8 needs the verification (its accuracy is checked against FP32): drop --no-verify")
     model, arch, describe = load_run_network(run, allow_supernet_weights, warn)
@@ -75,9 +78,17 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
         return ExportResult(path, pt2=scripted)
     from edgenas.files import write_json
 
+    from .verify import MIN_AGREEMENT
     from .verify import verify as check
 
     report = check(path, run, threads=threads, atol=atol, table=table, allow_supernet_weights=allow_supernet_weights,
                    int8=int8, max_drop=max_drop, log=log)
+    fp32_failed = report["outputs"]["max_abs_diff"] > atol or report["top1_agreement"] < MIN_AGREEMENT
+    if fp32_failed and not keep_failed:  # (an INT8 drop beyond --max-drop deletes the INT8 file alone)
+        from .quantize import int8_path
+
+        path.unlink(missing_ok=True)
+        int8_path(path).unlink(missing_ok=True)
+        report["deleted"] = [str(path), str(int8_path(path))]
     report_path = write_json(path.with_suffix(".report.json"), report)
     return ExportResult(path, report, report_path, scripted)

@@ -195,3 +195,45 @@ def test_a_searched_model_is_usable_outside_edgenas_and_runs_are_listed(tmp_path
         assert cell in done, done
     assert "retraining" in next(line for line in listed.splitlines() if "│ retraining " in line)
     assert "interrupted" in next(line for line in listed.splitlines() if "│ stopped " in line)
+
+
+def test_help_and_readme_agree_with_the_cli(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from edgenas import __version__
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert _ok(runner.invoke(app, ["--version"])).stdout == f"edgenas {__version__}\n"
+    shown = _ok(runner.invoke(app, ["search", "-h"])).stdout
+    assert "<bool>" not in shown and "--no-flip " in shown and "--quiet" in shown
+    assert "One plain line per epoch" in shown
+    space = _ok(runner.invoke(app, ["space", "tiny"])).stdout
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    ends = [line.split()[1] for line in space.splitlines() if line.startswith(("smallest", "largest"))]
+    assert f"`edgenas space tiny`: {ends[0]} to {ends[1]} FLOPs with 1000 classes" in readme
+
+    refused = runner.invoke(app, ["search", *FAST[:4], "--flops", "20"])
+    assert refused.exit_code == 1 and "did you mean 20M?" in refused.output
+    refused = runner.invoke(app, ["export", "m.onnx", "--run", "nowhere", "--max-drop", "-1"])
+    assert refused.exit_code == 1 and "bad --max-drop -1: expected 0 or more" in refused.output
+
+    _ok(runner.invoke(app, ["search", *FAST, "--out", "run", "--quiet"]))
+    failed = runner.invoke(app, ["export", "m.onnx", "--run", "run", "--atol", "1e-12", "--quiet"])
+    report = json.loads((tmp_path / "m.report.json").read_text())
+    assert failed.exit_code == 1 and not report["passed"], failed.output  # ONNX Runtime and PyTorch differ a bit
+    assert "m.onnx was deleted (--keep-failed keeps it)" in failed.output and not (tmp_path / "m.onnx").exists()
+    kept = runner.invoke(app, ["export", "m.onnx", "--run", "run", "--atol", "1e-12", "--quiet", "--keep-failed"])
+    assert kept.exit_code == 1 and (tmp_path / "m.onnx").is_file()
+
+
+def test_the_readme_python_snippets_run_as_written_in_an_empty_folder(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    snippets = [block.split("```")[0] for block in readme.split("```python\n")[1:]]
+    assert len(snippets) == 3
+    monkeypatch.chdir(tmp_path)
+    for snippet in snippets:
+        exec(compile(snippet, "README.md", "exec"), {"__name__": "__readme__"})
+    assert (tmp_path / "runs" / "mine" / "summary.json").is_file() and (tmp_path / "out" / "model.pt2").is_file()
