@@ -1,13 +1,14 @@
 """edgenas: find, prove and ship small image classifiers for edge devices.
 
-The Python API: `edgenas.search(...)` and `edgenas.profile(...)` (see `api.py`), `exporters.export_onnx(...)`.
+The Python API: `edgenas.search(...)` and `edgenas.profile(...)` (see `api.py`), `edgenas.load_model(run)` (a run's
+network as a plain `torch.nn.Module`), `exporters.export_onnx(...)`.
 Importing this package does not import torch; the functions that need it import it.
 """
 
 from .errors import EdgeNASError
 
 __version__ = "0.1.0"
-__all__ = ["EdgeNASError", "__version__", "profile", "search"]
+__all__ = ["EdgeNASError", "__version__", "load_model", "profile", "search"]
 
 
 def search(data=None, **options):
@@ -15,6 +16,17 @@ def search(data=None, **options):
     from .api import search as run
 
     return run(data, **options)
+
+
+def load_model(run, weights: str = "model.pt"):
+    """A run's network with its retrained weights (`weights="inherited.pt"`: the supernet's) as a plain
+    `torch.nn.Module` in eval mode, loaded with `torch.load(weights_only=True)`; it takes N x 3 x R x R float
+    images normalised with the run's mean and std and returns logits. Its architecture is `model.arch`."""
+    from .searcher import load_model as load
+
+    model, arch = load(run, weights)
+    model.arch = arch
+    return model
 
 
 def profile(device: str, space: str = "mobile", **options):

@@ -32,6 +32,11 @@ def search(data: str | os.PathLike | None = None, *, flops: int | str | None = N
         raise EdgeNASError(f"unknown search setting(s) {', '.join(unknown)}: expected some of "
                            f"{', '.join(sorted(known))}")
     if resume is not None:
+        ignored = [name for name, value in (("data", data), ("flops", flops), ("latency", latency), ("table", table),
+                                            ("out", out)) if value is not None] + sorted(settings)
+        if ignored:
+            (log or silent)(f"note: resume={str(resume)!r} keeps the settings the run was started with; ignoring "
+                            f"{', '.join(ignored)}")
         return run_search(resume=resume, progress=progress, log=log or silent)
     chosen = SearchSettings(
         data=None if data is None else str(data),

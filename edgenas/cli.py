@@ -83,7 +83,23 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: a flag shows as a flag, where rich help printed `<bool>` after it
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        sys.stdout.write(f"edgenas {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="Print the version of edgenas and exit.")] = False) -> None:
+    """Find, prove and ship small image classifiers for edge devices."""
 
 
 def _command(**kwargs):
@@ -97,8 +113,9 @@ def _command(**kwargs):
             except EdgeNASError as exc:
                 _print_error(str(exc))
                 raise typer.Exit(1) from None
-            except KeyboardInterrupt:
-                Console(stderr=True).print("[red]interrupted[/red]")
+            except KeyboardInterrupt as exc:  # its message, if any, says what was kept and how to continue
+                Console(stderr=True, highlight=False, soft_wrap=True).print(
+                    "[red]interrupted[/red]" + (f": {escape(str(exc))}" if str(exc) else ""))
                 raise typer.Exit(130) from None
 
         return app.command(**kwargs)(wrapper)
@@ -174,20 +191,24 @@ def _print_run(result, as_json: bool) -> None:
         Console(soft_wrap=True, highlight=False).print(f"report: {report}")
 
 
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notices: the result only.")]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="One plain line per step (for logs, where no bar is "
-                                       "drawn: bars appear only on a terminal and never with CI=true).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no progress lines and no notices: "
+                                     "the result only.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="One plain line per epoch instead of the progress bar "
+                                       "(the default off a terminal: in logs, pipes and with CI=true).")]
 
 
 def _output(quiet: bool, verbose: bool, as_json: bool):
-    """(progress bar wanted, notice printer, per-step line printer) for --quiet, --verbose and --json."""
+    """(progress bar wanted, notice printer, progress line printer) for --quiet, --verbose and --json.
+
+    A bar is drawn on a terminal only; elsewhere (a log, a pipe, CI) progress comes as plain lines on stderr, so
+    that long work shows signs of life. --quiet silences both; --verbose asks for lines on a terminal too."""
     from .progress import silent, wanted
 
     console = Console(stderr=True, soft_wrap=True, highlight=False)
     if quiet and verbose:
         raise EdgeNASError("--quiet and --verbose together: choose one")
-    return (wanted(not (quiet or as_json)), silent if quiet else console.print,
-            console.print if verbose else None)
+    bar = wanted(not (quiet or as_json or verbose))
+    return bar, silent if quiet else console.print, None if quiet or bar else console.print
 
 
 _FLOPS_HOW = "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1"
@@ -227,21 +248,24 @@ def profile(
     from .space import get_space
 
     console = Console(stderr=True, soft_wrap=True)
-    progress, _, _ = _output(quiet, False, as_json)
+    progress, _, echo = _output(quiet, False, as_json)
     if export_blocks is not None:
         path = device_timings.export_blocks(device, get_space(space, resolution, width_mult), export_blocks,
-                                           validate=validate, seed=seed, progress=progress)
+                                           validate=validate, seed=seed, progress=progress, echo=echo)
         console.print(f"wrote {path}: time each file on the device, then run "
                       f"`edgenas profile {device} --import-timings TIMINGS.csv --manifest {path}`")
         return
+    target = out if out is not None else Path("latency_tables") / f"{device}.json"
+    replaced = target.is_file()
     if import_timings is not None:
         path, table = device_timings.import_timings(device, import_timings, manifest, out)
     else:
         path, table = profiler.profile(device, get_space(space, resolution, width_mult), threads=threads,
                                        provider=provider, backend=backend, warmup=warmup, repeats=repeats,
                                        passes=passes, validate=validate, seed=seed, out=out,
-                                       progress=progress, fresh=fresh, log=console.print)
+                                       progress=progress, fresh=fresh, log=console.print, echo=echo)
     summary = table.summary(str(path))
+    summary["replaced_existing"] = replaced
     if as_json:
         _print_json(summary)
     else:
@@ -251,7 +275,8 @@ def profile(
 def _print_table_summary(summary: dict) -> None:
     console = Console(soft_wrap=True, highlight=False)
     runtime = summary["runtime"]
-    console.print(f"wrote {summary['path']}: {summary['entries']} entries, {summary['space']} at "
+    replaced = " (replacing the table that was there)" if summary.get("replaced_existing") else ""
+    console.print(f"wrote {summary['path']}{replaced}: {summary['entries']} entries, {summary['space']} at "
                   f"{summary['resolution']}x{summary['resolution']} (width {summary['width_mult']}), "
                   f"{runtime.get('backend')} {runtime.get('version', '')} {runtime.get('provider', '')} "
                   f"{runtime.get('threads', '?')} thread(s)")
@@ -358,6 +383,7 @@ def _settings_options(func):
 @_command()
 @_settings_options
 def search(
+    ctx: typer.Context,
     data: Annotated[Path | None, typer.Option(help="ImageFolder root, CIFAR python folder or .npz (default: the "
                                               "embedded handwritten digits).")] = None,
     space: Annotated[str, typer.Option(help="Search space.")] = "mobile-small",
@@ -389,7 +415,9 @@ def search(
     test_per_class: Annotated[int | None, typer.Option(help="Use at most this many test images per class.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/DATE-STRATEGY-BUDGET).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder, created with its parents (default: "
+                                             "runs/DATE-TIME-STRATEGY-BUDGET-seedSEED, then -2, -3... if taken)."
+                                             )] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue a stopped run (its settings are reused).")] = None,
     nproc: Annotated[int | None, typer.Option(help="Processes, one per GPU (or CPU share): runs this command "
                                               "under torchrun with DistributedDataParallel.")] = None,
@@ -414,10 +442,27 @@ def search(
         flip=False if no_flip else None, memory_gb=memory_gb, train_per_class=train_per_class,
         test_per_class=test_per_class, seed=seed, device=device, **declared)
     progress, log, echo = _output(quiet, verbose, as_json)
+    if resume is not None:
+        ignored = _given_settings(ctx, ("resume", "nproc", "as_json", "quiet", "verbose"))
+        if ignored:
+            log(f"note: --resume {resume} keeps the settings the run was started with ({resume}/config.json); "
+                f"ignoring {', '.join(ignored)}")
     with _rank() as prints:
         result = run_search(settings, out=out, resume=resume, progress=progress, log=log, echo=echo)
     if prints:
         _print_run(result, as_json)
+
+
+def _given_settings(ctx: typer.Context, skip: tuple[str, ...]) -> list[str]:
+    """The options given on the command line (not left at their defaults), as typed: `--flops 300K`, `--no-flip`."""
+    given = []
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if param.name in skip or source is None or source.name != "COMMANDLINE":
+            continue
+        value = ctx.params[param.name]
+        given.append(param.opts[0] if param.is_flag else f"{param.opts[0]} {value}")
+    return given
 
 
 def _print_summary(run: Path, summary: dict) -> None:
@@ -426,7 +471,10 @@ def _print_summary(run: Path, summary: dict) -> None:
     arch = summary["arch"]
     grid.add_row("architecture", " ".join(arch["layers"]),
                  f"{arch['space']} at {arch['resolution']}x{arch['resolution']}, width {arch['width_mult']}")
-    grid.add_row("FLOPs", f"{format_flops(summary['flops'])} (budget {format_flops(summary['flops_budget'])})",
+    default = summary.get("flops_budget_default")
+    budget = f"default budget {format_flops(summary['flops_budget'])}: {default}" if default else \
+        f"budget {format_flops(summary['flops_budget'])}"
+    grid.add_row("FLOPs", f"{format_flops(summary['flops'])} ({budget})",
                  "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1")
     if summary["predicted_latency_ms"] is not None:
         budget = summary["latency_budget_ms"]
@@ -464,6 +512,31 @@ def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
         result = retrain(run, epochs=epochs, progress=progress, log=log, echo=echo, resume=resume)
     if prints:
         _print_run(result, as_json)
+
+
+@_command(name="runs")
+def list_runs(root: Annotated[Path, typer.Argument(help="The folder of runs.")] = Path("runs"),
+              as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """List the runs in ./runs: strategy, budget, FLOPs, test accuracy and state (finished, retraining,
+    interrupted)."""
+    from .runs import list_runs as find
+
+    found = find(root)
+    if as_json:
+        _print_json(found)
+        return
+    grid = Table("run", "strategy", "budget", "FLOPs (fvcore)", "test acc. (%)", "state", title=f"runs in {root}",
+                 caption="budget: FLOPs (and latency) the search was held to; test accuracy: top-1 on the test split "
+                         "after retraining; state: finished, retraining (searched, retraining not finished) or "
+                         "interrupted (search not finished); a run under way shows as not finished")
+    for r in found:
+        budget = "-" if r["flops_budget"] is None else format_flops(r["flops_budget"])
+        if r["latency_budget_ms"] is not None:
+            budget += f", {r['latency_budget_ms']:g} ms"
+        grid.add_row(Path(r["run"]).name, r["strategy"] or "-", budget,
+                     "-" if r["flops"] is None else format_flops(r["flops"]),
+                     "-" if r["test_acc"] is None else f"{100 * r['test_acc']:.2f}", r["state"])
+    _table_console().print(grid if found else f"no runs in {root}")
 
 
 @_command(name="eval")
@@ -544,8 +617,12 @@ def export(
     int8: Annotated[bool, typer.Option("--int8", help="Also write OUT.int8.onnx (static INT8, QDQ, per-channel).")
                     ] = False,
     max_drop: Annotated[float, typer.Option(help="Largest INT8 accuracy drop accepted, in points.")] = 1.0,
-    allow_supernet_weights: Annotated[bool, typer.Option(help="Export a run that was not retrained, with the "
-                                                         "supernet's weights.")] = False,
+    allow_supernet_weights: Annotated[bool, typer.Option("--allow-supernet-weights", help="Export a run that was "
+                                                         "not retrained, with the supernet's weights.")] = False,
+    keep_failed: Annotated[bool, typer.Option("--keep-failed", help="Keep the ONNX file when its verification "
+                                              "fails (default: delete it, keep the report).")] = False,
+    pt2: Annotated[bool, typer.Option("--pt2", help="Also write OUT.pt2 (torch.export), which PyTorch loads with "
+                                      "torch.export.load(...).module(), without edgenas.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     quiet: Quiet = False,
 ):
@@ -553,9 +630,17 @@ def export(
     from exporters.export import export_onnx, newest_run
 
     console = Console(stderr=True, soft_wrap=True, highlight=False)
-    result = export_onnx(run or newest_run(), out, opset=opset, verify=not no_verify, threads=threads, atol=atol,
+    if run is None:
+        run = newest_run()
+        if not quiet:
+            console.print(f"run {run} (the newest in ./runs; --run chooses another)")
+    result = export_onnx(run, out, opset=opset, verify=not no_verify, threads=threads, atol=atol,
                          table=table, int8=int8, max_drop=max_drop, allow_supernet_weights=allow_supernet_weights,
-                         warn=lambda text: console.print(f"[yellow]{text}[/yellow]"))
+                         warn=lambda text: console.print(f"[yellow]{text}[/yellow]"),
+                         log=None if quiet else console.print, pt2=pt2, keep_failed=keep_failed)
+    if result.pt2 is not None:
+        console.print(f"wrote {result.pt2} (torch.export, same outputs as the network on random inputs; load it "
+                      "with torch.export.load(PATH).module(), no edgenas needed)")
     if no_verify:
         console.print(f"wrote {result.path} (not verified)")
         return
@@ -566,9 +651,16 @@ def export(
                                                        f"(report: {result.report_path})")
     else:
         _print_report(result.report, result.path, result.report_path)
+    q = result.report["int8"]
+    if q and q["file"] and q["latency"]["median_ms"] > q["fp32_latency_ms"] and not quiet:
+        console.print(f"[yellow]note: the INT8 file is {_speed(q['latency']['median_ms'], q['fp32_latency_ms'])} "
+                      "than the FP32 file here (ONNX Runtime, batch 1): it saves size, not time, on this "
+                      "machine[/yellow]")
     if not result.passed:
-        raise EdgeNASError(f"verification failed: {'; '.join(result.report['failures'])} "
-                           f"(report: {result.report_path})")
+        deleted = "; ".join(result.report["failures"])
+        if result.report.get("deleted"):
+            deleted += f"; {result.path} was deleted (--keep-failed keeps it)"
+        raise EdgeNASError(f"verification failed: {deleted} (report: {result.report_path})")
 
 
 def _print_report(report: dict, path: Path, report_path: Path) -> None:
@@ -581,7 +673,8 @@ def _print_report(report: dict, path: Path, report_path: Path) -> None:
                  f"{100 * report['accuracy_pytorch']:.2f}%", "top-1 on the test split")
     ort, eager = report["latency_onnxruntime"], report["latency_pytorch_eager"]
     grid.add_row("latency", f"ONNX Runtime {ort['median_ms']:.3f} ms (p90 {ort['p90_ms']:.3f}), PyTorch eager "
-                 f"{eager['median_ms']:.3f} ms ({report['onnxruntime_vs_pytorch']:.2f}x)", report["latency_method"])
+                 f"{eager['median_ms']:.3f} ms: ONNX Runtime is {_speed(ort['median_ms'], eager['median_ms'])} "
+                 "than PyTorch eager", report["latency_method"])
     if report["table"]:
         t = report["table"]
         grid.add_row("table prediction", f"{t['predicted_ms']:.3f} ms ({t['error_pct']:+.1f}% vs measured)",
@@ -590,20 +683,29 @@ def _print_report(report: dict, path: Path, report_path: Path) -> None:
         q = report["int8"]
         grid.add_row("INT8", f"accuracy {100 * q['accuracy']:.2f}% (drop {q['drop_points']:.2f} points), "
                      f"{q['size_bytes'] / 1e6:.2f} MB vs {q['fp32_size_bytes'] / 1e6:.2f} MB, "
-                     f"{q['latency']['median_ms']:.3f} ms ({q['latency_vs_fp32']:.2f}x FP32)",
+                     f"{q['latency']['median_ms']:.3f} ms, {_speed(q['latency']['median_ms'], q['fp32_latency_ms'])} "
+                     f"than FP32 ({q['fp32_latency_ms']:.3f} ms)",
                      q["file"] or "deleted: drop above --max-drop")
     grid.add_row("verdict", "[green]passed[/green]" if report["passed"] else "[red]failed[/red]", "")
     _table_console().print(grid)
 
 
+def _speed(ms: float, other_ms: float) -> str:
+    """How `ms` compares with `other_ms`, in words that cannot be misread: `3.20x faster`, `1.42x slower`."""
+    if ms <= other_ms:
+        return f"{other_ms / ms:.2f}x faster" if ms > 0 else "faster"
+    return f"{ms / other_ms:.2f}x slower"
+
+
 @_command()
 def predict(
     model: Annotated[Path, typer.Argument(help="An ONNX file written by edgenas export.")],
-    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files, or folders of them.")],
     top: Annotated[int, typer.Option(help="How many classes to show per image.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
-    """Classify image files with ONNX Runtime alone, using the preprocessing stored in the model."""
+    """Classify image files (or every image in a folder) with ONNX Runtime alone, using the preprocessing stored in
+    the model."""
     from exporters.predict import predict as run_predict
 
     if not model.is_file():

@@ -14,7 +14,7 @@ from pathlib import Path
 from .errors import EdgeNASError
 from .files import atomic_write_bytes
 from .plots import new_figure, png, table_name
-from .report import load_run
+from .runs import load_run
 
 
 @dataclass

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from .errors import EdgeNASError
-from .files import atomic_write_bytes, read_json, write_json
+from .files import atomic_write_bytes, make_folder, read_json, write_json
 from .latency import SCHEMA, LatencyTable, validate_table
 from .profiler import build_table, check_device_name, count_bar, network_piece, space_pieces, validation_archs
 from .space import Space, get_space
@@ -21,20 +21,19 @@ TIMINGS_HELP = ("Timings file: CSV with a header row holding 'key' and 'median_m
 
 
 def export_blocks(device: str, space: Space, folder: str | os.PathLike, *, validate: int = 20, seed: int = 0,
-                  opset: int = 17, progress: bool = True) -> Path:
+                  opset: int = 17, progress: bool = True, echo=None) -> Path:
     """Write every piece and validation network as ONNX plus a manifest, to be timed on the device itself."""
     from exporters.onnx_export import to_onnx
 
     check_device_name(device)
     folder = Path(folder)
-    if not folder.parent.is_dir():
-        raise EdgeNASError(f"cannot write {folder}: folder {folder.parent} does not exist")
-    folder.mkdir(exist_ok=True)
+    make_folder(folder)
     pieces = space_pieces(space)
     archs = validation_archs(space, validate, seed) if validate else []
     networks = [network_piece(name, arch) for name, arch in archs]
     records: list[dict] = []
-    with count_bar(progress, f"exporting {len(pieces) + len(networks)} models", len(pieces) + len(networks)) as advance:
+    with count_bar(progress, f"exporting {len(pieces) + len(networks)} models", len(pieces) + len(networks),
+                   echo) as advance:
         for i, piece in enumerate(pieces + networks):
             file = f"{i:04d}.onnx"
             atomic_write_bytes(folder / file, to_onnx(piece.build(), piece.input_shape, opset=opset))
@@ -112,8 +111,7 @@ def import_timings(device: str, timings_file: str | os.PathLike, manifest_file: 
     entries = {key: timings[key] for key in piece_keys}
     networks = {key: value["median_ms"] for key, value in timings.items() if key.startswith("net:")}
     path = Path(out) if out is not None else Path("latency_tables") / f"{device}.json"
-    if out is None:
-        path.parent.mkdir(exist_ok=True)
+    make_folder(path.parent)
     runtime = runtime or {"backend": "imported", "source": str(timings_path), "opset": manifest.get("opset")}
     data = build_table(device, space, runtime, entries, networks, archs, 0, 0, 0,
                        {"note": "measured on the device by the user; see runtime.source"})

@@ -1,4 +1,5 @@
-"""Files: atomic writes (temp file in the same folder, fsync, rename) and JSON reading with one-line errors.
+"""Files: atomic writes (temp file in the same folder, fsync, rename), folders made as `mkdir -p` does or claimed
+under a unique name, and JSON reading with one-line errors.
 
 A reader never sees a half-written file, and a failed write leaves the previous file as it was.
 """
@@ -47,6 +48,35 @@ def _file_mode(path: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def make_folder(path: str | os.PathLike) -> Path:
+    """Create `path` and any missing parents, as `mkdir -p` does; a failure is one `EdgeNASError` naming it."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgeNASError(f"cannot create folder {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def claim_folder(base: str | os.PathLike) -> Path:
+    """Create a new, empty folder named `base`, else `base-2`, `base-3`, ...: the first name no one holds.
+
+    Each try is one atomic mkdir, so two processes that chose the same name in the same second get two folders.
+    """
+    base = Path(base)
+    make_folder(base.parent)
+    for number in range(1, 10_000):
+        path = base if number == 1 else base.with_name(f"{base.name}-{number}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise EdgeNASError(f"cannot create folder {path}: {exc.strerror or exc}") from None
+        return path
+    raise EdgeNASError(f"cannot create folder {base}: 9,999 folders of that name exist already")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -156,11 +156,25 @@ def validate_table(data: Any, source: str) -> LatencyTable:
     return LatencyTable(data, source)
 
 
+def shipped_folder() -> Path:
+    """The tables shipped with edgenas: package data of `edgenas.latency_tables`, found with importlib.resources.
+
+    pyproject.toml maps the repository's top-level latency_tables/ folder to that name, which no folder in the
+    working directory can shadow (`edgenas profile` writes ./latency_tables/, and `python -m edgenas`, torchrun
+    and `--nproc` put the working directory first on sys.path). A source checkout used without installing it
+    (PYTHONPATH) has no such package: its folder beside edgenas/ is the same files.
+    """
+    from importlib import resources
+
+    try:
+        return Path(str(resources.files("edgenas.latency_tables")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / "latency_tables"
+
+
 def table_dirs() -> list[Path]:
     """Where tables are looked for by device name: ./latency_tables, then the tables shipped with edgenas."""
-    import latency_tables
-
-    return [Path.cwd() / "latency_tables", latency_tables.FOLDER]
+    return [Path.cwd() / "latency_tables", shipped_folder()]
 
 
 def find_table_path(name: str) -> Path:

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from .runs import RunRecord
 from .space import SKIP, Space
 from .units import format_flops
-
-if TYPE_CHECKING:
-    from .report import RunRecord
 
 _NA, _KEPT = "#eeeeee", "#4c8fd6"
 

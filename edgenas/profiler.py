@@ -25,7 +25,7 @@ from typing import Any
 from .arch import Arch
 from .calibration import calibrate, fit
 from .errors import EdgeNASError
-from .files import atomic_write_bytes, write_json
+from .files import atomic_write_bytes, make_folder, write_json
 from .latency import (
     HEAD_CLASSES,
     SCHEMA,
@@ -305,24 +305,22 @@ def build_table(device: str, space: Space, runtime: dict, entries: dict, network
 def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu", backend: str = "ort",
             warmup: int = 10, repeats: int = 50, passes: int = 5, validate: int = 20, seed: int = 0,
             out: str | os.PathLike | None = None, progress: bool = True, fresh: bool = False,
-            log: Callable[[str], None] = print) -> tuple[Path, LatencyTable]:
+            log: Callable[[str], None] = print, echo: Callable[[str], None] | None = None) -> tuple[Path, LatencyTable]:
     """Measure `space` on this machine and write its latency table atomically.
 
     Each timing is journaled in `OUT.partial` as soon as it is measured; a profile that was killed or interrupted
     continues from there when run again with the same settings (`fresh` discards the journal). The journal is keyed
     by everything that shapes a timing, so another space, resolution, width, runtime, thread count, host or timing
-    protocol never reuses it; it is removed once the table is written.
+    protocol never reuses it; it is removed once the table is written. Without a bar, `echo` gets a plain line
+    every 30 s at most (and at the end).
     """
     check_device_name(device)
     if validate < 0:
         raise EdgeNASError(f"bad --validate {validate}: expected 0 or more networks")
     _check_timing(warmup, repeats, passes)
     path = Path(out) if out is not None else Path("latency_tables") / f"{device}.json"
-    if out is not None and not path.parent.is_dir():
-        raise EdgeNASError(f"cannot write {path}: folder {path.parent} does not exist")
     timer = make_backend(backend, threads, provider)
-    if out is None:
-        path.parent.mkdir(exist_ok=True)
+    make_folder(path.parent)  # once the settings are checked: a refused profile creates nothing
     pieces = space_pieces(space)
     archs = validation_archs(space, validate, seed) if validate else []
     nets = [network_piece(name, arch) for name, arch in archs]
@@ -336,7 +334,7 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
                             passes, repeats, fresh, log)
     try:
         with count_bar(progress, f"profiling {space.name} at {space.resolution} on {device}",
-                       (len(pieces) + len(nets)) * (passes + 1)) as advance:
+                       (len(pieces) + len(nets)) * (passes + 1), echo) as advance:
             start = time.perf_counter()
             entries = measure(pieces, timer, warmup, repeats, passes, advance, journal)
             middle = time.perf_counter()
@@ -459,11 +457,13 @@ def check_device_name(device: str) -> None:
 
 
 @contextlib.contextmanager
-def count_bar(enabled: bool, description: str, total: int) -> Iterator[Callable[[str], None]]:
-    """A progress bar over `total` timings (or nothing); yields the callback that marks one done, by its key."""
+def count_bar(enabled: bool, description: str, total: int,
+              echo: Callable[[str], None] | None = None) -> Iterator[Callable[[str], None]]:
+    """A progress bar over `total` timings (or, without one, a plain line to `echo` every 30 s at most); yields the
+    callback that marks one done, by its key."""
     from .progress import Bar
 
-    with Bar(enabled) as bar:
+    with Bar(enabled, echo, every=30.0) as bar:
         bar.begin(total, description)
         yield lambda key: bar.step(key)
 

@@ -1,13 +1,15 @@
 """Progress of long work (profiling, searching, retraining): a rich bar on a terminal, plain lines or silence elsewhere.
 
 A bar is drawn only when asked for, when stderr is a terminal and when `CI` is not set: piped output and CI logs
-get no control characters. Without a bar, `echo` (the CLI's `--verbose`) receives one plain line per step.
+get no control characters. Without a bar, `echo` receives plain lines instead (the CLI's default off a terminal,
+and its `--verbose`): one per step, or with `every` at most one per that many seconds (and the last step's).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 
 
@@ -25,9 +27,13 @@ def wanted(requested: bool = True) -> bool:
 class Bar:
     """Steps done out of a total, with a label and the latest metrics."""
 
-    def __init__(self, enabled: bool, echo: Callable[[str], None] | None = None):
+    def __init__(self, enabled: bool, echo: Callable[[str], None] | None = None, every: float = 0.0,
+                 on_step: Callable[[], None] | None = None):
         self.enabled = enabled
         self.echo = echo
+        self.every = every  # seconds between plain lines at least (0: a line per step)
+        self.on_step = on_step  # called after each step, bar or not (the search's time estimate)
+        self.echoed: float | None = None  # when the last plain line was printed
         self.bar = None
         self.task = None
         self.label = ""
@@ -70,4 +76,9 @@ class Bar:
         if self.bar is not None:
             self.bar.update(self.task, advance=advance, metrics=metrics)
         elif self.echo is not None:
-            self.echo(f"{self.label} [{self.done}/{self.total}]" + (f" {metrics}" if metrics else ""))
+            now = time.monotonic()
+            if self.echoed is None or now - self.echoed >= self.every or self.done >= self.total:
+                self.echoed = now
+                self.echo(f"{self.label} [{self.done}/{self.total}]" + (f" {metrics}" if metrics else ""))
+        if self.on_step is not None:
+            self.on_step()

@@ -1,25 +1,24 @@
 """The report of one finished run: four PNG plots in `RUN/plots/` and `RUN/report.html`, which shows them.
 
-This module owns reading a finished run folder for presentation (`load_run`, `RunRecord`) and the HTML page:
+This module owns the HTML page (the finished run it shows is read by `runs.load_run`):
 the run's summary with units and how each number was obtained, the architecture as a row of boxes, and the plots
 (drawn by `plots.py`: candidate survival, final architecture probabilities, loss and accuracy per epoch, expected
 FLOPs and latency per epoch against the budgets). The page has inline CSS, no scripts and no external resources,
 and shows the plots by relative path (`plots/NAME.png`), so it opens from disk beside its folder. Every string
-taken from the run is HTML-escaped; every file is written atomically. `compare.py` reuses `load_run`.
+taken from the run is HTML-escaped; every file is written atomically.
 """
 
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import EdgeNASError
 from .files import atomic_write_bytes, atomic_write_text
 from .plots import DRAW, png, table_name
-from .runs import Run
-from .space import Space, get_space, parse_choice
+from .runs import RunRecord, load_run
+from .space import get_space, parse_choice
 from .units import format_flops, format_params
 
 PLOTS = {  # name -> how to read it (the figure caption)
@@ -40,66 +39,9 @@ FLOPS_HOW = "fvcore on the built network, 1 multiply-add = 1 FLOP, batch norm ex
 
 
 @dataclass
-class RunRecord:
-    """What a report shows of a finished run: its files, read and checked."""
-
-    path: Path
-    config: dict
-    summary: dict
-    history: list[dict]
-
-    @property
-    def name(self) -> str:
-        return self.path.resolve().name
-
-    def search_rows(self) -> list[dict]:
-        return [h for h in self.history if "epoch" in h and h.get("phase") != "retrain"]
-
-    def prune_rows(self) -> list[dict]:
-        return [h for h in self.history if "pruned" in h]
-
-    def space(self) -> Space:
-        """The searched space (the run's width: the mobilenetv2 baseline's architecture may be narrower)."""
-        s = self.config["settings"]
-        return get_space(s["space"], self.config["resolved"]["resolution"], s["width_mult"])
-
-    def final_probs(self) -> list[list[float]] | None:
-        """The architecture probabilities after the last stage: recorded in history.jsonl, or (runs written before
-        history held them) in the checkpoint; None for strategies without a supernet."""
-        rows = [h for h in self.history if "probs" in h and h.get("phase") != "retrain"]
-        if rows:
-            return rows[-1]["probs"]
-        if self.summary.get("strategy") in ("random", "mobilenetv2"):
-            return None
-        state = Run(self.path).load_checkpoint()
-        return None if state is None else state.get("final_probs")
-
-
-@dataclass
 class ReportResult:
     html: Path
     plots: dict[str, Path]
-
-
-def load_run(path: str | Path) -> RunRecord:
-    """A finished run folder; anything else is one `EdgeNASError` naming the folder and what is missing."""
-    path = Path(path)
-    if path.is_dir() and not (path / "config.json").is_file():
-        raise EdgeNASError(f"{path} is not a run folder: it has no config.json (run folders are written by "
-                           "`edgenas search`)")
-    run = Run.open(path)
-    if not run.has("summary.json"):
-        raise EdgeNASError(f"run {path} has not finished (no summary.json); finish it with "
-                           f"`edgenas search --resume {path}`")
-    config, summary = run.config(), run.read("summary.json", "run summary")
-    try:
-        history = run.history()
-    except json.JSONDecodeError as exc:
-        raise EdgeNASError(f"{run.file('history.jsonl')} is damaged: a line is not JSON ({exc.msg})") from None
-    for key, data in (("settings", config), ("arch", summary)):
-        if not isinstance(data, dict) or key not in data:
-            raise EdgeNASError(f"run {path}: {'config' if key == 'settings' else 'summary'}.json has no {key!r}")
-    return RunRecord(run.path, config, summary, history)
 
 
 def write_report(run_dir: str | Path) -> ReportResult:

@@ -23,7 +23,7 @@ from .arch import Arch, from_dict, make_arch
 from .cost import CostModel, CostObjective, check_keys
 from .data import Dataset, count_images
 from .errors import EdgeNASError
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, claim_folder
 from .flops import cost_table, count_flops
 from .latency import LatencyTable, load_table
 from .model import build_model
@@ -119,9 +119,10 @@ class _Context:
             else:
                 flops = (low + high) // 2
         if flops < low:
+            unit = f" (a number without a unit counts FLOPs: did you mean {flops}M?)" if flops < 1000 else ""
             raise EdgeNASError(f"FLOPs budget {format_flops(flops)} is infeasible: the smallest network of space "
                                f"{space.name} at {space.resolution}x{space.resolution}, width {space.width_mult}, "
-                               f"{self.num_classes} classes has {format_flops(low)} FLOPs")
+                               f"{self.num_classes} classes has {format_flops(low)} FLOPs{unit}")
         self.flops_binds = flops < high
         if not self.flops_binds:
             self.log(f"FLOPs budget {format_flops(flops)} does not bind: the largest network has "
@@ -186,7 +187,7 @@ def read_class_order(path: str, names: list[str]) -> list[int]:
 def _default_run_name(settings: SearchSettings) -> Path:
     budget = format_flops(settings.flops) if settings.flops else "default"
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{stamp}-{settings.strategy}-{budget}"
+    return Path("runs") / f"{stamp}-{settings.strategy}-{budget}-seed{settings.seed}"
 
 
 def search(settings: SearchSettings | None = None, *, out: str | Path | None = None, resume: str | Path | None = None,
@@ -204,6 +205,12 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
     if resume is not None:
         run = Run.open(resume, writer=ranks.main)
         settings = SearchSettings.of_run(run)
+        if run.has("summary.json"):
+            report = run.file("report.html")
+            log(f"run {run.path} is finished: nothing to resume (its summary follows; `edgenas train {run.path}` "
+                "retrains it again)")
+            return SearchResult(run.path, run.read("summary.json", "run summary"),
+                                report if report.is_file() else None)
     else:
         settings = settings or SearchSettings()
         settings.validate()
@@ -217,20 +224,19 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
         if out is not None and path.exists() and any(path.iterdir()):
             raise EdgeNASError(f"run folder {path} already exists and is not empty; use --resume {path} to continue "
                                "it, or choose another --out")
-        elif out is not None and not path.parent.is_dir():
-            raise EdgeNASError(f"cannot create run folder {path}: folder {path.parent} does not exist")
     torch.manual_seed(settings.seed)
     if resume is None:
         # Everything that can refuse the run (data, space, tables, budgets) is checked before the folder exists.
         context = _Context(settings, Run(path), log)
-        # Rank 0 names and creates the folder (a default name holds the time); the others read its name.
+        # Rank 0 names and creates the folder (a default name holds the time and the seed, and gets a numeric
+        # suffix when another run took it first); the others read its name.
+        if out is None and ranks.main:
+            path = claim_folder(path)
         path = distributed.broadcast(path, context.device.ranks)
         if not ranks.main:
             distributed.barrier(ranks)
             context.run = Run.open(path, writer=False)
             return _Search(context).go(progress, echo)
-        if out is None:
-            path.parent.mkdir(exist_ok=True)
         run = Run.create(path, {"settings": dataclasses.asdict(settings), "versions": _versions(),
                                 "resolved": {"resolution": context.resolution, "space_hash": context.space.hash,
                                              "budgets": context.describe_budgets(),
@@ -244,11 +250,12 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
 
 
 class _Search:
-    def __init__(self, context: _Context):
+    def __init__(self, context: _Context, resume_command: str = "edgenas search --resume {run}"):
         self.c = context
         self.s = context.settings
         self.run = context.run
         self.generator = torch.Generator().manual_seed(self.s.seed)
+        self.resume_command = resume_command  # what continues this run after an interruption
 
     # -------------------------------------------------------------- the whole run
     def go(self, progress: bool, echo=None) -> SearchResult:
@@ -258,16 +265,62 @@ class _Search:
             self.generator.set_state(state["generator"])
         history = self.run.history()[: state.get("history_rows", 0)]
         self.run.set_history(history)
-        with Bar(progress, echo) as bar:
-            if "arch" not in state:
-                state = self._search(state, history, bar)
-            arch = from_dict(state["arch"], str(self.run.file("checkpoint.pt")))
-            if not self.run.has("arch.json") and self.run.writer:
-                arch.save(self.run.file("arch.json"))
-            state = self._retrain(arch, state, history, bar)
+        if self.resume_command == _TRAIN_RESUME:
+            done = state.get("retrain", {}).get("epoch", 0)
+            self.c.log(f"retraining run {self.run.path}" + (f" from epoch {done + 1}" if done else ""))
+        else:
+            self.c.log(f"resuming run {self.run.path} after {_epochs(history)} epochs" if state
+                       else f"run {self.run.path}")
+        plan = self._plan(state)
+        self.c.log(_describe_plan(plan, self.c.data.size("train"), self.s.batch_size))
+        if self._default_budget():
+            self.c.log(f"FLOPs budget {format_flops(self.c.flops_budget)}: the default, {self._default_budget()} "
+                       "(--flops sets one)")
+        clock = _Clock(plan, _epochs(history), self.c.log)
+        try:
+            with Bar(progress, echo, on_step=clock.step) as bar:
+                if "arch" not in state:
+                    state = self._search(state, history, bar)
+                arch = from_dict(state["arch"], str(self.run.file("checkpoint.pt")))
+                if not self.run.has("arch.json") and self.run.writer:
+                    arch.save(self.run.file("arch.json"))
+                state = self._retrain(arch, state, history, bar)
+        except KeyboardInterrupt:
+            command = self.resume_command.format(run=self.run.path)
+            kept = self.run.load_checkpoint() or {}  # what a resumed run starts from (history.jsonl may be ahead)
+            raise KeyboardInterrupt(f"{_epochs(self.run.history()[: kept.get('history_rows', 0)])} epochs kept in "
+                                    f"{self.run.path}; continue with {command}") from None
         summary = self._summary(arch, state)
+        summary["flops_budget_default"] = self._default_budget()
         self.run.write("summary.json", summary)
+        chance = 1 / self.c.num_classes
+        if summary["test_acc"] is not None and summary["test_acc"] < 1.5 * chance:
+            self.c.log(f"warning: test accuracy {100 * summary['test_acc']:.1f}% is at chance level "
+                       f"({100 * chance:.1f}% for {self.c.num_classes} classes): the network has learned little; "
+                       "retrain longer (--retrain-epochs, edgenas train) or check the data")
         return SearchResult(self.run.path, summary, self._report() if self.run.writer else None)
+
+    def _default_budget(self) -> str | None:
+        """How the FLOPs budget was chosen when none was given (None when one was)."""
+        if self.s.flops is not None:
+            return None
+        if self.c.space.spec.mobilenetv2_depths is not None:
+            return "MobileNetV2's FLOPs in this space"
+        return "the middle of the space's FLOPs range"
+
+    def _plan(self, state: dict) -> list[tuple[str, str, float]]:
+        """Every epoch of the run in order, as (phase, "search" or "retrain", image-steps): the weight steps' images,
+        plus the search-validation images of the architecture steps."""
+        s, train = self.s, self.c.data.size("train")
+        epochs = []
+        if s.strategy not in ("random", "mobilenetv2"):
+            stages, _ = self._stages()
+            for phase in danas.plan(s.strategy, stages, 0 if s.class_order else s.probe_epochs, s.epochs):
+                images = round(phase.fraction * train) * (1 + (1 / s.arch_every if phase.train_arch else 0))
+                epochs += [(phase.name, "search", images)] * phase.epochs
+        retrain = state.get("retrain", {})
+        total = 0 if retrain.get("done") else retrain.get("total", s.retrain_epochs)
+        return epochs + [("retraining", "retrain", float(train))] * total
 
     def _report(self) -> Path | None:
         """Plots and report.html. The run is complete once summary.json is written, so a failure here is reported
@@ -566,6 +619,81 @@ class _Search:
         }
 
 
+def _describe_plan(plan: list[tuple[str, str, float]], train_images: int, batch_size: int) -> str:
+    """`plan: probe 1 epoch, stage 0 5 epochs, ...; about 33,600 image-steps of search and ...` for the log."""
+    groups: list[list] = []
+    for name, _, _ in plan:
+        if groups and groups[-1][0] == name:
+            groups[-1][1] += 1
+        else:
+            groups.append([name, 1])
+    phases = ", ".join(f"{name} {count} epoch{'s' if count > 1 else ''}" for name, count in groups) or "nothing left"
+    steps = {kind: sum(images for _, k, images in plan if k == kind) for kind in ("search", "retrain")}
+    return (f"plan: {phases}; about {steps['search']:,.0f} image-steps of search and {steps['retrain']:,.0f} of "
+            f"retraining ({train_images:,} training images, batch {batch_size})")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min"
+
+
+class _Clock:
+    """The time a run has left, estimated from the epochs this process has measured: said after the first epoch,
+    and updated once: after the first epoch of retraining when search epochs came before it (a single network
+    costs another time per image-step than the supernet), else once half of the remaining work is done."""
+
+    def __init__(self, plan: list[tuple[str, str, float]], done: int, log):
+        self.plan, self.next, self.log = plan, done, log
+        self.last = time.perf_counter()
+        self.measured: dict[str, list[float]] = {}  # kind -> [seconds, image-steps] measured here
+        self.told = 0
+        self.half: float | None = None
+
+    def step(self) -> None:
+        if self.next >= len(self.plan) or self.told >= 2:
+            return
+        now = time.perf_counter()
+        _, kind, images = self.plan[self.next]
+        seconds, steps = self.measured.setdefault(kind, [0.0, 0.0])
+        self.measured[kind] = [seconds + now - self.last, steps + images]
+        self.last, self.next = now, self.next + 1
+        left = self.plan[self.next:]
+        remaining = sum(images for _, _, images in left)
+        if not left:
+            return
+        if self.told == 0:
+            self.half = remaining / 2
+            self._tell("estimate", left)
+        else:
+            first_retraining = kind == "retrain" and self.measured[kind][1] == images and "search" in self.measured
+            halfway = all(k in self.measured for _, k, _ in left) and remaining <= (self.half or 0)
+            if first_retraining or halfway:
+                self._tell("estimate updated", left)
+
+    def _tell(self, what: str, left: list[tuple[str, str, float]]) -> None:
+        import datetime as dt
+
+        rate = {kind: seconds / max(1.0, steps) for kind, (seconds, steps) in self.measured.items()}
+        fallback = max(rate.values())
+        seconds = sum(images * rate.get(kind, fallback) for _, kind, images in left)
+        rates = ", ".join(f"{'search' if kind == 'search' else 'retraining'} {1000 * r:.2f} ms per image-step"
+                          for kind, r in rate.items())
+        assumed = "; retraining assumed at the search's rate" if any(kind not in rate for _, kind, _ in left) else ""
+        finish = dt.datetime.now() + dt.timedelta(seconds=seconds)
+        self.log(f"{what}: about {_duration(seconds)} left (done around {finish:%H:%M}), from the wall clock of "
+                 f"the epochs run so far ({rates}{assumed})")
+        self.told += 1
+
+
+def _epochs(history: list[dict]) -> int:
+    """Epochs (of search and retraining) that a run's history holds: what a resumed run does not do again."""
+    return sum(1 for row in history if "epoch" in row)
+
+
 def _layer_probs(net: Supernet, space: Space) -> list[list[float]]:
     """Per layer, the probability of each of its choices (softmax of alpha over the unpruned ones; 0 if pruned)."""
     return [[round(p, 6) for p in row[: len(layer.choices)]]
@@ -621,14 +749,17 @@ def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = Tr
         if epochs is not None and epochs != total:
             raise EdgeNASError(f"bad --epochs {epochs} with --resume: the stopped retraining of {run.path} runs "
                                f"{total} epochs; drop --epochs, or retrain from scratch without --resume")
-        return _Search(_Context(settings, run, log)).go(progress, echo)
+        return _Search(_Context(settings, run, log), _TRAIN_RESUME).go(progress, echo)
     state["retrain"] = {"total": settings.retrain_epochs if epochs is None else epochs}
     history = [row for row in run.history()[: state.get("history_rows", 0)] if row.get("phase") != "retrain"]
     state["history_rows"] = len(history)
     run.set_history(history)
     run.save_checkpoint(state)
     context = _Context(settings, run, log)
-    return _Search(context).go(progress, echo)
+    return _Search(context, _TRAIN_RESUME).go(progress, echo)
+
+
+_TRAIN_RESUME = "edgenas train {run} --resume"
 
 
 def evaluate_run(run_path: str | Path) -> dict:

@@ -6,7 +6,8 @@ Python API: `export_onnx(run, out)` writes a self-describing ONNX file and prove
 `predict(onnx, images)` classifies image files with ONNX Runtime alone.
 """
 
-from .export import ExportResult, export_onnx, read_metadata
+from .export import ExportResult, export_onnx
+from .onnx_export import read_metadata
 from .predict import predict
 from .verify import verify
 

@@ -1,23 +1,21 @@
-"""Export of a run's network to one self-describing ONNX file, checked with the ONNX checker.
+"""Export of a run's network: `export_onnx` writes the self-describing ONNX file (`onnx_export.py`) and proves it
+(`verify.py`); the run it exports is the one given, or the newest in ./runs.
 
-The file holds a named input (`input`, N x 3 x R x R float, dynamic batch) and output (`logits`), and metadata:
-the architecture JSON, the space hash, the class names and the preprocessing (resolution, mean, std), so that
-`edgenas predict` (ONNX Runtime alone) can use it without edgenas's PyTorch code.
+Modules below this one never import it: onnx_export (the file), run_network (the run's network), runtime
+(sessions and timing), quantize and verify.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgenas.errors import EdgeNASError
-from edgenas.files import atomic_write_bytes
+from edgenas.files import make_folder
 
-from .onnx_export import to_onnx
-
-INPUT, OUTPUT = "input", "logits"
+from .onnx_export import write_model
+from .run_network import load_run_network
 
 
 def newest_run(root: str | os.PathLike = "runs") -> Path:
@@ -27,32 +25,6 @@ def newest_run(root: str | os.PathLike = "runs") -> Path:
     return max(runs, key=lambda p: (p / "config.json").stat().st_mtime)
 
 
-def load_run_network(run: str | os.PathLike, allow_supernet_weights: bool = False, warn=print):
-    """The run's retrained network (eval mode), its architecture and what describes its inputs."""
-    from edgenas.runs import Run
-    from edgenas.searcher import load_model
-
-    opened = Run.open(run)
-    weights = "model.pt"
-    if not opened.has("model.pt"):
-        if not allow_supernet_weights:
-            raise EdgeNASError(f"run {opened.path} has no retrained weights (model.pt); finish it with "
-                               f"`edgenas search --resume {opened.path}`, or pass --allow-supernet-weights")
-        if not opened.has("inherited.pt"):
-            raise EdgeNASError(f"run {opened.path} has no derived network yet; finish it with "
-                               f"`edgenas search --resume {opened.path}`")
-        warn(f"warning: exporting {opened.path}'s supernet weights (inherited.pt), not a retrained network: "
-             "accuracy will be lower than after retraining")
-        weights = "inherited.pt"
-    model, arch = load_model(opened.path, weights)
-    data = opened.config().get("resolved", {}).get("data", {})
-    try:
-        describe = {"classes": list(data["classes"]), "mean": list(data["mean"]), "std": list(data["std"])}
-    except KeyError as exc:
-        raise EdgeNASError(f"run {opened.path}: config.json lacks the data description ({exc})") from None
-    return model, arch, describe
-
-
 @dataclass(frozen=True)
 class ExportResult:
     """An exported file and, when verified, the verification report (the numbers `edgenas export` prints)."""
@@ -60,6 +32,7 @@ class ExportResult:
     path: Path
     report: dict | None = None
     report_path: Path | None = None
+    pt2: Path | None = None  # OUT.pt2 (torch.export), when asked for
 
     @property
     def passed(self) -> bool | None:
@@ -68,19 +41,23 @@ class ExportResult:
 
 def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 17, verify: bool = True,
                 threads: int = 1, atol: float = 1e-4, table: str | None = None, int8: bool = False,
-                max_drop: float = 1.0, allow_supernet_weights: bool = False, warn=print) -> ExportResult:
+                max_drop: float = 1.0, allow_supernet_weights: bool = False, warn=print, log=None,
+                pt2: bool = False, keep_failed: bool = False) -> ExportResult:
     """Export a run's retrained network to `out` (written atomically, after the ONNX checker accepts it); with
     `verify` (the default), prove it with ONNX Runtime (`verify.verify`) and write the report to OUT.report.json.
 
-    A failed verification is not an exception: the result's `passed` is False and the report says why.
+    A failed verification is not an exception: the result's `passed` is False and the report says why; when the
+    FP32 file fails (outputs or agreement), it and its INT8 file are deleted, unless `keep_failed`. `log`, when
+    given, receives one line as each phase starts (export, verification, latency, INT8). With `pt2`, also write
+    OUT.pt2 (`torch_export.py`), which PyTorch loads without edgenas.
     """
     out = Path(out)
-    if not out.parent.is_dir():
-        raise EdgeNASError(f"cannot write {out}: folder {out.parent} does not exist")
     if out.suffix != ".onnx":
         raise EdgeNASError(f"bad output file {out}: expected a name ending in .onnx")
     if threads < 1:
         raise EdgeNASError(f"bad --threads {threads}: expected 1 or more")
+    if max_drop < 0:
+        raise EdgeNASError(f"bad --max-drop {max_drop:g}: expected 0 or more points of accuracy")
     if int8 and not verify:
         raise EdgeNASError("--int8 needs the verification (its accuracy is checked against FP32): drop --no-verify")
     model, arch, describe = load_run_network(run, allow_supernet_weights, warn)
@@ -88,50 +65,30 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
         from edgenas.latency import load_table
 
         load_table(table).check(arch)
-    path = _write(model, arch, describe, out, opset)
+    make_folder(out.parent)  # once the run and the table are checked: a refused export creates nothing
+    path = write_model(model, arch, describe, out, opset)
+    if log is not None:
+        log(f"exported the {arch.space} network of run {run} to {path} (ONNX opset {opset}, onnx.checker passed)")
+    scripted = None
+    if pt2:
+        from .torch_export import pt2_path, write_pt2
+
+        scripted = write_pt2(model, arch, describe, pt2_path(path))
     if not verify:
-        return ExportResult(path)
+        return ExportResult(path, pt2=scripted)
     from edgenas.files import write_json
 
+    from .verify import MIN_AGREEMENT
     from .verify import verify as check
 
     report = check(path, run, threads=threads, atol=atol, table=table, allow_supernet_weights=allow_supernet_weights,
-                   int8=int8, max_drop=max_drop)
+                   int8=int8, max_drop=max_drop, log=log)
+    fp32_failed = report["outputs"]["max_abs_diff"] > atol or report["top1_agreement"] < MIN_AGREEMENT
+    if fp32_failed and not keep_failed:  # (an INT8 drop beyond --max-drop deletes the INT8 file alone)
+        from .quantize import int8_path
+
+        path.unlink(missing_ok=True)
+        int8_path(path).unlink(missing_ok=True)
+        report["deleted"] = [str(path), str(int8_path(path))]
     report_path = write_json(path.with_suffix(".report.json"), report)
-    return ExportResult(path, report, report_path)
-
-
-def _write(model, arch, describe: dict, out: Path, opset: int) -> Path:
-    import onnx
-
-    shape = (3, arch.resolution, arch.resolution)
-    proto = onnx.load_from_string(to_onnx(model, shape, opset=opset, dynamic_batch=True, input_name=INPUT,
-                                          output_name=OUTPUT))
-    metadata = {"edgenas.arch": json.dumps(arch.to_dict()), "edgenas.space_hash": arch.space_hash,
-                "edgenas.classes": json.dumps(describe["classes"]),
-                "edgenas.preprocessing": json.dumps({"resolution": arch.resolution, "mean": describe["mean"],
-                                                     "std": describe["std"], "channels": "RGB", "layout": "NCHW",
-                                                     "scale": "pixel / 255, then (x - mean) / std",
-                                                     "resize": "shorter side to resolution, centre crop"})}
-    for key, value in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.producer_name = "edgenas"
-    onnx.checker.check_model(proto, full_check=True)
-    return atomic_write_bytes(out, proto.SerializeToString())
-
-
-def read_metadata(path: str | os.PathLike) -> dict:
-    """The edgenas metadata of an exported file, parsed (without loading the weights into Python objects)."""
-    import onnx
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError and others for files that are not ONNX
-        raise EdgeNASError(f"{path} is not an ONNX file: {str(exc).splitlines()[0] if str(exc) else exc}") from None
-    props = {p.key: p.value for p in proto.metadata_props}
-    if "edgenas.preprocessing" not in props:
-        raise EdgeNASError(f"{path} was not exported by edgenas (no edgenas.preprocessing metadata)")
-    return {"arch": json.loads(props["edgenas.arch"]), "space_hash": props["edgenas.space_hash"],
-            "classes": json.loads(props["edgenas.classes"]),
-            "preprocessing": json.loads(props["edgenas.preprocessing"])}
+    return ExportResult(path, report, report_path, scripted)

@@ -6,12 +6,13 @@ Needs onnxruntime, numpy and Pillow only: proof that an exported file deploys wi
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
 from edgenas.errors import EdgeNASError
 
-from .export import INPUT, read_metadata
+from .onnx_export import INPUT, read_metadata
 from .runtime import make_session
 
 
@@ -37,8 +38,28 @@ def preprocess(path: str | os.PathLike, preprocessing: dict) -> np.ndarray:
     return ((pixels / 255.0 - mean) / std).transpose(2, 0, 1)
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def image_files(paths: list[str | os.PathLike]) -> list[Path]:
+    """Image files as given, with each folder replaced by the image files under it (by suffix, sorted)."""
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise EdgeNASError(f"folder {path} holds no image files (expected names ending in "
+                                   f"{', '.join(IMAGE_SUFFIXES)})")
+            files += found
+        else:
+            files.append(path)
+    return files
+
+
 def predict(onnx_path: str | os.PathLike, images: list[str | os.PathLike], threads: int = 1, top: int = 1) -> list:
-    """Per image: the top classes with their softmax probabilities."""
+    """Per image (a folder stands for the image files under it): the top classes with their softmax
+    probabilities."""
+    images = image_files(images)
     metadata = read_metadata(onnx_path)
     session = make_session(str(onnx_path), threads)
     batch = np.stack([preprocess(path, metadata["preprocessing"]) for path in images])

@@ -15,7 +15,7 @@ import numpy as np
 from edgenas.errors import EdgeNASError
 from edgenas.files import atomic_write_bytes
 
-from .export import INPUT
+from .onnx_export import INPUT
 
 
 def int8_path(fp32: Path) -> Path:
@@ -77,8 +77,7 @@ def check_int8(fp32: Path, int8: Path, data, threads: int, warmup: int, repeats:
     """Accuracy, drop, size and latency of the INT8 file; deletes it when the drop exceeds `max_drop` points."""
     from edgenas.data import batches
 
-    from .runtime import make_session
-    from .verify import _latency
+    from .runtime import make_session, median_latency
 
     session = make_session(str(int8), threads)
     correct = total = 0
@@ -87,11 +86,12 @@ def check_int8(fp32: Path, int8: Path, data, threads: int, warmup: int, repeats:
         total += len(y)
     accuracy = correct / max(1, total)
     one = np.random.default_rng(0).standard_normal((1, 3, data.resolution, data.resolution)).astype(np.float32)
-    latency = _latency(lambda: session.run(None, {INPUT: one}), warmup, repeats)
+    latency = median_latency(lambda: session.run(None, {INPUT: one}), warmup, repeats)
     drop = 100.0 * (fp32_accuracy - accuracy)
     result = {"file": str(int8), "accuracy": accuracy, "drop_points": drop, "max_drop_points": max_drop,
               "size_bytes": int8.stat().st_size, "fp32_size_bytes": fp32.stat().st_size,
-              "latency": latency, "latency_vs_fp32": latency["median_ms"] / fp32_latency_ms,
+              "latency": latency, "fp32_latency_ms": fp32_latency_ms,
+              "latency_vs_fp32": latency["median_ms"] / fp32_latency_ms,
               "kept": drop <= max_drop}
     if not result["kept"]:
         int8.unlink()

@@ -7,6 +7,7 @@ with two threads, idle sessions' spinning worker threads were seen to slow every
 
 from __future__ import annotations
 
+import statistics
 import time
 
 from edgenas.errors import EdgeNASError
@@ -58,3 +59,22 @@ def time_calls(session, inputs: dict, warmup: int, repeats: int) -> list[float]:
         session.run(None, inputs)
         times.append((time.perf_counter() - start) * 1000.0)
     return times
+
+
+def median_latency(call, warmup: int, repeats: int, passes: int = 3) -> dict:
+    """Milliseconds per call of `call()`: the best of `passes` pass medians (each after `warmup` untimed calls), and
+    the p90 over every timed call."""
+    best, calls = None, []
+    for _ in range(passes):
+        times = []
+        for _ in range(warmup):
+            call()
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - start) * 1000.0)
+        calls += times
+        median = statistics.median(times)
+        best = median if best is None else min(best, median)
+    ordered = sorted(calls)
+    return {"median_ms": best, "p90_ms": ordered[int(0.9 * (len(ordered) - 1))], "calls": len(calls)}

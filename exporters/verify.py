@@ -9,44 +9,28 @@ the same space is given. The verdict fails when outputs differ beyond `atol` or 
 from __future__ import annotations
 
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
 from edgenas.errors import EdgeNASError
 
-from .export import INPUT, load_run_network, read_metadata
-from .runtime import make_session
+from .onnx_export import INPUT, read_metadata
+from .run_network import load_run_network
+from .runtime import make_session, median_latency
 
 MIN_AGREEMENT = 0.999
 
 
-def _latency(call, warmup: int, repeats: int, passes: int = 3) -> dict:
-    best, calls = None, []
-    for _ in range(passes):
-        times = []
-        for _ in range(warmup):
-            call()
-        for _ in range(repeats):
-            start = time.perf_counter()
-            call()
-            times.append((time.perf_counter() - start) * 1000.0)
-        calls += times
-        median = statistics.median(times)
-        best = median if best is None else min(best, median)
-    ordered = sorted(calls)
-    return {"median_ms": best, "p90_ms": ordered[int(0.9 * (len(ordered) - 1))], "calls": len(calls)}
-
-
 def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int = 1, atol: float = 1e-4,
            table: str | None = None, warmup: int = 10, repeats: int = 50, allow_supernet_weights: bool = False,
-           data=None, int8: bool = False, max_drop: float = 1.0) -> dict:
+           data=None, int8: bool = False, max_drop: float = 1.0, log=None) -> dict:
     """Compare the ONNX file with the run's PyTorch network; returns the report (see module docstring).
 
     With `int8`, also quantise it (see `quantize.py`) and report the INT8 file's accuracy, drop, size and latency.
+    `log`, when given, receives one line as each phase starts.
     """
+    log = log or (lambda line: None)
     import torch
 
     from edgenas.data import batches
@@ -62,6 +46,7 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
     if data is None:
         settings = SearchSettings.of_run(Run.open(run))
         data = load_data(settings, arch.resolution)
+    log(f"verifying {onnx_path} with ONNX Runtime: outputs and top-1 accuracy on {data.size('test')} test images")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -83,10 +68,11 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
                 correct_onnx += int((top_onnx == labels).sum())
                 correct_torch += int((top_torch == labels).sum())
                 total += len(labels)
+            log(f"timing batch-1 latency: ONNX Runtime and PyTorch eager, {threads} thread(s)")
             one = np.random.default_rng(0).standard_normal((1, 3, arch.resolution, arch.resolution)).astype(np.float32)
-            ort_latency = _latency(lambda: session.run(None, {INPUT: one}), warmup, repeats)
+            ort_latency = median_latency(lambda: session.run(None, {INPUT: one}), warmup, repeats)
             tensor = torch.from_numpy(one)
-            torch_latency = _latency(lambda: model(tensor), warmup, repeats)
+            torch_latency = median_latency(lambda: model(tensor), warmup, repeats)
     finally:
         torch.set_num_threads(previous_threads)
     report = {
@@ -109,6 +95,7 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
     if int8:
         from .quantize import calibration_batches, check_int8, quantize
 
+        log("INT8: quantising, then its accuracy and latency")
         quantized = quantize(onnx_path, calibration_batches(data))
         report["int8"] = check_int8(onnx_path, quantized, data, threads, warmup, repeats,
                                     report["accuracy_onnxruntime"], ort_latency["median_ms"], max_drop)

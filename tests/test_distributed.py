@@ -1,6 +1,7 @@
 """Several processes, one search: a real 2-process Gloo `torchrun` launch on the CPU, and the sharded sampler."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -36,15 +37,45 @@ def test_a_sharded_split_without_drop_last_is_refused():
         next(batches(data, "train", 32, shard=(0, 2)))
 
 
+def _profile_here(folder, device: str) -> None:
+    """A real (quick) tiny table written where `edgenas profile DEVICE` writes it: FOLDER/latency_tables/."""
+    from typer.testing import CliRunner
+
+    from edgenas.cli import app
+
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        result = CliRunner().invoke(app, ["profile", device, "--space", "tiny", "--validate", "0", "--warmup", "1",
+                                          "--repeats", "3", "--passes", "1", "--quiet"])
+    finally:
+        os.chdir(previous)
+    assert result.exit_code == 0, result.output
+    assert (folder / "latency_tables" / f"{device}.json").is_file()
+
+
 def test_two_gloo_ranks_run_one_search(tmp_path):
-    # `edgenas search --nproc 2` relaunches itself under torchrun; each rank reports what it ended with.
+    # `edgenas search --nproc 2` relaunches itself under torchrun; each rank reports what it ended with. It runs
+    # from a folder holding the ./latency_tables/ that `edgenas profile` writes, with a table from there: that
+    # folder once shadowed the shipped tables' package (`python -m` and torchrun put the working folder first on
+    # sys.path) and the search ended in "module 'latency_tables' has no attribute 'FOLDER'".
+    _profile_here(tmp_path, "here")
+    listed = subprocess.run([sys.executable, "-m", "edgenas", "tables", "--json"], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    devices = {t["device"] for t in json.loads(listed.stdout)}
+    assert {"here", "x86-2core-ort-t1-mobile224", "x86-2core-ort-t1-mobilesmall32"} <= devices
+    probe = ("import sys; from edgenas.latency import load_table; load_table('here'); "
+             "load_table('x86-2core-ort-t1-mobile224'); sys.exit(3 if 'latency_tables' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", probe], cwd=tmp_path).returncode == 0  # no top-level name used
     out = tmp_path / "run"
     command = [sys.executable, "-m", "edgenas", "search", "--space", "tiny", "--schedule", "0.2:1,0.5:1,1.0:1",
                "--retrain-epochs", "1", "--batch-size", "64", "--flops", "250K", "--device", "cpu", "--nproc", "2",
-               "--out", str(out), "--json"]
+               "--table", "here", "--out", str(out), "--json"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=280, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout[result.stdout.index("{"):])  # printed once, by rank 0
+    assert summary["latency_table"].endswith("latency_tables/here.json") and summary["predicted_latency_ms"] > 0
     assert result.stdout.count('"accuracy_method"') == 1
     ranks = json.loads((out / "distributed.json").read_text())
     assert ranks["world_size"] == 2 and len(ranks["ranks"]) == 2

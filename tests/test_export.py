@@ -82,7 +82,7 @@ def test_cli_export_writes_the_report(run, tmp_path):
     result = CliRunner().invoke(app, ["export", str(out), "--run", str(run), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "cli.report.json").read_text())
-    assert report["passed"] and json.loads(result.output)["onnx"] == str(out)
+    assert report["passed"] and json.loads(result.stdout)["onnx"] == str(out)
 
 
 def test_a_failed_verification_exits_1_with_the_reason(run, tmp_path):
@@ -152,7 +152,11 @@ def test_int8_reports_its_drop_and_is_deleted_beyond_the_limit(run, tmp_path):
     assert q["drop_points"] == pytest.approx(100 * (report["accuracy_onnxruntime"] - q["accuracy"]))
     assert 0 < q["size_bytes"] < q["fp32_size_bytes"] and q["latency"]["median_ms"] > 0
     assert read_metadata(tmp_path / "model.int8.onnx")["arch"] == read_metadata(path)["arch"]
+    # Any drop exceeds a limit of -100 points: the INT8 file is deleted, the FP32 one kept. (The CLI and
+    # export_onnx refuse a negative --max-drop; verify itself takes the limit as given.)
+    report = verify(path, run, repeats=5, warmup=2, int8=True, max_drop=-100.0)
+    assert not report["passed"] and "INT8 accuracy drops" in report["failures"][0]
+    assert path.is_file() and not (tmp_path / "model.int8.onnx").exists() and report["int8"]["file"] is None
     out = tmp_path / "cli.onnx"
     result = CliRunner().invoke(app, ["export", str(out), "--run", str(run), "--int8", "--max-drop", "-100"])
-    assert result.exit_code == 1 and "INT8 accuracy drops" in result.output
-    assert out.is_file() and not (tmp_path / "cli.int8.onnx").exists()
+    assert result.exit_code == 1 and "bad --max-drop -100" in result.output and not out.exists()

@@ -214,7 +214,7 @@ def finished_run(tmp_path_factory):
     result = CliRunner().invoke(app, ["search", *RANDOM, "--retrain-epochs", "2", "--out", str(out), "--json"])
     torch.set_num_threads(previous)
     assert result.exit_code == 0, result.output
-    return out, json.loads(result.output)
+    return out, json.loads(result.stdout)
 
 
 def _copy(finished_run, tmp_path):
@@ -229,7 +229,7 @@ def test_a_truncated_checkpoint_is_named_and_the_previous_one_used(finished_run,
     (run / "checkpoint.pt").write_bytes(data[: len(data) // 3])
     result = CliRunner().invoke(app, ["train", str(run), "--resume", "--json"])
     assert result.exit_code == 0, result.output
-    warning = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    warning = [line for line in result.output.splitlines() if line.startswith("warning: checkpoint")]
     assert len(warning) == 1 and "checkpoint.pt is damaged (truncated or altered" in warning[0]
     assert "checkpoint.prev.pt" in warning[0]
     summary = json.loads(result.stdout)
@@ -255,6 +255,7 @@ def test_a_checkpoint_with_a_valid_checksum_that_would_run_code_is_refused(finis
 
 def test_two_damaged_checkpoints_stop_the_run_with_one_line(finished_run, tmp_path):
     run = _copy(finished_run, tmp_path)
+    (run / "summary.json").unlink()  # unfinished, so that resuming needs a checkpoint (a finished run needs none)
     for name in ("checkpoint.pt", "checkpoint.prev.pt"):
         (run / name).write_bytes((run / name).read_bytes()[:100])
     result = CliRunner().invoke(app, ["search", "--resume", str(run)])
@@ -314,7 +315,7 @@ def test_a_table_that_cannot_replace_the_old_one_keeps_the_timings(tmp_path):
     if subprocess.run(["chattr", "+i", str(table)], capture_output=True).returncode != 0:
         pytest.skip("chattr +i is not possible on this file system")
     try:
-        result = CliRunner().invoke(app, ["profile", "tiny-ro", *PROFILE, "--out", str(table)])
+        result = CliRunner().invoke(app, ["profile", "tiny-ro", *PROFILE, "--quiet", "--out", str(table)])
     finally:
         subprocess.run(["chattr", "-i", str(table)], check=True)
     _one_line_failure(result, "cannot write", "the timings are kept in", "t.json.partial")

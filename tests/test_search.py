@@ -123,7 +123,7 @@ def test_cli_search_json(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["search", "--space", "tiny", "--schedule", "0.5:1,1.0:1", "--retrain-epochs",
                                       "1", "--flops", "300K", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["run"] == str(out) and summary["flops"] <= 300_000
     # The table `search` prints without --json shows the same numbers (it is drawn from the same summary).
     from rich.console import Console
@@ -172,7 +172,7 @@ def test_train_redoes_the_retraining_of_a_run(danas_run, tmp_path):
     shutil.copytree(danas_run.run, copy)
     result = CliRunner().invoke(app, ["train", str(copy), "--epochs", "2", "--json"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["arch"] == danas_run.summary["arch"] and summary["test_acc"] is not None
     retrain_rows = [r for r in _rows(copy, "retrain")]
     assert [r["epoch"] for r in retrain_rows] == [0, 1]
