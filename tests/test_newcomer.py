@@ -100,8 +100,9 @@ def test_long_work_shows_signs_of_life_off_a_terminal_and_quiet_silences_it(tmp_
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CI", raising=False)
     runner = CliRunner()  # not a terminal: no bar is drawn, so plain lines are the default
-    args = ["search", "--space", "tiny", "--schedule", "0.5:2,1.0:2", "--probe-epochs", "0", "--batch-size", "16",
-            "--train-per-class", "20", "--test-per-class", "5", "--flops", "250K", "--retrain-epochs", "2"]
+    args = ["search", "--space", "tiny", "--schedule", "0.5:2,1.0:2", "--probe-epochs", "0", "--warmup-epochs", "0",
+            "--batch-size", "16", "--train-per-class", "20", "--test-per-class", "5", "--flops", "250K",
+            "--retrain-epochs", "2"]
     lines = _ok(runner.invoke(app, [*args, "--out", "a"])).stderr.splitlines()
     assert lines[0] == "run a"
     assert lines[1].startswith("plan: stage 0 1 epoch, stage 1 1 epoch, retraining 2 epochs; about ")

@@ -1,0 +1,244 @@
+"""Benchmark: how good are the architectures a search finds, judged on ground truth (NAS-Bench-Macro).
+
+Each arm searches the `macro` space on CIFAR-10 (../shared/data/cifar10) under a FLOPs budget, without retraining;
+its derived architecture is scored by the table's mean accuracy of that architecture trained alone (Su et al.,
+CVPR 2021). Reported per arm, budget and seed: the table accuracy, the regret to the best architecture within the
+budget, its percentile among all architectures within the budget, the share of the budget used, the search time,
+and how well the final supernet ranks: Kendall's tau between the search-validation accuracy with inherited weights
+(batch norm recalibrated) and the table's accuracy, over 50 architectures drawn within the budget (the same 50 for
+every run). Beside them, the two random baselines computed exactly from the table: any architecture within B, and
+FLOPs-matched (within [0.95B, B]).
+
+Arms: `danas`; `full` (all classes and candidates for the schedule's total epochs); `full-iso` (all classes and
+candidates for as many image-steps as danas's run of the same budget and seed, so it needs danas first).
+
+Profiles: `cpu` (a class-balanced CIFAR-10 subset and a scaled schedule, about 5-10 minutes a search on 2 cores);
+`full` (all of CIFAR-10, the default schedule: a GPU job). `--set NAME=VALUE` changes any search setting (an
+ablation) and `--tag` names it; results of separate invocations are merged by (tag, arm, budget, seed) into
+benchmarks/results/search_quality.json, and `--plot` draws the derived architectures on the table's
+accuracy-FLOPs cloud.
+
+Run by hand:  .venv/bin/python benchmarks/search_quality.py [--profile cpu] [--arms danas full-iso] [--seeds 0 1 2]
+              [--budgets 0.4 0.6] [--set choice=alpha --tag alpha-choice] [--plot docs/search_quality.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.nasbench_macro import BUDGET_SHARES, NasBenchMacro, data_dir, to_arch, to_key
+
+RESULTS = Path(__file__).resolve().parent / "results" / "search_quality.json"
+PROFILES = {
+    # 200 training images a class (160 train + 40 search-validation), the schedule at 0.5 (auto-scale's floor).
+    "cpu": {"train_per_class": 200, "val_fraction": 0.2, "test_per_class": 10, "epochs_scale": 0.5},
+    "full": {},
+}
+TAU_ARCHS = 50
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def run_arm(arm: str, share: float, seed: int, table: NasBenchMacro, args, extra: dict, danas_images: int | None):
+    from edgenas.searcher import search
+    from edgenas.settings import SearchSettings
+
+    budget = table.budget(share)
+    common = {"data": str(data_dir() / "cifar10"), "space": "macro", "resolution": 32, "flops": int(budget),
+              "retrain_epochs": 0, "seed": seed, "device": args.device, **PROFILES[args.profile], **extra}
+    settings = {"strategy": arm}
+    if arm == "full-iso":
+        if danas_images is None:
+            raise SystemExit("--arms: full-iso matches danas's image-steps, so danas must run first (or be in the "
+                             "results file for the same tag, budget and seed)")
+        settings = {"strategy": "full", "epochs": _iso_epochs(danas_images, common, seed)}
+    run_dir = args.runs / f"{args.tag}-{arm}-b{share}-s{seed}-{time.strftime('%H%M%S')}"
+    result = search(SearchSettings(**common, **settings), out=run_dir, progress=False, log=lambda *a: None)
+    s = result.summary
+    key = to_key(result.arch)
+    return {"tag": args.tag, "arm": arm, "share": share, "seed": seed, "budget_flops": budget, "key": key,
+            "run": str(run_dir), "flops": s["flops"], "budget_use": s["flops"] / budget,
+            "table_acc": table.accuracy(key), "regret": table.regret(key, budget),
+            "percentile": table.percentile(table.accuracy(key), budget), "search_seconds": s["search_seconds"],
+            "image_steps": s["search_images"], "inherited_val_acc": s["inherited_val_acc"],
+            "settings": {**settings, **extra}, "tau": supernet_tau(run_dir, table, budget, args.tau_batches)}
+
+
+def _iso_epochs(danas_images: int, common: dict, seed: int) -> int:
+    """Epochs of all classes (all training images plus the architecture steps' search-validation images) that
+    match danas's image-steps."""
+    from edgenas.settings import SearchSettings, load_data
+
+    data = load_data(SearchSettings(**common), 32)
+    batch = common.get("batch_size", 64)
+    steps = data.size("train") // batch
+    per_epoch = steps * batch + (steps + 3) // 4 * batch  # one architecture step every 4 weight steps
+    return max(1, round(danas_images / per_epoch))
+
+
+def supernet_tau(run_dir: Path, table: NasBenchMacro, budget: float, bn_batches: int) -> float | None:
+    """Kendall's tau between inherited-weight search-validation accuracy and the table over 50 fixed architectures."""
+    import torch
+
+    from edgenas.calibration import kendall_tau
+    from edgenas.data import batches
+    from edgenas.runs import Run, load_weights
+    from edgenas.settings import SearchSettings, load_data
+    from edgenas.space import get_space
+    from edgenas.supernet import Supernet, recalibrate_batch_norm
+    from edgenas.train import Device, evaluate
+
+    path = run_dir / "supernet.pt"
+    if not path.is_file():
+        return None
+    settings = SearchSettings.of_run(Run.open(run_dir))
+    device = Device.pick("cpu" if not torch.cuda.is_available() else "cuda")
+    data = load_data(settings, 32).to(device.device)
+    net = Supernet(get_space("macro", 32), data.num_classes)
+    net.load_state_dict(load_weights(path, str(path)))
+    generator = torch.Generator().manual_seed(0)
+    predicted, truth = [], []
+    for entry in random.Random(0).sample(table.within(budget), TAU_ARCHS):
+        model = device.prepare(net.extract(to_arch(entry.key)))
+        recalibrate_batch_norm(model, (
+            (device.input(x), y) for i, (x, y) in enumerate(batches(data, "train", 64, generator=generator,
+                                                                    train=True)) if i < bn_batches))
+        predicted.append(evaluate(model, data, "val", device))
+        truth.append(entry.mean_acc)
+    return kendall_tau(predicted, truth)
+
+
+def summarize(rows: list[dict], table: NasBenchMacro) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["tag"], r["arm"], r["share"]), []).append(r)
+    out = []
+    for (tag, arm, share), rs in sorted(groups.items()):
+        budget = table.budget(share)
+        taus = [r["tau"] for r in rs if r.get("tau") is not None]
+        out.append({"tag": tag, "arm": arm, "share": share, "seeds": sorted(r["seed"] for r in rs),
+                    "table_acc": statistics.mean(r["table_acc"] for r in rs),
+                    "table_acc_min": min(r["table_acc"] for r in rs),
+                    "regret": statistics.mean(r["regret"] for r in rs),
+                    "percentile": statistics.mean(r["percentile"] for r in rs),
+                    "budget_use_min": min(r["budget_use"] for r in rs),
+                    "search_seconds": statistics.mean(r["search_seconds"] for r in rs),
+                    "tau": statistics.mean(taus) if taus else None,
+                    "best_within": table.best_within(budget).mean_acc,
+                    "random_mean": table.random_mean(budget), "matched_random_mean": table.matched_random_mean(budget)})
+    return out
+
+
+def print_summary(summary: list[dict]) -> None:
+    print("| tag | arm | budget | seeds | table acc (mean, min) | regret | percentile | min budget use | "
+          "search s | tau | best | random | matched random |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for s in summary:
+        tau = "-" if s["tau"] is None else f"{s['tau']:.2f}"
+        print(f"| {s['tag']} | {s['arm']} | {s['share']:.0%} | {len(s['seeds'])} | {s['table_acc']:.2f}% "
+              f"({s['table_acc_min']:.2f}) | {s['regret']:.2f} | {s['percentile']:.1f} | {s['budget_use_min']:.1%} | "
+              f"{s['search_seconds']:.0f} | {tau} | {s['best_within']:.2f}% | {s['random_mean']:.2f}% | "
+              f"{s['matched_random_mean']:.2f}% |")
+
+
+def plot(rows: list[dict], table: NasBenchMacro, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.scatter([e.flops / 1e6 for e in table.entries], [e.mean_acc for e in table.entries], s=3, c="0.8",
+               label="NAS-Bench-Macro (6,561 architectures, trained alone)")
+    for share in sorted({r["share"] for r in rows}):
+        ax.axvline(table.budget(share) / 1e6, color="0.5", lw=0.8, ls="--")
+    markers = iter("o^sDvP*X")
+    for tag, arm in sorted({(r["tag"], r["arm"]) for r in rows}):
+        rs = [r for r in rows if (r["tag"], r["arm"]) == (tag, arm)]
+        ax.scatter([r["flops"] / 1e6 for r in rs], [r["table_acc"] for r in rs], s=30, marker=next(markers, "o"),
+                   label=f"{arm} ({tag})", edgecolors="k", linewidths=0.5)
+    ax.set_xlabel("FLOPs (M, fvcore, 1 multiply-add = 1 FLOP)")
+    ax.set_ylabel("CIFAR-10 test accuracy, table mean of 3 runs (%)")
+    ax.set_ylim(80, 94)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Derived architectures against ground truth (dashed: budgets)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=list(PROFILES), default="cpu")
+    parser.add_argument("--arms", nargs="+", default=["danas", "full-iso"], choices=["danas", "full", "full-iso"])
+    parser.add_argument("--budgets", nargs="+", type=float, default=list(BUDGET_SHARES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="search settings to change")
+    parser.add_argument("--tag", default="default")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--tau-batches", type=int, default=10, help="training batches to recalibrate batch norm")
+    parser.add_argument("--runs", type=Path, default=Path("bench-runs/search_quality"))
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--summary-only", action="store_true")
+    parser.add_argument("--again", action="store_true", help="measure runs already in the results file again")
+    args = parser.parse_args()
+
+    if data_dir() is None:
+        raise SystemExit("search_quality: ../shared/data (NAS-Bench-Macro and CIFAR-10) is not here")
+    table = NasBenchMacro.load()
+    extra = dict(item.split("=", 1) for item in args.set)
+    extra = {k.replace("-", "_"): _value(v) for k, v in extra.items()}
+    previous = json.loads(args.results.read_text()) if args.results.is_file() else {"rows": []}
+    rows = previous["rows"]
+    args.runs.mkdir(parents=True, exist_ok=True)
+    if not args.summary_only:
+        for share in args.budgets:
+            for seed in args.seeds:
+                for arm in args.arms:
+                    if not args.again and any((r["tag"], r["arm"], r["share"], r["seed"]) == (args.tag, arm, share,
+                                                                                          seed) for r in rows):
+                        continue  # already measured (--again measures it anew)
+                    danas = next((r for r in rows if (r["tag"], r["arm"], r["share"], r["seed"])
+                                  == (args.tag, "danas", share, seed)), None)
+                    row = run_arm(arm, share, seed, table, args, extra, danas and danas["image_steps"])
+                    rows = [r for r in rows if (r["tag"], r["arm"], r["share"], r["seed"])
+                            != (row["tag"], row["arm"], row["share"], row["seed"])] + [row]
+                    print(json.dumps({k: row[k] for k in ("tag", "arm", "share", "seed", "key", "table_acc",
+                                                          "budget_use", "search_seconds", "tau")}), flush=True)
+                    _write(args.results, rows, args)
+    summary = summarize(rows, table)
+    _write(args.results, rows, args, summary)
+    print_summary(summary)
+    if args.plot:
+        plot(rows, table, args.plot)
+
+
+def _write(path: Path, rows: list[dict], args, summary: list[dict] | None = None) -> None:
+    import platform
+
+    import torch
+
+    data = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "python": platform.python_version(),
+            "machine": platform.processor() or platform.machine(), "profile": args.profile, "rows": rows}
+    if summary is not None:
+        data["summary"] = summary
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+
+
+if __name__ == "__main__":
+    main()
