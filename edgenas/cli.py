@@ -208,7 +208,9 @@ def _output(quiet: bool, verbose: bool, as_json: bool):
     if quiet and verbose:
         raise EdgeNASError("--quiet and --verbose together: choose one")
     bar = wanted(not (quiet or as_json or verbose))
-    return bar, silent if quiet else console.print, None if quiet or bar else console.print
+    # Progress lines carry metrics such as `E[FLOPs]`: printed as they are, not read as rich markup.
+    lines = None if quiet or bar else (lambda line: console.print(line, markup=False))
+    return bar, silent if quiet else console.print, lines
 
 
 _FLOPS_HOW = "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1"
