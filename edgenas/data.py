@@ -153,6 +153,17 @@ def _stream(data: Dataset, split: str, chunks: list[torch.Tensor]) -> Iterator[t
     return (x.to(device, non_blocking=True) for x in loader)
 
 
+def cycle(make) -> Iterator:
+    """`make()`'s batches again and again (a fresh, reshuffled pass each time); ends at once if a pass is empty."""
+    while True:
+        empty = True
+        for item in make():
+            empty = False
+            yield item
+        if empty:
+            return
+
+
 def count_images(data: Dataset, split: str, classes: list[int] | None = None) -> int:
     if classes is None:
         return data.size(split)

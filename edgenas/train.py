@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from . import distributed
 from .cost import CostModel, CostObjective, budget_penalty
-from .data import Dataset, batches
+from .data import Dataset, batches, cycle
 from .distributed import Ranks
 from .supernet import Supernet
 
@@ -102,22 +102,12 @@ class Device:
         return torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
 
-def _class_index(classes: list[int], num_classes: int, device) -> tuple[Tensor, Tensor]:
+def class_index(classes: list[int], num_classes: int, device) -> tuple[Tensor, Tensor]:
     """Logit columns of the admitted classes, and a map from dataset labels to positions among them."""
     admitted = torch.tensor(sorted(classes), device=device)
     remap = torch.full((num_classes,), -1, dtype=torch.long, device=device)
     remap[admitted] = torch.arange(len(admitted), device=device)
     return admitted, remap
-
-
-def _cycle(make: Callable[[], Iterator]) -> Iterator:
-    while True:
-        empty = True
-        for item in make():
-            empty = False
-            yield item
-        if empty:
-            return
 
 
 @dataclass
@@ -149,8 +139,8 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
     """
     replica = replica or net
     net.train()
-    admitted, remap = _class_index(classes, data.num_classes, device.device)
-    val_batches = _cycle(lambda: batches(data, "val", settings.batch_size, classes=classes, generator=generator,
+    admitted, remap = class_index(classes, data.num_classes, device.device)
+    val_batches = cycle(lambda: batches(data, "val", settings.batch_size, classes=classes, generator=generator,
                                          train=True, drop_last=device.ranks.many, shard=device.shard))
     totals = torch.zeros(4, device=device.device, dtype=torch.float64)  # loss sum, correct, images, arch steps
     arch_loss = torch.zeros((), device=device.device, dtype=torch.float64)
@@ -239,7 +229,7 @@ def evaluate(model: nn.Module, data: Dataset, split: str, device: Device, batch_
         with device.autocast():
             logits = model(device.input(x))
         if classes is not None:
-            admitted, remap = _class_index(classes, data.num_classes, device.device)
+            admitted, remap = class_index(classes, data.num_classes, device.device)
             correct += (logits[:, admitted].argmax(1) == remap[y]).sum()
         else:
             correct += (logits.argmax(1) == y).sum()

@@ -1,6 +1,9 @@
 """Shared test set-up: a private FLOPs cache per test session, so tests never touch the user's cache."""
 
 import pytest
+import torch
+
+from edgenas.space import get_space
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -9,3 +12,17 @@ def _private_cache(tmp_path_factory):
     mp.setenv("EDGENAS_CACHE_DIR", str(tmp_path_factory.mktemp("edgenas-cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny networks: intra-op threads only add overhead, and on a loaded machine a lot of it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return get_space("tiny")

@@ -17,7 +17,6 @@ from edgenas.data import load_dataset
 from edgenas.flops import cost_table
 from edgenas.searcher import search
 from edgenas.settings import OLD_BEHAVIOUR, SearchSettings
-from edgenas.space import get_space
 from edgenas.strategies import choice, danas, fairness, scoring
 from edgenas.strategies.derive import knapsack
 from edgenas.strategies.schedule import Stage
@@ -27,17 +26,7 @@ from edgenas.train import Device, evaluate
 CLASSES = 10
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return get_space("tiny")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..data import Dataset, batches
+from ..data import Dataset, batches, cycle
 from ..errors import EdgeNASError
 from ..supernet import Supernet
+from ..train import class_index
 
 METHOD = ("mean search-validation cross-entropy (no label smoothing) of uniformly random paths through each "
           "candidate, one batch each, supernet weights, batch statistics; pruning keeps the lowest")
@@ -65,19 +66,20 @@ def candidate_scores(net: Supernet, data: Dataset, classes: list[int], generator
                      batch_size: int, paths: int) -> dict[str, Tensor]:
     """Per layer and candidate: mean search-validation loss and accuracy of the paths through it (NaN where the
     candidate is not active), and how many paths those are."""
-    admitted = torch.tensor(sorted(classes), device=device.device)
-    remap = torch.full((data.num_classes,), -1, dtype=torch.long, device=device.device)
-    remap[admitted] = torch.arange(len(admitted), device=device.device)
+    admitted, remap = class_index(classes, data.num_classes, device.device)
     shape = net.active.shape
     loss_sum = torch.zeros(shape, dtype=torch.float64)
     correct_sum = torch.zeros(shape, dtype=torch.float64)
     count = torch.zeros(shape, dtype=torch.float64)
     drawn = balanced_paths(net, paths, generator)
-    stream = _cycle(lambda: batches(data, "val", batch_size, classes=classes, generator=generator))
+    stream = cycle(lambda: batches(data, "val", batch_size, classes=classes, generator=generator))
     rows = torch.arange(shape[0])
     with frozen_batch_norm(net):
         for path in drawn:
-            x, y = next(stream)
+            x, y = next(stream, (None, None))
+            if x is None:
+                raise EdgeNASError("the search-validation split has no image of the admitted classes: raise "
+                                   "--val-fraction or use --prune-score alpha")
             with device.autocast():
                 logits = net(device.input(x), path)[:, admitted].float()
             target = remap[y]
@@ -92,13 +94,3 @@ def candidate_scores(net: Supernet, data: Dataset, classes: list[int], generator
     return {"loss": (loss_sum / seen).masked_fill(missing, float("nan")),
             "accuracy": (correct_sum / seen).masked_fill(missing, float("nan")), "paths": count}
 
-
-def _cycle(make):
-    while True:
-        empty = True
-        for item in make():
-            empty = False
-            yield item
-        if empty:
-            raise EdgeNASError("the search-validation split has no image of the admitted classes: raise "
-                               "--val-fraction or use --prune-score alpha")
