@@ -67,7 +67,8 @@ def test_an_interrupted_search_says_where_it_is_and_how_to_continue(tmp_path):
     import time
 
     out = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "edgenas", "search", *FAST[:-1], "3", "--out", str(out)],
+    # 30 retraining epochs: Ctrl-C comes after the first is kept, and the rest cannot finish before it lands.
+    process = subprocess.Popen([sys.executable, "-m", "edgenas", "search", *FAST[:-1], "30", "--out", str(out)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
     history = out / "history.jsonl"
