@@ -308,14 +308,20 @@ class _Search:
             return "MobileNetV2's FLOPs in this space"
         return "the middle of the space's FLOPs range"
 
+    def _phases(self) -> list[danas.Phase]:
+        """The search's phases: probe, warm-up (scaled like the stages) and stages, or `full`'s."""
+        s = self.s
+        stages, factor = self._stages()
+        warmup = max(1, round(s.warmup_epochs * factor)) if s.warmup_epochs > 0 else 0
+        return danas.plan(s.strategy, stages, 0 if s.class_order else s.probe_epochs, s.epochs, warmup)
+
     def _plan(self, state: dict) -> list[tuple[str, str, float]]:
         """Every epoch of the run in order, as (phase, "search" or "retrain", image-steps): the weight steps' images,
         plus the search-validation images of the architecture steps."""
         s, train = self.s, self.c.data.size("train")
         epochs = []
         if s.strategy not in ("random", "mobilenetv2"):
-            stages, _ = self._stages()
-            for phase in danas.plan(s.strategy, stages, 0 if s.class_order else s.probe_epochs, s.epochs):
+            for phase in self._phases():
                 images = round(phase.fraction * train) * (1 + (1 / s.arch_every if phase.train_arch else 0))
                 epochs += [(phase.name, "search", images)] * phase.epochs
         retrain = state.get("retrain", {})
@@ -360,14 +366,13 @@ class _Search:
                           "inherited_val_acc": None})
             self._save(state, history)
             return state
-        stages, factor = self._stages()
+        _, factor = self._stages()
         if c.class_order is not None and "class_order" not in state:
             state["class_order"] = c.class_order
             self.run.write("class_order.json", {"order": c.class_order,
                                                 "names": [c.data.classes[i] for i in c.class_order],
                                                 "method": f"given by {s.class_order}"})
-        warmup = max(1, round(s.warmup_epochs * factor)) if s.warmup_epochs > 0 else 0
-        phases = danas.plan(s.strategy, stages, 0 if s.class_order else s.probe_epochs, s.epochs, warmup)
+        phases = self._phases()
         with torch.random.fork_rng(devices=[]):  # initial weights depend on the seed alone
             torch.manual_seed(s.seed)
             net = c.device.prepare(Supernet(c.space, c.num_classes))
