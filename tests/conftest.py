@@ -26,3 +26,12 @@ def one_thread():
 @pytest.fixture(scope="module")
 def tiny():
     return get_space("tiny")
+
+
+def default_sigint() -> None:
+    """`preexec_fn` for a child that a test interrupts with SIGINT: a shell that starts a job in the background
+    (`make test &`, nohup) ignores SIGINT for it, every child inherits that, and Python then installs no
+    KeyboardInterrupt handler, so Ctrl-C would never reach the command under test."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from conftest import default_sigint
 from typer.testing import CliRunner
 
 from edgenas.calibration import calibrate, kendall_tau
@@ -242,7 +243,8 @@ def test_latency_and_tables_commands(tiny_table, tmp_path, monkeypatch):
 def test_an_interrupted_profile_leaves_no_table_only_its_journal(tmp_path):
     out = tmp_path / "interrupted.json"
     command = [sys.executable, "-m", "edgenas", "profile", "x", "--space", "mobile", "--out", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)
     # Deadlines bound a hang only; on a loaded 2-core machine (CI, make demo beside it) a first timing and the
     # clean exit after Ctrl-C each took more than a minute.
     journal, deadline = tmp_path / "interrupted.json.partial", time.monotonic() + 300

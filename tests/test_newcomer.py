@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from conftest import default_sigint
 from typer.testing import CliRunner
 
 from edgenas.cli import app
@@ -70,7 +71,7 @@ def test_an_interrupted_search_says_where_it_is_and_how_to_continue(tmp_path):
     # 30 retraining epochs: Ctrl-C comes after the first is kept, and the rest cannot finish before it lands.
     process = subprocess.Popen([sys.executable, "-m", "edgenas", "search", *FAST[:-1], "30", "--out", str(out)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=default_sigint)
     history = out / "history.jsonl"
     deadline = time.monotonic() + 90
     while not (history.is_file() and '"retrain"' in history.read_text()):  # an epoch is kept
