@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from conftest import CHEAP_ARGS
 
 from edgenas.data import batches, load_dataset
 
@@ -71,7 +72,7 @@ def test_two_gloo_ranks_run_one_search(tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "edgenas", "search", "--space", "tiny", "--schedule", "0.2:1,0.5:1,1.0:1",
                "--retrain-epochs", "1", "--batch-size", "64", "--flops", "250K", "--device", "cpu", "--nproc", "2",
-               "--table", "here", "--out", str(out), "--json"]
+               "--table", "here", *CHEAP_ARGS, "--out", str(out), "--json"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=280, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout[result.stdout.index("{"):])  # printed once, by rank 0

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import CHEAP
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -23,8 +24,8 @@ REPORT_FIELDS = ("onnx", "run", "arch", "threads", "atol", "outputs", "test_imag
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "run"
-    search(SearchSettings(space="tiny", schedule="0.5:1,1.0:1", retrain_epochs=2, batch_size=128, flops=300_000),
-           out=out, progress=False, log=lambda *a: None)
+    search(SearchSettings(space="tiny", schedule="0.5:1,1.0:1", retrain_epochs=2, batch_size=128, flops=300_000,
+                          **CHEAP), out=out, progress=False, log=lambda *a: None)
     return out
 
 

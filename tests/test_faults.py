@@ -14,6 +14,7 @@ import time
 
 import pytest
 import torch
+from conftest import CHEAP_ARGS
 from typer.testing import CliRunner
 
 from edgenas.cli import app
@@ -102,7 +103,7 @@ def test_a_search_killed_within_a_stage_resumes_epoch_for_epoch(tmp_path):
     # its first epoch at the learning rate of step 0 (creating the scheduler reset it), and the architecture
     # often came out the same anyway.
     args = ["--space", "tiny", "--schedule", "0.2:3,0.5:3,1.0:3", "--retrain-epochs", "0", "--flops", "250K",
-            "--batch-size", "64", "--json"]
+            "--batch-size", "64", *CHEAP_ARGS, "--json"]
     reference = CliRunner().invoke(app, ["search", *args, "--out", str(tmp_path / "ref")])
     assert reference.exit_code == 0, reference.output
     out = tmp_path / "killed"

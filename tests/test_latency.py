@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import default_sigint
+from conftest import CHEAP, default_sigint
 from typer.testing import CliRunner
 
 from edgenas.calibration import calibrate, kendall_tau
@@ -280,7 +280,7 @@ def test_python_api_profiles_then_searches_under_a_latency_budget(tmp_path):
     low, high = (measured.table.predict(preset(p, space, 10)) for p in ("smallest", "largest"))
     budget = (low + high) / 2
     result = edgenas.search(space="tiny", schedule="0.5:1,1.0:1", retrain_epochs=1, batch_size=128, flops="1M",
-                            latency=f"{budget:.4f}ms", table=str(measured.path), out=tmp_path / "run")
+                            latency=f"{budget:.4f}ms", table=str(measured.path), out=tmp_path / "run", **CHEAP)
     assert result.summary["latency_budget_ms"] == pytest.approx(budget, abs=1e-4)
     assert result.predicted_latency_ms <= budget and result.summary["within_latency_budget"]
     assert result.predicted_latency_ms == pytest.approx(measured.table.predict(result.arch))

@@ -5,6 +5,7 @@ import shutil
 from html.parser import HTMLParser
 
 import pytest
+from conftest import CHEAP
 from typer.testing import CliRunner
 
 from edgenas.cli import app
@@ -14,7 +15,7 @@ from edgenas.searcher import search
 from edgenas.settings import SearchSettings
 from edgenas.units import format_flops
 
-QUICK = {"space": "tiny", "schedule": "0.2:1,0.5:1,1.0:1", "retrain_epochs": 1, "batch_size": 128}
+QUICK = {"space": "tiny", "schedule": "0.2:1,0.5:1,1.0:1", "retrain_epochs": 1, "batch_size": 128, **CHEAP}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from conftest import CHEAP, CHEAP_ARGS
 from typer.testing import CliRunner
 
 from edgenas.cli import app
@@ -20,7 +21,7 @@ from edgenas.searcher import search
 from edgenas.settings import SearchSettings
 from edgenas.space import get_space
 
-QUICK = {"space": "tiny", "schedule": "0.2:1,0.5:1,1.0:1", "retrain_epochs": 1, "batch_size": 128}
+QUICK = {"space": "tiny", "schedule": "0.2:1,0.5:1,1.0:1", "retrain_epochs": 1, "batch_size": 128, **CHEAP}
 
 
 def _rows(run, phase_prefix="stage"):
@@ -121,7 +122,7 @@ def test_bad_search_input_is_one_line_and_writes_nothing(tmp_path, args, message
 def test_cli_search_json(tmp_path, monkeypatch):
     out = tmp_path / "cli"
     result = CliRunner().invoke(app, ["search", "--space", "tiny", "--schedule", "0.5:1,1.0:1", "--retrain-epochs",
-                                      "1", "--flops", "300K", "--out", str(out), "--json"])
+                                      "1", "--flops", "300K", *CHEAP_ARGS, "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["run"] == str(out) and summary["flops"] <= 300_000
@@ -144,7 +145,7 @@ def test_cli_search_json(tmp_path, monkeypatch):
 def test_a_search_killed_and_resumed_gives_the_same_architecture(tmp_path):
     # Every part runs in a subprocess with one thread: the same arithmetic whatever other tests did to this process.
     args = [sys.executable, "-m", "edgenas", "search", "--space", "tiny", "--schedule", "0.2:3,0.5:3,1.0:3",
-            "--retrain-epochs", "2", "--flops", "250K", "--batch-size", "64", "--json"]
+            "--retrain-epochs", "2", "--flops", "250K", "--batch-size", "64", *CHEAP_ARGS, "--json"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     reference = subprocess.run([*args, "--out", str(tmp_path / "ref")], capture_output=True, text=True, env=env)
     assert reference.returncode == 0, reference.stderr
@@ -191,7 +192,7 @@ def test_a_streamed_image_tree_is_searched_end_to_end(tmp_path):
                 image = np.full((16, 16, 3), 60 * label, np.uint8) + rng.integers(0, 40, (16, 16, 3), dtype=np.uint8)
                 Image.fromarray(image).save(folder / f"{i}.png")
     result = search(SearchSettings(data=str(tmp_path / "tree"), space="tiny", schedule="0.5:1,1.0:1",
-                                   retrain_epochs=1, batch_size=8, memory_gb=0.0),
+                                   retrain_epochs=1, batch_size=8, memory_gb=0.0, **CHEAP),
                     out=tmp_path / "run", progress=False, log=lambda *a: None)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["resolved"]["data"]["streamed"] and result.summary["test_acc"] is not None
@@ -201,7 +202,7 @@ def test_a_streamed_image_tree_is_searched_end_to_end(tmp_path):
 def test_piped_output_has_no_bar_and_verbose_prints_one_line_per_epoch(tmp_path, flag, lines):
     # stderr is a pipe here, as in a log file or CI: no bar (no control characters), plain lines with --verbose.
     command = [sys.executable, "-m", "edgenas", "search", "--space", "tiny", "--schedule", "0.5:1,1.0:1",
-               "--retrain-epochs", "1", "--flops", "300K", "--warmup-epochs", "1", "--out", str(tmp_path / "run"), flag]
+               "--retrain-epochs", "1", "--flops", "300K", *CHEAP_ARGS, "--out", str(tmp_path / "run"), flag]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "\x1b[" not in result.stderr and "━" not in result.stderr

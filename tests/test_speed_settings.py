@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from conftest import CHEAP
 
 from edgenas.errors import EdgeNASError
 from edgenas.model import build_model
@@ -15,7 +16,7 @@ from edgenas.space import get_space
 from edgenas.train import Device
 
 QUICK = {"space": "tiny", "schedule": "1.0:1", "probe_epochs": 0, "retrain_epochs": 1, "batch_size": 128,
-         "device": "cpu"}
+         "device": "cpu", **CHEAP}
 
 
 def test_auto_on_the_cpu_is_float32_channels_last():

@@ -8,8 +8,9 @@ import torch
 from ..arch import Arch, make_arch
 from ..cost import CostModel
 from ..errors import EdgeNASError
-from ..flops import cost_table
+from ..flops import count_flops
 from ..latency import LatencyTable
+from ..model import build_model
 from ..presets import mobilenetv2
 from ..space import get_space
 from .derive import knapsack
@@ -43,8 +44,9 @@ def mobilenetv2_within_budget(space_name: str, resolution: int, num_classes: int
                               ms_budget: float | None, table: LatencyTable | None) -> Arch:
     """MobileNetV2 in the space at the largest width multiplier (0.10 to 2.00, steps of 0.05) within the budget.
 
-    Cost grows with width, so the widths are bisected. With a latency budget only the table's own width can be
-    predicted, so only that width is tried.
+    Cost grows with width, so the widths are bisected. Each width tried counts the one network with fvcore (the
+    same figure as its space's table, which would count every piece of a space that is used once). With a latency
+    budget only the table's own width can be predicted, so only that width is tried.
     """
     widths = [step / 20 for step in range(2, 41)]
     if ms_budget is not None and table is not None:
@@ -53,7 +55,7 @@ def mobilenetv2_within_budget(space_name: str, resolution: int, num_classes: int
     def fits(width: float) -> bool:
         space = get_space(space_name, resolution, width)
         arch = mobilenetv2(space, num_classes)
-        if flops_budget is not None and cost_table(space).flops(arch) > flops_budget:
+        if flops_budget is not None and count_flops(build_model(arch), (3, resolution, resolution)) > flops_budget:
             return False
         if ms_budget is not None and table is not None:
             return table.data["space_hash"] == space.hash and table.predict(arch) <= ms_budget

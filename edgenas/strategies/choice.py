@@ -4,7 +4,8 @@ Candidates fill the budget: each costs at most the budget and at least `floor` x
 budget. They are the most probable such architecture (the knapsack with a floor) and architectures drawn from
 alpha's probabilities that land in the band (rejection, at most `DRAWS_PER_CANDIDATE` draws per candidate wanted,
 deduplicated). With `measure`, each is extracted from the supernet with its inherited weights, its batch norm
-recalibrated on the same few training batches, and scored by its search-validation accuracy: the best wins, ties
+recalibrated on the same few training batches (at most one pass over the training split: a small dataset's images
+seen again teach batch norm nothing new), and scored by its search-validation accuracy: the best wins, ties
 going to the higher log-probability (as SPOS and Once-for-All choose). Without, the knapsack's one is the choice.
 If no architecture of the active candidates reaches a floor, the floor is lowered to the highest cost reachable
 within the budgets, and a notice says so.
@@ -12,6 +13,7 @@ within the budgets, and a notice says so.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -145,10 +147,12 @@ def candidates(net: Supernet, cost: CostModel, limits: Band, count: int, generat
 
 def inherited(net: Supernet, layers: list[str], data: Dataset, batch_size: int, seed: int):
     """The standalone network of `layers` with the supernet's weights, batch norm recalibrated on the same
-    RECALIBRATION_BATCHES augmented training batches whatever the architecture (drawn from `seed`)."""
+    RECALIBRATION_BATCHES augmented training batches (fewer when one pass over the training split takes fewer)
+    whatever the architecture (drawn from `seed`)."""
     model = net.extract(make_arch(net.space, layers, net.num_classes))
+    count = min(RECALIBRATION_BATCHES, math.ceil(data.size("train") / batch_size))
     stream = batches(data, "train", batch_size, generator=torch.Generator().manual_seed(seed), train=True)
-    recalibrate_batch_norm(model, (b for _, b in zip(range(RECALIBRATION_BATCHES), stream, strict=False)))
+    recalibrate_batch_norm(model, (b for _, b in zip(range(count), stream, strict=False)))
     return model
 
 
