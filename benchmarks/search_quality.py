@@ -7,7 +7,9 @@ budget, its percentile among all architectures within the budget, the share of t
 and how well the final supernet ranks: Kendall's tau between the search-validation accuracy with inherited weights
 (batch norm recalibrated) and the table's accuracy, over 50 architectures drawn within the budget (the same 50 for
 every run). Beside them, the two random baselines computed exactly from the table: any architecture within B, and
-FLOPs-matched (within [0.95B, B]).
+FLOPs-matched (within [0.95B, B]). From the run's candidates.json: the table accuracy of the knapsack's most probable
+architecture in the band, which is exactly what `--choice alpha` derives from the same supernet (so one run with
+`--choice eval` measures both choices), and the best and mean table accuracy of the candidates scored.
 
 Arms: `danas`; `full` (all classes and candidates for the schedule's total epochs); `full-iso` (all classes and
 candidates for as many image-steps as danas's run of the same budget and seed, so it needs danas first).
@@ -34,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.nasbench_macro import BUDGET_SHARES, NasBenchMacro, data_dir, to_arch, to_key
+from benchmarks.nasbench_macro import BUDGET_SHARES, CHOICES, NasBenchMacro, data_dir, to_arch, to_key
 
 RESULTS = Path(__file__).resolve().parent / "results" / "search_quality.json"
 PROFILES = {
@@ -74,7 +76,21 @@ def run_arm(arm: str, share: float, seed: int, table: NasBenchMacro, args, extra
             "table_acc": table.accuracy(key), "regret": table.regret(key, budget),
             "percentile": table.percentile(table.accuracy(key), budget), "search_seconds": s["search_seconds"],
             "image_steps": s["search_images"], "inherited_val_acc": s["inherited_val_acc"],
-            "settings": {**settings, **extra}, "tau": supernet_tau(run_dir, table, budget, args.tau_batches)}
+            "settings": {**settings, **extra}, "tau": supernet_tau(run_dir, table, budget, args.tau_batches),
+            **candidate_figures(run_dir, table)}
+
+
+def candidate_figures(run_dir: Path, table: NasBenchMacro) -> dict:
+    """The final choice's candidates (candidates.json) against the table: the knapsack's pick (= `--choice alpha`
+    on this supernet), the best and the mean candidate; empty if the run has no candidates.json."""
+    path = Path(run_dir) / "candidates.json"
+    if not path.is_file():
+        return {}
+    found = json.loads(path.read_text())["candidates"]
+    accs = [table.accuracy("".join(str(CHOICES.index(c)) for c in f["layers"])) for f in found]
+    knapsack = next(a for f, a in zip(found, accs, strict=True) if f["source"] == "knapsack")
+    return {"alpha_choice_acc": knapsack, "candidates": len(found), "candidates_best": max(accs),
+            "candidates_mean": statistics.mean(accs)}
 
 
 def _iso_epochs(danas_images: int, common: dict, seed: int) -> int:
@@ -137,6 +153,8 @@ def summarize(rows: list[dict], table: NasBenchMacro) -> list[dict]:
                     "budget_use_min": min(r["budget_use"] for r in rs),
                     "search_seconds": statistics.mean(r["search_seconds"] for r in rs),
                     "tau": statistics.mean(taus) if taus else None,
+                    "alpha_choice_acc": (statistics.mean(r["alpha_choice_acc"] for r in rs)
+                                         if all("alpha_choice_acc" in r for r in rs) else None),
                     "best_within": table.best_within(budget).mean_acc,
                     "random_mean": table.random_mean(budget), "matched_random_mean": table.matched_random_mean(budget)})
     return out
@@ -144,13 +162,14 @@ def summarize(rows: list[dict], table: NasBenchMacro) -> list[dict]:
 
 def print_summary(summary: list[dict]) -> None:
     print("| tag | arm | budget | seeds | table acc (mean, min) | regret | percentile | min budget use | "
-          "search s | tau | best | random | matched random |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "search s | tau | knapsack pick | best | random | matched random |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in summary:
         tau = "-" if s["tau"] is None else f"{s['tau']:.2f}"
+        pick = "-" if s.get("alpha_choice_acc") is None else f"{s['alpha_choice_acc']:.2f}%"
         print(f"| {s['tag']} | {s['arm']} | {s['share']:.0%} | {len(s['seeds'])} | {s['table_acc']:.2f}% "
               f"({s['table_acc_min']:.2f}) | {s['regret']:.2f} | {s['percentile']:.1f} | {s['budget_use_min']:.1%} | "
-              f"{s['search_seconds']:.0f} | {tau} | {s['best_within']:.2f}% | {s['random_mean']:.2f}% | "
+              f"{s['search_seconds']:.0f} | {tau} | {pick} | {s['best_within']:.2f}% | {s['random_mean']:.2f}% | "
               f"{s['matched_random_mean']:.2f}% |")
 
 
@@ -194,6 +213,8 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--summary-only", action="store_true")
     parser.add_argument("--again", action="store_true", help="measure runs already in the results file again")
+    parser.add_argument("--reanalyze", action="store_true",
+                        help="no search: recompute the candidates.json figures of every row whose run folder exists")
     args = parser.parse_args()
 
     if data_dir() is None:
@@ -204,7 +225,9 @@ def main() -> None:
     previous = json.loads(args.results.read_text()) if args.results.is_file() else {"rows": []}
     rows = previous["rows"]
     args.runs.mkdir(parents=True, exist_ok=True)
-    if not args.summary_only:
+    if args.reanalyze:
+        rows = [{**r, **candidate_figures(Path(r["run"]), table)} for r in rows]
+    elif not args.summary_only:
         for share in args.budgets:
             for seed in args.seeds:
                 for arm in args.arms:
