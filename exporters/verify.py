@@ -126,11 +126,11 @@ def _table_prediction(table: str | None, arch, fp32_ms: float, int8_ms: float | 
     if loaded.precision == "int8" and int8_ms is not None:
         compared = "int8"
     elif loaded.precision == "int8":
-        notes.append(f"note: {name} predicts INT8 latency but this export is FP32 only: its prediction is compared "
-                     "with the FP32 file (add --int8 to compare it with the INT8 file)")
+        notes.append(f"note: {name} predicts the INT8 network, but this export is FP32 only: its prediction is "
+                     "compared with the FP32 file (add --int8 to compare it with the INT8 file)")
     elif int8_ms is not None:
-        notes.append(f"note: {name} predicts FP32 latency: its prediction is compared with the FP32 file, not the "
-                     "INT8 one (an INT8 table, from edgenas profile --int8, predicts the INT8 file)")
+        notes.append(f"note: {name} predicts the FP32 network: its prediction is compared with the FP32 file, not "
+                     "the INT8 one (edgenas profile --int8 makes a table that predicts the INT8 file)")
     measured_ms = int8_ms if compared == "int8" else fp32_ms
     note = host_note(loaded)
     return {"table": loaded.source, "table_precision": loaded.precision, "compared_with": compared,
