@@ -499,11 +499,13 @@ def _print_summary(run: Path, summary: dict) -> None:
     grid.add_row("FLOPs", f"{format_flops(summary['flops'])} ({budget})",
                  "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1")
     if summary["predicted_latency_ms"] is not None:
-        budget = summary["latency_budget_ms"]
-        table = f"{(summary.get('latency_precision') or 'fp32').upper()} table {summary['latency_table']}"
-        grid.add_row("latency", f"{summary['predicted_latency_ms']:.2f} ms" + (f" (latency budget {budget:g} ms, "
-                                                                               f"{table})" if budget else ""),
-                     f"predicted by {table}")
+        precision = (summary.get("latency_precision") or "fp32").upper()  # runs from before INT8 tables: FP32
+        grid.add_row("latency", f"{summary['predicted_latency_ms']:.2f} ms",
+                     f"predicted by {precision} table {summary['latency_table']}")
+        if summary["latency_budget_ms"] is not None:
+            grid.add_row("latency budget", f"{summary['latency_budget_ms']:g} ms ({precision} table "
+                         f"{Path(summary['latency_table']).stem})",
+                         "met" if summary.get("within_latency_budget") else "NOT met")
     grid.add_row("parameters", format_params(summary["params"]), "")
     if summary["inherited_val_acc"] is not None:
         grid.add_row("validation accuracy", f"{100 * summary['inherited_val_acc']:.2f}%",

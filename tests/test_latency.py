@@ -330,21 +330,31 @@ def test_int8_pieces_are_quantised_with_per_channel_weights(tiny):
     assert backend.time(piece, 1, 3) and all(t > 0 for t in backend.time(piece, 1, 3))
 
 
-def test_a_search_with_an_int8_table_keeps_to_an_int8_budget(tiny_int8_table, tmp_path):
-    import edgenas
+def test_a_search_with_an_int8_table_keeps_to_an_int8_budget(tiny_int8_table, tmp_path, monkeypatch):
+    from edgenas.arch import from_dict
+    from edgenas.report import _summary_rows
+    from edgenas.runs import load_run
 
     path, table = tiny_int8_table
     space = get_space("tiny")
     low, high = (table.predict(preset(p, space, 10)) for p in ("smallest", "largest"))
-    budget = (low + high) / 2
-    lines = []
-    result = edgenas.search(space="tiny", schedule="0.5:1,1.0:1", retrain_epochs=1, batch_size=128, flops="1M",
-                            latency=f"{budget:.4f}ms", table=str(path), out=tmp_path / "run", log=lines.append)
-    assert result.summary["latency_precision"] == "int8" and result.summary["within_latency_budget"]
-    assert result.predicted_latency_ms == pytest.approx(table.predict(result.arch))  # the INT8 prediction
-    assert result.predicted_latency_ms <= result.summary["latency_budget_ms"] == pytest.approx(budget, abs=1e-4)
-    said = [line for line in lines if line.startswith("latency budget")]
-    assert said and said[0].endswith("ms (INT8 table tiny-i8-int8)"), lines
+    budget = float(f"{(low + high) / 2:.4f}")
+    monkeypatch.setenv("COLUMNS", "300")  # the summary's cells whole
+    result = CliRunner().invoke(app, ["search", "--space", "tiny", "--schedule", "0.5:1,1.0:1", "--retrain-epochs",
+                                      "1", "--batch-size", "128", "--flops", "1M", "--latency", f"{budget}ms",
+                                      "--table", str(path), "--out", str(tmp_path / "run"), "--verbose"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["latency_precision"] == "int8" and summary["within_latency_budget"]
+    # The derived network's INT8 prediction is what was budgeted.
+    assert summary["predicted_latency_ms"] == pytest.approx(table.predict(from_dict(summary["arch"])))
+    assert summary["predicted_latency_ms"] <= summary["latency_budget_ms"] == pytest.approx(budget)
+    said = " ".join(result.output.split())
+    assert f"latency budget {budget:g} ms (INT8 table tiny-i8-int8)" in said  # the plan
+    assert f"latency budget │ {budget:g} ms (INT8 table tiny-i8-int8) │ met" in said  # the summary
+    rows = {what: (value, how) for what, value, how in _summary_rows(load_run(tmp_path / "run"))}
+    assert rows["latency budget"] == (f"{budget:g} ms (INT8 table tiny-i8-int8)", "met")  # the report
+    assert rows["predicted latency"][1].startswith("INT8 table tiny-i8-int8")
 
 
 def test_the_host_note_names_another_cpu_and_stays_silent_here(tiny_int8_table, tmp_path, monkeypatch):
