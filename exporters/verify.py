@@ -44,6 +44,12 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
     model, arch, _ = load_run_network(run, allow_supernet_weights, warn=lambda *a: None)
     if metadata["arch"] != arch.to_dict():
         raise EdgeNASError(f"{onnx_path} holds another architecture than run {run}")
+    loaded = None
+    if table is not None:  # refused before anything is measured or written
+        from edgenas.latency import load_table
+
+        loaded = load_table(table)
+        loaded.check(arch)
     session = make_session(str(onnx_path), threads)
     if data is None:
         settings = SearchSettings.of_run(Run.open(run))
@@ -104,22 +110,19 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
             failures.append(f"INT8 accuracy drops {report['int8']['drop_points']:.2f} points, more than --max-drop "
                             f"{max_drop:g}; the INT8 file was deleted, the FP32 file is kept")
     int8_ms = report["int8"]["latency"]["median_ms"] if report["int8"] else None
-    report["table"] = _table_prediction(table, arch, ort_latency["median_ms"], int8_ms, threads)
+    report["table"] = _table_prediction(loaded, arch, ort_latency["median_ms"], int8_ms, threads)
     report["passed"] = not failures
     report["failures"] = failures
     return report
 
 
-def _table_prediction(table: str | None, arch, fp32_ms: float, int8_ms: float | None, threads: int) -> dict | None:
+def _table_prediction(loaded, arch, fp32_ms: float, int8_ms: float | None, threads: int) -> dict | None:
     """The table's prediction against the measured file of its precision (the FP32 file when there is no INT8 one),
     with a note for each reason the comparison may not hold: a precision mixed up, another CPU."""
-    if table is None:
+    if loaded is None:
         return None
-    from edgenas.latency import load_table
     from edgenas.profiler import host_note
 
-    loaded = load_table(table)
-    loaded.check(arch)
     predicted = loaded.predict(arch)
     name = loaded.describe()
     compared, notes = "fp32", []
