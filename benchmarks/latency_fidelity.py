@@ -1,11 +1,15 @@
 """Benchmark: how well latency tables predict whole networks, and what profiling costs.
 
-For each thread count, profiles the `mobile` space at 224x224 with ONNX Runtime (the shipped protocol: 5
-interleaved passes of 50 calls, best pass median) and measures N random networks spread over the FLOPs range,
-plus MobileNetV2, end to end. Reports the prediction error before and after calibration (leave-one-out), the
-error a single pass of 50 calls would have given, ranking quality against FLOPs, and the profiling wall time.
+For each space and resolution, precision (FP32, or INT8 quantised as `edgenas export --int8` quantises) and thread
+count, profiles the space with ONNX Runtime (the shipped protocol: 5 interleaved passes of 50 calls after 10
+warm-up calls, best pass median) and measures N random networks spread over the FLOPs range, plus MobileNetV2 where
+the space has it and the smallest and largest networks, end to end. Reports the prediction error before and after
+calibration (leave-one-out), the error a single pass of 50 calls would have given, ranking quality against FLOPs,
+and the profiling wall time (INT8: quantising the pieces included, as in `edgenas profile --int8`).
 
-Run by hand on a quiet machine:  .venv/bin/python benchmarks/latency_fidelity.py [--threads 1 2] [--networks 30]
+Run by hand on a quiet machine, for example:
+  .venv/bin/python benchmarks/latency_fidelity.py --spaces mobile:224 mobile-small:32 mobile-small:16 \
+      --precisions fp32 int8 --threads 1 2 --networks 30
 """
 
 from __future__ import annotations
@@ -35,11 +39,54 @@ def single_pass(table_data: dict, space) -> dict:
     return error_stats(errors)
 
 
+def space_case(text: str):
+    """`mobile-small:32` -> that space at 32x32; `mobile` -> at its own resolution."""
+    from edgenas.errors import EdgeNASError
+    from edgenas.space import get_space
+
+    name, _, resolution = text.partition(":")
+    try:
+        return get_space(name, int(resolution) if resolution else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad space {text!r}: expected SPACE or SPACE:RESOLUTION") from None
+    except EdgeNASError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def profile_once(space, precision: str, threads: int, networks: int) -> dict:
+    """One table of `space`, measured here in `precision` with `threads` threads, and its fidelity."""
+    from edgenas import profiler
+
+    timer = profiler.make_backend("ort", threads, "cpu", int8=precision == "int8")
+    archs = profiler.validation_archs(space, networks, seed=1)
+    start = time.perf_counter()
+    pieces = profiler.measure(profiler.space_pieces(space), timer, 10, 50, 5)
+    pieces_s = time.perf_counter() - start
+    nets = profiler.measure([profiler.network_piece(n, a) for n, a in archs], timer, 10, 50, 5)
+    data = profiler.build_table(f"bench-{precision}-t{threads}", space, timer.describe(), pieces,
+                                {k: v["median_ms"] for k, v in nets.items()}, archs, 10, 50, 5, profiler.host_info(),
+                                precision)
+    for network in data["validation"]["networks"]:
+        network["measured_first_pass_ms"] = nets[f"net:{network['name']}"]["pass_medians_ms"][0]
+    v = data["validation"]
+    return {"space": space.name, "resolution": space.resolution, "precision": precision, "threads": threads,
+            "entries": len(pieces), "validation_networks": v["count"], "profiling_seconds_pieces": round(pieces_s, 1),
+            "calibration": data["calibration"],
+            "after_calibration_loo": {k: v[k] for k in ("median_abs_error_pct", "p95_abs_error_pct",
+                                                        "within_10pct", "max_abs_error_pct")},
+            "before_calibration": v["before_calibration"], "single_pass_uncalibrated": single_pass(data, space),
+            "kendall_tau_table": v["kendall_tau_table"], "kendall_tau_flops": v["kendall_tau_flops"],
+            "measured_ms_range": [min(n["measured_ms"] for n in v["networks"]),
+                                  max(n["measured_ms"] for n in v["networks"])]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spaces", type=space_case, nargs="+", default=["mobile"], metavar="SPACE[:RESOLUTION]",
+                        help="spaces to profile, each at its own or the given resolution (default: mobile, 224)")
+    parser.add_argument("--precisions", nargs="+", choices=["fp32", "int8"], default=["fp32"])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--networks", type=int, default=30)
-    parser.add_argument("--space", default="mobile")
+    parser.add_argument("--networks", type=int, default=30, help="random validation networks per table")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latency_fidelity.json"))
     args = parser.parse_args()
 
@@ -47,35 +94,18 @@ def main() -> None:
     import torch
 
     from edgenas import profiler
-    from edgenas.space import get_space
 
-    space = get_space(args.space)
+    spaces = [space_case(s) if isinstance(s, str) else s for s in args.spaces]  # argparse leaves a default as is
     results = {"machine": profiler.host_info(), "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
-               "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "space": space.name,
-               "resolution": space.resolution, "networks": args.networks, "runs": []}
-    for threads in args.threads:
-        timer = profiler.make_backend("ort", threads, "cpu")
-        archs = profiler.validation_archs(space, args.networks, seed=1)
-        start = time.perf_counter()
-        pieces = profiler.measure(profiler.space_pieces(space), timer, 10, 50, 5)
-        pieces_s = time.perf_counter() - start
-        nets = profiler.measure([profiler.network_piece(n, a) for n, a in archs], timer, 10, 50, 5)
-        data = profiler.build_table(f"bench-t{threads}", space, timer.describe(), pieces,
-                                    {k: v["median_ms"] for k, v in nets.items()}, archs, 10, 50, 5,
-                                    profiler.host_info())
-        for network in data["validation"]["networks"]:
-            network["measured_first_pass_ms"] = nets[f"net:{network['name']}"]["pass_medians_ms"][0]
-        v = data["validation"]
-        run = {"threads": threads, "entries": len(pieces), "profiling_seconds_pieces": round(pieces_s, 1),
-               "calibration": data["calibration"],
-               "after_calibration_loo": {k: v[k] for k in ("median_abs_error_pct", "p95_abs_error_pct",
-                                                           "within_10pct", "max_abs_error_pct")},
-               "before_calibration": v["before_calibration"], "single_pass_uncalibrated": single_pass(data, space),
-               "kendall_tau_table": v["kendall_tau_table"], "kendall_tau_flops": v["kendall_tau_flops"],
-               "measured_ms_range": [min(n["measured_ms"] for n in v["networks"]),
-                                     max(n["measured_ms"] for n in v["networks"])]}
-        results["runs"].append(run)
-        print(json.dumps(run, indent=2), flush=True)
+               "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "networks": args.networks,
+               "protocol": "10 warm-up calls, 5 interleaved passes of 50 timed calls, best pass median, batch 1",
+               "runs": []}
+    for space in spaces:
+        for precision in args.precisions:
+            for threads in args.threads:
+                run = profile_once(space, precision, threads, args.networks)
+                results["runs"].append(run)
+                print(json.dumps(run, indent=2), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")

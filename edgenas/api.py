@@ -60,9 +60,10 @@ class ProfileResult:
 
 def profile(device: str, space: str = "mobile", *, resolution: int | None = None, width_mult: float = 1.0,
             progress: bool = False, **options: Any) -> ProfileResult:
-    """Measure `space`'s blocks on this machine and write `latency_tables/DEVICE.json` (or `out=`).
+    """Measure `space`'s blocks on this machine and write `latency_tables/DEVICE.json` (`DEVICE-int8.json` with
+    `int8=True`; or `out=`).
 
-    Options as `edgenas profile`: threads, provider, backend, warmup, repeats, passes, validate, seed, out.
+    Options as `edgenas profile`: threads, provider, backend, warmup, repeats, passes, validate, seed, out, int8.
     """
     from . import profiler
     from .space import get_space

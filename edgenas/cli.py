@@ -217,7 +217,8 @@ _FLOPS_HOW = "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1"
 
 @_command()
 def profile(
-    device: Annotated[str, typer.Argument(help="Name of the table to write (latency_tables/DEVICE.json).")],
+    device: Annotated[str, typer.Argument(help="Name of the table to write (latency_tables/DEVICE.json; "
+                                          "DEVICE-int8.json with --int8).")],
     space: Annotated[str, typer.Option(help="Search space.")] = "mobile",
     resolution: Annotated[int | None, typer.Option(help="Input resolution (default: the space's).")] = None,
     width_mult: Annotated[float, typer.Option(help="Width multiplier.")] = 1.0,
@@ -240,6 +241,8 @@ def profile(
     manifest: Annotated[Path | None, typer.Option(help="Manifest of --import-timings (default: beside it).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Measure everything again instead of continuing an "
                                         "interrupted profile of the same settings (OUT.partial).")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="An INT8 table: time every piece and validation network "
+                                       "quantised as `edgenas export --int8` quantises a network.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the table's summary as JSON.")] = False,
     quiet: Quiet = False,
 ):
@@ -251,13 +254,17 @@ def profile(
 
     console = Console(stderr=True, soft_wrap=True)
     progress, _, echo = _output(quiet, False, as_json)
+    if int8 and (export_blocks is not None or import_timings is not None):
+        given = "--export-blocks" if export_blocks is not None else "--import-timings"
+        raise EdgeNASError(f"--int8 with {given}: pieces exported for another device are FP32 ONNX files, and INT8 "
+                           "tables are measured where edgenas runs; drop --int8")
     if export_blocks is not None:
         path = device_timings.export_blocks(device, get_space(space, resolution, width_mult), export_blocks,
                                            validate=validate, seed=seed, progress=progress, echo=echo)
         console.print(f"wrote {path}: time each file on the device, then run "
                       f"`edgenas profile {device} --import-timings TIMINGS.csv --manifest {path}`")
         return
-    target = out if out is not None else Path("latency_tables") / f"{device}.json"
+    target = out if out is not None else profiler.default_table_path(device, int8)
     replaced = target.is_file()
     if import_timings is not None:
         path, table = device_timings.import_timings(device, import_timings, manifest, out)
@@ -265,7 +272,7 @@ def profile(
         path, table = profiler.profile(device, get_space(space, resolution, width_mult), threads=threads,
                                        provider=provider, backend=backend, warmup=warmup, repeats=repeats,
                                        passes=passes, validate=validate, seed=seed, out=out,
-                                       progress=progress, fresh=fresh, log=console.print, echo=echo)
+                                       progress=progress, fresh=fresh, int8=int8, log=console.print, echo=echo)
     summary = table.summary(str(path))
     summary["replaced_existing"] = replaced
     if as_json:
@@ -278,7 +285,8 @@ def _print_table_summary(summary: dict) -> None:
     console = Console(soft_wrap=True, highlight=False)
     runtime = summary["runtime"]
     replaced = " (replacing the table that was there)" if summary.get("replaced_existing") else ""
-    console.print(f"wrote {summary['path']}{replaced}: {summary['entries']} entries, {summary['space']} at "
+    console.print(f"wrote {summary['path']}{replaced}: {summary['entries']} {summary['precision'].upper()} entries, "
+                  f"{summary['space']} at "
                   f"{summary['resolution']}x{summary['resolution']} (width {summary['width_mult']}), "
                   f"{runtime.get('backend')} {runtime.get('version', '')} {runtime.get('provider', '')} "
                   f"{runtime.get('threads', '?')} thread(s)")
@@ -309,24 +317,32 @@ def latency(
     architecture = load_arch(arch_file)
     loaded = load_table(table)
     result = {"predicted_ms": loaded.predict(architecture), "predicted_raw_ms": loaded.raw_ms(architecture),
-              "table": loaded.source, "device": loaded.name, "runtime": loaded.data["runtime"],
+              "table": loaded.source, "device": loaded.name, "precision": loaded.precision,
+              "runtime": loaded.data["runtime"],
               "method": "sum of the table's per-piece medians with its calibration, batch 1"}
     if measure:
-        from .profiler import measure_arch
+        from .profiler import host_note, measure_arch
 
         result["measured_ms"] = measure_arch(architecture, loaded)
         result["error_pct"] = 100.0 * (result["predicted_ms"] - result["measured_ms"]) / result["measured_ms"]
+        result["host_note"] = host_note(loaded)
     if as_json:
         _print_json(result)
+        if measure and result["host_note"]:
+            Console(stderr=True, soft_wrap=True, highlight=False).print(result["host_note"], markup=False)
         return
     console = Console(soft_wrap=True, highlight=False)
     runtime = result["runtime"]
     how = f"{runtime.get('backend')} {runtime.get('provider', '')}, {runtime.get('threads', '?')} thread(s)"
-    console.print(f"predicted  {result['predicted_ms']:.3f} ms (table {loaded.name}: sum of per-piece medians "
+    console.print(f"predicted  {result['predicted_ms']:.3f} ms ({loaded.describe()}: sum of per-piece medians "
                   f"{result['predicted_raw_ms']:.3f} ms, calibrated; {how}; batch 1)")
     if measure:
-        console.print(f"measured   {result['measured_ms']:.3f} ms (whole network on this machine, same runtime and "
-                      f"threads, best of the passes' medians); prediction error {result['error_pct']:+.1f}%")
+        network = "quantised as the table's pieces were, " if loaded.precision == "int8" else ""
+        console.print(f"measured   {result['measured_ms']:.3f} ms (whole {loaded.precision.upper()} network on this "
+                      f"machine, {network}same runtime and threads, best of the passes' medians); prediction error "
+                      f"{result['error_pct']:+.1f}%")
+        if result["host_note"]:
+            console.print(f"[yellow]{escape(result['host_note'])}[/yellow]")
 
 
 def _short_path(path: str) -> str:
@@ -341,16 +357,20 @@ def tables(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     """List the latency tables found in ./latency_tables and shipped with edgenas."""
     from .latency import list_tables
 
-    found = [t.summary() for t in list_tables()]
+    tables_found, refused = list_tables()
+    found = [t.summary() for t in tables_found]
+    skipped = Console(stderr=True, soft_wrap=True, highlight=False)
+    for problem in refused:
+        skipped.print(f"note: skipped {problem}", markup=False)
     if as_json:
         _print_json(found)
         return
-    grid = Table("device", "runtime", "threads", "space", "resolution", "entries", "median |error|", "within 10%",
-                 "path")
+    grid = Table("device", "precision", "runtime", "threads", "space", "resolution", "entries", "median |error|",
+                 "within 10%", "path")
     for s in found:
         v = s["validation"]
         provider = str(s["runtime"].get("provider", s["runtime"].get("device", ""))).replace("ExecutionProvider", "")
-        grid.add_row(s["device"], f"{s['runtime'].get('backend')} {provider}",
+        grid.add_row(s["device"], s["precision"].upper(), f"{s['runtime'].get('backend')} {provider}",
                      str(s["runtime"].get("threads", "?")), f"{s['space']} x{s['width_mult']}", str(s["resolution"]),
                      str(s["entries"]),
                      f"{v['median_abs_error_pct']:.1f}%" if v["count"] else "not validated",
@@ -479,10 +499,13 @@ def _print_summary(run: Path, summary: dict) -> None:
     grid.add_row("FLOPs", f"{format_flops(summary['flops'])} ({budget})",
                  "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1")
     if summary["predicted_latency_ms"] is not None:
-        budget = summary["latency_budget_ms"]
-        grid.add_row("latency", f"{summary['predicted_latency_ms']:.2f} ms" + (f" (budget {budget:g} ms)" if budget
-                                                                               else ""),
-                     f"predicted by table {summary['latency_table']}")
+        precision = (summary.get("latency_precision") or "fp32").upper()  # runs from before INT8 tables: FP32
+        grid.add_row("latency", f"{summary['predicted_latency_ms']:.2f} ms",
+                     f"predicted by {precision} table {summary['latency_table']}")
+        if summary["latency_budget_ms"] is not None:
+            grid.add_row("latency budget", f"{summary['latency_budget_ms']:g} ms ({precision} table "
+                         f"{Path(summary['latency_table']).stem})",
+                         "met" if summary.get("within_latency_budget") else "NOT met")
     grid.add_row("parameters", format_params(summary["params"]), "")
     if summary["inherited_val_acc"] is not None:
         grid.add_row("validation accuracy", f"{100 * summary['inherited_val_acc']:.2f}%",
@@ -653,6 +676,9 @@ def export(
                                                        f"(report: {result.report_path})")
     else:
         _print_report(result.report, result.path, result.report_path)
+    if result.report["table"] and not quiet:
+        for note in result.report["table"]["notes"]:
+            console.print(f"[yellow]{escape(note)}[/yellow]")
     q = result.report["int8"]
     if q and q["file"] and q["latency"]["median_ms"] > q["fp32_latency_ms"] and not quiet:
         console.print(f"[yellow]note: the INT8 file is {_speed(q['latency']['median_ms'], q['fp32_latency_ms'])} "
@@ -679,8 +705,9 @@ def _print_report(report: dict, path: Path, report_path: Path) -> None:
                  "than PyTorch eager", report["latency_method"])
     if report["table"]:
         t = report["table"]
-        grid.add_row("table prediction", f"{t['predicted_ms']:.3f} ms ({t['error_pct']:+.1f}% vs measured)",
-                     f"{t['table']} ({t['table_threads']} thread(s))")
+        grid.add_row("table prediction", f"{t['predicted_ms']:.3f} ms ({t['error_pct']:+.1f}% vs the measured "
+                     f"{t['compared_with'].upper()} file, {t['measured_ms']:.3f} ms)",
+                     f"{t['table']} ({t['table_precision'].upper()}, {t['table_threads']} thread(s))")
     if report["int8"]:
         q = report["int8"]
         grid.add_row("INT8", f"accuracy {100 * q['accuracy']:.2f}% (drop {q['drop_points']:.2f} points), "

@@ -1,7 +1,8 @@
 """Latency lookup tables: keys, loading and validation, finding tables by device name, and prediction.
 
 A table maps a key naming a piece by its spec and input shape (`ir:k5_e6:16x112x112:24:s2`) to timings measured
-on one device with one runtime and thread count. The prediction of an architecture is the sum of its pieces'
+on one device with one runtime, thread count and precision (`fp32`, or `int8`: pieces quantised as
+`edgenas export --int8` quantises a network). The prediction of an architecture is the sum of its pieces'
 medians with the table's calibration applied (a scale, an offset, and a term per million parameters; each sums
 over layers, so a prediction stays additive and a search can use it per candidate). Measuring lives in
 `profiler.py`; this module does not import torch.
@@ -23,6 +24,7 @@ SCHEMA = 1
 # The head is measured with two classifier sizes; other class counts are interpolated (a linear layer's cost is
 # linear in its outputs).
 HEAD_CLASSES = (10, 1000)
+PRECISIONS = ("fp32", "int8")
 REQUIRED = ("schema", "device", "host", "runtime", "space", "space_hash", "resolution", "width_mult", "batch",
             "warmup", "repeats", "created", "entries", "fixed", "calibration", "validation")
 
@@ -67,10 +69,18 @@ class LatencyTable:
     def name(self) -> str:
         return self.data["device"]
 
+    @property
+    def precision(self) -> str:
+        return self.data["precision"]
+
+    def describe(self) -> str:
+        """`INT8 table x86-int8`: the table's precision and file name, as budgets and comparisons name it."""
+        return f"{self.precision.upper()} table {Path(self.source).stem}"
+
     def summary(self, path: str | None = None) -> dict:
         """What `edgenas profile` and `edgenas tables` print: identity, runtime, calibration and fidelity."""
         d, v = self.data, self.data["validation"]
-        return {"path": path or self.source, "device": d["device"], "space": d["space"],
+        return {"path": path or self.source, "device": d["device"], "precision": d["precision"], "space": d["space"],
                 "resolution": d["resolution"], "width_mult": d["width_mult"], "space_hash": d["space_hash"],
                 "runtime": d["runtime"], "entries": len(d["entries"]), "calibration": d["calibration"],
                 "validation": {k: v.get(k) for k in ("count", "median_abs_error_pct", "p95_abs_error_pct",
@@ -136,6 +146,12 @@ def validate_table(data: Any, source: str) -> LatencyTable:
         raise EdgeNASError(f"latency table {source}: missing key {missing[0]!r}")
     if data["schema"] != SCHEMA:
         raise EdgeNASError(f"latency table {source}: schema {data['schema']!r} is not supported; expected {SCHEMA}")
+    known = " or ".join(repr(p) for p in PRECISIONS)
+    if "precision" not in data:
+        raise EdgeNASError(f"latency table {source}: no 'precision' field; expected {known}: profile the device "
+                           "again, or add \"precision\": \"fp32\" to the file if it was measured in FP32")
+    if data["precision"] not in PRECISIONS:
+        raise EdgeNASError(f"latency table {source}: precision {data['precision']!r:.60} is unknown; expected {known}")
     for key, kinds, expected in _FIELD_TYPES:
         value = data[key]
         if isinstance(value, bool) or not isinstance(value, kinds):
@@ -157,19 +173,24 @@ def validate_table(data: Any, source: str) -> LatencyTable:
 
 
 def shipped_folder() -> Path:
-    """The tables shipped with edgenas: package data of `edgenas.latency_tables`, found with importlib.resources.
+    """The tables shipped with edgenas: those of the source checkout this edgenas was loaded from, else package data
+    of `edgenas.latency_tables`, found with importlib.resources.
 
     pyproject.toml maps the repository's top-level latency_tables/ folder to that name, which no folder in the
     working directory can shadow (`edgenas profile` writes ./latency_tables/, and `python -m edgenas`, torchrun
-    and `--nproc` put the working directory first on sys.path). A source checkout used without installing it
-    (PYTHONPATH) has no such package: its folder beside edgenas/ is the same files.
+    and `--nproc` put the working directory first on sys.path). A checkout's own folder beside edgenas/ comes first:
+    one used through PYTHONPATH while another copy is installed (a git worktree beside an editable install) would
+    otherwise get the installed copy's tables with its own code.
     """
     from importlib import resources
 
+    beside = Path(__file__).resolve().parents[1] / "latency_tables"
+    if (beside / "__init__.py").is_file():
+        return beside
     try:
         return Path(str(resources.files("edgenas.latency_tables")))
     except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[1] / "latency_tables"
+        return beside
 
 
 def table_dirs() -> list[Path]:
@@ -198,14 +219,16 @@ def load_table(name: str) -> LatencyTable:
     return validate_table(read_json(path, "latency table"), str(path))
 
 
-def list_tables() -> list[LatencyTable]:
-    """Every readable table in `table_dirs()`; a table in ./latency_tables hides a shipped one of the same name."""
+def list_tables() -> tuple[list[LatencyTable], list[str]]:
+    """Every readable table in `table_dirs()` (a table in ./latency_tables hides a shipped one of the same name), and
+    why each JSON file there that is not a valid table was passed over."""
     found: dict[str, LatencyTable] = {}
+    refused: list[str] = []
     for folder in table_dirs():
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             if path.stem not in found:
                 try:
                     found[path.stem] = validate_table(read_json(path, "latency table"), str(path))
-                except EdgeNASError:
-                    continue  # not a table (or a damaged one): `edgenas latency --table` names the problem
-    return list(found.values())
+                except EdgeNASError as exc:
+                    refused.append(str(exc))  # a table from before `precision`, a damaged file, not a table
+    return list(found.values()), refused

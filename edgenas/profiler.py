@@ -6,6 +6,8 @@ interleaved passes; each pass creates the piece's session, warms it up, times `r
 only one session is alive at a time. A piece's `median_ms` is its smallest pass median, which discards passes
 disturbed by other processes; `p90_ms`, `mean_ms` and `std_ms` are over all timed calls, and `pass_medians_ms`
 shows the spread. Validation networks are measured end to end the same way, and a calibration is fitted to them.
+With `int8`, every piece and validation network is quantised before it is timed, by the recipe `edgenas export
+--int8` ships (`exporters.quantize.int8_model`), so that the table and its calibration describe INT8 networks.
 """
 
 from __future__ import annotations
@@ -112,26 +114,42 @@ def network_piece(name: str, arch: Arch) -> Piece:
 
 
 class OrtBackend:
-    """ONNX Runtime: each piece exported once to ONNX; one session alive at a time."""
+    """ONNX Runtime: each piece exported once to ONNX (and, with `int8`, quantised); one session alive at a time."""
 
-    def __init__(self, threads: int, provider: str = "cpu", opset: int = 17):
+    def __init__(self, threads: int, provider: str = "cpu", opset: int = 17, int8: bool = False):
         from exporters.runtime import provider_name
 
-        self.threads, self.opset = threads, opset
+        self.threads, self.opset, self.int8 = threads, opset, int8
         self.provider = provider_name(provider)
         self._models: dict[str, bytes] = {}
 
     def describe(self) -> dict:
         import onnxruntime
 
-        return {"backend": "onnxruntime", "version": onnxruntime.__version__, "provider": self.provider,
+        info = {"backend": "onnxruntime", "version": onnxruntime.__version__, "provider": self.provider,
                 "threads": self.threads, "graph_optimization": "ORT_ENABLE_ALL", "execution": "sequential",
                 "opset": self.opset}
+        if self.int8:
+            from exporters.quantize import RECIPE
+
+            info["quantization"] = RECIPE
+        return info
 
     def prepare(self, piece: Piece) -> None:
         from exporters.onnx_export import to_onnx
 
-        self._models[piece.key] = to_onnx(piece.build(), piece.input_shape, opset=self.opset)
+        model = to_onnx(piece.build(), piece.input_shape, opset=self.opset)
+        if self.int8:
+            import numpy as np
+
+            from exporters.quantize import int8_model
+
+            # Calibration only sets the activations' scales, which do not change what the INT8 kernels cost: two
+            # fixed random inputs stand in for real data (a piece alone has no real inputs anyway).
+            rng = np.random.default_rng(0)
+            batches = [rng.standard_normal((1, *piece.input_shape)).astype(np.float32) for _ in range(2)]
+            model = int8_model(model, batches, "input", piece.key)
+        self._models[piece.key] = model
 
     def time(self, piece: Piece, warmup: int, repeats: int) -> list[float]:
         import numpy as np
@@ -198,12 +216,15 @@ class TorchBackend:
             torch.set_num_threads(previous)
 
 
-def make_backend(backend: str, threads: int, provider: str) -> OrtBackend | TorchBackend:
+def make_backend(backend: str, threads: int, provider: str, int8: bool = False) -> OrtBackend | TorchBackend:
     if threads < 1:
         raise EdgeNASError(f"bad --threads {threads}: expected 1 or more")
     if backend == "ort":
-        return OrtBackend(threads, provider)
+        return OrtBackend(threads, provider, int8=int8)
     if backend == "torch":
+        if int8:
+            raise EdgeNASError("--int8 with --backend torch: INT8 tables time ONNX Runtime's quantised models, as "
+                               "edgenas export --int8 ships them; drop --backend torch (or --int8)")
         return TorchBackend(threads, "cuda" if provider.lower() == "cuda" else "cpu")
     raise EdgeNASError(f"unknown backend {backend!r}: expected ort or torch")
 
@@ -269,14 +290,36 @@ def host_info() -> dict:
             "machine": platform.machine()}
 
 
+def host_note(table: LatencyTable, here: dict | None = None) -> str | None:
+    """One line when `table` was measured on another CPU model or core count than this machine's (None when the
+    same): its predictions may not hold where a measurement is compared with them."""
+    here = here or host_info()
+    theirs = table.data["host"]
+    if (theirs.get("cpu"), theirs.get("cores")) == (here["cpu"], here["cores"]):
+        return None
+    d, runtime = table.data, table.data["runtime"]
+    command = f"edgenas profile NAME --space {d['space']} --resolution {d['resolution']}"
+    if d["width_mult"] != 1:
+        command += f" --width-mult {d['width_mult']:g}"
+    if runtime.get("threads", 1) != 1:
+        command += f" --threads {runtime['threads']}"
+    if table.precision == "int8":
+        command += " --int8"
+    return (f"note: table {Path(table.source).stem} was measured on {theirs.get('cpu', 'an unrecorded CPU')}, "
+            f"{theirs.get('cores', '?')} cores; this machine is {here['cpu']}, {here['cores']} cores: its "
+            f"predictions may not hold here; profile this machine with {command}")
+
+
 def build_table(device: str, space: Space, runtime: dict, entries: dict, networks: dict[str, float],
-                archs: list[tuple[str, Arch]], warmup: int, repeats: int, passes: int, host: dict) -> dict:
-    """Assemble the table document; validation networks (if any) fit its calibration."""
+                archs: list[tuple[str, Arch]], warmup: int, repeats: int, passes: int, host: dict,
+                precision: str = "fp32") -> dict:
+    """Assemble the table document; validation networks (if any), measured in the same `precision` as the pieces,
+    fit its calibration."""
     from .flops import cost_table
 
     flops_table = cost_table(space)
     data = {
-        "schema": SCHEMA, "device": device, "host": host, "runtime": runtime,
+        "schema": SCHEMA, "device": device, "precision": precision, "host": host, "runtime": runtime,
         "space": space.name, "space_hash": space.hash, "resolution": space.resolution,
         "width_mult": space.width_mult, "batch": 1, "warmup": warmup, "repeats": repeats, "passes": passes,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -302,11 +345,18 @@ def build_table(device: str, space: Space, runtime: dict, entries: dict, network
     return data
 
 
+def default_table_path(device: str, int8: bool = False) -> Path:
+    """Where `edgenas profile DEVICE` writes: latency_tables/DEVICE.json, or DEVICE-int8.json, so that a device's
+    FP32 and INT8 tables live side by side."""
+    return Path("latency_tables") / f"{device}{'-int8' if int8 else ''}.json"
+
+
 def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu", backend: str = "ort",
             warmup: int = 10, repeats: int = 50, passes: int = 5, validate: int = 20, seed: int = 0,
-            out: str | os.PathLike | None = None, progress: bool = True, fresh: bool = False,
+            out: str | os.PathLike | None = None, progress: bool = True, fresh: bool = False, int8: bool = False,
             log: Callable[[str], None] = print, echo: Callable[[str], None] | None = None) -> tuple[Path, LatencyTable]:
-    """Measure `space` on this machine and write its latency table atomically.
+    """Measure `space` on this machine and write its latency table atomically (with `int8`, of INT8 pieces and
+    networks, quantised as `edgenas export --int8` quantises a network).
 
     Each timing is journaled in `OUT.partial` as soon as it is measured; a profile that was killed or interrupted
     continues from there when run again with the same settings (`fresh` discards the journal). The journal is keyed
@@ -318,8 +368,8 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
     if validate < 0:
         raise EdgeNASError(f"bad --validate {validate}: expected 0 or more networks")
     _check_timing(warmup, repeats, passes)
-    path = Path(out) if out is not None else Path("latency_tables") / f"{device}.json"
-    timer = make_backend(backend, threads, provider)
+    path = Path(out) if out is not None else default_table_path(device, int8)
+    timer = make_backend(backend, threads, provider, int8)
     make_folder(path.parent)  # once the settings are checked: a refused profile creates nothing
     pieces = space_pieces(space)
     archs = validation_archs(space, validate, seed) if validate else []
@@ -333,7 +383,7 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
     journal = _Journal.open(path.with_name(path.name + ".partial"), identity, [p.key for p in pieces + nets],
                             passes, repeats, fresh, log)
     try:
-        with count_bar(progress, f"profiling {space.name} at {space.resolution} on {device}",
+        with count_bar(progress, f"profiling {space.name} at {space.resolution}{' INT8' if int8 else ''} on {device}",
                        (len(pieces) + len(nets)) * (passes + 1), echo) as advance:
             start = time.perf_counter()
             entries = measure(pieces, timer, warmup, repeats, passes, advance, journal)
@@ -347,7 +397,7 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
         journal.close()
     networks = {key: value["median_ms"] for key, value in timings.items()}
     data = build_table(device, space, timer.describe(), entries, networks, archs, warmup, repeats, passes,
-                       host_info())
+                       host_info(), "int8" if int8 else "fp32")
     data["profiling_seconds"] = seconds
     data["resumed_timings"] = journal.resumed
     try:
@@ -469,11 +519,13 @@ def count_bar(enabled: bool, description: str, total: int,
 
 
 def measure_arch(arch: Arch, table: LatencyTable, passes: int = 5) -> float:
-    """Measure one whole network on this machine with the runtime and thread count the table was made with."""
+    """Measure one whole network on this machine with the runtime, thread count and precision the table was made
+    with (an INT8 table's network quantised as its pieces were)."""
     runtime = table.data["runtime"]
     name = runtime.get("backend")
     if name == "onnxruntime":
-        timer = make_backend("ort", runtime.get("threads", 1), runtime.get("provider", "cpu"))
+        timer = make_backend("ort", runtime.get("threads", 1), runtime.get("provider", "cpu"),
+                             table.precision == "int8")
     elif name == "torch-eager":
         device = "cuda" if "cuda" in runtime.get("device", "") else "cpu"
         timer = make_backend("torch", runtime.get("threads", 1), device)

@@ -124,14 +124,15 @@ def _summary_rows(record: RunRecord) -> list[tuple[str, str, str]]:
              f"{FLOPS_HOW}, {arch['resolution']}x{arch['resolution']}"),
             ("FLOPs budget", f"{format_flops(s['flops_budget'])} ({s['flops_budget']:,.0f} FLOPs)",
              "met" if s.get("within_flops_budget") else "NOT met")]
+    precision = (s.get("latency_precision") or "fp32").upper()  # runs from before INT8 tables: FP32
     if s.get("predicted_latency_ms") is not None:
         rows.append(("predicted latency", f"{s['predicted_latency_ms']:.3f} ms",
-                     f"table {table}: batch 1, sum of per-block medians with the table's calibration"))
+                     f"{precision} table {table}: batch 1, sum of per-block medians with the table's calibration"))
     else:
         rows.append(("predicted latency", "not predicted", "no latency table in this run (search with --table "
                                                            "DEVICE)"))
     if s.get("latency_budget_ms") is not None:
-        rows.append(("latency budget", f"{s['latency_budget_ms']:g} ms",
+        rows.append(("latency budget", f"{s['latency_budget_ms']:g} ms ({precision} table {table})",
                      "met" if s.get("within_latency_budget") else "NOT met"))
     rows.append(("parameters", f"{format_params(s['params'])} ({s['params']:,})", "weights of the built network"))
     if s.get("test_acc") is not None:

@@ -276,6 +276,8 @@ class _Search:
         if self._default_budget():
             self.c.log(f"FLOPs budget {format_flops(self.c.flops_budget)}: the default, {self._default_budget()} "
                        "(--flops sets one)")
+        if self.c.ms_budget is not None:  # the table decides what is budgeted: FP32 or INT8 milliseconds
+            self.c.log(f"latency budget {self.c.ms_budget:g} ms ({self.c.table.describe()})")
         clock = _Clock(plan, _epochs(history), self.c.log)
         try:
             with Bar(progress, echo, on_step=clock.step) as bar:
@@ -612,6 +614,7 @@ class _Search:
             "flops_budget": c.flops_budget, "within_flops_budget": flops <= c.flops_budget,
             "predicted_latency_ms": ms, "latency_budget_ms": c.ms_budget,
             "latency_table": c.table.source if c.table else None,
+            "latency_precision": c.table.precision if c.table else None,
             "within_latency_budget": None if c.ms_budget is None or ms is None else ms <= c.ms_budget,
             "params": sum(p.numel() for p in model.parameters()),
             "inherited_val_acc": state.get("inherited_val_acc"),

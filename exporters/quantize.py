@@ -1,5 +1,6 @@
 """INT8: ONNX Runtime static quantisation (QDQ, per-channel weights) calibrated on training images, and its check.
 
+`int8_model` is the recipe itself, shared with the profiler (`edgenas profile --int8` times pieces quantised by it).
 The quantised file keeps the FP32 file's metadata. It is kept only when its top-1 accuracy on the test split drops
 by at most `max_drop` points against the FP32 file; otherwise it is deleted and the FP32 file stays.
 """
@@ -34,17 +35,21 @@ def calibration_batches(data, images: int = 300, batch: int = 32) -> list[np.nda
     return calibration
 
 
-def quantize(fp32: str | os.PathLike, calibration: list[np.ndarray], out: str | os.PathLike | None = None) -> Path:
-    """Write the INT8 file (default `NAME.int8.onnx` beside the FP32 one), calibrated on `calibration` batches.
+RECIPE = "static INT8, QDQ, per-channel weights, QUInt8 activations, QInt8 weights (ONNX Runtime quantize_static)"
+
+
+def int8_model(fp32: bytes | str | os.PathLike, calibration: list[np.ndarray], input_name: str = INPUT,
+               what: str | None = None) -> bytes:
+    """The INT8 model (serialised ONNX) of an FP32 one: the one recipe behind `edgenas export --int8` and
+    `edgenas profile --int8`, so that a table times exactly what an export ships.
 
     The FP32 graph is first pre-processed as ONNX Runtime recommends (shape inference, graph optimisation, so that
     batch norm is folded and biases are initialisers); without it the INT8 MobileNetV2 ran slower than FP32 here.
+    `calibration` holds the batches fed to `input_name` to choose the activations' scales; `what` names the model in
+    an error (default: the file, or "model").
     """
-    import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    fp32 = Path(fp32)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -52,24 +57,38 @@ def quantize(fp32: str | os.PathLike, calibration: list[np.ndarray], out: str | 
 
         def get_next(self):
             item = next(self.items, None)
-            return None if item is None else {INPUT: item}
+            return None if item is None else {input_name: item}
 
+    what = what or (str(fp32) if not isinstance(fp32, bytes) else "model")
     with tempfile.TemporaryDirectory() as folder:
-        prepared, quantized = Path(folder) / "prepared.onnx", Path(folder) / "int8.onnx"
+        source, prepared, quantized = (Path(folder) / name for name in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
+        if isinstance(fp32, bytes):
+            source.write_bytes(fp32)
+        else:
+            source = Path(fp32)
         try:
-            quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
             quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         except Exception as exc:  # onnxruntime's quantiser raises many types; say which step failed
-            raise EdgeNASError(f"INT8 quantisation of {fp32} failed: {str(exc).splitlines()[0]}") from None
-        proto = onnx.load(str(quantized))
-        source = onnx.load(str(fp32), load_external_data=False)
-        del proto.metadata_props[:]
-        for entry in source.metadata_props:
-            proto.metadata_props.add(key=entry.key, value=entry.value)
-        proto.metadata_props.add(key="edgenas.quantization", value="static INT8, QDQ, per-channel weights, "
-                                 f"calibrated on {sum(len(c) for c in calibration)} training images")
-        return atomic_write_bytes(Path(out) if out is not None else int8_path(fp32), proto.SerializeToString())
+            raise EdgeNASError(f"INT8 quantisation of {what} failed: {str(exc).splitlines()[0]}") from None
+        return quantized.read_bytes()
+
+
+def quantize(fp32: str | os.PathLike, calibration: list[np.ndarray], out: str | os.PathLike | None = None) -> Path:
+    """Write the INT8 file (default `NAME.int8.onnx` beside the FP32 one), calibrated on `calibration` batches, with
+    the FP32 file's metadata."""
+    import onnx
+
+    fp32 = Path(fp32)
+    proto = onnx.load_from_string(int8_model(fp32, calibration))
+    source = onnx.load(str(fp32), load_external_data=False)
+    del proto.metadata_props[:]
+    for entry in source.metadata_props:
+        proto.metadata_props.add(key=entry.key, value=entry.value)
+    proto.metadata_props.add(key="edgenas.quantization", value="static INT8, QDQ, per-channel weights, "
+                             f"calibrated on {sum(len(c) for c in calibration)} training images")
+    return atomic_write_bytes(Path(out) if out is not None else int8_path(fp32), proto.SerializeToString())
 
 
 def check_int8(fp32: Path, int8: Path, data, threads: int, warmup: int, repeats: int, fp32_accuracy: float,

@@ -3,7 +3,9 @@
 Checks, on the run's real data: outputs on a batch of test images (maximum absolute and relative difference),
 top-1 agreement and accuracy over the whole test split from both runtimes, and latency at batch 1 with pinned
 threads for ONNX Runtime and PyTorch eager, plus the latency table's prediction and its error when a table of
-the same space is given. The verdict fails when outputs differ beyond `atol` or agreement is below 99.9%.
+the same space is given: an INT8 table's against the INT8 file, an FP32 table's against the FP32 file, any other
+pairing named in a note, as is a table measured on another CPU. The verdict fails when outputs differ beyond `atol`
+or agreement is below 99.9%.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
     model, arch, _ = load_run_network(run, allow_supernet_weights, warn=lambda *a: None)
     if metadata["arch"] != arch.to_dict():
         raise EdgeNASError(f"{onnx_path} holds another architecture than run {run}")
+    loaded = None
+    if table is not None:  # refused before anything is measured or written
+        from edgenas.latency import load_table
+
+        loaded = load_table(table)
+        loaded.check(arch)
     session = make_session(str(onnx_path), threads)
     if data is None:
         settings = SearchSettings.of_run(Run.open(run))
@@ -85,7 +93,6 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
         "latency_method": f"batch 1, {threads} intra-op thread(s), best of 3 pass medians of {repeats} calls",
     }
     report["onnxruntime_vs_pytorch"] = ort_latency["median_ms"] / torch_latency["median_ms"]
-    report["table"] = _table_prediction(table, arch, ort_latency["median_ms"], threads)
     failures = []
     if max_abs > atol:
         failures.append(f"outputs differ by up to {max_abs:.2e}, beyond --atol {atol:g}")
@@ -102,19 +109,35 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
         if not report["int8"]["kept"]:
             failures.append(f"INT8 accuracy drops {report['int8']['drop_points']:.2f} points, more than --max-drop "
                             f"{max_drop:g}; the INT8 file was deleted, the FP32 file is kept")
+    int8_ms = report["int8"]["latency"]["median_ms"] if report["int8"] else None
+    report["table"] = _table_prediction(loaded, arch, ort_latency["median_ms"], int8_ms, threads)
     report["passed"] = not failures
     report["failures"] = failures
     return report
 
 
-def _table_prediction(table: str | None, arch, measured_ms: float, threads: int) -> dict | None:
-    if table is None:
+def _table_prediction(loaded, arch, fp32_ms: float, int8_ms: float | None, threads: int) -> dict | None:
+    """The table's prediction against the measured file of its precision (the FP32 file when there is no INT8 one),
+    with a note for each reason the comparison may not hold: a precision mixed up, another CPU."""
+    if loaded is None:
         return None
-    from edgenas.latency import load_table
+    from edgenas.profiler import host_note
 
-    loaded = load_table(table)
-    loaded.check(arch)
     predicted = loaded.predict(arch)
-    return {"table": loaded.source, "predicted_ms": predicted, "measured_ms": measured_ms,
+    name = loaded.describe()
+    compared, notes = "fp32", []
+    if loaded.precision == "int8" and int8_ms is not None:
+        compared = "int8"
+    elif loaded.precision == "int8":
+        notes.append(f"note: {name} predicts the INT8 network, but this export is FP32 only: its prediction is "
+                     "compared with the FP32 file (add --int8 to compare it with the INT8 file)")
+    elif int8_ms is not None:
+        notes.append(f"note: {name} predicts the FP32 network: its prediction is compared with the FP32 file, not "
+                     "the INT8 one (edgenas profile --int8 makes a table that predicts the INT8 file)")
+    measured_ms = int8_ms if compared == "int8" else fp32_ms
+    note = host_note(loaded)
+    return {"table": loaded.source, "table_precision": loaded.precision, "compared_with": compared,
+            "predicted_ms": predicted, "measured_ms": measured_ms,
             "error_pct": 100.0 * (predicted - measured_ms) / measured_ms,
-            "table_threads": loaded.data["runtime"].get("threads"), "measured_threads": threads}
+            "table_threads": loaded.data["runtime"].get("threads"), "measured_threads": threads,
+            "notes": notes + ([note] if note else [])}

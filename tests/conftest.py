@@ -33,6 +33,17 @@ def tiny():
     return get_space("tiny")
 
 
+@pytest.fixture(scope="session")
+def tiny_int8_table(tmp_path_factory):
+    """A real INT8 table of `tiny` (pieces and 5 validation networks quantised, then timed in ONNX Runtime), made
+    once for the tests that read, search with and export against one: (path, table)."""
+    from edgenas.profiler import profile
+
+    out = tmp_path_factory.mktemp("int8-table") / "tiny-i8-int8.json"
+    return profile("tiny-i8", get_space("tiny"), int8=True, validate=3, out=out, warmup=2, repeats=5, passes=2,
+                   progress=False)
+
+
 def default_sigint() -> None:
     """`preexec_fn` for a child that a test interrupts with SIGINT: a shell that starts a job in the background
     (`make test &`, nohup) ignores SIGINT for it, every child inherits that, and Python then installs no

@@ -46,6 +46,8 @@ def inputs(tmp_path_factory):
     shipped = load_table(SHIPPED_32).data
     (root / "table_res_str.json").write_text(json.dumps({**shipped, "resolution": "32"}))
     (root / "table_runtime.json").write_text(json.dumps({**shipped, "runtime": "fast"}))
+    (root / "table_no_precision.json").write_text(json.dumps({k: v for k, v in shipped.items() if k != "precision"}))
+    (root / "table_fp16.json").write_text(json.dumps({**shipped, "precision": "fp16"}))
     (root / "empty").mkdir()
     (root / "corrupt.npz").write_bytes(b"this is not a zip archive")
     for split in ("train", "test"):
@@ -90,6 +92,17 @@ CASES = {
                          ["table_res_str.json", "'resolution' is '32'", "expected an integer"]),
     "table-runtime-type": (["latency", "arch.json", "--table", "table_runtime.json"], 1,
                            ["table_runtime.json", "'runtime' is 'fast'", "expected an object"]),
+    "table-precision-missing": (["latency", "arch.json", "--table", "table_no_precision.json"], 1,
+                                ["table_no_precision.json", "no 'precision' field", "expected 'fp32' or 'int8'",
+                                 "profile the device again", 'add "precision": "fp32"']),
+    "table-precision-unknown": (["latency", "arch.json", "--table", "table_fp16.json"], 1,
+                                ["table_fp16.json", "precision 'fp16' is unknown", "expected 'fp32' or 'int8'"]),
+    "search-table-precision-missing": ([*SEARCH, "--table", "table_no_precision.json", "--latency", "5ms"], 1,
+                                       ["table_no_precision.json", "no 'precision' field"]),
+    "profile-int8-torch": (["profile", "d", "--space", "tiny", "--int8", "--backend", "torch"], 1,
+                           ["--int8 with --backend torch", "drop --backend torch"]),
+    "profile-int8-export-blocks": (["profile", "d", "--space", "tiny", "--int8", "--export-blocks", "blocks"], 1,
+                                   ["--int8 with --export-blocks", "drop --int8"]),
     "data-missing": ([*SEARCH, "--data", "no_such_data"], 1, ["no_such_data does not exist"]),
     "data-empty": ([*SEARCH, "--data", "empty"], 1, ["empty has no class folders", "expected ROOT/CLASS/IMAGE"]),
     "data-corrupt-npz": ([*SEARCH, "--data", "corrupt.npz"], 1, ["corrupt.npz", "not an .npz archive", "x_train"]),

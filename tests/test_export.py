@@ -161,3 +161,35 @@ def test_int8_reports_its_drop_and_is_deleted_beyond_the_limit(run, tmp_path):
     out = tmp_path / "cli.onnx"
     result = CliRunner().invoke(app, ["export", str(out), "--run", str(run), "--int8", "--max-drop", "-100"])
     assert result.exit_code == 1 and "bad --max-drop -100" in result.output and not out.exists()
+
+
+def test_a_table_is_compared_with_the_file_of_its_precision(run, tmp_path, tiny_int8_table):
+    int8_table, _ = tiny_int8_table
+    path = export_onnx(run, tmp_path / "model.onnx", verify=False).path
+    report = verify(path, run, repeats=5, warmup=2, int8=True, max_drop=100.0, table=str(int8_table))
+    t = report["table"]
+    assert (t["table_precision"], t["compared_with"], t["notes"]) == ("int8", "int8", [])  # no mixing, made here
+    assert t["measured_ms"] == report["int8"]["latency"]["median_ms"]
+    assert t["error_pct"] == pytest.approx(100 * (t["predicted_ms"] - t["measured_ms"]) / t["measured_ms"])
+    report = verify(path, run, repeats=5, warmup=2, table=str(int8_table))  # an FP32-only export: named
+    t = report["table"]
+    assert t["compared_with"] == "fp32" and t["measured_ms"] == report["latency_onnxruntime"]["median_ms"]
+    assert len(t["notes"]) == 1 and "this export is FP32 only" in t["notes"][0]
+    # The CLI, with an FP32 table measured on another CPU and --int8: one line for each.
+    from edgenas.profiler import profile
+    from edgenas.space import get_space
+
+    fp32 = profile("tiny-f", get_space("tiny"), validate=0, out=tmp_path / "tiny-f.json", warmup=1, repeats=3,
+                   passes=1, progress=False)[0]
+    data = json.loads(fp32.read_text())
+    data["host"]["cpu"] = "Another CPU"
+    fp32.write_text(json.dumps(data))
+    out = tmp_path / "cli.onnx"
+    result = CliRunner().invoke(app, ["export", str(out), "--run", str(run), "--int8", "--max-drop", "100",
+                                      "--table", str(fp32)])
+    assert result.exit_code == 0, result.output
+    lines = [" ".join(line.split()) for line in result.output.splitlines() if line.startswith("note:")]
+    assert any(line.startswith("note: FP32 table tiny-f predicts the FP32 network: its prediction is compared with "
+                               "the FP32 file") for line in lines), result.output
+    assert any(line.startswith("note: table tiny-f was measured on Another CPU") for line in lines), result.output
+    assert json.loads(out.with_suffix(".report.json").read_text())["table"]["compared_with"] == "fp32"

@@ -1,4 +1,5 @@
-"""Latency tables: profiling for real with ONNX Runtime on the tiny space, prediction, refusal, import/export."""
+"""Latency tables: profiling for real with ONNX Runtime on the tiny space (FP32 and INT8), prediction, refusal,
+import/export, and the note on a table measured on another CPU."""
 
 import csv
 import json
@@ -12,14 +13,14 @@ import pytest
 from conftest import CHEAP, default_sigint
 from typer.testing import CliRunner
 
-from edgenas.calibration import calibrate, kendall_tau
+from edgenas.calibration import CALIBRATIONS, calibrate, fit, kendall_tau
 from edgenas.cli import app
 from edgenas.device_timings import export_blocks, import_timings
 from edgenas.errors import EdgeNASError
 from edgenas.flops import cost_table
 from edgenas.latency import arch_keys, head_key, load_table, space_keys, stem_key, validate_table
 from edgenas.presets import preset, random_arch
-from edgenas.profiler import profile
+from edgenas.profiler import OrtBackend, default_table_path, host_info, host_note, profile, space_pieces
 from edgenas.space import get_space
 
 FAST = {"warmup": 2, "repeats": 5, "passes": 2, "progress": False}
@@ -208,6 +209,8 @@ def test_torch_backend_profiles_on_the_cpu(tmp_path):
     (["profile", "d", "--space", "tiny", "--backend", "tvm"], "unknown backend 'tvm'"),
     (["profile", "d", "--space", "tiny", "--provider", "tpu"], "execution provider 'tpu' is not available"),
     (["profile", "d", "--space", "tiny", "--out", "/dev/null/t.json"], "cannot create folder /dev/null"),
+    (["profile", "d", "--space", "tiny", "--int8", "--backend", "torch"], "--int8 with --backend torch"),
+    (["profile", "d", "--space", "tiny", "--int8", "--import-timings", "t.csv"], "--int8 with --import-timings"),
     (["latency", "nothing.json", "--table", "x"], "nothing.json does not exist"),
 ])
 def test_profile_bad_input(args, message):
@@ -286,3 +289,96 @@ def test_python_api_profiles_then_searches_under_a_latency_budget(tmp_path):
     assert result.predicted_latency_ms == pytest.approx(measured.table.predict(result.arch))
     with pytest.raises(EdgeNASError, match="unknown search setting"):
         edgenas.search(space="tiny", learning_rate=0.1)
+
+
+# ---------------------------------------------------------------- INT8 tables and the host note
+
+
+def test_an_int8_table_is_written_and_read_back(tiny_int8_table):
+    path, table = tiny_int8_table
+    assert path.name == "tiny-i8-int8.json" and default_table_path("tiny-i8", int8=True).name == path.name
+    assert default_table_path("tiny-i8").name == "tiny-i8.json"  # FP32 and INT8 tables of a device side by side
+    loaded = load_table(str(path))
+    assert loaded.precision == "int8" and loaded.data == json.loads(path.read_text())
+    assert set(loaded.data["entries"]) == set(space_keys(get_space("tiny")))
+    assert all(entry["median_ms"] > 0 for entry in loaded.data["entries"].values())
+    from exporters.quantize import RECIPE
+
+    assert loaded.data["runtime"]["quantization"] == RECIPE and loaded.summary()["precision"] == "int8"
+    # Calibrated against the INT8 validation networks, measured end to end, as an FP32 table is against FP32 ones.
+    validation, calibration = loaded.data["validation"], loaded.data["calibration"]
+    assert validation["count"] == 5 and all(n["measured_ms"] > 0 for n in validation["networks"])
+    assert validation["median_abs_error_pct"] is not None and calibration["kind"] in CALIBRATIONS
+    refit = fit(calibration["kind"], validation["networks"])
+    assert all(refit[k] == pytest.approx(calibration[k]) for k in ("scale", "offset_ms", "ms_per_mparam"))
+    arch = random_arch(get_space("tiny"), 10, 3)
+    assert loaded.predict(arch) == pytest.approx(table.predict(arch)) and loaded.predict(arch) > 0
+
+
+def test_int8_pieces_are_quantised_with_per_channel_weights(tiny):
+    import onnx
+
+    piece = next(p for p in space_pieces(tiny) if p.key.startswith("ir:"))
+    backend = OrtBackend(1, int8=True)
+    backend.prepare(piece)
+    graph = onnx.load_from_string(backend._models[piece.key]).graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in graph.node}  # QDQ format
+    scales = {i.name: i for i in graph.initializer}
+    weight_scales = [scales[node.input[1]] for node in graph.node if node.op_type == "DequantizeLinear"
+                     and node.input[0] in scales and len(scales[node.input[0]].dims) == 4]
+    assert weight_scales and all(len(scale.dims) == 1 and scale.dims[0] > 1 for scale in weight_scales)
+    assert backend.time(piece, 1, 3) and all(t > 0 for t in backend.time(piece, 1, 3))
+
+
+def test_a_search_with_an_int8_table_keeps_to_an_int8_budget(tiny_int8_table, tmp_path, monkeypatch):
+    from edgenas.arch import from_dict
+    from edgenas.report import _summary_rows
+    from edgenas.runs import load_run
+
+    path, table = tiny_int8_table
+    space = get_space("tiny")
+    low, high = (table.predict(preset(p, space, 10)) for p in ("smallest", "largest"))
+    budget = float(f"{(low + high) / 2:.4f}")
+    monkeypatch.setenv("COLUMNS", "300")  # the summary's cells whole
+    result = CliRunner().invoke(app, ["search", "--space", "tiny", "--schedule", "0.5:1,1.0:1", "--retrain-epochs",
+                                      "1", "--batch-size", "128", "--flops", "1M", "--latency", f"{budget}ms",
+                                      "--table", str(path), "--out", str(tmp_path / "run"), "--verbose"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["latency_precision"] == "int8" and summary["within_latency_budget"]
+    # The derived network's INT8 prediction is what was budgeted.
+    assert summary["predicted_latency_ms"] == pytest.approx(table.predict(from_dict(summary["arch"])))
+    assert summary["predicted_latency_ms"] <= summary["latency_budget_ms"] == pytest.approx(budget)
+    said = " ".join(result.output.split())
+    assert f"latency budget {budget:g} ms (INT8 table tiny-i8-int8)" in said  # the plan
+    assert f"latency budget │ {budget:g} ms (INT8 table tiny-i8-int8) │ met" in said  # the summary
+    rows = {what: (value, how) for what, value, how in _summary_rows(load_run(tmp_path / "run"))}
+    assert rows["latency budget"] == (f"{budget:g} ms (INT8 table tiny-i8-int8)", "met")  # the report
+    assert rows["predicted latency"][1].startswith("INT8 table tiny-i8-int8")
+
+
+def test_the_host_note_names_another_cpu_and_stays_silent_here(tiny_int8_table, tmp_path, monkeypatch):
+    path, table = tiny_int8_table
+    assert host_note(table) is None  # made on this machine
+    data = json.loads(path.read_text())
+    data["host"] = {**data["host"], "cpu": "Some Other CPU 9000", "cores": 64}
+    other = tmp_path / "elsewhere-int8.json"
+    other.write_text(json.dumps(data))
+    here = host_info()
+    note = host_note(load_table(str(other)))
+    assert note == (f"note: table elsewhere-int8 was measured on Some Other CPU 9000, 64 cores; this machine is "
+                    f"{here['cpu']}, {here['cores']} cores: its predictions may not hold here; profile this machine "
+                    "with edgenas profile NAME --space tiny --resolution 16 --int8")
+    assert host_note(table, {**here, "cores": here["cores"] + 1}) is not None  # the core count alone differs
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    made = runner.invoke(app, ["arch", "largest", "--space", "tiny", "--num-classes", "10", "-o", "a.json"])
+    assert made.exit_code == 0, made.output
+    measured = runner.invoke(app, ["latency", "a.json", "--table", str(other), "--measure"])
+    assert measured.exit_code == 0, measured.output
+    assert "INT8 table elsewhere-int8" in measured.output and "whole INT8 network" in measured.output
+    assert " ".join(note.split()) in " ".join(measured.output.split())
+    assert measured.output.count("note:") == 1
+    mine = runner.invoke(app, ["latency", "a.json", "--table", str(path), "--measure", "--json"])
+    assert mine.exit_code == 0 and "note:" not in mine.output, mine.output
+    assert json.loads(mine.output)["host_note"] is None and json.loads(mine.output)["precision"] == "int8"

@@ -128,10 +128,10 @@ def test_latency_keys_cover_the_strided_skip():
     assert isinstance(pieces[strided[0]].build(), StridedSkip)
     # A table holding those keys: the cost model charges the strided skip its entry, the identity nothing.
     entries = {key: {"median_ms": 1.0 + i} for i, key in enumerate(space_keys(space))}
-    table = validate_table({"schema": 1, "device": "d", "host": {}, "runtime": {}, "space": "macro",
-                            "space_hash": space.hash, "resolution": 16, "width_mult": 0.5, "batch": 1, "warmup": 1,
-                            "repeats": 1, "created": "", "entries": entries, "fixed": {}, "calibration": {},
-                            "validation": {}}, "test")
+    table = validate_table({"schema": 1, "device": "d", "precision": "fp32", "host": {}, "runtime": {},
+                            "space": "macro", "space_hash": space.hash, "resolution": 16, "width_mult": 0.5,
+                            "batch": 1, "warmup": 1, "repeats": 1, "created": "", "entries": entries, "fixed": {},
+                            "calibration": {}, "validation": {}}, "test")
     arch = preset("smallest", space, 10)
     assert arch.layers == (SKIP,) * 8
     assert arch_keys(arch, space) == strided
