@@ -90,8 +90,8 @@ class SearchSettings:
                                           "over (only above the budget).")
     cost_ramp: float | None = _option(None, "Share of the architecture steps over which the cost strength rises "
                                             "from 0 (default: the first stage's share); 0: full strength at once.")
-    choice: str = _option("eval", "Final choice: eval (best search-validation accuracy among candidates that fill "
-                                  "the budget) or alpha (the knapsack's most probable architecture).")
+    choice: str = _option("alpha", "Final choice: alpha (the knapsack's most probable architecture that fills the "
+                                   "budget) or eval (best search-validation accuracy among such candidates).")
     choice_candidates: int = _option(24, "--choice eval: architectures scored (the knapsack's best and samples "
                                          "from alpha, all from floor x budget to budget).")
     budget_floor: float = _option(0.95, "Least share of a binding FLOPs or latency budget the derived network uses "

@@ -63,7 +63,7 @@ def run(tmp_path_factory, tiny, cost):
     budget = 250_000
     settings = SearchSettings(space="tiny", schedule="0.5:1,1.0:1", epochs_scale=1.0, warmup_epochs=2,
                               retrain_epochs=0, batch_size=64, flops=budget, budget_floor=0.8, score_paths=12,
-                              choice_candidates=6)
+                              choice="eval", choice_candidates=6)
     out = tmp_path_factory.mktemp("strategies") / "run"
     result = search(settings, out=out, progress=False, log=lambda *a: None)
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
