@@ -449,16 +449,20 @@ class _Search:
             if phase.prune_after and s.prune_ratio > 0:
                 t0 = time.perf_counter()
                 row = {"phase": phase.name, "prune_score": s.prune_score}
-                scores = None
+                scores = undecided = None
                 if s.prune_score == "eval":
                     measured = scoring.candidate_scores(net, c.data, classes, self.generator, c.device, s.batch_size,
                                                         s.score_paths)
                     scores = -measured["loss"]
+                    undecided = scoring.undecided(measured, s.prune_confidence)
                     row["scores"] = {"val_loss": _layer_rows(measured["loss"], c.space),
                                      "val_acc": _layer_rows(measured["accuracy"], c.space),
-                                     "paths": _layer_rows(measured["paths"], c.space), "method": scoring.METHOD}
+                                     "stderr": _layer_rows(measured["stderr"], c.space),
+                                     "paths": _layer_rows(measured["paths"], c.space), "method": scoring.METHOD,
+                                     "undecided": [[layer.choices[j] for j in range(len(layer.choices))
+                                                    if undecided[i, j]] for i, layer in enumerate(c.space)]}
                 pruned = danas.prune(net, s.prune_ratio, c.cost, settings.flops_budget, settings.ms_budget, scores,
-                                     s.budget_floor)
+                                     s.budget_floor, undecided)
                 history.append({**row, "pruned": pruned.dropped, "restored_cheapest": pruned.restored,
                                 "given_back_for_floor": pruned.given_back,
                                 "active": net.active_counts(), "active_choices": net.active_choices(),

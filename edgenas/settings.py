@@ -86,6 +86,9 @@ class SearchSettings:
     prune_score: str = _option("eval", "Pruning ranks candidates by eval (search-validation loss of random paths "
                                        "through them, inherited weights) or alpha (their probability).")
     score_paths: int = _option(48, "--prune-score eval: random paths scored (one search-validation batch each).")
+    prune_confidence: float = _option(0.0, "--prune-score eval: keep a candidate whose mean loss is within this many "
+                                           "standard errors of its layer's best (the paths cannot tell them apart); "
+                                           "0: prune by the ratio alone.")
     cost_form: str = _option("two-sided", "Cost penalty: two-sided (strength x |expected cost / budget - 1|, TuNAS) or "
                                           "over (only above the budget).")
     cost_ramp: float | None = _option(None, "Share of the architecture steps over which the cost strength rises "
@@ -121,6 +124,7 @@ class SearchSettings:
                   ("--warmup-epochs", self.warmup_epochs, self.warmup_epochs >= 0, "0 or more"),
                   ("--filter-warmup", self.filter_warmup, 0 <= self.filter_warmup <= 1, "a number in [0, 1]"),
                   ("--score-paths", self.score_paths, self.score_paths >= 1, "1 or more"),
+                  ("--prune-confidence", self.prune_confidence, self.prune_confidence >= 0, "0 or more"),
                   ("--cost-ramp", self.cost_ramp, self.cost_ramp is None or 0 <= self.cost_ramp <= 1,
                    "a number in [0, 1]"),
                   ("--choice-candidates", self.choice_candidates, self.choice_candidates >= 1, "1 or more"),

@@ -159,9 +159,10 @@ class Supernet(Network):
     def path_of(self, arch: Arch) -> list[tuple[int]]:
         return [(layer.choices.index(choice),) for layer, choice in zip(self.space, arch.layers, strict=True)]
 
-    def prune(self, ratio: float, scores: Tensor | None = None) -> list[list[str]]:
+    def prune(self, ratio: float, scores: Tensor | None = None, keep: Tensor | None = None) -> list[list[str]]:
         """Drop, in every layer, the lowest-probability `ratio` of its active candidates (at least one stays), or
-        the lowest-scored by `scores` (higher is better) when given.
+        the lowest-scored by `scores` (higher is better) when given; never one marked in `keep` (layers x
+        candidates), so a layer may drop fewer.
 
         Ties go against the later candidate in the layer's list, so pruning is deterministic. Returns the choices
         dropped per layer.
@@ -172,11 +173,12 @@ class Supernet(Network):
         with torch.no_grad():
             for i, layer in enumerate(self.space):
                 active = [j for j in range(len(layer.choices)) if self.active[i, j]]
-                keep = max(1, len(active) - math.floor(len(active) * ratio))
+                kept = max(1, len(active) - math.floor(len(active) * ratio))
                 ranked = sorted(active, key=lambda j, row=probs[i]: (-float(row[j]), j))
-                for j in ranked[keep:]:
+                drop = [j for j in ranked[kept:] if keep is None or not bool(keep[i, j])]
+                for j in drop:
                     self.active[i, j] = False
-                dropped.append([layer.choices[j] for j in ranked[keep:]])
+                dropped.append([layer.choices[j] for j in drop])
         return dropped
 
     def active_choices(self) -> list[list[str]]:

@@ -211,6 +211,27 @@ def test_prune_on_scores_drops_the_lowest_scored(tiny, cost):
     assert pruned.dropped == [["k3_e3"], ["skip"], ["k5_e3"], ["k3_e3"]]
 
 
+def test_candidates_the_paths_cannot_tell_apart_are_kept(tiny, cost, digits):
+    # Layer 0: the second candidate is 0.05 worse than the first with standard errors of 0.1 (undecided at z = 1);
+    # the third is 1.0 worse (decided). Layer 1 has equal losses: nothing there is decided.
+    nan = float("nan")
+    measured = {"loss": torch.tensor([[1.0, 1.05, 2.0, nan], [1.0, 1.0, 1.0, 1.0]]),
+                "stderr": torch.tensor([[0.1, 0.1, 0.1, nan], [0.1, 0.1, 0.1, 0.1]])}
+    assert scoring.undecided(measured, 1.0).tolist() == [[True, True, False, False], [True, True, True, True]]
+    assert not scoring.undecided(measured, 0.0).any()
+    # A pruning drops only decided candidates: at z = 0 by the ratio alone, at a huge z none at all.
+    net = _supernet(tiny)
+    found = scoring.candidate_scores(net, digits, [0, 1, 2], torch.Generator().manual_seed(0), Device.pick("cpu"),
+                                     32, 24)
+    assert torch.isfinite(found["stderr"][net.active]).all() and (found["stderr"][net.active] > 0).all()
+    by_ratio = danas.prune(_supernet(tiny), 0.4, cost, None, None, -found["loss"], 0.0,
+                           scoring.undecided(found, 0.0))
+    assert all(len(d) == 1 for d in by_ratio.dropped)
+    none = danas.prune(_supernet(tiny), 0.4, cost, None, None, -found["loss"], 0.0,
+                       scoring.undecided(found, 1e9))
+    assert none.dropped == [[], [], [], []]
+
+
 # ------------------------------------------------------------------ the budget floor
 def test_pruning_gives_back_expensive_candidates_to_keep_the_floor_reachable(tiny, cost):
     net = _supernet(tiny)
@@ -318,6 +339,7 @@ def test_plan_puts_the_warmup_before_the_first_stage_and_leaves_full_epochs_alon
     (["--cost-ramp", "2"], "bad --cost-ramp 2.0: expected a number in [0, 1]"),
     (["--warmup-epochs", "-1"], "bad --warmup-epochs -1: expected 0 or more"),
     (["--score-paths", "0"], "bad --score-paths 0: expected 1 or more"),
+    (["--prune-confidence", "-1"], "bad --prune-confidence -1.0: expected 0 or more"),
     (["--choice-candidates", "0"], "bad --choice-candidates 0: expected 1 or more"),
     (["--choice", "best"], "bad --choice 'best': expected one of eval, alpha"),
     (["--weight-sampling", "fair"], "bad --weight-sampling 'fair': expected one of uniform, alpha"),

@@ -72,13 +72,13 @@ class Pruned:
 
 
 def prune(net: Supernet, ratio: float, cost: CostModel, flops_budget: float | None, ms_budget: float | None,
-          scores=None, floor: float = 0.0) -> Pruned:
+          scores=None, floor: float = 0.0, undecided=None) -> Pruned:
     """Prune every layer by `ratio` on alpha (or on `scores`, higher is better). If that leaves no architecture
     within the budgets, the candidates of the most probable architecture that met them before pruning are given
     back; if it leaves the most expensive architecture below `floor` x a (binding) budget, dropped candidates are
     given back, most expensive first, until it reaches it again."""
     keep = derive(net, cost, flops_budget, ms_budget)
-    dropped = net.prune(ratio, scores)
+    dropped = net.prune(ratio, scores, undecided)
     restored = keep is not None and not min_cost_feasible(net, cost, flops_budget, ms_budget)
     if restored:
         for i, (layer, j) in enumerate(zip(net.space, keep, strict=True)):

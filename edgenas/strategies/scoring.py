@@ -7,6 +7,10 @@ the mean cross-entropy (no label smoothing) of the paths through it, lower is be
 because a few batches give it finer steps than a count of correct images. Each layer's candidates appear equally
 often (a shuffled round robin), so every candidate gets `paths / active` paths, never none. Batch norm runs on
 batch statistics without touching the running ones (they mix every path).
+
+A score tells two candidates apart only when their mean losses differ by more than the noise of the paths through
+them: with `confidence` z > 0, a candidate whose mean loss is within z standard errors of the difference from its
+layer's best is `undecided`, and a pruning keeps it (the next stage, on more classes, decides).
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ def candidate_scores(net: Supernet, data: Dataset, classes: list[int], generator
     admitted, remap = class_index(classes, data.num_classes, device.device)
     shape = net.active.shape
     loss_sum = torch.zeros(shape, dtype=torch.float64)
+    square_sum = torch.zeros(shape, dtype=torch.float64)
     correct_sum = torch.zeros(shape, dtype=torch.float64)
     count = torch.zeros(shape, dtype=torch.float64)
     drawn = balanced_paths(net, paths, generator)
@@ -87,10 +92,28 @@ def candidate_scores(net: Supernet, data: Dataset, classes: list[int], generator
             accuracy = float((logits.argmax(1) == target).float().mean())
             columns = torch.tensor([p[0] for p in path])
             loss_sum[rows, columns] += loss
+            square_sum[rows, columns] += loss * loss
             correct_sum[rows, columns] += accuracy
             count[rows, columns] += 1
     seen = count.clamp(min=1)
     missing = ~net.active.cpu() | (count == 0)
-    return {"loss": (loss_sum / seen).masked_fill(missing, float("nan")),
+    mean = loss_sum / seen
+    variance = ((square_sum - seen * mean * mean) / (seen - 1).clamp(min=1)).clamp(min=0)
+    return {"loss": mean.masked_fill(missing, float("nan")),
+            "stderr": (variance / seen).sqrt().masked_fill(missing | (count < 2), float("nan")),
             "accuracy": (correct_sum / seen).masked_fill(missing, float("nan")), "paths": count}
 
+
+
+def undecided(measured: dict[str, Tensor], confidence: float) -> Tensor:
+    """Candidates whose mean loss is within `confidence` standard errors of the difference from their layer's best
+    (lowest-loss) candidate: the paths cannot tell them apart from it. The best itself counts as undecided; nothing
+    does when `confidence` is 0."""
+    loss, stderr = measured["loss"], measured["stderr"]
+    if confidence <= 0:
+        return torch.zeros(loss.shape, dtype=torch.bool)
+    best = torch.nan_to_num(loss, nan=float("inf")).argmin(1)
+    rows = torch.arange(loss.shape[0])
+    gap = loss - loss[rows, best][:, None]
+    noise = (stderr ** 2 + stderr[rows, best][:, None] ** 2).sqrt()
+    return ~torch.isnan(loss) & (gap <= confidence * torch.nan_to_num(noise, nan=float("inf")))
