@@ -5,10 +5,10 @@ import torch
 
 from edgenas.space import get_space
 
-# Issue 14's mechanisms at their smallest that still runs each (a 1-epoch warm-up, 8 scored paths, 4 candidates): for
-# search tests that are not about them; tests/test_strategies.py tests the mechanisms themselves.
-CHEAP = {"warmup_epochs": 1, "score_paths": 8, "choice_candidates": 4}
-CHEAP_ARGS = ["--warmup-epochs", "1", "--score-paths", "8", "--choice-candidates", "4"]
+# Issue 14's mechanisms at their smallest that still runs each (a 1-epoch warm-up, 8 scored paths): for search tests
+# that are not about them; tests/test_strategies.py tests the mechanisms themselves (and the opt-in --choice eval).
+CHEAP = {"warmup_epochs": 1, "score_paths": 8}
+CHEAP_ARGS = ["--warmup-epochs", "1", "--score-paths", "8"]
 
 
 @pytest.fixture(autouse=True, scope="session")
