@@ -1,8 +1,10 @@
 """The cost model: per-candidate FLOPs and latency of a space, expected costs under alpha, and the budget penalty.
 
 FLOPs come from the fvcore table (`flops.py`), latency from a measured table (`latency.py`) with its calibration
-spread over the pieces (scale x median + ms per parameter x parameters; the offset is a fixed cost). Costs are
-additive over layers, so the expected cost is differentiable in alpha and the derivation is a knapsack.
+spread over the pieces (scale x median + ms per call + ms per parameter x parameters; the offset is a fixed cost).
+Costs are additive over layers, so the expected cost is differentiable in alpha and the derivation is a knapsack.
+A calibration with a cache term predicts the larger of two additive costs, without it and with it (each million
+parameters beyond the cache charged): `ms_columns` gives both, and a budget on the latency is a budget on each.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from .space import Space
 @dataclass
 class CostModel:
     """`flops[i, j]` and `ms[i, j]`: cost of candidate j at layer i (0 for the identity and padding; a strided skip
-    costs its 1x1 convolution); fixed costs apart."""
+    costs its 1x1 convolution); fixed costs apart. `ms_cache`, `fixed_ms_cache`: the same with the cache term, when
+    the table's calibration has one."""
 
     space: Space
     num_classes: int
@@ -29,6 +32,8 @@ class CostModel:
     fixed_flops: float
     ms: Tensor | None
     fixed_ms: float
+    ms_cache: Tensor | None = None
+    fixed_ms_cache: float = 0.0
 
     @classmethod
     def build(cls, space: Space, num_classes: int, flops_table: CostTable,
@@ -43,32 +48,57 @@ class CostModel:
                     ms[i, j] = _block_ms(latency_table, block_key(layer, choice),
                                          flops_table.layers[layer.label][choice][1])
         fixed_flops = (flops_table.stem[0] + flops_table.head[0] + (num_classes - 1) * flops_table.per_class[0])
-        fixed_ms = 0.0
-        if latency_table is not None:
-            c = latency_table.data["calibration"]
-            fixed_params = (flops_table.stem[1] + flops_table.head[1] + (num_classes - 1) * flops_table.per_class[1])
-            fixed_ms = (c.get("scale", 1.0) * (latency_table.median(stem_key(space))
-                                               + latency_table.head_ms(space, num_classes))
-                        + c.get("ms_per_mparam", 0.0) * fixed_params / 1e6 + c.get("offset_ms", 0.0))
-        return cls(space, num_classes, flops, float(fixed_flops), ms, fixed_ms)
+        if latency_table is None:
+            return cls(space, num_classes, flops, float(fixed_flops), None, 0.0)
+        c = latency_table.data["calibration"]
+        fixed_params = (flops_table.stem[1] + flops_table.head[1] + (num_classes - 1) * flops_table.per_class[1])
+        ends_ms = latency_table.median(stem_key(space)) + latency_table.head_ms(space, num_classes)
+        fixed_ms = (c.get("scale", 1.0) * ends_ms + 2 * c.get("ms_per_call", 0.0)  # the stem and the head: 2 calls
+                    + c.get("ms_per_mparam", 0.0) * fixed_params / 1e6 + c.get("offset_ms", 0.0))
+        over = c.get("ms_per_mparam_over_cache", 0.0)
+        if not over:
+            return cls(space, num_classes, flops, float(fixed_flops), ms, fixed_ms)
+        params = torch.zeros_like(ms)
+        for i, layer in enumerate(space):
+            for j, choice in enumerate(layer.choices):
+                params[i, j] = flops_table.layers[layer.label][choice][1] / 1e6
+        return cls(space, num_classes, flops, float(fixed_flops), ms, fixed_ms, ms + over * params,
+                   fixed_ms + over * (fixed_params / 1e6 - c.get("cache_mparams", 0.0)))
+
+    def ms_columns(self) -> list[tuple[Tensor, float]]:
+        """The additive latency costs whose maximum is the prediction: (per-candidate ms, fixed ms) each."""
+        if self.ms is None:
+            return []
+        cache = [(self.ms_cache, self.fixed_ms_cache)] if self.ms_cache is not None else []
+        return [(self.ms, self.fixed_ms), *cache]
 
     def expected(self, probs: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Expected FLOPs and milliseconds of a network drawn from per-layer probabilities (differentiable)."""
+        """Expected FLOPs and milliseconds of a network drawn from per-layer probabilities (differentiable; with a
+        cache term, the larger of the two expected costs)."""
         flops = (probs * self.flops.to(probs)).sum() + self.fixed_flops
-        ms = (probs * self.ms.to(probs)).sum() + self.fixed_ms if self.ms is not None else None
-        return flops, ms
+        columns = [(probs * table.to(probs)).sum() + fixed for table, fixed in self.ms_columns()]
+        return flops, (torch.stack(columns).max() if columns else None)
 
     def of(self, arch: Arch) -> tuple[int, float | None]:
         """FLOPs and calibrated latency of an architecture, from the same numbers the search uses."""
         index = [layer.choices.index(c) for layer, c in zip(self.space, arch.layers, strict=True)]
         flops = self.fixed_flops + sum(float(self.flops[i, j]) for i, j in enumerate(index))
-        ms = None if self.ms is None else self.fixed_ms + sum(float(self.ms[i, j]) for i, j in enumerate(index))
-        return round(flops), ms
+        columns = [fixed + sum(float(table[i, j]) for i, j in enumerate(index)) for table, fixed in self.ms_columns()]
+        return round(flops), (max(columns) if columns else None)
+
+    def ms_range(self) -> tuple[float, float]:
+        """A lower bound on the fastest network's predicted latency (exact without a cache term) and the slowest's."""
+        def ends(table: Tensor, fixed: float, pick) -> float:
+            return fixed + float(sum(pick(table[i, : len(layer.choices)]) for i, layer in enumerate(self.space)))
+
+        columns = self.ms_columns()
+        return (max(ends(t, f, torch.min) for t, f in columns), max(ends(t, f, torch.max) for t, f in columns))
 
 
 def _block_ms(table: LatencyTable, key: str, params: int) -> float:
     c = table.data["calibration"]
-    return c.get("scale", 1.0) * table.median(key) + c.get("ms_per_mparam", 0.0) * params / 1e6
+    return (c.get("scale", 1.0) * table.median(key) + c.get("ms_per_call", 0.0)
+            + c.get("ms_per_mparam", 0.0) * params / 1e6)
 
 
 def budget_penalty(model: CostModel, probs: Tensor, flops_budget: float | None, ms_budget: float | None,

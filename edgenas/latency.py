@@ -3,9 +3,9 @@
 A table maps a key naming a piece by its spec and input shape (`ir:k5_e6:16x112x112:24:s2`) to timings measured
 on one device with one runtime, thread count and precision (`fp32`, or `int8`: pieces quantised as
 `edgenas export --int8` quantises a network). The prediction of an architecture is the sum of its pieces'
-medians with the table's calibration applied (a scale, an offset, and a term per million parameters; each sums
-over layers, so a prediction stays additive and a search can use it per candidate). Measuring lives in
-`profiler.py`; this module does not import torch.
+medians with the table's calibration applied (`apply_calibration`: a scale, an offset, a cost per call and per
+million parameters, each summing over pieces, and a cost per million parameters beyond what the cache holds;
+`calibration.py` fits them). Measuring lives in `profiler.py`; this module does not import torch.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ SCHEMA = 1
 # linear in its outputs).
 HEAD_CLASSES = (10, 1000)
 PRECISIONS = ("fp32", "int8")
+# The calibration's numbers (all optional, 0 when absent, scale 1): see `apply_calibration`.
+CALIBRATION_TERMS = ("scale", "offset_ms", "ms_per_mparam", "ms_per_call", "cache_mparams", "ms_per_mparam_over_cache")
 REQUIRED = ("schema", "device", "host", "runtime", "space", "space_hash", "resolution", "width_mult", "batch",
             "warmup", "repeats", "created", "entries", "fixed", "calibration", "validation")
 
@@ -48,6 +50,11 @@ def arch_keys(arch: Arch, space: Space) -> list[str]:
     """The block keys an architecture needs (identity layers need none; a strided skip does)."""
     return [block_key(layer, choice) for layer, choice in zip(space, arch.layers, strict=True)
             if choice in layer.costly_choices]
+
+
+def calls(arch: Arch, space: Space) -> int:
+    """How many pieces the table sums for an architecture (stem, costly blocks, head): each was timed as one call."""
+    return len(arch_keys(arch, space)) + 2
 
 
 def space_keys(space: Space) -> list[str]:
@@ -118,17 +125,19 @@ class LatencyTable:
         """Predicted latency in milliseconds: the sum of the pieces with the table's calibration."""
         calibration = self.data["calibration"]
         params = 0
-        if calibration.get("ms_per_mparam"):
+        if calibration.get("ms_per_mparam") or calibration.get("ms_per_mparam_over_cache"):
             from .flops import cost_table
 
             params = cost_table(arch.resolve_space()).params(arch)
-        return apply_calibration(self.raw_ms(arch), params, calibration)
+        return apply_calibration(self.raw_ms(arch), params, calls(arch, arch.resolve_space()), calibration)
 
 
-def apply_calibration(raw_ms: float, params: int, calibration: dict) -> float:
-    """scale x (sum of the pieces) + ms_per_mparam x (millions of parameters) + offset_ms."""
-    return (calibration.get("scale", 1.0) * raw_ms + calibration.get("ms_per_mparam", 0.0) * params / 1e6
-            + calibration.get("offset_ms", 0.0))
+def apply_calibration(raw_ms: float, params: int, pieces: int, calibration: dict) -> float:
+    """scale x (sum of the pieces' medians) + ms_per_call x pieces + ms_per_mparam x (millions of parameters) +
+    offset_ms + ms_per_mparam_over_cache x (millions of parameters beyond cache_mparams)."""
+    c, mparams = calibration.get, params / 1e6
+    return (c("scale", 1.0) * raw_ms + c("ms_per_call", 0.0) * pieces + c("ms_per_mparam", 0.0) * mparams
+            + c("offset_ms", 0.0) + c("ms_per_mparam_over_cache", 0.0) * max(0.0, mparams - c("cache_mparams", 0.0)))
 
 
 # Fields read by lookups and checks, with the JSON type each must have (the rest is description).
@@ -165,10 +174,11 @@ def validate_table(data: Any, source: str) -> LatencyTable:
             raise EdgeNASError(f"latency table {source}: entry {key!r} has no valid 'median_ms' (expected a "
                                "non-negative number of milliseconds)")
     calibration = data["calibration"]
-    if not isinstance(calibration, dict) or not all(isinstance(calibration.get(k, 0.0), int | float)
-                                                    for k in ("scale", "offset_ms", "ms_per_mparam")):
-        raise EdgeNASError(f"latency table {source}: 'calibration' must hold numbers 'scale', 'offset_ms' and "
-                           "'ms_per_mparam'")
+    if not isinstance(calibration, dict) or not all(
+            isinstance(calibration.get(k, 0.0), int | float) and not isinstance(calibration.get(k), bool)
+            for k in CALIBRATION_TERMS):
+        raise EdgeNASError(f"latency table {source}: 'calibration' must hold numbers ({', '.join(CALIBRATION_TERMS)}"
+                           "; each optional)")
     return LatencyTable(data, source)
 
 

@@ -33,6 +33,7 @@ from .latency import (
     SCHEMA,
     LatencyTable,
     block_key,
+    calls,
     head_key,
     stem_key,
     validate_table,
@@ -332,7 +333,7 @@ def build_table(device: str, space: Space, runtime: dict, entries: dict, network
     table = validate_table(data, device)
     measured = [
         {"name": name, "layers": list(arch.layers), "num_classes": arch.num_classes, "flops": flops_table.flops(arch),
-         "params": flops_table.params(arch), "predicted_raw_ms": table.raw_ms(arch),
+         "params": flops_table.params(arch), "calls": calls(arch, space), "predicted_raw_ms": table.raw_ms(arch),
          "measured_ms": networks[f"net:{name}"]}
         for name, arch in archs if f"net:{name}" in networks
     ]
@@ -340,7 +341,10 @@ def build_table(device: str, space: Space, runtime: dict, entries: dict, network
         from .presets import extreme
 
         cheapest = extreme(space, min(HEAD_CLASSES), largest=False)
-        floor = {"predicted_raw_ms": table.raw_ms(cheapest), "params": flops_table.params(cheapest)}
+        piece_ms, piece_params = min((table.median(block_key(la, c)), flops_table.layers[la.label][c][1])
+                                     for la in space for c in la.costly_choices)
+        floor = {"predicted_raw_ms": table.raw_ms(cheapest), "params": flops_table.params(cheapest),
+                 "calls": calls(cheapest, space), "piece_ms": piece_ms, "piece_params": piece_params}
         data["calibration"], data["validation"] = calibrate(measured, floor)
     return data
 

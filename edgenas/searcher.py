@@ -130,10 +130,7 @@ class _Context:
         ms = s.latency_ms
         self.latency_binds = False
         if ms is not None:
-            smallest_ms = self.cost.fixed_ms + float(
-                sum(self.cost.ms[i, : len(layer.choices)].min() for i, layer in enumerate(space)))
-            largest_ms = self.cost.fixed_ms + float(
-                sum(self.cost.ms[i, : len(layer.choices)].max() for i, layer in enumerate(space)))
+            smallest_ms, largest_ms = self.cost.ms_range()
             if ms < smallest_ms:
                 raise EdgeNASError(f"latency budget {ms:g} ms is infeasible: the fastest network of space "
                                    f"{space.name} is predicted at {smallest_ms:.3f} ms by table {self.table.name}")
@@ -155,9 +152,11 @@ class _Context:
         if ms is None:
             return True
         scores = [np.zeros(len(layer.choices)) for layer in self.space]
-        costs = [np.stack([self.cost.flops[i, : len(layer.choices)].numpy(),
-                           self.cost.ms[i, : len(layer.choices)].numpy()], 1) for i, layer in enumerate(self.space)]
-        return knapsack(scores, costs, [flops - self.cost.fixed_flops, ms - self.cost.fixed_ms]) is not None
+        columns = [(self.cost.flops, flops - self.cost.fixed_flops)] + [
+            (table, ms - fixed) for table, fixed in self.cost.ms_columns()]
+        costs = [np.stack([table[i, : len(layer.choices)].numpy() for table, _ in columns], 1)
+                 for i, layer in enumerate(self.space)]
+        return knapsack(scores, costs, [budget for _, budget in columns]) is not None
 
     def describe_budgets(self) -> dict:
         return {"flops": self.flops_budget, "flops_binds": self.flops_binds, "latency_ms": self.ms_budget,

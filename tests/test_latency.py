@@ -69,8 +69,12 @@ def test_predict_is_the_sum_of_entries_plus_calibration(tiny_table):
         calibration = table.data["calibration"]
         assert table.raw_ms(arch) == pytest.approx(raw)
         params = cost_table(space).params(arch) / 1e6
+        pieces = 2 + len(arch_keys(arch, space))
+        over = max(0.0, params - calibration.get("cache_mparams", 0.0))
         assert table.predict(arch) == pytest.approx(calibration["scale"] * raw + calibration["offset_ms"]
-                                                    + calibration["ms_per_mparam"] * params)
+                                                    + calibration["ms_per_mparam"] * params
+                                                    + calibration.get("ms_per_call", 0.0) * pieces
+                                                    + calibration.get("ms_per_mparam_over_cache", 0.0) * over)
 
 
 def test_head_cost_is_interpolated_between_the_measured_class_counts(tiny_table):
@@ -195,6 +199,57 @@ def test_calibration_charges_parameters_when_large_networks_pay_for_them():
     assert calibration["kind"] == "memory"
     assert calibration["ms_per_mparam"] == pytest.approx(0.25) and calibration["scale"] == pytest.approx(0.7)
     assert validation["median_abs_error_pct"] == pytest.approx(0, abs=1e-6)
+
+
+def _networks(raw, params, calls, measured):
+    return [{"name": str(i), "flops": i, "params": p, "calls": c, "predicted_raw_ms": r,
+             "measured_ms": measured(r, p, c)} for i, (r, p, c) in enumerate(zip(raw, params, calls, strict=True))]
+
+
+RAW = [0.25, 0.42, 0.6, 0.68, 0.85, 0.87, 0.96, 1.1, 1.2, 1.25, 1.3, 1.4, 1.5, 1.56]
+PARAMS = [0.8e6, 1.2e6, 1.4e6, 1.8e6, 2.4e6, 3.3e6, 3.5e6, 4.0e6, 3.6e6, 3.5e6, 5.2e6, 4.6e6, 6.6e6, 7.1e6]
+CALLS = [8, 14, 19, 21, 22, 22, 23, 23, 23, 23, 23, 23, 23, 23]
+
+
+def test_calibration_charges_each_call_when_small_networks_run_faster_than_their_pieces():
+    # Each piece timed alone paid one session call that the whole network pays once (seen at 32x32).
+    networks = _networks(RAW, PARAMS, CALLS, lambda r, p, c: 1.2 * r - 0.012 * c)
+    calibration, validation = calibrate(networks)
+    assert calibration["kind"] == "calls"
+    assert calibration["scale"] == pytest.approx(1.2) and calibration["ms_per_call"] == pytest.approx(-0.012)
+    assert validation["max_abs_error_pct"] == pytest.approx(0, abs=1e-6)
+    assert validation["kinds_tried"]["linear"]["max_abs_error_pct"] > 1  # the offset alone cannot follow it
+
+
+def test_calibration_charges_parameters_beyond_the_cache():
+    # Networks whose weights exceed the cache reload them at every call: slower than their pieces above a size.
+    def measured(r, p, c):
+        return 1.2 * r - 0.012 * c + 0.16 * max(0.0, p / 1e6 - 3.6)
+
+    networks = _networks(RAW, PARAMS, CALLS, measured)
+    calibration, validation = calibrate(networks)
+    assert calibration["kind"] == "cache" and calibration["cache_mparams"] == pytest.approx(3.6)
+    assert calibration["ms_per_mparam_over_cache"] == pytest.approx(0.16) and calibration["scale"] == pytest.approx(1.2)
+    assert validation["within_10pct"] == 1.0 and validation["kinds_tried"]["calls"]["max_abs_error_pct"] > 5
+
+
+def test_a_search_costs_a_cache_calibrated_table_as_the_table_predicts(tiny_table):
+    # The search's per-candidate costs (two additive columns, their maximum) give the table's own prediction.
+    import itertools
+
+    from edgenas.arch import make_arch
+    from edgenas.cost import CostModel
+
+    path, table = tiny_table
+    space = get_space("tiny")
+    for classes in (10, 1000):
+        archs = [make_arch(space, list(layers), classes) for layers in itertools.product(*(la.choices for la in space))]
+        params = sorted(cost_table(space).params(arch) / 1e6 for arch in archs)
+        calibration = {"kind": "cache", "scale": 1.2, "offset_ms": 0.0, "ms_per_mparam": 0.0, "ms_per_call": -0.004,
+                       "ms_per_mparam_over_cache": 3.0, "cache_mparams": params[len(params) // 2]}  # half beyond
+        cached = validate_table({**table.data, "calibration": calibration}, str(path))
+        model = CostModel.build(space, classes, cost_table(space), cached)
+        assert [model.of(arch)[1] for arch in archs] == pytest.approx([cached.predict(arch) for arch in archs])
 
 
 def test_torch_backend_profiles_on_the_cpu(tmp_path):

@@ -367,6 +367,38 @@ def test_derive_equals_brute_force_two_budgets(tiny, cost):
         assert danas.derive(net, two, max(_flops(two, c) for c in _all_archs(tiny, net)), min(all_ms) - 0.01) is None
 
 
+def test_derive_budgets_the_larger_of_the_two_costs_of_a_cache_calibration(tiny, cost):
+    # A table whose calibration charges parameters beyond the cache predicts max(without, with the charge): the
+    # knapsack must keep both under a latency budget, which the first alone does not ensure.
+    g = torch.Generator().manual_seed(2)
+    ms = 0.1 + torch.rand(cost.flops.shape, generator=g, dtype=torch.float64)
+    params = torch.rand(cost.flops.shape, generator=g, dtype=torch.float64)
+    cached = CostModel(tiny, CLASSES, cost.flops, cost.fixed_flops, ms, 0.5, ms + 0.8 * params, 0.5 - 1.5)
+    warm_only = CostModel(tiny, CLASSES, cost.flops, cost.fixed_flops, ms, 0.5)
+    loose = 10 * max(_flops(cost, c) for c in _all_archs(tiny, _supernet(tiny)))
+    differ = 0
+    for seed in range(3):
+        net = _supernet(tiny)
+        _random_alpha(net, 40 + seed)
+        with np.errstate(divide="ignore"):
+            logp = np.log(net.probs().detach().double().numpy())
+        archs = list(_all_archs(tiny, net))
+        predicted = {c: cached.of(make_arch(tiny, [la.choices[j] for la, j in zip(tiny, c, strict=True)],
+                                            CLASSES))[1] for c in archs}
+        assert all(predicted[c] == pytest.approx(max(_ms(cached, c), 0.5 - 1.5 + sum(
+            float(ms[i, j] + 0.8 * params[i, j]) for i, j in enumerate(c)))) for c in archs)
+        for budget in np.linspace(min(predicted.values()), max(predicted.values()), 7)[1:-1]:
+            best = max((c for c in archs if predicted[c] <= budget), key=lambda c: sum(logp[i, j] for i, j in
+                                                                                       enumerate(c)))
+            assert danas.derive(net, cached, None, budget) == list(best)
+            differ += danas.derive(net, warm_only, None, budget) != list(best)
+        # With a FLOPs budget too (three constraints, a coarser grid): still within both latency costs.
+        for budget in np.linspace(min(predicted.values()), max(predicted.values()), 4)[1:-1]:
+            got = danas.derive(net, cached, loose, budget)
+            assert got is not None and predicted[tuple(got)] <= budget + 1e-9
+    assert differ > 0  # the cache column changed the choice somewhere: the test can fail
+
+
 def test_derive_equals_brute_force_at_budgets_equal_to_an_architectures_flops(tiny, cost):
     net = _supernet(tiny)
     _random_alpha(net, 1)

@@ -31,8 +31,8 @@ def random_within_budget(cost: CostModel, flops_budget: float | None, ms_budget:
             return arch
     scores = [torch.rand(len(layer.choices), generator=generator).double().numpy() for layer in space]
     columns = [(cost.flops.numpy(), flops_budget - cost.fixed_flops)] if flops_budget is not None else []
-    if ms_budget is not None and cost.ms is not None:
-        columns.append((cost.ms.numpy(), ms_budget - cost.fixed_ms))
+    if ms_budget is not None:
+        columns += [(table.numpy(), ms_budget - fixed) for table, fixed in cost.ms_columns()]
     costs = [np.stack([c[i, : len(layer.choices)] for c, _ in columns], 1) for i, layer in enumerate(space)]
     choice = knapsack(scores, costs, [b for _, b in columns])
     if choice is None:

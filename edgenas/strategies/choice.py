@@ -67,11 +67,13 @@ def band(cost: CostModel, flops_budget: float, ms_budget: float | None, floor: f
          latency_binds: bool) -> Band:
     tables, fixed, budgets, floors = [cost.flops.numpy()], [cost.fixed_flops], [flops_budget], [
         floor * flops_budget if flops_binds else 0.0]
-    if ms_budget is not None and cost.ms is not None:
-        tables.append(cost.ms.numpy())
-        fixed.append(cost.fixed_ms)
-        budgets.append(ms_budget)
-        floors.append(floor * ms_budget if latency_binds else 0.0)
+    if ms_budget is not None:
+        # The floor on the cost without the cache term: reaching it there reaches it for the prediction, the larger.
+        for k, (table, fixed_ms) in enumerate(cost.ms_columns()):
+            tables.append(table.numpy())
+            fixed.append(fixed_ms)
+            budgets.append(ms_budget)
+            floors.append(floor * ms_budget if latency_binds and k == 0 else 0.0)
     return Band(tables, fixed, budgets, floors)
 
 

@@ -137,9 +137,10 @@ def derive(net: Supernet, cost: CostModel, flops_budget: float | None, ms_budget
     if flops_budget is not None:
         columns.append(cost.flops.numpy())
         budgets.append(flops_budget - cost.fixed_flops)
-    if ms_budget is not None and cost.ms is not None:
-        columns.append(cost.ms.numpy())
-        budgets.append(ms_budget - cost.fixed_ms)
+    if ms_budget is not None:
+        for table, fixed in cost.ms_columns():
+            columns.append(table.numpy())
+            budgets.append(ms_budget - fixed)
     if not columns:
         return [int(np.argmax(s)) for s in scores]
     costs = [np.stack([c[i] for c in columns], axis=1) for i in range(len(scores))]

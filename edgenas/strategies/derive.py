@@ -3,8 +3,9 @@ budgets, solved as a multiple-choice knapsack by dynamic programming.
 
 One budget: exact, over the Pareto front of (cost, score) of partial architectures, layer by layer (a partial
 architecture is dropped only when another costs no more and scores at least as well). Two budgets: over a grid
-of 400 x 400 cost steps, costs rounded to the nearest step; the winner's exact costs are checked, and if rounding
-let it exceed a budget the grid budget is tightened and the problem solved again. An infeasible problem gives None.
+of 400 x 400 cost steps (three budgets, as a FLOPs budget with a latency table whose calibration has a cache term:
+100 x 100 x 100), costs rounded to the nearest step; the winner's exact costs are checked, and if rounding let it
+exceed a budget the grid budget is tightened and the problem solved again. An infeasible problem gives None.
 
 With floors (the least summed cost k wanted: a budget to fill, not just to meet) the Pareto front is no longer
 exact (a cheaper partial architecture that scores better may end below the floor), so the floored problem runs on
@@ -17,6 +18,7 @@ import numpy as np
 
 GRID_1D = 20000
 GRID_2D = 400
+GRID_3D = 100
 
 
 def knapsack(scores: list[np.ndarray], costs: list[np.ndarray], budgets: list[float],
@@ -28,8 +30,8 @@ def knapsack(scores: list[np.ndarray], costs: list[np.ndarray], budgets: list[fl
     the least summed cost k accepted (0: none).
     """
     budgets = np.asarray(budgets, dtype=np.float64)
-    if len(budgets) not in (1, 2):
-        raise ValueError("one or two budgets")
+    if len(budgets) not in (1, 2, 3):
+        raise ValueError("one, two or three budgets")
     if np.any(budgets < 0):
         return None
     floors = np.zeros_like(budgets) if floors is None else np.asarray(floors, dtype=np.float64)
@@ -37,7 +39,7 @@ def knapsack(scores: list[np.ndarray], costs: list[np.ndarray], budgets: list[fl
         return None
     if len(budgets) == 1 and not np.any(floors > 0):
         return _pareto(scores, [np.asarray(c, dtype=np.float64)[:, 0] for c in costs], float(budgets[0]))
-    grid = GRID_2D if len(budgets) == 2 else GRID_1D
+    grid = {1: GRID_1D, 2: GRID_2D, 3: GRID_3D}[len(budgets)]
     limit, low = budgets.copy(), floors.copy()
     for _ in range(8):
         choice = _solve(scores, costs, limit, grid, low)
