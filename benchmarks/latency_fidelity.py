@@ -5,7 +5,8 @@ count, profiles the space with ONNX Runtime (the shipped protocol: 5 interleaved
 warm-up calls, best pass median) and measures N random networks spread over the FLOPs range, plus MobileNetV2 where
 the space has it and the smallest and largest networks, end to end. Reports the prediction error before and after
 calibration (leave-one-out), the error a single pass of 50 calls would have given, ranking quality against FLOPs,
-and the profiling wall time (INT8: quantising the pieces included, as in `edgenas profile --int8`).
+the profiling wall time (INT8: quantising the pieces included, as in `edgenas profile --int8`), the leave-one-out
+error of every calibration kind tried, and the cost of one empty `session.run` (the per-call overhead).
 
 Run by hand on a quiet machine, for example:
   .venv/bin/python benchmarks/latency_fidelity.py --spaces mobile:224 mobile-small:32 mobile-small:16 \
@@ -53,7 +54,25 @@ def space_case(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def profile_once(space, precision: str, threads: int, networks: int) -> dict:
+def null_call_ms(resolution: int, threads: int) -> float:
+    """Best pass median of one `session.run` of an ONNX Identity on a 1x3xRxR input: the overhead every piece timed
+    alone pays once, and a whole network pays once in all."""
+    import numpy as np
+    from onnx import TensorProto, helper
+
+    from exporters.runtime import make_session, median_latency
+
+    shape = [1, 3, resolution, resolution]
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "null",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = make_session(model.SerializeToString(), threads)
+    x = {"input": np.zeros(shape, dtype=np.float32)}
+    return median_latency(lambda: session.run(None, x), 10, 200, 5)["median_ms"]
+
+
+def profile_once(space, precision: str, threads: int, networks: int, keep: Path | None = None) -> dict:
     """One table of `space`, measured here in `precision` with `threads` threads, and its fidelity."""
     from edgenas import profiler
 
@@ -68,6 +87,9 @@ def profile_once(space, precision: str, threads: int, networks: int) -> dict:
                                 precision)
     for network in data["validation"]["networks"]:
         network["measured_first_pass_ms"] = nets[f"net:{network['name']}"]["pass_medians_ms"][0]
+    if keep is not None:  # the whole table, to analyse other calibrations on the same measurements later
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / f"{space.name}-{space.resolution}-{precision}-t{threads}.json").write_text(json.dumps(data))
     v = data["validation"]
     return {"space": space.name, "resolution": space.resolution, "precision": precision, "threads": threads,
             "entries": len(pieces), "validation_networks": v["count"], "profiling_seconds_pieces": round(pieces_s, 1),
@@ -76,6 +98,7 @@ def profile_once(space, precision: str, threads: int, networks: int) -> dict:
                                                         "within_10pct", "max_abs_error_pct")},
             "before_calibration": v["before_calibration"], "single_pass_uncalibrated": single_pass(data, space),
             "kendall_tau_table": v["kendall_tau_table"], "kendall_tau_flops": v["kendall_tau_flops"],
+            "calibrations_tried_loo": v["kinds_tried"], "null_call_ms": null_call_ms(space.resolution, threads),
             "measured_ms_range": [min(n["measured_ms"] for n in v["networks"]),
                                   max(n["measured_ms"] for n in v["networks"])]}
 
@@ -88,6 +111,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--networks", type=int, default=30, help="random validation networks per table")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latency_fidelity.json"))
+    parser.add_argument("--keep-tables", type=Path, default=None, help="folder to write each measured table to")
     args = parser.parse_args()
 
     import onnxruntime
@@ -103,11 +127,11 @@ def main() -> None:
     for space in spaces:
         for precision in args.precisions:
             for threads in args.threads:
-                run = profile_once(space, precision, threads, args.networks)
+                run = profile_once(space, precision, threads, args.networks, args.keep_tables)
                 results["runs"].append(run)
                 print(json.dumps(run, indent=2), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+                args.out.parent.mkdir(parents=True, exist_ok=True)  # after every run: a long benchmark keeps its rows
+                args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -72,6 +72,22 @@ def fit(kind: str, networks: list[dict]) -> dict:
     return calibration
 
 
+def describe(calibration: dict) -> str:
+    """`cache (scale 1.229, -13.2 us per piece, 0.159 ms per million parameters beyond 3.61M)`: its nonzero terms."""
+    c = calibration.get
+    terms = [f"scale {c('scale', 1.0):.3f}"]
+    if c("ms_per_call"):
+        terms.append(f"{1000 * c('ms_per_call'):+.1f} us per piece")
+    if c("ms_per_mparam"):
+        terms.append(f"{c('ms_per_mparam'):+.3f} ms per million parameters")
+    if c("ms_per_mparam_over_cache"):
+        terms.append(f"{c('ms_per_mparam_over_cache'):+.3f} ms per million parameters beyond "
+                     f"{c('cache_mparams', 0.0):.2f}M")
+    if c("offset_ms"):
+        terms.append(f"offset {c('offset_ms'):+.3f} ms")
+    return f"{c('kind', '?')} ({', '.join(terms)})"
+
+
 def predict(network: dict, calibration: dict) -> float:
     return apply_calibration(network["predicted_raw_ms"], network["params"], network.get("calls", 0), calibration)
 

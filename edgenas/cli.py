@@ -292,9 +292,9 @@ def _print_table_summary(summary: dict) -> None:
                   f"{runtime.get('threads', '?')} thread(s)")
     v, c = summary["validation"], summary["calibration"]
     if v["count"]:
-        console.print(f"calibration: {c['kind']} (scale {c['scale']:.3f}, offset {c['offset_ms']:.3f} ms, "
-                      f"{c.get('ms_per_mparam', 0):.3f} ms per million parameters), fitted on {v['count']} networks "
-                      "measured end to end")
+        from .calibration import describe
+
+        console.print(f"calibration: {describe(c)}, fitted on {v['count']} networks measured end to end")
         console.print(f"fidelity (leave-one-out): median |error| {v['median_abs_error_pct']:.1f}%, p95 "
                       f"{v['p95_abs_error_pct']:.1f}%, {100 * v['within_10pct']:.0f}% of networks within +/-10% "
                       f"(before calibration: median {v['before_calibration']['median_abs_error_pct']:.1f}%); "
