@@ -27,26 +27,47 @@ _MIN_NETWORKS = {"none": 0, "scale": 1, "linear": 4, "memory": 6, "calls": 4, "c
 _MARGIN = 0.25
 
 
-def _features(network: dict, threshold: float = 0.0) -> dict[str, float]:
+def _features(network: dict, threshold: float = 0.0, piece_ms: float | None = None) -> dict[str, float]:
     mparams = network["params"] / 1e6
-    return {"scale": network["predicted_raw_ms"], "offset_ms": 1.0, "ms_per_mparam": mparams,
-            "ms_per_call": float(network.get("calls", 0)), "ms_per_mparam_over_cache": max(0.0, mparams - threshold)}
+    raw = network["predicted_raw_ms"]
+    if piece_ms is not None:  # the per-call term bound to -scale x piece_ms: the scale then multiplies this
+        raw -= piece_ms * network.get("calls", 0)
+    return {"scale": raw, "offset_ms": 1.0, "ms_per_mparam": mparams, "ms_per_call": float(network.get("calls", 0)),
+            "ms_per_mparam_over_cache": max(0.0, mparams - threshold)}
 
 
-def _solve(names: tuple[str, ...], networks: list[dict], threshold: float = 0.0) -> tuple[dict, float]:
+def _solve(names: tuple[str, ...], networks: list[dict], threshold: float = 0.0,
+           piece_ms: float | None = None) -> tuple[dict, float]:
     """Least squares on relative errors, so that each network counts the same whatever its latency; returns the
-    coefficients and the sum of squared relative residuals."""
+    coefficients and the sum of squared relative residuals.
+
+    A fitted cost per call may not make the space's cheapest piece (`piece_ms`, its median) cost less than nothing:
+    a network cannot get faster by gaining a block. Where it would, the per-call cost is bound to -scale x piece_ms
+    and the rest fitted again.
+    """
     import numpy as np
 
-    weights = np.array([1.0 / n["measured_ms"] for n in networks])
-    features = np.array([[_features(n, threshold)[name] for name in names] for n in networks]) * weights[:, None]
-    coefficients = np.linalg.lstsq(features, np.ones(len(networks)), rcond=None)[0]
-    residual = float(((features @ coefficients - 1.0) ** 2).sum())
-    return {name: float(value) for name, value in zip(names, coefficients, strict=True)}, residual
+    def solve(names, bound):
+        weights = np.array([1.0 / n["measured_ms"] for n in networks])
+        features = np.array([[_features(n, threshold, bound)[name] for name in names] for n in networks])
+        features = features * weights[:, None]
+        coefficients = np.linalg.lstsq(features, np.ones(len(networks)), rcond=None)[0]
+        residual = float(((features @ coefficients - 1.0) ** 2).sum())
+        return {name: float(value) for name, value in zip(names, coefficients, strict=True)}, residual
+
+    coefficients, residual = solve(names, None)
+    if piece_ms is None or "ms_per_call" not in names:
+        return coefficients, residual
+    if coefficients["scale"] * piece_ms + coefficients["ms_per_call"] >= 0:
+        return coefficients, residual
+    coefficients, residual = solve(tuple(n for n in names if n != "ms_per_call"), piece_ms)
+    coefficients["ms_per_call"] = -coefficients["scale"] * piece_ms
+    return coefficients, residual
 
 
-def fit(kind: str, networks: list[dict]) -> dict:
-    """The calibration of `kind` fitted to `networks` (each: `predicted_raw_ms`, `measured_ms`, `params`, `calls`).
+def fit(kind: str, networks: list[dict], piece_ms: float | None = None) -> dict:
+    """The calibration of `kind` fitted to `networks` (each: `predicted_raw_ms`, `measured_ms`, `params`, `calls`);
+    `piece_ms`, the space's cheapest piece, bounds a per-call cost (see `_solve`).
 
     `cache` tries each network's own parameter count as the threshold and keeps the one with the smallest residual
     among those whose cost above it is positive (a network past the cache is slower, never faster).
@@ -56,15 +77,15 @@ def fit(kind: str, networks: list[dict]) -> dict:
     if not names or not networks:
         return calibration
     if kind != "cache":
-        calibration.update(_solve(names, networks)[0])
+        calibration.update(_solve(names, networks, piece_ms=piece_ms)[0])
         return calibration
     best = None
     for threshold in sorted({n["params"] / 1e6 for n in networks})[:-2]:  # at least two networks above it
-        coefficients, residual = _solve(names, networks, threshold)
+        coefficients, residual = _solve(names, networks, threshold, piece_ms)
         if coefficients["ms_per_mparam_over_cache"] > 0 and (best is None or residual < best[0]):
             best = residual, threshold, coefficients
     if best is None:  # no network pays for the cache: the per-call fit alone
-        calibration.update(_solve(CALIBRATIONS["calls"], networks)[0])
+        calibration.update(_solve(CALIBRATIONS["calls"], networks, piece_ms=piece_ms)[0])
         calibration.update({"ms_per_mparam_over_cache": 0.0, "cache_mparams": 0.0})
         return calibration
     calibration.update(best[2])
@@ -92,9 +113,9 @@ def predict(network: dict, calibration: dict) -> float:
     return apply_calibration(network["predicted_raw_ms"], network["params"], network.get("calls", 0), calibration)
 
 
-def _leave_one_out(kind: str, networks: list[dict]) -> list[float]:
+def _leave_one_out(kind: str, networks: list[dict], piece_ms: float | None = None) -> list[float]:
     """Each network predicted with a calibration fitted to the others: an honest, out-of-sample error."""
-    return [predict(n, fit(kind, networks[:i] + networks[i + 1:])) for i, n in enumerate(networks)]
+    return [predict(n, fit(kind, networks[:i] + networks[i + 1:], piece_ms)) for i, n in enumerate(networks)]
 
 
 def _errors(predicted: list[float], measured: list[float]) -> list[float]:
@@ -128,7 +149,7 @@ def _positive(calibration: dict, floor: dict | None) -> bool:
     if predict(floor, calibration) <= 0:
         return False
     piece = {"predicted_raw_ms": floor.get("piece_ms", 0.0), "params": floor.get("piece_params", 0), "calls": 1}
-    return "piece_ms" not in floor or predict(piece, {**calibration, "offset_ms": 0.0, "cache_mparams": 1e30}) >= 0
+    return "piece_ms" not in floor or predict(piece, {**calibration, "offset_ms": 0.0, "cache_mparams": 1e30}) >= -1e-12
 
 
 def calibrate(networks: list[dict], floor: dict | None = None) -> tuple[dict, dict]:
@@ -141,17 +162,18 @@ def calibrate(networks: list[dict], floor: dict | None = None) -> tuple[dict, di
     offset fitted on mid-sized networks once predicted negative milliseconds for the smallest ones.
     """
     measured = [n["measured_ms"] for n in networks]
+    piece_ms = None if floor is None else floor.get("piece_ms")
     best_kind, best_error, tried = "none", None, {}
     for kind in CALIBRATIONS:
         if len(networks) < _MIN_NETWORKS[kind] or (kind != "none" and len(networks) < 2):
             continue
-        if not _positive(fit(kind, networks), floor):
+        if not _positive(fit(kind, networks, piece_ms), floor):
             continue
-        errors = _errors(_leave_one_out(kind, networks), measured)
+        errors = _errors(_leave_one_out(kind, networks, piece_ms), measured)
         tried[kind] = {"mean_abs_error_pct": statistics.fmean(abs(e) for e in errors), **error_stats(errors)}
         if best_error is None or tried[kind]["mean_abs_error_pct"] < best_error - _MARGIN:
             best_kind, best_error = kind, tried[kind]["mean_abs_error_pct"]
-    loo = _leave_one_out(best_kind, networks)
+    loo = _leave_one_out(best_kind, networks, piece_ms)
     for network, value in zip(networks, loo, strict=True):
         network["predicted_ms"] = value
         network["error_pct"] = 100.0 * (value - network["measured_ms"]) / network["measured_ms"]
@@ -165,4 +187,4 @@ def calibrate(networks: list[dict], floor: dict | None = None) -> tuple[dict, di
         "kendall_tau_flops": kendall_tau([n["flops"] for n in networks], measured),
         "kinds_tried": tried,
     }
-    return fit(best_kind, networks), validation
+    return fit(best_kind, networks, piece_ms), validation

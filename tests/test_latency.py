@@ -221,6 +221,17 @@ def test_calibration_charges_each_call_when_small_networks_run_faster_than_their
     assert validation["kinds_tried"]["linear"]["max_abs_error_pct"] > 1  # the offset alone cannot follow it
 
 
+def test_a_cost_per_call_never_makes_the_cheapest_piece_cost_less_than_nothing():
+    # Fitted freely, -12 us per call would make a 5 us piece cost -6 us: adding that block would speed a network
+    # up, and the knapsack would take it for free. Bound, the piece costs exactly 0 and the rest is fitted again.
+    networks = _networks(RAW, PARAMS, CALLS, lambda r, p, c: 1.2 * r - 0.012 * c)
+    floor = {"predicted_raw_ms": 0.2, "params": 0.8e6, "calls": 8, "piece_ms": 0.005, "piece_params": 1000}
+    calibration, _ = calibrate(networks, floor)
+    assert calibration["kind"] in ("calls", "cache")
+    assert calibration["scale"] * 0.005 + calibration["ms_per_call"] == pytest.approx(0, abs=1e-12)
+    assert calibrate(networks)[0]["ms_per_call"] == pytest.approx(-0.012)  # unbound without a floor
+
+
 def test_calibration_charges_parameters_beyond_the_cache():
     # Networks whose weights exceed the cache reload them at every call: slower than their pieces above a size.
     def measured(r, p, c):
