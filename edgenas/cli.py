@@ -123,12 +123,15 @@ def _command(**kwargs):
     return decorate
 
 
-def _table_console() -> Console:
-    """Standard output for rich tables: a terminal's own width; elsewhere (a log, a pipe, `make demo`) $COLUMNS or
-    200 columns, since rich would assume 80 and cut cells short ("x86-2…")."""
+def _table_console(*renderables) -> Console:
+    """Standard output for rich tables: a terminal's own width; elsewhere (a log, a pipe, `make demo`) $COLUMNS, or
+    200 columns or as many as `renderables` need whole, since rich would assume 80 and cut cells short ("x86-2…")."""
     import os
 
-    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
+    width = None
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        wide = Console(width=10000)
+        width = max([200] + [wide.measure(r).maximum for r in renderables if not isinstance(r, str)])
     return Console(soft_wrap=True, highlight=False, width=width)
 
 
@@ -375,7 +378,7 @@ def tables(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
                      str(s["entries"]),
                      f"{v['median_abs_error_pct']:.1f}%" if v["count"] else "not validated",
                      f"{100 * v['within_10pct']:.0f}%" if v["count"] else "-", _short_path(s["path"]))
-    _table_console().print(grid if found else "no latency tables found (make one with `edgenas profile "
+    _table_console(grid).print(grid if found else "no latency tables found (make one with `edgenas profile "
                                   "DEVICE`)")
 
 

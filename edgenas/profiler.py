@@ -278,25 +278,55 @@ def summarize(times: list[float], pass_medians: list[float]) -> dict:
 # ---------------------------------------------------------------- the table
 
 
+# SIMD extensions that decide which kernels ONNX Runtime runs (two CPUs sold under one model name can differ).
+_SIMD = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "asimd",
+         "asimddp", "sve")
+
+
 def host_info() -> dict:
-    cpu = platform.processor() or platform.machine()
+    """The CPU (model name; on Linux also `cpu_id`, its family, model and stepping, and `simd`), core count, OS."""
+    cpu, cpu_id, simd = platform.processor() or platform.machine(), None, None
     try:
+        fields = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if not key and fields:
+                break  # the first processor is enough
+            fields.setdefault(key, value.strip())
+        cpu = fields.get("model name", cpu)
+        if "cpu family" in fields:
+            cpu_id = (f"family {fields['cpu family']} model {fields.get('model', '?')} "
+                      f"stepping {fields.get('stepping', '?')}")
+        flags = set((fields.get("flags") or fields.get("Features") or "").split())
+        simd = [flag for flag in _SIMD if flag in flags] or None
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(), "python": platform.python_version(),
+    info = {"cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(), "python": platform.python_version(),
             "machine": platform.machine()}
+    if cpu_id:
+        info["cpu_id"] = cpu_id
+    if simd:
+        info["simd"] = simd
+    return info
+
+
+def _describe_cpu(host: dict) -> str:
+    cpu = host.get("cpu", "an unrecorded CPU")
+    return f"{cpu} ({host['cpu_id']})" if host.get("cpu_id") else cpu
 
 
 def host_note(table: LatencyTable, here: dict | None = None) -> str | None:
-    """One line when `table` was measured on another CPU model or core count than this machine's (None when the
-    same): its predictions may not hold where a measurement is compared with them."""
+    """One line when `table` was measured on another CPU (model name, or family/model/stepping where both record
+    it) or core count than this machine's (None when the same): its predictions may not hold where a measurement is
+    compared with them. One model name can hide CPUs of different generations (an `AMD EPYC` of this project ran
+    MobileNetV2 2.4x as fast as another)."""
     here = here or host_info()
     theirs = table.data["host"]
-    if (theirs.get("cpu"), theirs.get("cores")) == (here["cpu"], here["cores"]):
+    same = (theirs.get("cpu"), theirs.get("cores")) == (here["cpu"], here["cores"])
+    if theirs.get("cpu_id") and here.get("cpu_id"):
+        same = same and theirs["cpu_id"] == here["cpu_id"]
+    if same:
         return None
     d, runtime = table.data, table.data["runtime"]
     command = f"edgenas profile NAME --space {d['space']} --resolution {d['resolution']}"
@@ -306,8 +336,8 @@ def host_note(table: LatencyTable, here: dict | None = None) -> str | None:
         command += f" --threads {runtime['threads']}"
     if table.precision == "int8":
         command += " --int8"
-    return (f"note: table {Path(table.source).stem} was measured on {theirs.get('cpu', 'an unrecorded CPU')}, "
-            f"{theirs.get('cores', '?')} cores; this machine is {here['cpu']}, {here['cores']} cores: its "
+    return (f"note: table {Path(table.source).stem} was measured on {_describe_cpu(theirs)}, "
+            f"{theirs.get('cores', '?')} cores; this machine is {_describe_cpu(here)}, {here['cores']} cores: its "
             f"predictions may not hold here; profile this machine with {command}")
 
 

@@ -17,8 +17,8 @@ from edgenas.cli import app
 
 # Cheap settings in every search case: were a bad input ever accepted, the test fails in seconds, not minutes.
 SEARCH = ["search", "--space", "tiny", "--schedule", "1.0:1", "--probe-epochs", "0", "--retrain-epochs", "0"]
-SHIPPED_224 = "x86-2core-ort-t1-mobile224"
-SHIPPED_32 = "x86-2core-ort-t1-mobilesmall32"
+SHIPPED_224 = "epyc-zen5-2core-ort-t1-mobile224"
+SHIPPED_32 = "epyc-zen5-2core-ort-t1-mobilesmall32"
 
 
 @pytest.fixture(scope="module")

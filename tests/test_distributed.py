@@ -65,9 +65,9 @@ def test_two_gloo_ranks_run_one_search(tmp_path):
                             timeout=60, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr[-3000:]
     devices = {t["device"] for t in json.loads(listed.stdout)}
-    assert {"here", "x86-2core-ort-t1-mobile224", "x86-2core-ort-t1-mobilesmall32"} <= devices
+    assert {"here", "epyc-zen5-2core-ort-t1-mobile224", "epyc-zen5-2core-ort-t1-mobilesmall32"} <= devices
     probe = ("import sys; from edgenas.latency import load_table; load_table('here'); "
-             "load_table('x86-2core-ort-t1-mobile224'); sys.exit(3 if 'latency_tables' in sys.modules else 0)")
+             "load_table('epyc-zen5-2core-ort-t1-mobile224'); sys.exit(3 if 'latency_tables' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", probe], cwd=tmp_path).returncode == 0  # no top-level name used
     out = tmp_path / "run"
     command = [sys.executable, "-m", "edgenas", "search", "--space", "tiny", "--schedule", "0.2:1,0.5:1,1.0:1",
