@@ -55,12 +55,22 @@ def test_classes_are_admitted_in_the_saved_order_stage_by_stage(danas_run):
 
 
 def test_each_stage_prunes_every_layer_by_the_ratio(danas_run):
+    # Each layer drops the worst-scored 40% of its active candidates, except those its scores cannot tell from the
+    # layer's best (`undecided`, --prune-confidence), and those given back to keep the budget reachable.
     counts = [[3, 4, 3, 4]] + [row["active"] for row in _rows(danas_run.run) if "pruned" in row]
-    for before, after in itertools.pairwise(counts):
-        restored = False
-        for b, a in zip(before, after, strict=False):
-            assert a == max(1, b - int(0.4 * b)) or restored
-        assert all(a >= 1 for a in after)
+    rows = [row for row in _rows(danas_run.run) if "pruned" in row]
+    layers = list(get_space("tiny"))
+    for (before, after), row in zip(itertools.pairwise(counts), rows, strict=True):
+        for i, (b, a) in enumerate(zip(before, after, strict=True)):
+            losses = row["scores"]["val_loss"][i]
+            ranked = sorted((j for j, v in enumerate(losses) if v is not None), key=lambda j: (losses[j], j))
+            assert len(ranked) == b
+            worst = {layers[i].choices[j] for j in ranked[max(1, b - int(0.4 * b)):]}
+            back = set(row["given_back_for_floor"][i])
+            assert set(row["pruned"][i]) <= worst
+            if not row["restored_cheapest"]:
+                assert worst - set(row["pruned"][i]) <= set(row["scores"]["undecided"][i]) | back
+            assert a == b - len(row["pruned"][i]) >= 1
 
 
 def test_derived_architecture_is_within_budget_by_fvcore(danas_run):
