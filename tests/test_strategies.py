@@ -306,6 +306,30 @@ def test_choice_measures_candidates_in_the_band_and_picks_the_most_accurate(tiny
     assert [c.val_acc for c in found] == [measured[tuple(c.layers)] for c in found]
 
 
+def test_the_band_keeps_the_larger_latency_of_a_cache_calibrated_table_within_the_budget(tiny, cost):
+    # A table with a cache term predicts max(without it, with it): every candidate must fit both, and the first is
+    # the most probable architecture that does.
+    g = torch.Generator().manual_seed(5)
+    ms = 0.1 + torch.rand(cost.flops.shape, generator=g, dtype=torch.float64)
+    cached = CostModel(tiny, CLASSES, cost.flops, cost.fixed_flops, ms, 0.2,
+                       ms + 0.6 * torch.rand(cost.flops.shape, generator=g, dtype=torch.float64), 0.2 - 0.9)
+    net = _supernet(tiny, alpha_seed=6)
+    archs = _archs(net)
+    latency = {a: max(cached.fixed_ms + sum(float(ms[i, j]) for i, j in enumerate(a)),
+                      cached.fixed_ms_cache + sum(float(cached.ms_cache[i, j]) for i, j in enumerate(a)))
+               for a in archs}
+    flops_budget, ms_budget = max(_flops(cost, a) for a in archs), float(np.median(list(latency.values())))
+    limits = choice.band(cached, flops_budget, ms_budget, 0.0, False, True)
+    found, _ = choice.candidates(net, cached, limits, 6, torch.Generator().manual_seed(0), [])
+    assert found and all(latency[tuple(c.index)] <= ms_budget + 1e-9 for c in found)
+    with np.errstate(divide="ignore"):
+        logp = np.log(net.probs().detach().double().numpy())
+    fits = [a for a in archs if latency[a] <= ms_budget]
+    warm_only = [a for a in archs if cached.fixed_ms + sum(float(ms[i, j]) for i, j in enumerate(a)) <= ms_budget]
+    assert set(fits) < set(warm_only)  # the cache column binds somewhere: without it the test would fail
+    assert tuple(found[0].index) == max(fits, key=lambda a: sum(logp[i, j] for i, j in enumerate(a)))
+
+
 def test_an_unreachable_floor_is_lowered_to_the_highest_reachable_with_a_notice(tiny, cost):
     net = _supernet(tiny)
     with torch.no_grad():  # only each layer's cheapest candidate left
