@@ -86,7 +86,7 @@ class SearchSettings:
     prune_score: str = _option("eval", "Pruning ranks candidates by eval (search-validation loss of random paths "
                                        "through them, inherited weights) or alpha (their probability).")
     score_paths: int = _option(48, "--prune-score eval: random paths scored (one search-validation batch each).")
-    prune_confidence: float = _option(2.0, "--prune-score eval: keep a candidate whose mean loss is within this many "
+    prune_confidence: float = _option(3.0, "--prune-score eval: keep a candidate whose mean loss is within this many "
                                            "standard errors of its layer's best (the paths cannot tell them apart); "
                                            "0: prune by the ratio alone.")
     cost_form: str = _option("two-sided", "Cost penalty: two-sided (strength x |expected cost / budget - 1|, TuNAS) or "
