@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .arch import Arch
 from .flops import CostTable
-from .latency import LatencyTable, arch_keys, block_key, stem_key
+from .latency import LatencyTable, apply_calibration, arch_keys, block_key, stem_key
 from .space import Space
 
 
@@ -53,8 +53,7 @@ class CostModel:
         c = latency_table.data["calibration"]
         fixed_params = (flops_table.stem[1] + flops_table.head[1] + (num_classes - 1) * flops_table.per_class[1])
         ends_ms = latency_table.median(stem_key(space)) + latency_table.head_ms(space, num_classes)
-        fixed_ms = (c.get("scale", 1.0) * ends_ms + 2 * c.get("ms_per_call", 0.0)  # the stem and the head: 2 calls
-                    + c.get("ms_per_mparam", 0.0) * fixed_params / 1e6 + c.get("offset_ms", 0.0))
+        fixed_ms = apply_calibration(ends_ms, fixed_params, 2, _additive(c))  # the stem and the head: 2 calls
         over = c.get("ms_per_mparam_over_cache", 0.0)
         if not over:
             return cls(space, num_classes, flops, float(fixed_flops), ms, fixed_ms)
@@ -95,10 +94,14 @@ class CostModel:
         return (max(ends(t, f, torch.min) for t, f in columns), max(ends(t, f, torch.max) for t, f in columns))
 
 
+def _additive(calibration: dict) -> dict:
+    """The calibration without its cache term: what sums over pieces (the cache column adds the term back)."""
+    return {**calibration, "ms_per_mparam_over_cache": 0.0}
+
+
 def _block_ms(table: LatencyTable, key: str, params: int) -> float:
-    c = table.data["calibration"]
-    return (c.get("scale", 1.0) * table.median(key) + c.get("ms_per_call", 0.0)
-            + c.get("ms_per_mparam", 0.0) * params / 1e6)
+    """A block's share of the prediction: one call of its median and parameters (the offset is a fixed cost)."""
+    return apply_calibration(table.median(key), params, 1, {**_additive(table.data["calibration"]), "offset_ms": 0.0})
 
 
 def budget_penalty(model: CostModel, probs: Tensor, flops_budget: float | None, ms_budget: float | None,
