@@ -71,6 +71,18 @@ class CostModel:
         cache = [(self.ms_cache, self.fixed_ms_cache)] if self.ms_cache is not None else []
         return [(self.ms, self.fixed_ms), *cache]
 
+    def constraints(self, flops_budget: float | None, ms_budget: float | None) -> tuple[list, list[float]]:
+        """The knapsack's view of the budgets: per layer, its candidates' costs (candidates x constraints, a numpy
+        array), and each constraint's budget with the fixed costs taken off; ([], []) without a budget."""
+        columns = [(self.flops, flops_budget - self.fixed_flops)] if flops_budget is not None else []
+        if ms_budget is not None:
+            columns += [(table, ms_budget - fixed) for table, fixed in self.ms_columns()]
+        if not columns:
+            return [], []
+        costs = [torch.stack([table[i, : len(layer.choices)] for table, _ in columns], 1).numpy()
+                 for i, layer in enumerate(self.space)]
+        return costs, [budget for _, budget in columns]
+
     def expected(self, probs: Tensor) -> tuple[Tensor, Tensor | None]:
         """Expected FLOPs and milliseconds of a network drawn from per-layer probabilities (differentiable; with a
         cache term, the larger of the two expected costs)."""

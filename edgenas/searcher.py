@@ -152,11 +152,7 @@ class _Context:
         if ms is None:
             return True
         scores = [np.zeros(len(layer.choices)) for layer in self.space]
-        columns = [(self.cost.flops, flops - self.cost.fixed_flops)] + [
-            (table, ms - fixed) for table, fixed in self.cost.ms_columns()]
-        costs = [np.stack([table[i, : len(layer.choices)].numpy() for table, _ in columns], 1)
-                 for i, layer in enumerate(self.space)]
-        return knapsack(scores, costs, [budget for _, budget in columns]) is not None
+        return knapsack(scores, *self.cost.constraints(flops, ms)) is not None
 
     def describe_budgets(self) -> dict:
         return {"flops": self.flops_budget, "flops_binds": self.flops_binds, "latency_ms": self.ms_budget,

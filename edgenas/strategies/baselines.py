@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..arch import Arch, make_arch
@@ -30,11 +29,8 @@ def random_within_budget(cost: CostModel, flops_budget: float | None, ms_budget:
         if (flops_budget is None or flops <= flops_budget) and (ms_budget is None or ms is None or ms <= ms_budget):
             return arch
     scores = [torch.rand(len(layer.choices), generator=generator).double().numpy() for layer in space]
-    columns = [(cost.flops.numpy(), flops_budget - cost.fixed_flops)] if flops_budget is not None else []
-    if ms_budget is not None:
-        columns += [(table.numpy(), ms_budget - fixed) for table, fixed in cost.ms_columns()]
-    costs = [np.stack([c[i, : len(layer.choices)] for c, _ in columns], 1) for i, layer in enumerate(space)]
-    choice = knapsack(scores, costs, [b for _, b in columns])
+    costs, budgets = cost.constraints(flops_budget, ms_budget)
+    choice = knapsack(scores, costs, budgets)
     if choice is None:
         raise EdgeNASError("no architecture of the space meets the budget")
     return make_arch(space, [layer.choices[j] for layer, j in zip(space, choice, strict=True)], cost.num_classes)

@@ -133,15 +133,7 @@ def derive(net: Supernet, cost: CostModel, flops_budget: float | None, ms_budget
     active = net.active.cpu().numpy()
     with np.errstate(divide="ignore"):
         scores = [np.where(active[i], 0.0 if uniform else np.log(probs[i]), -np.inf) for i in range(len(probs))]
-    columns, budgets = [], []
-    if flops_budget is not None:
-        columns.append(cost.flops.numpy())
-        budgets.append(flops_budget - cost.fixed_flops)
-    if ms_budget is not None:
-        for table, fixed in cost.ms_columns():
-            columns.append(table.numpy())
-            budgets.append(ms_budget - fixed)
-    if not columns:
+    costs, budgets = cost.constraints(flops_budget, ms_budget)
+    if not costs:
         return [int(np.argmax(s)) for s in scores]
-    costs = [np.stack([c[i] for c in columns], axis=1) for i in range(len(scores))]
-    return knapsack(scores, costs, budgets)
+    return knapsack([s[: len(layer.choices)] for s, layer in zip(scores, net.space, strict=True)], costs, budgets)
