@@ -149,7 +149,8 @@ def _positive(calibration: dict, floor: dict | None) -> bool:
     if predict(floor, calibration) <= 0:
         return False
     piece = {"predicted_raw_ms": floor.get("piece_ms", 0.0), "params": floor.get("piece_params", 0), "calls": 1}
-    return "piece_ms" not in floor or predict(piece, {**calibration, "offset_ms": 0.0, "cache_mparams": 1e30}) >= -1e-12
+    share = {**calibration, "offset_ms": 0.0, "ms_per_mparam_over_cache": 0.0}  # a piece's additive share alone
+    return "piece_ms" not in floor or predict(piece, share) >= -1e-12
 
 
 def calibrate(networks: list[dict], floor: dict | None = None) -> tuple[dict, dict]:
