@@ -355,7 +355,9 @@ class _Search:
         start = time.perf_counter() - state.get("search_seconds", 0.0)
         if s.strategy in ("random", "mobilenetv2"):
             if s.strategy == "random":
-                arch = random_within_budget(c.cost, c.flops_budget, c.ms_budget, self.generator)
+                limits = choice.band(c.cost, c.flops_budget, c.ms_budget, s.budget_floor, c.flops_binds,
+                                     c.latency_binds)
+                arch = random_within_budget(limits, c.space, c.num_classes, self.generator)
             else:
                 arch = mobilenetv2_within_budget(s.space, c.resolution, c.num_classes, c.flops_budget, c.ms_budget,
                                                  c.table)

@@ -98,7 +98,8 @@ class SearchSettings:
     choice_candidates: int = _option(24, "--choice eval: architectures scored (the knapsack's best and samples "
                                          "from alpha, all from floor x budget to budget).")
     budget_floor: float = _option(0.95, "Least share of a binding FLOPs or latency budget the derived network uses "
-                                        "(where reachable); pruning keeps it reachable; 0: no floor.")
+                                        "(where reachable), the random baseline's too; pruning keeps it reachable; "
+                                        "0: no floor.")
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:

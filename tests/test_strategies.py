@@ -18,6 +18,7 @@ from edgenas.flops import cost_table
 from edgenas.searcher import search
 from edgenas.settings import OLD_BEHAVIOUR, SearchSettings
 from edgenas.strategies import choice, danas, fairness, scoring
+from edgenas.strategies.baselines import random_within_budget
 from edgenas.strategies.derive import knapsack
 from edgenas.strategies.schedule import Stage
 from edgenas.supernet import Supernet
@@ -343,6 +344,24 @@ def test_an_unreachable_floor_is_lowered_to_the_highest_reachable_with_a_notice(
     found, floors = choice.candidates(net, cost, limits, 4, torch.Generator().manual_seed(0), notices)
     assert len(notices) == 1 and "not reachable" in notices[0]
     assert floors == [pytest.approx(only)] and [c.flops for c in found] == [round(only)]
+
+
+def test_the_random_baseline_draws_uniformly_within_the_floor_and_budget_or_below_without_a_floor(tiny, cost):
+    archs = list(itertools.product(*[range(len(layer.choices)) for layer in tiny]))
+    flops = {a: _flops(cost, a) for a in archs}
+    budget = float(np.quantile(list(flops.values()), 0.6))
+    band = [a for a in archs if 0.95 * budget <= flops[a] <= budget]
+    assert 0 < len(band) < len(archs) / 4  # a narrow band: draws from the whole space would mostly miss it
+    g = torch.Generator().manual_seed(0)
+    matched = [random_within_budget(choice.band(cost, budget, None, 0.95, True, False), tiny, CLASSES, g)
+               for _ in range(40)]
+    picked = [tuple(layer.choices.index(c) for layer, c in zip(tiny, a.layers, strict=True)) for a in matched]
+    assert all(p in band for p in picked) and len(set(picked)) > len(band) // 4
+    anywhere = [random_within_budget(choice.band(cost, budget, None, 0.0, True, False), tiny, CLASSES, g)
+                for _ in range(40)]
+    spent = [_flops(cost, [layer.choices.index(c) for layer, c in zip(tiny, a.layers, strict=True)])
+             for a in anywhere]
+    assert max(spent) <= budget and min(spent) < 0.95 * budget
 
 
 def test_plan_puts_the_warmup_before_the_first_stage_and_leaves_full_epochs_alone():

@@ -1,39 +1,45 @@
-"""Baselines that need no supernet: a random architecture within the budget, and MobileNetV2 width-scaled to it."""
+"""Baselines that need no supernet: a random architecture within the budget (and above its floor), and MobileNetV2
+width-scaled to the budget."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..arch import Arch, make_arch
-from ..cost import CostModel
 from ..errors import EdgeNASError
 from ..flops import count_flops
 from ..latency import LatencyTable
 from ..model import build_model
 from ..presets import mobilenetv2
-from ..space import get_space
-from .derive import knapsack
+from ..space import Space, get_space
+from .choice import Band
 
 MAX_DRAWS = 10000
 
 
-def random_within_budget(cost: CostModel, flops_budget: float | None, ms_budget: float | None,
-                         generator: torch.Generator) -> Arch:
-    """Uniformly random choices, redrawn until within budget (at most MAX_DRAWS draws); if the budget is so tight
-    that random draws keep missing, random scores solved by the knapsack give a random feasible architecture."""
-    space = cost.space
-    for _ in range(MAX_DRAWS):
-        layers = [layer.choices[int(torch.randint(len(layer.choices), (1,), generator=generator))] for layer in space]
-        arch = make_arch(space, layers, cost.num_classes)
-        flops, ms = cost.of(arch)
-        if (flops_budget is None or flops <= flops_budget) and (ms_budget is None or ms is None or ms <= ms_budget):
-            return arch
-    scores = [torch.rand(len(layer.choices), generator=generator).double().numpy() for layer in space]
-    costs, budgets = cost.constraints(flops_budget, ms_budget)
-    choice = knapsack(scores, costs, budgets)
-    if choice is None:
-        raise EdgeNASError("no architecture of the space meets the budget")
-    return make_arch(space, [layer.choices[j] for layer, j in zip(space, choice, strict=True)], cost.num_classes)
+def random_within_budget(limits: Band, space: Space, num_classes: int, generator: torch.Generator) -> Arch:
+    """Uniformly random choices within the band: at most each budget and at least each floor (`choice.band`: the
+    budget floor of a binding budget; 0 gives any architecture within the budget). MAX_DRAWS draws, the first in
+    the band wins, so the pick is uniform over the band. If the band is so narrow that the draws all miss, random
+    scores solved by the knapsack with the floors give a random architecture in it, or without the floors if none
+    reaches them."""
+    index = torch.stack([torch.randint(len(layer.choices), (MAX_DRAWS,), generator=generator) for layer in space],
+                        1).numpy()
+    totals = limits.totals(index)
+    ok = np.all(totals <= np.array(limits.budgets) * (1 + 1e-12), 1) & np.all(totals >= np.array(limits.floors), 1)
+    if ok.any():
+        choice = [int(j) for j in index[int(np.argmax(ok))]]
+    else:
+        width = limits.tables[0].shape[1]  # tables are padded to the widest layer: padding is never chosen
+        scores = [np.where(np.arange(width) < len(layer.choices),
+                           torch.rand(width, generator=generator).double().numpy(), -np.inf) for layer in space]
+        choice = limits.solve(scores)
+        if choice is None:
+            choice = limits.solve(scores, [0.0] * len(limits.floors))
+        if choice is None:
+            raise EdgeNASError("no architecture of the space meets the budget")
+    return make_arch(space, [layer.choices[j] for layer, j in zip(space, choice, strict=True)], num_classes)
 
 
 def mobilenetv2_within_budget(space_name: str, resolution: int, num_classes: int, flops_budget: float | None,
