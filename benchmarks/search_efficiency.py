@@ -3,15 +3,17 @@
 Arms: `danas` (the default schedule, scaled); `full` (all classes and candidates for as many epochs as the DA-NAS
 schedule in total: the ProxylessNAS-like ablation); `full-iso` (all classes and candidates for as many image-steps
 as `danas` processed with the same seed: the same compute); `random` (a random architecture within the budget);
+`random-matched` (a random architecture within [0.95 B, B]: as much of the budget as the search arms use);
 `mobilenetv2` (width-scaled to the budget). For each arm and seed: search wall time, image-steps, the derived
 architecture, FLOPs, predicted latency and retrained test accuracy. Writes benchmarks/results/search_efficiency.json,
 two PNG plots under docs/, and prints the markdown table for docs/BENCHMARKS.md.
 
-Profiles: `quick` (for this 2-core CPU, under 2 hours: a class-balanced subset of 500 training and 200 test images
-per class, width 0.5, schedule epochs x0.25, 10 retraining epochs), `full` (for a GPU: all images, width 1.0,
+Profiles: `quick` (for this 2-core CPU, about 15 minutes a seed without `full`: a class-balanced subset of 500
+training images per class, the whole 10,000-image test split, width 0.5, schedule epochs x0.25, 30 retraining
+epochs), `full` (for a GPU: all images, width 1.0,
 the schedule at scale 1, 50 retraining epochs), `smoke` (minutes: checks the pipeline, numbers mean nothing).
 
-Run by hand:  make bench   or   .venv/bin/python benchmarks/search_efficiency.py --profile quick [--seeds 0 1]
+Run by hand:  make bench   or   .venv/bin/python benchmarks/search_efficiency.py --profile quick [--seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -23,21 +25,21 @@ import time
 from pathlib import Path
 
 PROFILES = {
-    "quick": {"width_mult": 0.5, "train_per_class": 500, "test_per_class": 200, "epochs_scale": 0.25,
-              "retrain_epochs": 10},
+    "quick": {"width_mult": 0.5, "train_per_class": 500, "test_per_class": None, "epochs_scale": 0.25,
+              "retrain_epochs": 30},
     "full": {"width_mult": 1.0, "train_per_class": None, "test_per_class": None, "epochs_scale": 1.0,
              "retrain_epochs": 50},
     "smoke": {"width_mult": 0.35, "train_per_class": 30, "test_per_class": 10, "epochs_scale": 0.05,
               "retrain_epochs": 1},
 }
-ARMS = ("danas", "full", "full-iso", "random", "mobilenetv2")
+ARMS = ("danas", "full", "full-iso", "random", "random-matched", "mobilenetv2")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=PROFILES, default="quick")
     parser.add_argument("--data", default="../shared/data/cifar10")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget-share", type=float, default=0.4, help="FLOPs budget as a share of the largest")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/search_efficiency"))
     parser.add_argument("--device", default="auto")
@@ -87,6 +89,10 @@ def main() -> None:
         danas_images = None
         for arm in [a for a in ARMS if a in args.arms]:
             extra = {"strategy": arm}
+            if arm == "random":  # anywhere within the budget; the search arms keep the default floor (0.95)
+                extra["budget_floor"] = 0.0
+            if arm == "random-matched":
+                extra = {"strategy": "random", "budget_floor": 0.95}
             if arm == "full-iso":
                 # As many image-steps as danas: epochs of all classes = danas image-steps / images per epoch.
                 per_epoch = next(r for r in reversed(rows) if r["arm"] == "full")["images_per_full_epoch"] \
