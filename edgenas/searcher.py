@@ -1,9 +1,10 @@
-"""`search(settings)`: one run from data to a retrained network, resumable after any epoch.
+"""`search(settings)`: one run from data to a retrained network, resumable from its last checkpoint.
 
 Order of work: load and split the data; resolve the space, FLOPs and latency tables and the budgets (an infeasible
-budget is refused before any training); run the strategy (DA-NAS or a baseline) with a checkpoint after every
-epoch; derive the architecture under the budgets and check it with fvcore and the table; evaluate it with the
-supernet's weights (batch norm recalibrated); retrain it from scratch and evaluate it on the test split.
+budget is refused before any training); run the strategy (DA-NAS or a baseline) with a checkpoint after every phase
+and after any epoch that ends a minute or more after the last checkpoint; derive the architecture under the budgets
+and check it with fvcore and the table; evaluate it with the supernet's weights (batch norm recalibrated); retrain
+it from scratch and evaluate it on the test split.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from .train import (
     train_epoch,
 )
 from .units import format_flops
+
+CHECKPOINT_SECONDS = 60.0  # the most training a kill between phases loses
 
 
 @dataclass
@@ -251,6 +254,7 @@ class _Search:
         self.run = context.run
         self.generator = torch.Generator().manual_seed(self.s.seed)
         self.resume_command = resume_command  # what continues this run after an interruption
+        self.saved_at = time.perf_counter()  # when the checkpoint was last written (or the run started)
 
     # -------------------------------------------------------------- the whole run
     def go(self, progress: bool, echo=None) -> SearchResult:
@@ -337,12 +341,19 @@ class _Search:
                        f"retry with `edgenas report {self.run.path}`")
             return None
 
-    def _save(self, state: dict, history: list[dict]) -> None:
+    def _save(self, state: dict, history: list[dict], every_epoch: bool = False) -> None:
+        """history.jsonl at once; the checkpoint too, except after an epoch within CHECKPOINT_SECONDS of the last
+        checkpoint (a supernet's checkpoint costs about a second to write, as much as a short epoch's training).
+        A resumed run starts from the checkpoint and drops the history rows after it."""
         state["torch_rng"] = torch.get_rng_state()
         state["generator"] = self.generator.get_state()
         state["history_rows"] = len(history)
         self.run.set_history(history)
+        now = time.perf_counter()
+        if every_epoch and now - self.saved_at < CHECKPOINT_SECONDS:
+            return
         self.run.save_checkpoint(state)
+        self.saved_at = now
 
     # -------------------------------------------------------------- search
     def _stages(self):
@@ -433,7 +444,7 @@ class _Search:
                 latency = "" if ms is None else f", E[latency] {float(ms):.2f} ms"
                 bar.step(f"loss {metrics['train_loss']:.3f}, acc {100 * metrics['train_acc']:.1f}%, "
                          f"E[FLOPs] {format_flops(float(flops))}{latency}")
-                self._checkpoint(state, history, net, weight_opt, arch_opt, scheduler, start)
+                self._checkpoint(state, history, net, weight_opt, arch_opt, scheduler, start, every_epoch=True)
             if phase.name == "probe":
                 accuracy = per_class_accuracy(net, c.data, self.generator, c.device, s.batch_size)
                 order = distributed.broadcast(danas.class_order(accuracy), ranks)
@@ -542,12 +553,12 @@ class _Search:
             return list(self.run.read("class_order.json")["order"])
         return list(range(self.c.num_classes))
 
-    def _checkpoint(self, state, history, net, weight_opt, arch_opt, scheduler, start) -> None:
+    def _checkpoint(self, state, history, net, weight_opt, arch_opt, scheduler, start, every_epoch=False) -> None:
         state.update({"supernet": net.state_dict(), "weight_opt": weight_opt.state_dict(),
                       "arch_opt": arch_opt.state_dict(), "search_seconds": time.perf_counter() - start})
         if scheduler is not None:
             state["scheduler"] = scheduler.state_dict()
-        self._save(state, history)
+        self._save(state, history, every_epoch)
 
     # -------------------------------------------------------------- retraining
     def _retrain(self, arch: Arch, state: dict, history: list[dict], bar) -> dict:
@@ -582,7 +593,7 @@ class _Search:
             state["retrain"] = {"total": s.retrain_epochs, "epoch": epoch + 1, "model": model.state_dict(),
                                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                 "seconds": time.perf_counter() - start}
-            self._save(state, history)
+            self._save(state, history, every_epoch=True)
         model.eval()
         if self.run.writer:
             _save_weights(self.run.file("model.pt"), model)
