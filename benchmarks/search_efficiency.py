@@ -13,7 +13,11 @@ training images per class, the whole 10,000-image test split, width 0.5, schedul
 epochs), `full` (for a GPU: all images, width 1.0,
 the schedule at scale 1, 50 retraining epochs), `smoke` (minutes: checks the pipeline, numbers mean nothing).
 
+`--set NAME=VALUE` changes a search setting of the search arms (an ablation) and `--tag` names it: their rows are
+`ARM (TAG)`, merged beside the others.
+
 Run by hand:  make bench   or   .venv/bin/python benchmarks/search_efficiency.py --profile quick [--seeds 0 1 2]
+              [--arms danas --set cost_strength=0 --tag cost-0]
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
                         help="arms to run (full-iso needs danas in the same invocation)")
     parser.add_argument("--retrain-epochs", type=int, help="override the profile's retraining epochs")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="search settings to change for danas, full and full-iso (an ablation; needs --tag)")
+    parser.add_argument("--tag", default=None, help="names the --set ablation: its rows are `ARM (TAG)`")
     parser.add_argument("--retrain-existing", type=int, metavar="EPOCHS",
                         help="no search: retrain the architectures of the recorded rows (--arms, --seeds) for EPOCHS "
                              "epochs on copies of their runs, and record their accuracy beside the original")
@@ -58,6 +65,9 @@ def main() -> None:
         plots(results, args.out)
         print(markdown(results))
         return
+    changes = {k.replace("-", "_"): _value(v) for k, v in (item.split("=", 1) for item in args.set)}
+    if bool(changes) != bool(args.tag):
+        raise SystemExit("--set and --tag go together: an ablation's rows must not pass for the defaults")
     if "full-iso" in args.arms and "danas" not in args.arms:
         raise SystemExit("--arms: full-iso matches danas's image-steps, so it needs danas in the same run")
     if not Path(args.data).is_dir():
@@ -95,12 +105,16 @@ def main() -> None:
                 extra = {"strategy": "random", "budget_floor": 0.95}
             if arm == "full-iso":
                 # As many image-steps as danas: epochs of all classes = danas image-steps / images per epoch.
-                per_epoch = next(r for r in reversed(rows) if r["arm"] == "full")["images_per_full_epoch"] \
-                    if "full" in args.arms else None
+                per_epoch = next(r for r in reversed(rows) if r["arm"].split(" (")[0] == "full")[
+                    "images_per_full_epoch"] if "full" in args.arms else None
                 if per_epoch is None:
                     raise SystemExit("--arms: full-iso needs full in the same run (images per epoch)")
                 extra = {"strategy": "full", "epochs": max(1, round(danas_images / per_epoch))}
-            run_dir = args.out / f"{stamp}-{arm}-seed{seed}"
+            label = arm
+            if changes and arm in ("danas", "full", "full-iso"):
+                extra.update(changes)
+                label = f"{arm} ({args.tag})"
+            run_dir = args.out / f"{stamp}-{label.replace(' (', '-').rstrip(')')}-seed{seed}"
             result = search(SearchSettings(**common, **extra, seed=seed), out=run_dir, progress=False,
                             log=lambda *a: None)
             s = result.summary
@@ -109,7 +123,8 @@ def main() -> None:
             images_per_full_epoch = (full_rows[0]["images"] + full_rows[0]["arch_steps"] * 64) if full_rows else None
             if arm == "danas":
                 danas_images = s["search_images"]
-            rows.append({"arm": arm, "seed": seed, "run": str(run_dir), "search_seconds": s["search_seconds"],
+            rows.append({"arm": label, "seed": seed, "settings_changed": changes if label != arm else {},
+                         "run": str(run_dir), "search_seconds": s["search_seconds"],
                          "image_steps": s["search_images"], "layers": s["arch"]["layers"],
                          "width_mult": s["arch"]["width_mult"], "flops": s["flops"],
                          "predicted_latency_ms": s["predicted_latency_ms"], "test_acc": s["test_acc"],
@@ -182,6 +197,19 @@ def merge_rows(path: Path, settings: dict, rows: list[dict]) -> list[dict]:
     return [r for r in earlier["rows"] if (r["arm"], r["seed"]) not in mine] + rows
 
 
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _labels(results: dict) -> list[str]:
+    """The arms in the results, in ARMS order, each followed by its ablations (`ARM (TAG)`)."""
+    labels = {r["arm"] for r in results["rows"]}
+    return sorted(labels, key=lambda a: (ARMS.index(a.split(" (")[0]), a))
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     import statistics
 
@@ -196,10 +224,8 @@ def markdown(results: dict) -> str:
              f"{epochs} retraining epochs (mean +/- sd) |" + "".join(
                  f" same architectures, {k.removeprefix('test_acc_retrain')} epochs |" for k in longer),
              "|---|---|---|---|---|---|---|" + "---|" * len(longer)]
-    for arm in ARMS:
+    for arm in _labels(results):
         rows = [r for r in results["rows"] if r["arm"] == arm]
-        if not rows:
-            continue
         t, _ = _mean_std([r["search_seconds"] for r in rows])
         acc, sd = _mean_std([100 * r["test_acc"] for r in rows])
         ms = [r["predicted_latency_ms"] for r in rows if r["predicted_latency_ms"] is not None]
@@ -225,7 +251,7 @@ def plots(results: dict, folder: Path) -> None:
     docs = Path("docs")
     figure, axes = plt.subplots(figsize=(7, 4.5))
     longer = sorted({k for r in results["rows"] for k in r if k.startswith("test_acc_retrain")})
-    for index, arm in enumerate(ARMS):
+    for index, arm in enumerate(_labels(results)):
         rows = [r for r in results["rows"] if r["arm"] == arm]
         colour = f"C{index}"
         axes.scatter([r["search_seconds"] for r in rows], [100 * r["test_acc"] for r in rows], color=colour,
