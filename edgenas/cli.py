@@ -411,35 +411,12 @@ def search(
     ctx: typer.Context,
     data: Annotated[Path | None, typer.Option(help="ImageFolder root, CIFAR python folder or .npz (default: the "
                                               "embedded handwritten digits).")] = None,
-    space: Annotated[str, typer.Option(help="Search space.")] = "mobile-small",
-    resolution: Annotated[int | None, typer.Option(help="Input resolution (default: the space's; 16 for the "
-                                                   "8x8 digits).")] = None,
-    width_mult: Annotated[float, typer.Option(help="Width multiplier.")] = 1.0,
     flops: Annotated[str | None, typer.Option(help="FLOPs budget, such as 300M (default: MobileNetV2's FLOPs in "
                                               "the space).")] = None,
     latency: Annotated[str | None, typer.Option(help="Latency budget, such as 12ms (needs --table).")] = None,
-    table: Annotated[str | None, typer.Option(help="Latency table: device name or path.")] = None,
-    strategy: Annotated[str, typer.Option(help="danas, full, random or mobilenetv2.")] = "danas",
-    schedule: Annotated[str, typer.Option(help="Stages as class-fraction:epochs.")] = "0.1:10,0.3:20,0.6:20,1.0:20",
-    epochs_scale: Annotated[float | None, typer.Option(help="Multiply the schedule's epochs (default: 1.0, down to "
-                                                       "0.5 below 20,000 training images).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="--strategy full: its epochs (default: the schedule's total)."
-                                               )] = None,
-    prune_ratio: Annotated[float, typer.Option(help="Share of each layer's candidates dropped after a stage.")] = 0.4,
-    probe_epochs: Annotated[int, typer.Option(help="Epochs of the difficulty probe.")] = 1,
     class_order: Annotated[Path | None, typer.Option(help="JSON file with the class order, easiest first (skips "
                                                      "the probe).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 64,
-    retrain_epochs: Annotated[int, typer.Option(help="Epochs of retraining the derived network.")] = 30,
-    cost_strength: Annotated[float, typer.Option(help="Strength of the budget penalty on alpha.")] = 2.0,
     no_flip: Annotated[bool, typer.Option("--no-flip", help="No horizontal flips in augmentation.")] = False,
-    memory_gb: Annotated[float, typer.Option(help="Keep decoded images in memory up to this size; a larger image "
-                                             "tree streams through DataLoader workers.")] = 8.0,
-    train_per_class: Annotated[int | None, typer.Option(help="Use at most this many training images per class "
-                                                        "(a fixed class-balanced subset).")] = None,
-    test_per_class: Annotated[int | None, typer.Option(help="Use at most this many test images per class.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     out: Annotated[Path | None, typer.Option(help="Run folder, created with its parents (default: "
                                              "runs/DATE-TIME-STRATEGY-BUDGET-seedSEED, then -2, -3... if taken)."
                                              )] = None,
@@ -452,20 +429,15 @@ def search(
     **declared,  # the options generated from SearchSettings' own declarations (see `_settings_options`)
 ):
     """Search an architecture on your data with DA-NAS under FLOPs and latency budgets, then retrain it."""
-    _launch_ranks(nproc, device)
+    _launch_ranks(nproc, declared["device"])
     from .searcher import search as run_search
     from .settings import SearchSettings
     from .units import parse_flops, parse_latency_ms
 
     settings = SearchSettings(
-        data=None if data is None else str(data), space=space, resolution=resolution, width_mult=width_mult,
-        flops=None if flops is None else parse_flops(flops),
-        latency_ms=None if latency is None else parse_latency_ms(latency), table=table, strategy=strategy,
-        schedule=schedule, epochs_scale=epochs_scale, epochs=epochs, prune_ratio=prune_ratio,
-        probe_epochs=probe_epochs, class_order=None if class_order is None else str(class_order),
-        batch_size=batch_size, retrain_epochs=retrain_epochs, cost_strength=cost_strength,
-        flip=False if no_flip else None, memory_gb=memory_gb, train_per_class=train_per_class,
-        test_per_class=test_per_class, seed=seed, device=device, **declared)
+        data=None if data is None else str(data), flops=None if flops is None else parse_flops(flops),
+        latency_ms=None if latency is None else parse_latency_ms(latency),
+        class_order=None if class_order is None else str(class_order), flip=False if no_flip else None, **declared)
     progress, log, echo = _output(quiet, verbose, as_json)
     if resume is not None:
         ignored = _given_settings(ctx, ("resume", "nproc", "as_json", "quiet", "verbose"))

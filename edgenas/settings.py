@@ -40,36 +40,39 @@ class SearchSettings:
     """Every setting of a run, defaults included; written to the run's config.json."""
 
     data: str | None = None  # None: scikit-learn's handwritten digits
-    space: str = "mobile-small"
-    resolution: int | None = None  # None: the space's default; 16 for the 8x8 digits where the space allows it
-    width_mult: float = 1.0
+    space: str = _option("mobile-small", "Search space.")
+    resolution: int | None = _option(None, "Input resolution (default: the space's; 16 for the 8x8 digits).")
+    width_mult: float = _option(1.0, "Width multiplier.")
     flops: int | None = None  # None: MobileNetV2's FLOPs in the space (the midpoint of its range without one)
     latency_ms: float | None = None
-    table: str | None = None
-    strategy: str = "danas"
-    schedule: str = DEFAULT_SCHEDULE
-    epochs_scale: float | None = None  # None: 1.0, shrinking to 0.5 below 20,000 training images
-    epochs: int | None = None  # `full` only: its epochs (default: the schedule's total)
-    prune_ratio: float = 0.4
-    probe_epochs: int = 1
+    table: str | None = _option(None, "Latency table: device name or path.")
+    strategy: str = _option("danas", f"{', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}.")
+    schedule: str = _option(DEFAULT_SCHEDULE, "Stages as class-fraction:epochs.")
+    epochs_scale: float | None = _option(None, "Multiply the schedule's epochs (default: 1.0, down to 0.5 below "
+                                               "20,000 training images).")
+    epochs: int | None = _option(None, "--strategy full: its epochs (default: the schedule's total).")
+    prune_ratio: float = _option(0.4, "Share of each layer's candidates dropped after a stage.")
+    probe_epochs: int = _option(1, "Epochs of the difficulty probe.")
     class_order: str | None = None  # a JSON file: {"order": [class names or indices, easiest first]}; skips the probe
-    batch_size: int = 64
+    batch_size: int = _option(64, "Batch size.")
     lr: float = 0.02  # supernet weights: SGD, Nesterov momentum 0.9, cosine over the stages
     arch_lr: float = 0.03  # architecture parameters: Adam (beta1 = 0, as ProxylessNAS)
     arch_every: int = 4  # one architecture step per this many weight steps
-    cost_strength: float = 2.0
+    cost_strength: float = _option(2.0, "Strength of the budget penalty on alpha.")
     weight_decay: float = 4e-5
     label_smoothing: float = 0.1
-    retrain_epochs: int = 30
+    retrain_epochs: int = _option(30, "Epochs of retraining the derived network.")
     retrain_lr: float = 0.02
     retrain_weight_decay: float = 4e-5
     val_fraction: float = 0.1
-    memory_gb: float = 8.0  # an ImageFolder tree larger than this once decoded streams through DataLoader workers
-    train_per_class: int | None = None  # a class-balanced subset of the training images (quick experiments)
-    test_per_class: int | None = None
+    memory_gb: float = _option(8.0, "Keep decoded images in memory up to this size; a larger image tree streams "
+                                    "through DataLoader workers.")
+    train_per_class: int | None = _option(None, "Use at most this many training images per class (a fixed "
+                                                "class-balanced subset).")
+    test_per_class: int | None = _option(None, "Use at most this many test images per class.")
     flip: bool | None = None  # None: on, except for the digits (a mirrored digit is another symbol)
-    seed: int = 0
-    device: str = "auto"
+    seed: int = _option(0, "Seed of every random choice.")
+    device: str = _option("auto", "auto, cpu or cuda.")
     # Speed (docs/BENCHMARKS.md, "CPU training speed"): what `auto` picks was measured to pay on each device.
     precision: str = _option("auto", "auto (bf16 on a GPU, fp32 on the CPU), fp32, bf16, or fp16 (GPU only, with loss "
                                      "scaling). bf16 and fp16 change results beyond the last bits.")
