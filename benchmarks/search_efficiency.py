@@ -8,10 +8,10 @@ as `danas` processed with the same seed: the same compute); `random` (a random a
 architecture, FLOPs, predicted latency and retrained test accuracy. Writes benchmarks/results/search_efficiency.json,
 two PNG plots under docs/, and prints the markdown table for docs/BENCHMARKS.md.
 
-Profiles: `quick` (for this 2-core CPU, about 15 minutes a seed without `full`: a class-balanced subset of 500
-training images per class, the whole 10,000-image test split, width 0.5, schedule epochs x0.25, 30 retraining
-epochs), `full` (for a GPU: all images, width 1.0,
-the schedule at scale 1, 50 retraining epochs), `smoke` (minutes: checks the pipeline, numbers mean nothing).
+Profiles: `quick` (for this 2-core CPU, a seed in about 7 minutes for danas and 4-5 for each baseline, 35 with every
+arm: a class-balanced subset of 500 training images per class, the whole 10,000-image test split, width 0.5,
+schedule epochs x0.25, 30 retraining epochs), `full` (for a GPU: all images, width 1.0, the schedule at scale 1,
+50 retraining epochs), `smoke` (minutes: checks the pipeline, numbers mean nothing).
 
 `--set NAME=VALUE` changes a search setting of the search arms (an ablation) and `--tag` names it: their rows are
 `ARM (TAG)`, merged beside the others.
