@@ -25,8 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import parse_set
 
 PROFILES = {
     "quick": {"width_mult": 0.5, "train_per_class": 500, "test_per_class": None, "epochs_scale": 0.25,
@@ -65,7 +70,7 @@ def main() -> None:
         plots(results, args.out)
         print(markdown(results))
         return
-    changes = {k.replace("-", "_"): _value(v) for k, v in (item.split("=", 1) for item in args.set)}
+    changes = parse_set(args.set)
     if bool(changes) != bool(args.tag):
         raise SystemExit("--set and --tag go together: an ablation's rows must not pass for the defaults")
     if "full-iso" in args.arms and "danas" not in args.arms:
@@ -195,13 +200,6 @@ def merge_rows(path: Path, settings: dict, rows: list[dict]) -> list[dict]:
         return rows
     mine = {(r["arm"], r["seed"]) for r in rows}
     return [r for r in earlier["rows"] if (r["arm"], r["seed"]) not in mine] + rows
-
-
-def _value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def _labels(results: dict) -> list[str]:

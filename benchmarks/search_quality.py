@@ -36,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import parse_set
 from benchmarks.nasbench_macro import BUDGET_SHARES, CHOICES, NasBenchMacro, data_dir, to_arch, to_key
 
 RESULTS = Path(__file__).resolve().parent / "results" / "search_quality.json"
@@ -45,13 +46,6 @@ PROFILES = {
     "full": {},
 }
 TAU_ARCHS = 50
-
-
-def _value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def run_arm(arm: str, share: float, seed: int, table: NasBenchMacro, args, extra: dict, danas_images: int | None):
@@ -220,8 +214,7 @@ def main() -> None:
     if data_dir() is None:
         raise SystemExit("search_quality: ../shared/data (NAS-Bench-Macro and CIFAR-10) is not here")
     table = NasBenchMacro.load()
-    extra = dict(item.split("=", 1) for item in args.set)
-    extra = {k.replace("-", "_"): _value(v) for k, v in extra.items()}
+    extra = parse_set(args.set)
     previous = json.loads(args.results.read_text()) if args.results.is_file() else {"rows": []}
     rows = previous["rows"]
     args.runs.mkdir(parents=True, exist_ok=True)
