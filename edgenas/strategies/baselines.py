@@ -26,8 +26,7 @@ def random_within_budget(limits: Band, space: Space, num_classes: int, generator
     reaches them."""
     index = torch.stack([torch.randint(len(layer.choices), (MAX_DRAWS,), generator=generator) for layer in space],
                         1).numpy()
-    totals = limits.totals(index)
-    ok = np.all(totals <= np.array(limits.budgets) * (1 + 1e-12), 1) & np.all(totals >= np.array(limits.floors), 1)
+    ok = limits.holds(index)
     if ok.any():
         choice = [int(j) for j in index[int(np.argmax(ok))]]
     else:

@@ -56,6 +56,12 @@ class Band:
         rows = np.arange(index.shape[1])
         return np.stack([f + t[rows, index].sum(1) for t, f in zip(self.tables, self.fixed, strict=True)], 1)
 
+    def holds(self, index: np.ndarray, floors: list[float] | None = None) -> np.ndarray:
+        """Which architectures `index` (archs x layers) cost at most each budget and at least each floor."""
+        totals = self.totals(index)
+        floors = self.floors if floors is None else floors
+        return np.all(totals <= np.array(self.budgets) * (1 + 1e-12), 1) & np.all(totals >= np.array(floors), 1)
+
     def solve(self, scores: list[np.ndarray], floors: list[float] | None = None) -> list[int] | None:
         floors = self.floors if floors is None else floors
         costs = [np.stack([t[i] for t in self.tables], 1) for i in range(len(scores))]
@@ -126,8 +132,7 @@ def candidates(net: Supernet, cost: CostModel, limits: Band, count: int, generat
         draws = count * DRAWS_PER_CANDIDATE
         index = torch.stack([torch.multinomial(row, draws, replacement=True, generator=generator) for row in probs],
                             1).numpy()
-        totals = limits.totals(index)
-        ok = np.all(totals <= np.array(limits.budgets) * (1 + 1e-12), 1) & np.all(totals >= np.array(floors), 1)
+        ok = limits.holds(index, floors)
         seen = {tuple(best)}
         for row in index[ok]:
             key = tuple(int(j) for j in row)
