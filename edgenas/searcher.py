@@ -366,9 +366,7 @@ class _Search:
         start = time.perf_counter() - state.get("search_seconds", 0.0)
         if s.strategy in ("random", "mobilenetv2"):
             if s.strategy == "random":
-                limits = choice.band(c.cost, c.flops_budget, c.ms_budget, s.budget_floor, c.flops_binds,
-                                     c.latency_binds)
-                arch = random_within_budget(limits, c.space, c.num_classes, self.generator)
+                arch = random_within_budget(self._band(), c.space, c.num_classes, self.generator)
             else:
                 arch = mobilenetv2_within_budget(s.space, c.resolution, c.num_classes, c.flops_budget, c.ms_budget,
                                                  c.table)
@@ -512,11 +510,16 @@ class _Search:
         return CostObjective(s.cost_form, s.cost_strength, round(share * sum(arch_steps)), settings.flops_budget,
                              settings.ms_budget)
 
+    def _band(self) -> choice.Band:
+        """Where a derived (or random) network must lie: within the budgets, above the floor of a binding one."""
+        c = self.c
+        return choice.band(c.cost, c.flops_budget, c.ms_budget, self.s.budget_floor, c.flops_binds, c.latency_binds)
+
     def _choose(self, net: Supernet):
         """The derived architecture (strategies/choice.py), its inherited network and search-validation accuracy;
         writes candidates.json."""
         c, s = self.c, self.s
-        limits = choice.band(c.cost, c.flops_budget, c.ms_budget, s.budget_floor, c.flops_binds, c.latency_binds)
+        limits = self._band()
         notices: list[str] = []
         measured = s.choice == "eval"
         found, floors = choice.candidates(net, c.cost, limits, s.choice_candidates if measured else 1,
