@@ -120,7 +120,7 @@ def main() -> None:
                 extra.update(changes)
                 label = f"{arm} ({args.tag})"
             run_dir = args.out / f"{stamp}-{label.replace(' (', '-').rstrip(')')}-seed{seed}"
-            result = search(SearchSettings(**common, **extra, seed=seed), out=run_dir, progress=False,
+            result = search(SearchSettings(**{**common, **extra}, seed=seed), out=run_dir, progress=False,
                             log=lambda *a: None)
             s = result.summary
             history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
