@@ -3,8 +3,10 @@
 For each space and resolution, precision (FP32, or INT8 quantised as `edgenas export --int8` quantises) and thread
 count, profiles the space with ONNX Runtime (the shipped protocol: 5 interleaved passes of 50 calls after 10
 warm-up calls, best pass median) and measures N random networks spread over the FLOPs range, plus MobileNetV2 where
-the space has it and the smallest and largest networks, end to end. Reports the prediction error before and after
-calibration (leave-one-out), the error a single pass of 50 calls would have given, ranking quality against FLOPs,
+the space has it and the smallest and largest networks, end to end, in the same passes as the pieces
+(`--protocols separate`: after them, the protocol of the first shipped tables). Reports the prediction error
+before and after calibration (leave-one-out), the error a single pass of 50 calls would have given, ranking
+quality against FLOPs,
 the profiling wall time (INT8: quantising the pieces included, as in `edgenas profile --int8`), the leave-one-out
 error of every calibration kind tried, and the cost of one empty `session.run` (the per-call overhead).
 
@@ -72,16 +74,23 @@ def null_call_ms(resolution: int, threads: int) -> float:
     return median_latency(lambda: session.run(None, x), 10, 200, 5)["median_ms"]
 
 
-def profile_once(space, precision: str, threads: int, networks: int, keep: Path | None = None) -> dict:
-    """One table of `space`, measured here in `precision` with `threads` threads, and its fidelity."""
+def profile_once(space, precision: str, threads: int, networks: int, keep: Path | None = None,
+                 protocol: str = "interleaved") -> dict:
+    """One table of `space`, measured here in `precision` with `threads` threads by `protocol`, and its
+    fidelity."""
     from edgenas import profiler
 
     timer = profiler.make_backend("ort", threads, "cpu", int8=precision == "int8")
     archs = profiler.validation_archs(space, networks, seed=1)
-    start = time.perf_counter()
-    pieces = profiler.measure(profiler.space_pieces(space), timer, 10, 50, 5)
-    pieces_s = time.perf_counter() - start
-    nets = profiler.measure([profiler.network_piece(n, a) for n, a in archs], timer, 10, 50, 5)
+    pieces = profiler.space_pieces(space)
+    networks = [profiler.network_piece(n, a) for n, a in archs]
+    if protocol == "interleaved":  # as `edgenas profile` does: networks in the same passes as the pieces
+        timed = profiler.measure(pieces + networks, timer, 10, 50, 5)
+    else:  # the first shipped tables' protocol: every piece's passes, then the networks'
+        timed = {**profiler.measure(pieces, timer, 10, 50, 5), **profiler.measure(networks, timer, 10, 50, 5)}
+    nets = {net.key: timed.pop(net.key) for net in networks}
+    pieces = timed
+    pieces_s = sum(v.pop("seconds") for v in pieces.values())
     data = profiler.build_table(f"bench-{precision}-t{threads}", space, timer.describe(), pieces,
                                 {k: v["median_ms"] for k, v in nets.items()}, archs, 10, 50, 5, profiler.host_info(),
                                 precision)
@@ -89,9 +98,10 @@ def profile_once(space, precision: str, threads: int, networks: int, keep: Path 
         network["measured_first_pass_ms"] = nets[f"net:{network['name']}"]["pass_medians_ms"][0]
     if keep is not None:  # the whole table, to analyse other calibrations on the same measurements later
         keep.mkdir(parents=True, exist_ok=True)
-        (keep / f"{space.name}-{space.resolution}-{precision}-t{threads}.json").write_text(json.dumps(data))
+        (keep / f"{space.name}-{space.resolution}-{precision}-t{threads}-{protocol}.json").write_text(json.dumps(data))
     v = data["validation"]
     return {"space": space.name, "resolution": space.resolution, "precision": precision, "threads": threads,
+            "protocol": protocol,
             "entries": len(pieces), "validation_networks": v["count"], "profiling_seconds_pieces": round(pieces_s, 1),
             "calibration": data["calibration"],
             "after_calibration_loo": {k: v[k] for k in ("median_abs_error_pct", "p95_abs_error_pct",
@@ -112,6 +122,9 @@ def main() -> None:
     parser.add_argument("--networks", type=int, default=30, help="random validation networks per table")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latency_fidelity.json"))
     parser.add_argument("--keep-tables", type=Path, default=None, help="folder to write each measured table to")
+    parser.add_argument("--protocols", nargs="+", choices=["interleaved", "separate"], default=["interleaved"],
+                        help="interleaved: the networks timed in the pieces' passes (as `edgenas profile`); "
+                             "separate: after all pieces (the first shipped tables); several: each case side by side")
     args = parser.parse_args()
 
     import onnxruntime
@@ -127,11 +140,12 @@ def main() -> None:
     for space in spaces:
         for precision in args.precisions:
             for threads in args.threads:
-                run = profile_once(space, precision, threads, args.networks, args.keep_tables)
-                results["runs"].append(run)
-                print(json.dumps(run, indent=2), flush=True)
-                args.out.parent.mkdir(parents=True, exist_ok=True)  # after every run: a long benchmark keeps its rows
-                args.out.write_text(json.dumps(results, indent=2) + "\n")
+                for protocol in args.protocols:
+                    run = profile_once(space, precision, threads, args.networks, args.keep_tables, protocol)
+                    results["runs"].append(run)
+                    print(json.dumps(run, indent=2), flush=True)
+                    args.out.parent.mkdir(parents=True, exist_ok=True)  # after every run: a long one keeps its rows
+                    args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -5,7 +5,9 @@ each distinct block at each layer shape, head) is exported alone to ONNX and tim
 interleaved passes; each pass creates the piece's session, warms it up, times `repeats` calls and closes it, so
 only one session is alive at a time. A piece's `median_ms` is its smallest pass median, which discards passes
 disturbed by other processes; `p90_ms`, `mean_ms` and `std_ms` are over all timed calls, and `pass_medians_ms`
-shows the spread. Validation networks are measured end to end the same way, and a calibration is fitted to them.
+shows the spread. Validation networks are measured end to end the same way, in the same passes as the pieces
+(timed after all pieces, whole small networks drifted by 10-18% against them on a shared machine), and a
+calibration is fitted to them.
 With `int8`, every piece and validation network is quantised before it is timed, by the recipe `edgenas export
 --int8` ships (`exporters.quantize.int8_model`), so that the table and its calibration describe INT8 networks.
 """
@@ -248,9 +250,12 @@ def measure(pieces: list[Piece], backend, warmup: int, repeats: int, passes: int
     """
     _check_timing(warmup, repeats, passes)
     done = journal.done if journal is not None else {}
+    spent = {piece.key: 0.0 for piece in pieces}
     for piece in pieces:
+        start = time.perf_counter()
         if any((p, piece.key) not in done for p in range(passes)):  # a piece timed in every pass needs no model
             backend.prepare(piece)
+        spent[piece.key] += time.perf_counter() - start
         advance(piece.key)
     calls: dict[str, list[float]] = {piece.key: [] for piece in pieces}
     medians: dict[str, list[float]] = {piece.key: [] for piece in pieces}
@@ -259,20 +264,24 @@ def measure(pieces: list[Piece], backend, warmup: int, repeats: int, passes: int
         for piece in pieces if p % 2 == 0 else reversed(pieces):
             times = done.get((p, piece.key))
             if times is None:
+                start = time.perf_counter()
                 times = backend.time(piece, warmup, repeats)
+                spent[piece.key] += time.perf_counter() - start
                 if journal is not None:
                     journal.add(p, piece.key, times)
             calls[piece.key] += times
             medians[piece.key].append(statistics.median(times))
             advance(piece.key)
-    return {key: summarize(calls[key], medians[key]) for key in calls}
+    return {key: summarize(calls[key], medians[key], spent[key]) for key in calls}
 
 
-def summarize(times: list[float], pass_medians: list[float]) -> dict:
+def summarize(times: list[float], pass_medians: list[float], seconds: float) -> dict:
+    """A piece's statistics; `seconds` the wall time its preparation and timing took here (0 for timings taken
+    from a journal)."""
     ordered = sorted(times)
     return {"median_ms": min(pass_medians), "p90_ms": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
             "mean_ms": statistics.fmean(times), "std_ms": statistics.pstdev(times), "n": len(times),
-            "pass_medians_ms": pass_medians}
+            "pass_medians_ms": pass_medians, "seconds": round(seconds, 3)}
 
 
 # ---------------------------------------------------------------- the table
@@ -419,17 +428,19 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
     try:
         with count_bar(progress, f"profiling {space.name} at {space.resolution}{' INT8' if int8 else ''} on {device}",
                        (len(pieces) + len(nets)) * (passes + 1), echo) as advance:
-            start = time.perf_counter()
-            entries = measure(pieces, timer, warmup, repeats, passes, advance, journal)
-            middle = time.perf_counter()
-            timings = measure(nets, timer, warmup, repeats, passes, advance, journal) if nets else {}
-            seconds = {"pieces": middle - start, "validation": time.perf_counter() - middle}
+            # The validation networks are timed in the same passes as the pieces, so that both see the machine
+            # in the same state (on a shared machine the cache left to a process drifts within minutes).
+            timed = measure(pieces + nets, timer, warmup, repeats, passes, advance, journal)
     except KeyboardInterrupt:
         log(f"{len(journal.done)} timings kept in {journal.path}: run the same command again to continue")
         raise
     finally:
         journal.close()
-    networks = {key: value["median_ms"] for key, value in timings.items()}
+    names = {net.key for net in nets}
+    entries = {key: value for key, value in timed.items() if key not in names}
+    networks = {key: value["median_ms"] for key, value in timed.items() if key in names}
+    seconds = {"pieces": sum(v.pop("seconds") for v in entries.values()),
+               "validation": sum(timed[key]["seconds"] for key in names)}
     data = build_table(device, space, timer.describe(), entries, networks, archs, warmup, repeats, passes,
                        host_info(), "int8" if int8 else "fp32")
     data["profiling_seconds"] = seconds
