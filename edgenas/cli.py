@@ -488,6 +488,8 @@ def _print_summary(run: Path, summary: dict) -> None:
     if summary["test_acc"] is not None:
         grid.add_row("test accuracy", f"{100 * summary['test_acc']:.2f}%",
                      f"retrained from scratch, top-1 on the test split ({summary['dataset']})")
+    elif summary["retrain_seconds"] is None:
+        grid.add_row("test accuracy", "not measured", "not retrained (--retrain-epochs 0): edgenas train RUN")
     grid.add_row("search time", f"{summary['search_seconds']:.0f} s",
                  f"{summary['search_images']:,} image-steps (wall clock)")
     if summary["retrain_seconds"] is not None:

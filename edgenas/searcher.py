@@ -571,6 +571,10 @@ class _Search:
             return state
         # `edgenas train --epochs N` stores its N here, so that a resumed retraining keeps its length and schedule.
         s = dataclasses.replace(s, retrain_epochs=retrain.get("total", s.retrain_epochs))
+        if s.retrain_epochs == 0:  # search only: no network of initial weights posing as retrained (model.pt)
+            state["retrain"] = {"done": True, "epochs": 0, "seconds": None}
+            self._save(state, history)
+            return state
         with torch.random.fork_rng(devices=[]):  # initial weights depend on the seed alone
             torch.manual_seed(s.seed + 1)
             model = c.device.prepare(build_model(arch))

@@ -229,3 +229,21 @@ def test_no_bar_under_ci_even_on_a_terminal(monkeypatch):
     assert progress.wanted(True) and not progress.wanted(False)
     monkeypatch.setenv("CI", "true")
     assert not progress.wanted(True)
+
+
+def test_a_search_without_retraining_reports_no_accuracy_and_ships_no_untrained_network(tmp_path):
+    """`--retrain-epochs 0` searches only: a network of initial weights must not pass for a retrained one (it
+    measured 10% "test accuracy, retrained from scratch" and was exportable as model.pt)."""
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["search", "--space", "tiny", "--schedule", "1.0:1", "--probe-epochs", "0",
+                                      *CHEAP_ARGS, "--retrain-epochs", "0", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "not measured" in result.output and "edgenas train" in result.output
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["test_acc"] is None and summary["val_acc"] is None and not (run / "model.pt").exists()
+    exported = CliRunner().invoke(app, ["export", str(tmp_path / "m.onnx"), "--run", str(run)])
+    assert exported.exit_code != 0 and "edgenas train" in exported.output
+    assert not (tmp_path / "m.onnx").exists()
+    trained = CliRunner().invoke(app, ["train", str(run), "--epochs", "1", "--json"])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.stdout)["test_acc"] > 0 and (run / "model.pt").is_file()
