@@ -78,8 +78,6 @@ def main() -> None:
     if not Path(args.data).is_dir():
         raise SystemExit(f"no dataset at {args.data} (the CIFAR-10 ImageFolder tree of ../shared/data)")
 
-    import torch
-
     from edgenas.flops import cost_table
     from edgenas.presets import preset
     from edgenas.profiler import profile
@@ -135,15 +133,25 @@ def main() -> None:
                          "predicted_latency_ms": s["predicted_latency_ms"], "test_acc": s["test_acc"],
                          "retrain_seconds": s["retrain_seconds"], "images_per_full_epoch": images_per_full_epoch})
             print(json.dumps(rows[-1]), flush=True)
-    results = {"profile": args.profile, "settings": common, "budget_flops": budget, "seeds": args.seeds,
-               "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "python": platform.python_version(),
-               "rows": merge_rows(args.out.parent / "search_efficiency.json", common, rows)}
-    results["seeds"] = sorted({r["seed"] for r in results["rows"]})
-    (args.out.parent / "search_efficiency.json").write_text(json.dumps(results, indent=2) + "\n")
+            results = save(args, common, budget, rows)  # after every row: a stopped benchmark keeps what it measured
+    results = save(args, common, budget, rows)
     fill_latency(results, args.out)
     (args.out.parent / "search_efficiency.json").write_text(json.dumps(results, indent=2) + "\n")
     plots(results, args.out)
     print(markdown(results))
+
+
+def save(args, common: dict, budget: int, rows: list[dict]) -> dict:
+    """Merge this run's rows into the results file (replacing earlier rows of the same arm and seed) and write it."""
+    import torch
+
+    path = args.out.parent / "search_efficiency.json"
+    results = {"profile": args.profile, "settings": common, "budget_flops": budget, "seeds": args.seeds,
+               "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "python": platform.python_version(),
+               "rows": merge_rows(path, common, rows)}
+    results["seeds"] = sorted({r["seed"] for r in results["rows"]})
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return results
 
 
 def fill_latency(results: dict, folder: Path) -> None:
