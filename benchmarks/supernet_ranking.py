@@ -5,6 +5,11 @@ width). Each is extracted from the run's final supernet (`supernet.pt`) with inh
 recalibrated as `--choice eval` does it, and evaluated on the search-validation split and on the test split.
 Prints each architecture's figures and Kendall's tau of each against the retrained test accuracy.
 
+Two cheaper proxies of retraining can be measured beside it, each scored on the search-validation split:
+`--finetune-epochs N` trains the inherited network on its own for N epochs (SGD, cosine from the search's weight
+learning rate) and `--scratch-epochs N` trains the architecture from its initial weights for N epochs with the
+retraining's settings: does a short standalone training rank architectures better than inherited weights do?
+
 Run by hand, on a search of the CIFAR-10 quick profile (no retraining needed), for example:
   .venv/bin/edgenas search --data ../shared/data/cifar10 --space mobile-small --resolution 32 --width-mult 0.5 \\
       --flops 7074713 --train-per-class 500 --epochs-scale 0.25 --retrain-epochs 0 --out runs/rank-s0
@@ -18,6 +23,8 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
@@ -25,15 +32,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a finished search run (with supernet.pt)")
     parser.add_argument("--truth", type=Path, default=Path("benchmarks/results/search_efficiency.json"))
+    parser.add_argument("--finetune-epochs", type=int, default=0, help="also: inherited weights fine-tuned N epochs")
+    parser.add_argument("--scratch-epochs", type=int, default=0, help="also: trained from scratch N epochs")
     args = parser.parse_args()
 
+    from edgenas.arch import make_arch
     from edgenas.calibration import kendall_tau
+    from edgenas.model import build_model
     from edgenas.runs import Run, load_weights
     from edgenas.settings import SearchSettings, load_data
     from edgenas.space import get_space
     from edgenas.strategies.choice import inherited
     from edgenas.supernet import Supernet
-    from edgenas.train import Device, evaluate
+    from edgenas.train import Device, TrainSettings, evaluate, make_optimizer, train_epoch
 
     settings = SearchSettings.of_run(Run.open(args.run))
     space = get_space(settings.space, settings.resolution, settings.width_mult)
@@ -50,9 +61,25 @@ def main() -> None:
         rows.append({"arm": row["arm"], "seed": row["seed"], "retrained_test_acc": row["test_acc"],
                      "inherited_val_acc": evaluate(model, data, "val", device),
                      "inherited_test_acc": evaluate(model, data, "test", device)})
+        for key, epochs, lr in (("finetuned", args.finetune_epochs, settings.lr),
+                                ("scratch", args.scratch_epochs, settings.retrain_lr)):
+            if epochs:
+                if key == "scratch":
+                    torch.manual_seed(settings.seed + 1)
+                    model = build_model(make_arch(space, row["layers"], data.num_classes))
+                model = device.prepare(model)
+                train = TrainSettings(epochs, settings.batch_size, lr, 0.9, settings.retrain_weight_decay,
+                                      settings.label_smoothing)
+                steps = epochs * max(1, data.size("train") // settings.batch_size)
+                optimizer, scheduler = make_optimizer(model, train, steps)
+                generator = torch.Generator().manual_seed(settings.seed + 3)
+                for _ in range(epochs):
+                    train_epoch(model, data, optimizer, scheduler, train, generator, device, device.scaler())
+                rows[-1][f"{key}_val_acc"] = evaluate(model, data, "val", device)
+                rows[-1][f"{key}_test_acc"] = evaluate(model, data, "test", device)
         print(json.dumps(rows[-1]), flush=True)
     truth = [r["retrained_test_acc"] for r in rows]
-    for key in ("inherited_val_acc", "inherited_test_acc"):
+    for key in [k for k in rows[0] if k.endswith("_acc") and k != "retrained_test_acc"]:
         print(f"Kendall tau, {key} against retrained test accuracy, {len(rows)} architectures: "
               f"{kendall_tau([r[key] for r in rows], truth):.2f}")
 

@@ -325,6 +325,8 @@ class _Search:
             for phase in self._phases():
                 images = round(phase.fraction * train) * (1 + (1 / s.arch_every if phase.train_arch else 0))
                 epochs += [(phase.name, "search", images)] * phase.epochs
+            if s.choice == "train":
+                epochs += [("choice", "search", float(train))] * (s.candidates_scored * s.choice_epochs)
         retrain = state.get("retrain", {})
         total = 0 if retrain.get("done") else retrain.get("total", s.retrain_epochs)
         return epochs + [("retraining", "retrain", float(train))] * total
@@ -477,7 +479,7 @@ class _Search:
                                    distributed.fingerprint(net.alpha, net.active), ranks)
             state.update({"phase": index + 1, "epoch": 0})
             self._checkpoint(state, history, net, weight_opt, arch_opt, scheduler, start)
-        model, arch, val_acc = self._choose(net)
+        model, arch, val_acc = self._choose(net, bar)
         if ranks.many:  # the evidence that the ranks ran one search: what each of them ended with
             self.run.write("distributed.json", {"world_size": ranks.world, "ranks": distributed.gather(
                 {"alpha_and_masks": distributed.fingerprint(net.alpha, net.active),
@@ -515,31 +517,43 @@ class _Search:
         c = self.c
         return choice.band(c.cost, c.flops_budget, c.ms_budget, self.s.budget_floor, c.flops_binds, c.latency_binds)
 
-    def _choose(self, net: Supernet):
-        """The derived architecture (strategies/choice.py), its inherited network and search-validation accuracy;
-        writes candidates.json."""
+    def _choose(self, net: Supernet, bar):
+        """The derived architecture (strategies/choice.py), its inherited network and search-validation accuracy
+        with inherited weights; writes candidates.json."""
         c, s = self.c, self.s
         limits = self._band()
         notices: list[str] = []
-        measured = s.choice == "eval"
-        found, floors = choice.candidates(net, c.cost, limits, s.choice_candidates if measured else 1,
-                                          self.generator, notices)
+        found, floors = choice.candidates(net, c.cost, limits, s.candidates_scored, self.generator, notices)
         if not found:
             raise EdgeNASError("no architecture of the remaining candidates meets the budgets")
         for notice in notices:
             c.log(f"notice: {notice}")
         seed = s.seed + 2  # the recalibration batches, the same for every candidate
 
-        def accuracy(candidate: choice.Candidate) -> float:
+        def inherited_accuracy(candidate: choice.Candidate) -> float:
             model = choice.inherited(net, candidate.layers, c.data, s.batch_size, seed)
             return evaluate(model, c.data, "val", c.device)
 
-        best = found[choice.choose(found, accuracy if measured else None)]
+        def trained_accuracy(candidate: choice.Candidate) -> float:
+            bar.describe(f"choice: training candidate {found.index(candidate) + 1}/{len(found)} "
+                         f"({format_flops(candidate.flops)} FLOPs)")
+            return choice.trained_accuracy(make_arch(c.space, candidate.layers, c.num_classes), c.data,
+                                           self._train_settings(s.choice_epochs), c.device, s.seed,
+                                           lambda metrics: bar.step(f"loss {metrics['train_loss']:.3f}"))
+
+        if s.choice == "train":
+            bar.begin(len(found) * s.choice_epochs, again=True)
+        scorer = {"alpha": None, "eval": inherited_accuracy, "train": trained_accuracy}[s.choice]
+        best = found[choice.choose(found, scorer)]
         model = choice.inherited(net, best.layers, c.data, s.batch_size, seed)
-        if best.val_acc is None:
-            best.val_acc = evaluate(model, c.data, "val", c.device)
-        self.run.write("candidates.json", choice.describe(found, limits, floors, notices, measured))
-        return model, make_arch(c.space, best.layers, c.num_classes), best.val_acc
+        val_acc = best.val_acc if s.choice == "eval" else evaluate(model, c.data, "val", c.device)
+        self.run.write("candidates.json", choice.describe(found, limits, floors, notices, s.choice))
+        return model, make_arch(c.space, best.layers, c.num_classes), val_acc
+
+    def _train_settings(self, epochs: int) -> TrainSettings:
+        """Standalone training of `epochs` epochs with the retraining's settings."""
+        s = self.s
+        return TrainSettings(epochs, s.batch_size, s.retrain_lr, 0.9, s.retrain_weight_decay, s.label_smoothing)
 
     def _classes(self, phase: danas.Phase, state: dict) -> list[int]:
         order = state.get("class_order")
@@ -578,8 +592,7 @@ class _Search:
         with torch.random.fork_rng(devices=[]):  # initial weights depend on the seed alone
             torch.manual_seed(s.seed + 1)
             model = c.device.prepare(build_model(arch))
-        settings = TrainSettings(s.retrain_epochs, s.batch_size, s.retrain_lr, 0.9, s.retrain_weight_decay,
-                                 s.label_smoothing)
+        settings = self._train_settings(s.retrain_epochs)
         steps = s.retrain_epochs * max(1, c.data.size("train") // (s.batch_size * c.device.ranks.world))
         optimizer, scheduler = make_optimizer(model, settings, steps)
         if retrain.get("model"):

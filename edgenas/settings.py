@@ -22,7 +22,8 @@ STRATEGIES = ("danas", "full", "random", "mobilenetv2")
 SAMPLINGS = ("uniform", "alpha")
 SCORES = ("eval", "alpha")
 COST_FORMS = ("two-sided", "over")
-CHOICES = ("eval", "alpha")
+CHOICES = ("eval", "alpha", "train")
+CHOICE_CANDIDATES = {"eval": 24, "train": 6, "alpha": 1}  # --choice-candidates' default by --choice
 
 # The values that give the search as it was before issue 14's mechanisms (each switchable on its own). A config.json
 # written before a setting existed takes its value from here, so that `--resume` of an old run keeps its meaning.
@@ -97,12 +98,23 @@ class SearchSettings:
     cost_ramp: float | None = _option(None, "Share of the architecture steps over which the cost strength rises "
                                             "from 0 (default: the first stage's share); 0: full strength at once.")
     choice: str = _option("alpha", "Final choice: alpha (the knapsack's most probable architecture that fills the "
-                                   "budget) or eval (best search-validation accuracy among such candidates).")
-    choice_candidates: int = _option(24, "--choice eval: architectures scored (the knapsack's best and samples "
-                                         "from alpha, all from floor x budget to budget).")
+                                   "budget), eval (best search-validation accuracy among such candidates, supernet "
+                                   "weights) or train (the same, each trained from scratch for --choice-epochs).")
+    choice_candidates: int | None = _option(None, "--choice eval or train: architectures scored (the knapsack's best "
+                                                  "and samples from alpha, all from floor x budget to budget; "
+                                                  "default: 24 for eval, 6 for train).")
+    choice_epochs: int = _option(3, "--choice train: epochs each candidate trains from its initial weights, with the "
+                                    "retraining's settings.")
     budget_floor: float = _option(0.95, "Least share of a binding FLOPs or latency budget the derived network uses "
                                         "(where reachable), the random baseline's too; pruning keeps it reachable; "
                                         "0: no floor.")
+
+    @property
+    def candidates_scored(self) -> int:
+        """How many architectures the final choice scores (1: the knapsack's, unmeasured)."""
+        if self.choice == "alpha":
+            return 1
+        return self.choice_candidates or CHOICE_CANDIDATES[self.choice]
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -131,7 +143,9 @@ class SearchSettings:
                   ("--prune-confidence", self.prune_confidence, self.prune_confidence >= 0, "0 or more"),
                   ("--cost-ramp", self.cost_ramp, self.cost_ramp is None or 0 <= self.cost_ramp <= 1,
                    "a number in [0, 1]"),
-                  ("--choice-candidates", self.choice_candidates, self.choice_candidates >= 1, "1 or more"),
+                  ("--choice-candidates", self.choice_candidates,
+                   self.choice_candidates is None or self.choice_candidates >= 1, "1 or more"),
+                  ("--choice-epochs", self.choice_epochs, self.choice_epochs >= 1, "1 or more"),
                   ("--budget-floor", self.budget_floor, 0 <= self.budget_floor <= 1, "a number in [0, 1]")]
         for name, value, ok, expected in checks:
             if not ok:

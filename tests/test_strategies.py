@@ -307,6 +307,31 @@ def test_choice_measures_candidates_in_the_band_and_picks_the_most_accurate(tiny
     assert [c.val_acc for c in found] == [measured[tuple(c.layers)] for c in found]
 
 
+def test_choice_by_training_scores_each_candidate_by_a_real_short_training_and_picks_the_best(tiny, cost, digits):
+    from edgenas.arch import make_arch
+    from edgenas.train import TrainSettings
+
+    net = _supernet(tiny, alpha_seed=4)
+    budget = 240_000
+    found, _ = choice.candidates(net, cost, choice.band(cost, budget, None, 0.9, True, False), 4,
+                                 torch.Generator().manual_seed(0), [])
+    assert len(found) >= 2 and all(0.9 * budget <= c.flops <= budget for c in found)
+    device, settings = Device.pick("cpu"), TrainSettings(3, 64, 0.1, 0.9, 4e-5, 0.1)
+    epochs = []
+
+    def trained(candidate):
+        return choice.trained_accuracy(make_arch(tiny, candidate.layers, CLASSES), digits, settings, device, 0,
+                                       epochs.append)
+
+    best = choice.choose(found, trained)
+    assert len(epochs) == 3 * len(found) and all(e["images"] > 0 for e in epochs)  # three real epochs each
+    assert found[best].chosen and found[best].val_acc == max(c.val_acc for c in found)
+    # Trained, not inherited: the supernet's weights play no part, and the score is reproducible from the seed.
+    assert trained(found[best]) == found[best].val_acc
+    assert found[best].val_acc > 0.2  # digits after three epochs: well above the 10% of chance
+    assert len({c.val_acc for c in found}) > 1
+
+
 def test_the_band_keeps_the_larger_latency_of_a_cache_calibrated_table_within_the_budget(tiny, cost):
     # A table with a cache term predicts max(without it, with it): every candidate must fit both, and the first is
     # the most probable architecture that does.
@@ -384,7 +409,8 @@ def test_plan_puts_the_warmup_before_the_first_stage_and_leaves_full_epochs_alon
     (["--score-paths", "0"], "bad --score-paths 0: expected 1 or more"),
     (["--prune-confidence", "-1"], "bad --prune-confidence -1.0: expected 0 or more"),
     (["--choice-candidates", "0"], "bad --choice-candidates 0: expected 1 or more"),
-    (["--choice", "best"], "bad --choice 'best': expected one of eval, alpha"),
+    (["--choice", "best"], "bad --choice 'best': expected one of eval, alpha, train"),
+    (["--choice-epochs", "0"], "bad --choice-epochs 0: expected 1 or more"),
     (["--weight-sampling", "fair"], "bad --weight-sampling 'fair': expected one of uniform, alpha"),
     (["--prune-score", "loss"], "bad --prune-score 'loss': expected one of eval, alpha"),
     (["--cost-form", "abs"], "bad --cost-form 'abs': expected one of two-sided, over"),

@@ -6,7 +6,11 @@ alpha's probabilities that land in the band (rejection, at most `DRAWS_PER_CANDI
 deduplicated). With `measure`, each is extracted from the supernet with its inherited weights, its batch norm
 recalibrated on the same few training batches (at most one pass over the training split: a small dataset's images
 seen again teach batch norm nothing new), and scored by its search-validation accuracy: the best wins, ties
-going to the higher log-probability (as SPOS and Once-for-All choose). Without, the knapsack's one is the choice.
+going to the higher log-probability (as SPOS and Once-for-All choose). With `train`, each is instead trained on
+its own from its initial weights for a few epochs (the retraining's settings, the same batches for every candidate)
+and scored by its search-validation accuracy: on CIFAR-10 with little data the supernet's inherited weights rank
+architectures the wrong way round, a short training the right way (docs/BENCHMARKS.md). Without either, the
+knapsack's one is the choice.
 If no architecture of the active candidates reaches a floor, the floor is lowered to the highest cost reachable
 within the budgets, and a notice says so.
 """
@@ -20,10 +24,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from .. import distributed
 from ..arch import make_arch
 from ..cost import CostModel
 from ..data import Dataset, batches
+from ..model import build_model
 from ..supernet import Supernet, recalibrate_batch_norm
+from ..train import Device, TrainSettings, evaluate, make_optimizer, train_epoch
 from .derive import knapsack
 
 DRAWS_PER_CANDIDATE = 200
@@ -163,6 +170,24 @@ def inherited(net: Supernet, layers: list[str], data: Dataset, batch_size: int, 
     return model
 
 
+def trained_accuracy(arch, data: Dataset, settings: TrainSettings, device: Device, seed: int,
+                     on_epoch: Callable[[dict], None] = lambda metrics: None) -> float:
+    """Search-validation accuracy of `arch` trained from scratch for `settings.epochs` epochs (TrainSettings): its
+    initial weights and dropout drawn from `seed + 1`, its batches from `seed + 3`, the same for every
+    architecture, so that a score is reproducible."""
+    with torch.random.fork_rng(devices=[]):  # initial weights and dropout from the seed; the caller's stream kept
+        torch.manual_seed(seed + 1)
+        model = device.prepare(build_model(arch))
+        steps = settings.epochs * max(1, data.size("train") // (settings.batch_size * device.ranks.world))
+        optimizer, scheduler = make_optimizer(model, settings, steps)
+        replica = distributed.wrap(model, device.ranks, device.device)
+        generator = torch.Generator().manual_seed(seed + 3)
+        scaler = device.scaler()
+        for _ in range(settings.epochs):
+            on_epoch(train_epoch(replica, data, optimizer, scheduler, settings, generator, device, scaler))
+    return evaluate(model, data, "val", device)
+
+
 def choose(found: list[Candidate], accuracy: Callable[[Candidate], float] | None) -> int:
     """Index of the chosen candidate: by `accuracy` (ties: higher log-probability, then the earlier), or the first
     (the knapsack's) when not measured. Marks it and fills each candidate's `val_acc`."""
@@ -176,10 +201,15 @@ def choose(found: list[Candidate], accuracy: Callable[[Candidate], float] | None
     return best
 
 
-def describe(found: list[Candidate], limits: Band, floors: list[float], notices: list[str], measured: bool) -> dict:
-    return {"method": ("search-validation accuracy of each candidate with the supernet's weights, batch norm "
-                       "recalibrated on the same training batches; ties: higher log-probability") if measured else
-            "the knapsack's most probable architecture within the band (not measured)",
+METHODS = {"eval": "search-validation accuracy of each candidate with the supernet's weights, batch norm recalibrated "
+                   "on the same training batches; ties: higher log-probability",
+           "train": "search-validation accuracy of each candidate trained from scratch for --choice-epochs epochs "
+                    "(the retraining's settings, the same batches for every candidate); ties: higher log-probability",
+           "alpha": "the knapsack's most probable architecture within the band (not measured)"}
+
+
+def describe(found: list[Candidate], limits: Band, floors: list[float], notices: list[str], how: str) -> dict:
+    return {"method": METHODS[how],
             "budgets": limits.budgets, "floors_asked": limits.floors, "floors": floors, "notices": notices,
             "units": "FLOPs (fvcore table), then milliseconds (latency table) where a latency budget is given",
             "candidates": [{k: v for k, v in asdict(c).items() if k != "index"} for c in found]}
