@@ -13,8 +13,9 @@ arm: a class-balanced subset of 500 training images per class, the whole 10,000-
 schedule epochs x0.25, 30 retraining epochs), `full` (for a GPU: all images, width 1.0, the schedule at scale 1,
 50 retraining epochs), `smoke` (minutes: checks the pipeline, numbers mean nothing).
 
-`--set NAME=VALUE` changes a search setting of the search arms (an ablation) and `--tag` names it: their rows are
-`ARM (TAG)`, merged beside the others.
+`--set NAME=VALUE` changes a search setting of the search arms and of random-matched (an ablation: for instance
+`--arms danas random-matched --set choice=train`, the short-training choice on the supernet's candidates and on
+random ones) and `--tag` names it: their rows are `ARM (TAG)`, merged beside the others.
 
 Run by hand:  make bench   or   .venv/bin/python benchmarks/search_efficiency.py --profile quick [--seeds 0 1 2]
               [--arms danas --set cost_strength=0 --tag cost-0]
@@ -56,7 +57,8 @@ def main() -> None:
                         help="arms to run (full-iso needs danas in the same invocation)")
     parser.add_argument("--retrain-epochs", type=int, help="override the profile's retraining epochs")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
-                        help="search settings to change for danas, full and full-iso (an ablation; needs --tag)")
+                        help="search settings to change for danas, full, full-iso and random-matched (an ablation; needs "
+                             "--tag)")
     parser.add_argument("--tag", default=None, help="names the --set ablation: its rows are `ARM (TAG)`")
     parser.add_argument("--retrain-existing", type=int, metavar="EPOCHS",
                         help="no search: retrain the architectures of the recorded rows (--arms, --seeds) for EPOCHS "
@@ -114,7 +116,7 @@ def main() -> None:
                     raise SystemExit("--arms: full-iso needs full in the same run (images per epoch)")
                 extra = {"strategy": "full", "epochs": max(1, round(danas_images / per_epoch))}
             label = arm
-            if changes and arm in ("danas", "full", "full-iso"):
+            if changes and arm in ("danas", "full", "full-iso", "random-matched"):
                 extra.update(changes)
                 label = f"{arm} ({args.tag})"
             run_dir = args.out / f"{stamp}-{label.replace(' (', '-').rstrip(')')}-seed{seed}"

@@ -325,8 +325,8 @@ class _Search:
             for phase in self._phases():
                 images = round(phase.fraction * train) * (1 + (1 / s.arch_every if phase.train_arch else 0))
                 epochs += [(phase.name, "search", images)] * phase.epochs
-            if s.choice == "train":
-                epochs += [("choice", "search", float(train))] * (s.candidates_scored * s.choice_epochs)
+        if s.choice == "train" and s.strategy != "mobilenetv2":
+            epochs += [("choice", "search", float(train))] * (s.candidates_scored * s.choice_epochs)
         retrain = state.get("retrain", {})
         total = 0 if retrain.get("done") else retrain.get("total", s.retrain_epochs)
         return epochs + [("retraining", "retrain", float(train))] * total
@@ -369,10 +369,13 @@ class _Search:
         if s.strategy in ("random", "mobilenetv2"):
             if s.strategy == "random":
                 arch = random_within_budget(self._band(), c.space, c.num_classes, self.generator)
+                if s.choice == "train":
+                    arch, state["choice_images"] = self._best_trained_random(arch, bar)
             else:
                 arch = mobilenetv2_within_budget(s.space, c.resolution, c.num_classes, c.flops_budget, c.ms_budget,
                                                  c.table)
-            state.update({"arch": arch.to_dict(), "search_seconds": time.perf_counter() - start, "images": 0,
+            state.update({"arch": arch.to_dict(), "search_seconds": time.perf_counter() - start,
+                          "images": state.pop("choice_images", 0),
                           "inherited_val_acc": None})
             self._save(state, history)
             return state
@@ -479,7 +482,8 @@ class _Search:
                                    distributed.fingerprint(net.alpha, net.active), ranks)
             state.update({"phase": index + 1, "epoch": 0})
             self._checkpoint(state, history, net, weight_opt, arch_opt, scheduler, start)
-        model, arch, val_acc = self._choose(net, bar)
+        model, arch, val_acc, choice_images = self._choose(net, bar)
+        state["images"] = state.get("images", 0) + choice_images  # the choice's trainings are search work too
         if ranks.many:  # the evidence that the ranks ran one search: what each of them ended with
             self.run.write("distributed.json", {"world_size": ranks.world, "ranks": distributed.gather(
                 {"alpha_and_masks": distributed.fingerprint(net.alpha, net.active),
@@ -534,21 +538,54 @@ class _Search:
             model = choice.inherited(net, candidate.layers, c.data, s.batch_size, seed)
             return evaluate(model, c.data, "val", c.device)
 
+        images: list[int] = []
+        scorer = {"alpha": None, "eval": inherited_accuracy,
+                  "train": self._trained_scorer(found, bar, images)}[s.choice]
+        best = found[choice.choose(found, scorer)]
+        model = choice.inherited(net, best.layers, c.data, s.batch_size, seed)
+        val_acc = best.val_acc if s.choice == "eval" else evaluate(model, c.data, "val", c.device)
+        self.run.write("candidates.json", choice.describe(found, limits, floors, notices, s.choice))
+        return model, make_arch(c.space, best.layers, c.num_classes), val_acc, sum(images)
+
+    def _trained_scorer(self, found: list[choice.Candidate], bar, images: list[int]):
+        """--choice train: scores each of `found` by a short training from scratch, the progress bar told and each
+        epoch's images appended to `images`."""
+        c, s = self.c, self.s
+
         def trained_accuracy(candidate: choice.Candidate) -> float:
             bar.describe(f"choice: training candidate {found.index(candidate) + 1}/{len(found)} "
                          f"({format_flops(candidate.flops)} FLOPs)")
             return choice.trained_accuracy(make_arch(c.space, candidate.layers, c.num_classes), c.data,
                                            self._train_settings(s.choice_epochs), c.device, s.seed,
-                                           lambda metrics: bar.step(f"loss {metrics['train_loss']:.3f}"))
+                                           lambda m: (images.append(m["images"]),
+                                                      bar.step(f"loss {m['train_loss']:.3f}")))
 
         if s.choice == "train":
             bar.begin(len(found) * s.choice_epochs, again=True)
-        scorer = {"alpha": None, "eval": inherited_accuracy, "train": trained_accuracy}[s.choice]
-        best = found[choice.choose(found, scorer)]
-        model = choice.inherited(net, best.layers, c.data, s.batch_size, seed)
-        val_acc = best.val_acc if s.choice == "eval" else evaluate(model, c.data, "val", c.device)
-        self.run.write("candidates.json", choice.describe(found, limits, floors, notices, s.choice))
-        return model, make_arch(c.space, best.layers, c.num_classes), val_acc
+        return trained_accuracy
+
+    def _best_trained_random(self, first: Arch, bar) -> tuple[Arch, int]:
+        """--strategy random --choice train: the best of --choice-candidates distinct random architectures of the
+        band (`first` among them), each scored by the same short training as danas's candidates, and the images
+        that training took; writes candidates.json."""
+        c, s = self.c, self.s
+        limits = self._band()
+        drawn = {tuple(first.layers): first}
+        for _ in range(20 * s.candidates_scored):
+            if len(drawn) == s.candidates_scored:
+                break
+            arch = random_within_budget(limits, c.space, c.num_classes, self.generator)
+            drawn.setdefault(tuple(arch.layers), arch)
+        found = []
+        for arch in drawn.values():
+            flops, ms = c.cost.of(arch)
+            found.append(choice.Candidate([layer.choices.index(x) for layer, x in zip(c.space, arch.layers,
+                                                                                      strict=True)],
+                                          list(arch.layers), "random", round(flops), ms, 0.0))
+        images: list[int] = []
+        best = found[choice.choose(found, self._trained_scorer(found, bar, images))]
+        self.run.write("candidates.json", choice.describe(found, limits, limits.floors, [], "train"))
+        return drawn[tuple(best.layers)], sum(images)
 
     def _train_settings(self, epochs: int) -> TrainSettings:
         """Standalone training of `epochs` epochs with the retraining's settings."""

@@ -389,6 +389,19 @@ def test_the_random_baseline_draws_uniformly_within_the_floor_and_budget_or_belo
     assert max(spent) <= budget and min(spent) < 0.95 * budget
 
 
+def test_random_search_with_the_training_choice_retrains_the_best_of_its_draws(tmp_path):
+    settings = SearchSettings(space="tiny", strategy="random", choice="train", choice_candidates=3,
+                              choice_epochs=2, retrain_epochs=0, flops=250_000, retrain_lr=0.1)
+    result = search(settings, out=tmp_path / "run", progress=False, log=lambda *a: None)
+    found = json.loads((result.run / "candidates.json").read_text())["candidates"]
+    assert len(found) == 3 and len({tuple(c["layers"]) for c in found}) == 3
+    assert all(0.95 * 250_000 <= c["flops"] <= 250_000 for c in found) and all(c["source"] == "random" for c in found)
+    chosen = [c for c in found if c["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["val_acc"] == max(c["val_acc"] for c in found)
+    assert result.summary["arch"]["layers"] == chosen[0]["layers"]
+    assert result.summary["search_images"] >= 3 * 2 * 1000  # the trainings count as search work (digits: 1,295)
+
+
 def test_plan_puts_the_warmup_before_the_first_stage_and_leaves_full_epochs_alone():
     stages = [Stage(0.2, 3), Stage(1.0, 4)]
     danas_plan = danas.plan("danas", stages, 1, warmup_epochs=2)
