@@ -57,8 +57,8 @@ def main() -> None:
                         help="arms to run (full-iso needs danas in the same invocation)")
     parser.add_argument("--retrain-epochs", type=int, help="override the profile's retraining epochs")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
-                        help="search settings to change for danas, full, full-iso and random-matched (an ablation; needs "
-                             "--tag)")
+                        help="search settings to change for danas, full, full-iso and random-matched (an "
+                             "ablation; needs --tag)")
     parser.add_argument("--tag", default=None, help="names the --set ablation: its rows are `ARM (TAG)`")
     parser.add_argument("--retrain-existing", type=int, metavar="EPOCHS",
                         help="no search: retrain the architectures of the recorded rows (--arms, --seeds) for EPOCHS "

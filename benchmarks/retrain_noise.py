@@ -1,0 +1,75 @@
+"""Benchmark: how much does one architecture's retrained accuracy move with the order of its training batches alone?
+
+The CIFAR-10 quick profile (benchmarks/search_efficiency.py) judges arms by one 30-epoch retraining per seed. This
+retrains given architectures of its results file several times with the same initial weights and recipe, each
+with another data order and augmentation (the batch generator's seed), and prints each test accuracy and their
+spread: the noise floor of a one-retraining comparison.
+
+Run by hand (about 3-5 minutes a retraining on 2 cores):
+  .venv/bin/python benchmarks/retrain_noise.py --rows "random-matched:0" "danas:0" --orders 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", nargs="+", required=True, metavar="ARM:SEED", help="rows of the results file")
+    parser.add_argument("--orders", type=int, nargs="+", default=[0, 1, 2], help="batch generator seeds")
+    parser.add_argument("--truth", type=Path, default=Path("benchmarks/results/search_efficiency.json"))
+    parser.add_argument("--data", default="../shared/data/cifar10")
+    args = parser.parse_args()
+
+    import torch
+
+    from edgenas.arch import make_arch
+    from edgenas.model import build_model
+    from edgenas.settings import SearchSettings, load_data
+    from edgenas.space import get_space
+    from edgenas.train import Device, TrainSettings, evaluate, make_optimizer, train_epoch
+
+    results = json.loads(args.truth.read_text())
+    profile = results["settings"]
+    settings = SearchSettings(data=args.data, space="mobile-small", resolution=32,
+                              train_per_class=profile["train_per_class"], test_per_class=profile["test_per_class"])
+    data = load_data(settings, 32)
+    device = Device.pick("cpu")
+    epochs = profile["retrain_epochs"]
+    recipe = TrainSettings(epochs, settings.batch_size, settings.retrain_lr, 0.9, settings.retrain_weight_decay,
+                           settings.label_smoothing)
+    out = []
+    for wanted in args.rows:
+        arm, _, seed = wanted.rpartition(":")
+        row = next(r for r in results["rows"] if r["arm"] == arm and r["seed"] == int(seed))
+        space = get_space("mobile-small", 32, row["width_mult"])
+        accuracies = []
+        for order in args.orders:
+            t0 = time.perf_counter()
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(row["seed"] + 1)  # the initial weights the search's retraining drew
+                model = device.prepare(build_model(make_arch(space, row["layers"], data.num_classes)))
+                steps = epochs * max(1, data.size("train") // settings.batch_size)
+                optimizer, scheduler = make_optimizer(model, recipe, steps)
+                generator = torch.Generator().manual_seed(order)
+                for _ in range(epochs):
+                    train_epoch(model, data, optimizer, scheduler, recipe, generator, device, device.scaler())
+            accuracies.append(evaluate(model, data, "test", device))
+            out.append({"arm": arm, "seed": row["seed"], "recorded_test_acc": row["test_acc"], "order": order,
+                        "test_acc": accuracies[-1], "seconds": time.perf_counter() - t0})
+            print(json.dumps(out[-1]), flush=True)
+        print(f"{wanted}: recorded {100 * row['test_acc']:.2f}%, with other batch orders "
+              f"{', '.join(f'{100 * a:.2f}' for a in accuracies)} (mean {100 * statistics.mean(accuracies):.2f}, "
+              f"sd {100 * statistics.stdev(accuracies) if len(accuracies) > 1 else 0:.2f} points)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
