@@ -29,13 +29,11 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/cifar10")
     args = parser.parse_args()
 
-    import torch
-
     from edgenas.arch import make_arch
-    from edgenas.model import build_model
     from edgenas.settings import SearchSettings, load_data
     from edgenas.space import get_space
-    from edgenas.train import Device, TrainSettings, evaluate, make_optimizer, train_epoch
+    from edgenas.strategies.choice import train_from_scratch
+    from edgenas.train import Device, TrainSettings, evaluate
 
     results = json.loads(args.truth.read_text())
     profile = results["settings"]
@@ -54,14 +52,9 @@ def main() -> None:
         accuracies = []
         for order in args.orders:
             t0 = time.perf_counter()
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(row["seed"] + 1)  # the initial weights the search's retraining drew
-                model = device.prepare(build_model(make_arch(space, row["layers"], data.num_classes)))
-                steps = epochs * max(1, data.size("train") // settings.batch_size)
-                optimizer, scheduler = make_optimizer(model, recipe, steps)
-                generator = torch.Generator().manual_seed(order)
-                for _ in range(epochs):
-                    train_epoch(model, data, optimizer, scheduler, recipe, generator, device, device.scaler())
+            # The initial weights the search's retraining drew (seed + 1), the batches from `order`.
+            model = train_from_scratch(make_arch(space, row["layers"], data.num_classes), data, recipe, device,
+                                       row["seed"], batch_seed=order)
             accuracies.append(evaluate(model, data, "test", device))
             out.append({"arm": arm, "seed": row["seed"], "recorded_test_acc": row["test_acc"], "order": order,
                         "test_acc": accuracies[-1], "seconds": time.perf_counter() - t0})

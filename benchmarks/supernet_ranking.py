@@ -38,15 +38,18 @@ def main() -> None:
 
     from edgenas.arch import make_arch
     from edgenas.calibration import kendall_tau
-    from edgenas.model import build_model
     from edgenas.runs import Run, load_weights
     from edgenas.settings import SearchSettings, load_data
     from edgenas.space import get_space
-    from edgenas.strategies.choice import inherited
+    from edgenas.strategies.choice import inherited, train_from_scratch
     from edgenas.supernet import Supernet
     from edgenas.train import Device, TrainSettings, evaluate, make_optimizer, train_epoch
 
     settings = SearchSettings.of_run(Run.open(args.run))
+
+    def recipe(epochs: int, lr: float) -> TrainSettings:
+        return TrainSettings(epochs, settings.batch_size, lr, 0.9, settings.retrain_weight_decay,
+                             settings.label_smoothing)
     space = get_space(settings.space, settings.resolution, settings.width_mult)
     device = Device.pick("cpu")
     data = load_data(settings, settings.resolution)
@@ -61,22 +64,23 @@ def main() -> None:
         rows.append({"arm": row["arm"], "seed": row["seed"], "retrained_test_acc": row["test_acc"],
                      "inherited_val_acc": evaluate(model, data, "val", device),
                      "inherited_test_acc": evaluate(model, data, "test", device)})
-        for key, epochs, lr in (("finetuned", args.finetune_epochs, settings.lr),
-                                ("scratch", args.scratch_epochs, settings.retrain_lr)):
-            if epochs:
-                if key == "scratch":
-                    torch.manual_seed(settings.seed + 1)
-                    model = build_model(make_arch(space, row["layers"], data.num_classes))
-                model = device.prepare(model)
-                train = TrainSettings(epochs, settings.batch_size, lr, 0.9, settings.retrain_weight_decay,
-                                      settings.label_smoothing)
-                steps = epochs * max(1, data.size("train") // settings.batch_size)
-                optimizer, scheduler = make_optimizer(model, train, steps)
-                generator = torch.Generator().manual_seed(settings.seed + 3)
-                for _ in range(epochs):
-                    train_epoch(model, data, optimizer, scheduler, train, generator, device, device.scaler())
-                rows[-1][f"{key}_val_acc"] = evaluate(model, data, "val", device)
-                rows[-1][f"{key}_test_acc"] = evaluate(model, data, "test", device)
+        trained = {}
+        if args.finetune_epochs:
+            model = device.prepare(model)
+            train = recipe(args.finetune_epochs, settings.lr)
+            optimizer, scheduler = make_optimizer(model, train, args.finetune_epochs * max(
+                1, data.size("train") // settings.batch_size))
+            generator = torch.Generator().manual_seed(settings.seed + 3)
+            for _ in range(args.finetune_epochs):
+                train_epoch(model, data, optimizer, scheduler, train, generator, device, device.scaler())
+            trained["finetuned"] = model
+        if args.scratch_epochs:  # exactly what --choice train measures
+            trained["scratch"] = train_from_scratch(make_arch(space, row["layers"], data.num_classes), data,
+                                                    recipe(args.scratch_epochs, settings.retrain_lr), device,
+                                                    settings.seed)
+        for key, model in trained.items():
+            rows[-1][f"{key}_val_acc"] = evaluate(model, data, "val", device)
+            rows[-1][f"{key}_test_acc"] = evaluate(model, data, "test", device)
         print(json.dumps(rows[-1]), flush=True)
     truth = [r["retrained_test_acc"] for r in rows]
     for key in [k for k in rows[0] if k.endswith("_acc") and k != "retrained_test_acc"]:

@@ -539,8 +539,8 @@ class _Search:
             return evaluate(model, c.data, "val", c.device)
 
         images: list[int] = []
-        scorer = {"alpha": None, "eval": inherited_accuracy,
-                  "train": self._trained_scorer(found, bar, images)}[s.choice]
+        scorer = (None if s.choice == "alpha" else inherited_accuracy if s.choice == "eval"
+                  else self._trained_scorer(found, bar, images))
         best = found[choice.choose(found, scorer)]
         model = choice.inherited(net, best.layers, c.data, s.batch_size, seed)
         val_acc = best.val_acc if s.choice == "eval" else evaluate(model, c.data, "val", c.device)
@@ -560,8 +560,7 @@ class _Search:
                                            lambda m: (images.append(m["images"]),
                                                       bar.step(f"loss {m['train_loss']:.3f}")))
 
-        if s.choice == "train":
-            bar.begin(len(found) * s.choice_epochs, again=True)
+        bar.begin(len(found) * s.choice_epochs, again=True)
         return trained_accuracy
 
     def _best_trained_random(self, first: Arch, bar) -> tuple[Arch, int]:

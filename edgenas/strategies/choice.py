@@ -170,22 +170,28 @@ def inherited(net: Supernet, layers: list[str], data: Dataset, batch_size: int, 
     return model
 
 
-def trained_accuracy(arch, data: Dataset, settings: TrainSettings, device: Device, seed: int,
-                     on_epoch: Callable[[dict], None] = lambda metrics: None) -> float:
-    """Search-validation accuracy of `arch` trained from scratch for `settings.epochs` epochs (TrainSettings): its
-    initial weights and dropout drawn from `seed + 1`, its batches from `seed + 3`, the same for every
-    architecture, so that a score is reproducible."""
-    with torch.random.fork_rng(devices=[]):  # initial weights and dropout from the seed; the caller's stream kept
+def train_from_scratch(arch, data: Dataset, settings: TrainSettings, device: Device, seed: int,
+                       batch_seed: int | None = None, on_epoch: Callable[[dict], None] = lambda metrics: None):
+    """The network of `arch` trained from scratch for `settings.epochs` epochs (TrainSettings): its initial weights
+    and dropout drawn from `seed + 1` as retraining draws them, its batches from `batch_seed` (default `seed + 3`),
+    so that the result is reproducible and the caller's random stream untouched."""
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
         model = device.prepare(build_model(arch))
         steps = settings.epochs * max(1, data.size("train") // (settings.batch_size * device.ranks.world))
         optimizer, scheduler = make_optimizer(model, settings, steps)
         replica = distributed.wrap(model, device.ranks, device.device)
-        generator = torch.Generator().manual_seed(seed + 3)
+        generator = torch.Generator().manual_seed(seed + 3 if batch_seed is None else batch_seed)
         scaler = device.scaler()
         for _ in range(settings.epochs):
             on_epoch(train_epoch(replica, data, optimizer, scheduler, settings, generator, device, scaler))
-    return evaluate(model, data, "val", device)
+    return model
+
+
+def trained_accuracy(arch, data: Dataset, settings: TrainSettings, device: Device, seed: int,
+                     on_epoch: Callable[[dict], None] = lambda metrics: None) -> float:
+    """Search-validation accuracy of `arch` after `train_from_scratch`: the same batches for every architecture."""
+    return evaluate(train_from_scratch(arch, data, settings, device, seed, on_epoch=on_epoch), data, "val", device)
 
 
 def choose(found: list[Candidate], accuracy: Callable[[Candidate], float] | None) -> int:
