@@ -367,16 +367,17 @@ class _Search:
         c, s = self.c, self.s
         start = time.perf_counter() - state.get("search_seconds", 0.0)
         if s.strategy in ("random", "mobilenetv2"):
-            if s.strategy == "random":
+            if s.strategy == "random" and s.choice == "train":
+                arch, state["choice_images"] = self._best_trained_random(state, history, bar, start)
+            elif s.strategy == "random":
                 arch = random_within_budget(self._band(), c.space, c.num_classes, self.generator)
-                if s.choice == "train":
-                    arch, state["choice_images"] = self._best_trained_random(arch, bar)
             else:
                 arch = mobilenetv2_within_budget(s.space, c.resolution, c.num_classes, c.flops_budget, c.ms_budget,
                                                  c.table)
             state.update({"arch": arch.to_dict(), "search_seconds": time.perf_counter() - start,
                           "images": state.pop("choice_images", 0),
                           "inherited_val_acc": None})
+            state.pop("choice", None)
             self._save(state, history)
             return state
         _, factor = self._stages()
@@ -482,7 +483,7 @@ class _Search:
                                    distributed.fingerprint(net.alpha, net.active), ranks)
             state.update({"phase": index + 1, "epoch": 0})
             self._checkpoint(state, history, net, weight_opt, arch_opt, scheduler, start)
-        model, arch, val_acc, choice_images = self._choose(net, bar)
+        model, arch, val_acc, choice_images = self._choose(net, bar, state, history, start)
         state["images"] = state.get("images", 0) + choice_images  # the choice's trainings are search work too
         if ranks.many:  # the evidence that the ranks ran one search: what each of them ended with
             self.run.write("distributed.json", {"world_size": ranks.world, "ranks": distributed.gather(
@@ -494,7 +495,7 @@ class _Search:
         state.update({"arch": arch.to_dict(), "search_seconds": time.perf_counter() - start,
                       "inherited_val_acc": val_acc, "schedule_scale": factor,
                       "full_data_epochs": sum(p.fraction * p.epochs for p in phases if p.scheduled)})
-        for key in ("supernet", "weight_opt", "arch_opt", "scheduler"):
+        for key in ("supernet", "weight_opt", "arch_opt", "scheduler", "choice"):
             state.pop(key, None)
         state["final_probs"] = _layer_probs(net, c.space)
         state["phase"], state["epoch"] = len(phases), 0
@@ -521,70 +522,89 @@ class _Search:
         c = self.c
         return choice.band(c.cost, c.flops_budget, c.ms_budget, self.s.budget_floor, c.flops_binds, c.latency_binds)
 
-    def _choose(self, net: Supernet, bar):
+    def _choose(self, net: Supernet, bar, state: dict, history: list[dict], start: float):
         """The derived architecture (strategies/choice.py), its inherited network and search-validation accuracy
-        with inherited weights; writes candidates.json."""
+        with inherited weights, and the images the choice trained on; writes candidates.json. The candidates are
+        kept in the checkpoint, so that a resumed choice scores the same ones."""
         c, s = self.c, self.s
         limits = self._band()
-        notices: list[str] = []
-        found, floors = choice.candidates(net, c.cost, limits, s.candidates_scored, self.generator, notices)
-        if not found:
-            raise EdgeNASError("no architecture of the remaining candidates meets the budgets")
-        for notice in notices:
-            c.log(f"notice: {notice}")
+        if "choice" in state:
+            found, floors, notices = _saved_candidates(state["choice"])
+        else:
+            notices: list[str] = []
+            found, floors = choice.candidates(net, c.cost, limits, s.candidates_scored, self.generator, notices)
+            if not found:
+                raise EdgeNASError("no architecture of the remaining candidates meets the budgets")
+            for notice in notices:
+                c.log(f"notice: {notice}")
+            state["choice"] = _saving_candidates(found, floors, notices)
         seed = s.seed + 2  # the recalibration batches, the same for every candidate
 
         def inherited_accuracy(candidate: choice.Candidate) -> float:
             model = choice.inherited(net, candidate.layers, c.data, s.batch_size, seed)
             return evaluate(model, c.data, "val", c.device)
 
-        images: list[int] = []
         scorer = (None if s.choice == "alpha" else inherited_accuracy if s.choice == "eval"
-                  else self._trained_scorer(found, bar, images))
+                  else self._trained_scorer(found, bar, state, history, start))
         best = found[choice.choose(found, scorer)]
         model = choice.inherited(net, best.layers, c.data, s.batch_size, seed)
         val_acc = best.val_acc if s.choice == "eval" else evaluate(model, c.data, "val", c.device)
         self.run.write("candidates.json", choice.describe(found, limits, floors, notices, s.choice))
-        return model, make_arch(c.space, best.layers, c.num_classes), val_acc, sum(images)
+        return model, make_arch(c.space, best.layers, c.num_classes), val_acc, _choice_images(history)
 
-    def _trained_scorer(self, found: list[choice.Candidate], bar, images: list[int]):
-        """--choice train: scores each of `found` by a short training from scratch, the progress bar told and each
-        epoch's images appended to `images`."""
+    def _trained_scorer(self, found: list[choice.Candidate], bar, state: dict, history: list[dict], start: float):
+        """--choice train: scores each of `found` by a short training from scratch, the progress bar told. Each
+        score is saved as it comes (a `choice` row of history.jsonl, then the checkpoint): a resumed run reads the
+        scores it has and trains only the candidates left."""
         c, s = self.c, self.s
+        done = {tuple(row["layers"]): row["val_acc"] for row in history if row.get("phase") == "choice"}
+        bar.begin(len(found) * s.choice_epochs, again=True)
+        bar.skip(len(done) * s.choice_epochs)
 
         def trained_accuracy(candidate: choice.Candidate) -> float:
-            bar.describe(f"choice: training candidate {found.index(candidate) + 1}/{len(found)} "
-                         f"({format_flops(candidate.flops)} FLOPs)")
-            return choice.trained_accuracy(make_arch(c.space, candidate.layers, c.num_classes), c.data,
-                                           self._train_settings(s.choice_epochs), c.device, s.seed,
-                                           lambda m: (images.append(m["images"]),
-                                                      bar.step(f"loss {m['train_loss']:.3f}")))
+            if tuple(candidate.layers) in done:
+                return done[tuple(candidate.layers)]
+            number = found.index(candidate) + 1
+            bar.describe(f"choice: training candidate {number}/{len(found)} ({format_flops(candidate.flops)} FLOPs)")
+            t0, images = time.perf_counter(), []
+            accuracy = choice.trained_accuracy(make_arch(c.space, candidate.layers, c.num_classes), c.data,
+                                               self._train_settings(s.choice_epochs), c.device, s.seed,
+                                               lambda m: (images.append(m["images"]),
+                                                          bar.step(f"loss {m['train_loss']:.3f}")))
+            history.append({"phase": "choice", "candidate": number, "layers": list(candidate.layers),
+                            "flops": candidate.flops, "val_acc": accuracy, "choice_epochs": s.choice_epochs,
+                            "images": sum(images), "seconds": time.perf_counter() - t0})
+            state["search_seconds"] = time.perf_counter() - start
+            self._save(state, history)
+            return accuracy
 
-        bar.begin(len(found) * s.choice_epochs, again=True)
         return trained_accuracy
 
-    def _best_trained_random(self, first: Arch, bar) -> tuple[Arch, int]:
+    def _best_trained_random(self, state: dict, history: list[dict], bar, start: float) -> tuple[Arch, int]:
         """--strategy random --choice train: the best of --choice-candidates distinct random architectures of the
-        band (`first` among them), each scored by the same short training as danas's candidates, and the images
-        that training took; writes candidates.json."""
+        band, each scored by the same short training as danas's candidates, and the images that training took;
+        writes candidates.json. Resumable like danas's choice."""
         c, s = self.c, self.s
         limits = self._band()
-        drawn = {tuple(first.layers): first}
-        for _ in range(20 * s.candidates_scored):
-            if len(drawn) == s.candidates_scored:
-                break
-            arch = random_within_budget(limits, c.space, c.num_classes, self.generator)
-            drawn.setdefault(tuple(arch.layers), arch)
-        found = []
-        for arch in drawn.values():
-            flops, ms = c.cost.of(arch)
-            found.append(choice.Candidate([layer.choices.index(x) for layer, x in zip(c.space, arch.layers,
-                                                                                      strict=True)],
-                                          list(arch.layers), "random", round(flops), ms, 0.0))
-        images: list[int] = []
-        best = found[choice.choose(found, self._trained_scorer(found, bar, images))]
+        if "choice" in state:
+            found = _saved_candidates(state["choice"])[0]
+        else:
+            drawn: dict[tuple[str, ...], Arch] = {}
+            for _ in range(20 * s.candidates_scored):
+                arch = random_within_budget(limits, c.space, c.num_classes, self.generator)
+                drawn.setdefault(tuple(arch.layers), arch)
+                if len(drawn) == s.candidates_scored:
+                    break
+            found = []
+            for arch in drawn.values():
+                flops, ms = c.cost.of(arch)
+                found.append(choice.Candidate([layer.choices.index(x) for layer, x in zip(c.space, arch.layers,
+                                                                                          strict=True)],
+                                              list(arch.layers), "random", round(flops), ms, 0.0))
+            state["choice"] = _saving_candidates(found, limits.floors, [])
+        best = found[choice.choose(found, self._trained_scorer(found, bar, state, history, start))]
         self.run.write("candidates.json", choice.describe(found, limits, limits.floors, [], "train"))
-        return drawn[tuple(best.layers)], sum(images)
+        return make_arch(c.space, best.layers, c.num_classes), _choice_images(history)
 
     def _train_settings(self, epochs: int) -> TrainSettings:
         """Standalone training of `epochs` epochs with the retraining's settings."""
@@ -766,8 +786,22 @@ class _Clock:
 
 
 def _epochs(history: list[dict]) -> int:
-    """Epochs (of search and retraining) that a run's history holds: what a resumed run does not do again."""
-    return sum(1 for row in history if "epoch" in row)
+    """Epochs (of search, choice and retraining) that a run's history holds: what a resumed run does not do again."""
+    return sum(1 if "epoch" in row else row.get("choice_epochs", 0) for row in history)
+
+
+def _choice_images(history: list[dict]) -> int:
+    """Images the choice's short trainings (`--choice train`) took, over every candidate scored so far."""
+    return sum(row["images"] for row in history if row.get("phase") == "choice")
+
+
+def _saving_candidates(found: list[choice.Candidate], floors: list[float], notices: list[str]) -> dict:
+    return {"found": [dataclasses.asdict(candidate) for candidate in found], "floors": list(floors),
+            "notices": list(notices)}
+
+
+def _saved_candidates(saved: dict) -> tuple[list[choice.Candidate], list[float], list[str]]:
+    return [choice.Candidate(**candidate) for candidate in saved["found"]], saved["floors"], saved["notices"]
 
 
 def _layer_probs(net: Supernet, space: Space) -> list[list[float]]:
