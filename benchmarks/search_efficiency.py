@@ -6,7 +6,7 @@ as `danas` processed with the same seed: the same compute); `random` (a random a
 `random-matched` (a random architecture within [0.95 B, B]: as much of the budget as the search arms use);
 `mobilenetv2` (width-scaled to the budget). For each arm and seed: search wall time, image-steps, the derived
 architecture, FLOPs, predicted latency and retrained test accuracy. Writes benchmarks/results/search_efficiency.json,
-two PNG plots under docs/, and prints the markdown table for docs/BENCHMARKS.md.
+two PNG plots under --plots (docs/), and prints the markdown table for docs/BENCHMARKS.md.
 
 Profiles: `quick` (for this 2-core CPU, a seed in about 7 minutes for danas and 4-5 for each baseline, 35 with every
 arm: a class-balanced subset of 500 training images per class, the whole 10,000-image test split, width 0.5,
@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget-share", type=float, default=0.4, help="FLOPs budget as a share of the largest")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/search_efficiency"))
+    parser.add_argument("--plots", type=Path, default=Path("docs"), help="folder of the two PNG plots")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
                         help="arms to run (full-iso needs danas in the same invocation)")
@@ -69,7 +70,7 @@ def main() -> None:
         results = json.loads((args.out.parent / "search_efficiency.json").read_text())
         fill_latency(results, args.out)
         (args.out.parent / "search_efficiency.json").write_text(json.dumps(results, indent=2) + "\n")
-        plots(results, args.out)
+        plots(results, args.plots)
         print(markdown(results))
         return
     changes = parse_set(args.set)
@@ -139,7 +140,7 @@ def main() -> None:
     results = save(args, common, budget, rows)
     fill_latency(results, args.out)
     (args.out.parent / "search_efficiency.json").write_text(json.dumps(results, indent=2) + "\n")
-    plots(results, args.out)
+    plots(results, args.plots)
     print(markdown(results))
 
 
@@ -249,14 +250,15 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def plots(results: dict, folder: Path) -> None:
-    """Accuracy against search time per arm; candidate survival per layer across stages for danas."""
+def plots(results: dict, docs: Path) -> None:
+    """Accuracy against search time per arm; candidate survival per layer across stages for danas: both into
+    folder `docs`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    docs = Path("docs")
+    docs.mkdir(parents=True, exist_ok=True)
     figure, axes = plt.subplots(figsize=(7, 4.5))
     longer = sorted({k for r in results["rows"] for k in r if k.startswith("test_acc_retrain")})
     for index, arm in enumerate(_labels(results)):
