@@ -532,7 +532,8 @@ class _Search:
             found, floors, notices = _saved_candidates(state["choice"])
         else:
             notices: list[str] = []
-            found, floors = choice.candidates(net, c.cost, limits, s.candidates_scored, self.generator, notices)
+            found, floors = choice.candidates(net, c.cost, limits, s.candidates_scored, self.generator, notices,
+                                              uniform=s.choice_pool == "uniform")
             if not found:
                 raise EdgeNASError("no architecture of the remaining candidates meets the budgets")
             for notice in notices:

@@ -23,6 +23,7 @@ SAMPLINGS = ("uniform", "alpha")
 SCORES = ("eval", "alpha")
 COST_FORMS = ("two-sided", "over")
 CHOICES = ("eval", "alpha", "train")
+CHOICE_POOLS = ("alpha", "uniform")
 CHOICE_CANDIDATES = {"eval": 24, "train": 6, "alpha": 1}  # --choice-candidates' default by --choice
 
 # The values that give the search as it was before issue 14's mechanisms (each switchable on its own). A config.json
@@ -103,6 +104,9 @@ class SearchSettings:
     choice_candidates: int | None = _option(None, "--choice eval or train: architectures scored (the knapsack's best "
                                                   "and samples from alpha, all from floor x budget to budget; "
                                                   "default: 24 for eval, 6 for train).")
+    choice_pool: str = _option("alpha", "--choice eval or train: where the candidates after the knapsack's come "
+                                        "from: alpha (drawn from the architecture probabilities) or uniform (drawn "
+                                        "uniformly from each layer's surviving candidates: the pruned space, SPOS).")
     choice_epochs: int = _option(3, "--choice train: epochs each candidate trains from its initial weights, with the "
                                     "retraining's settings.")
     budget_floor: float = _option(0.95, "Least share of a binding FLOPs or latency budget the derived network uses "
@@ -122,7 +126,8 @@ class SearchSettings:
         SPACES.get(self.space)
         for name, value, options in (("--weight-sampling", self.weight_sampling, SAMPLINGS),
                                      ("--prune-score", self.prune_score, SCORES),
-                                     ("--cost-form", self.cost_form, COST_FORMS), ("--choice", self.choice, CHOICES)):
+                                     ("--cost-form", self.cost_form, COST_FORMS), ("--choice", self.choice, CHOICES),
+                                     ("--choice-pool", self.choice_pool, CHOICE_POOLS)):
             if value not in options:
                 raise EdgeNASError(f"bad {name} {value!r}: expected one of {', '.join(options)}")
         parse_schedule(self.schedule)

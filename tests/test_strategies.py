@@ -307,6 +307,27 @@ def test_choice_measures_candidates_in_the_band_and_picks_the_most_accurate(tiny
     assert [c.val_acc for c in found] == [measured[tuple(c.layers)] for c in found]
 
 
+def test_the_uniform_pool_draws_candidates_from_the_surviving_ones_whatever_alpha_says(tiny, cost):
+    net = _supernet(tiny)
+    with torch.no_grad():
+        net.alpha[:, 0] = 8.0  # alpha all but certain of each layer's first candidate
+        net.active[:, -1] = False  # and each layer's last one pruned
+    budget = float(cost.fixed_flops + cost.flops.max(1).values.sum())  # every architecture fits
+    limits = choice.band(cost, budget, None, 0.0, False, False)
+
+    def sampled(uniform):
+        found, _ = choice.candidates(net, cost, limits, 12, torch.Generator().manual_seed(0), [], uniform=uniform)
+        assert found[0].source == "knapsack" and found[0].index == [0] * len(tiny)  # alpha's best leads either way
+        return [j for c in found[1:] for j in c.index], len(found)
+
+    by_alpha, count_alpha = sampled(False)
+    by_uniform, count_uniform = sampled(True)
+    assert count_uniform == 12 and count_alpha < 12  # alpha's draws mostly repeat its favourite
+    assert by_alpha.count(0) > 0.7 * len(by_alpha)  # each draw differs from the favourite somewhere
+    assert by_uniform.count(0) < 0.5 * len(by_uniform)  # about 1 in (active candidates per layer)
+    assert all(net.active[i % len(tiny), j] for i, j in enumerate(by_uniform))
+
+
 def test_choice_by_training_scores_each_candidate_by_a_real_short_training_and_picks_the_best(tiny, cost, digits):
     from edgenas.arch import make_arch
     from edgenas.train import TrainSettings
@@ -422,6 +443,7 @@ def test_plan_puts_the_warmup_before_the_first_stage_and_leaves_full_epochs_alon
     (["--score-paths", "0"], "bad --score-paths 0: expected 1 or more"),
     (["--prune-confidence", "-1"], "bad --prune-confidence -1.0: expected 0 or more"),
     (["--choice-candidates", "0"], "bad --choice-candidates 0: expected 1 or more"),
+    (["--choice-pool", "random"], "bad --choice-pool 'random': expected one of alpha, uniform"),
     (["--choice", "best"], "bad --choice 'best': expected one of eval, alpha, train"),
     (["--choice-epochs", "0"], "bad --choice-epochs 0: expected 1 or more"),
     (["--weight-sampling", "fair"], "bad --weight-sampling 'fair': expected one of uniform, alpha"),

@@ -1,16 +1,17 @@
 """The final choice: which architecture of the pruned supernet the search derives.
 
-Candidates fill the budget: each costs at most the budget and at least `floor` x each binding FLOPs or latency
-budget. They are the most probable such architecture (the knapsack with a floor) and architectures drawn from
-alpha's probabilities that land in the band (rejection, at most `DRAWS_PER_CANDIDATE` draws per candidate wanted,
-deduplicated). With `measure`, each is extracted from the supernet with its inherited weights, its batch norm
-recalibrated on the same few training batches (at most one pass over the training split: a small dataset's images
-seen again teach batch norm nothing new), and scored by its search-validation accuracy: the best wins, ties
-going to the higher log-probability (as SPOS and Once-for-All choose). With `train`, each is instead trained on
-its own from its initial weights for a few epochs (the retraining's settings, the same batches for every candidate)
-and scored by its search-validation accuracy: on CIFAR-10 with little data the supernet's inherited weights rank
-architectures the wrong way round, a short training the right way (docs/BENCHMARKS.md). Without either, the
-knapsack's one is the choice.
+Candidates fill the budget: each costs at most the budget and at least `floor` x each binding FLOPs or latency budget.
+They are the most probable such architecture (the knapsack with a floor) and architectures drawn from alpha's
+probabilities, or uniformly from each layer's surviving candidates (the pool `uniform`: the pruned space as SPOS
+samples it, where alpha's preferences are not to be trusted), that land in the band (rejection, at most
+`DRAWS_PER_CANDIDATE` draws per candidate wanted, deduplicated). With `measure`, each is extracted from the supernet
+with its inherited weights, its batch norm recalibrated on the same few training batches (at most one pass over the
+training split: a small dataset's images seen again teach batch norm nothing new), and scored by its search-validation
+accuracy: the best wins, ties going to the higher log-probability (as SPOS and Once-for-All choose). With `train`,
+each is instead trained on its own from its initial weights for a few epochs (the retraining's settings, the same
+batches for every candidate) and scored by its search-validation accuracy: on CIFAR-10 with little data the supernet's
+inherited weights rank architectures the wrong way round, a short training the right way (docs/BENCHMARKS.md). Without
+either, the knapsack's one is the choice.
 If no architecture of the active candidates reaches a floor, the floor is lowered to the highest cost reachable
 within the budgets, and a notice says so.
 """
@@ -121,9 +122,10 @@ def reachable_floors(net: Supernet, limits: Band, notices: list[str]) -> list[fl
 
 
 def candidates(net: Supernet, cost: CostModel, limits: Band, count: int, generator: torch.Generator,
-               notices: list[str]) -> tuple[list[Candidate], list[float]]:
-    """The knapsack's most probable architecture in the band, then up to `count - 1` distinct ones drawn from alpha
-    that land in it; and the floors used (lowered where unreachable)."""
+               notices: list[str], uniform: bool = False) -> tuple[list[Candidate], list[float]]:
+    """The knapsack's most probable architecture in the band, then up to `count - 1` distinct ones that land in it,
+    drawn from alpha (or with `uniform`, uniformly from each layer's active candidates); and the floors used
+    (lowered where unreachable)."""
     logp = _log_probs(net)
     floors = reachable_floors(net, limits, notices)
     best = limits.solve(list(logp), floors)
@@ -135,7 +137,8 @@ def candidates(net: Supernet, cost: CostModel, limits: Band, count: int, generat
         return [], floors
     chosen = [np.array(best)]
     if count > 1:
-        probs = net.probs().detach().double().cpu() + 1e-12 * net.active.double().cpu()
+        active = net.active.double().cpu()
+        probs = active if uniform else net.probs().detach().double().cpu() + 1e-12 * active
         draws = count * DRAWS_PER_CANDIDATE
         index = torch.stack([torch.multinomial(row, draws, replacement=True, generator=generator) for row in probs],
                             1).numpy()
