@@ -15,8 +15,10 @@ from edgenas.cli import app
 from edgenas.cost import CostModel, CostObjective, budget_penalty
 from edgenas.data import load_dataset
 from edgenas.flops import cost_table
+from edgenas.presets import preset
 from edgenas.searcher import search
 from edgenas.settings import OLD_BEHAVIOUR, SearchSettings
+from edgenas.space import get_space
 from edgenas.strategies import choice, danas, fairness, scoring
 from edgenas.strategies.baselines import random_within_budget
 from edgenas.strategies.derive import knapsack
@@ -326,6 +328,18 @@ def test_the_uniform_pool_draws_candidates_from_the_surviving_ones_whatever_alph
     assert by_alpha.count(0) > 0.7 * len(by_alpha)  # each draw differs from the favourite somewhere
     assert by_uniform.count(0) < 0.5 * len(by_uniform)  # about 1 in (active candidates per layer)
     assert all(net.active[i % len(tiny), j] for i, j in enumerate(by_uniform))
+
+
+def test_the_uniform_pool_fills_its_candidates_in_a_narrow_band_of_a_large_space():
+    # mobile-small at 40% of the largest FLOPs: about 1 uniform draw in 1,000 lands in [0.95B, B]
+    space = get_space("mobile-small", 32, 0.5)
+    table = cost_table(space)
+    cost = CostModel.build(space, CLASSES, table)
+    budget = 0.4 * table.flops(preset("largest", space, CLASSES))
+    limits = choice.band(cost, budget, None, 0.95, True, False)
+    found, _ = choice.candidates(Supernet(space, CLASSES), cost, limits, 6, torch.Generator().manual_seed(1), [],
+                                 uniform=True)
+    assert len(found) == 6 and all(0.95 * budget <= c.flops <= budget for c in found)
 
 
 def test_choice_by_training_scores_each_candidate_by_a_real_short_training_and_picks_the_best(tiny, cost, digits):
