@@ -280,6 +280,9 @@ def plots(results: dict, docs: Path) -> None:
     danas = next((r for r in results["rows"] if r["arm"] == "danas"), None)
     if danas is None:
         return
+    if not (Path(danas["run"]) / "history.jsonl").is_file():  # the recorded run's folder is gone (another machine)
+        print(f"survival plot not redrawn: no {Path(danas['run']) / 'history.jsonl'}")
+        return
     history = [json.loads(line) for line in (Path(danas["run"]) / "history.jsonl").read_text().splitlines()]
     counts = [h["active"] for h in history if "pruned" in h]
     if not counts:
