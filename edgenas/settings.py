@@ -102,7 +102,7 @@ class SearchSettings:
                                    "budget), eval (best search-validation accuracy among such candidates, supernet "
                                    "weights) or train (the same, each trained from scratch for --choice-epochs).")
     choice_candidates: int | None = _option(None, "--choice eval or train: architectures scored (the knapsack's best "
-                                                  "and samples from alpha, all from floor x budget to budget; "
+                                                  "and samples from --choice-pool, all from floor x budget to budget; "
                                                   "default: 24 for eval, 6 for train).")
     choice_pool: str = _option("alpha", "--choice eval or train: where the candidates after the knapsack's come "
                                         "from: alpha (drawn from the architecture probabilities) or uniform (drawn "
