@@ -1,14 +1,17 @@
 """Benchmark: how well latency tables predict whole networks, and what profiling costs.
 
 For each space and resolution, precision (FP32, or INT8 quantised as `edgenas export --int8` quantises) and thread
-count, profiles the space with ONNX Runtime (the shipped protocol: 5 interleaved passes of 50 calls after 10
-warm-up calls, best pass median) and measures N random networks spread over the FLOPs range, plus MobileNetV2 where
-the space has it and the smallest and largest networks, end to end, in the same passes as the pieces
-(`--protocols separate`: after them, the protocol of the first shipped tables). Reports the prediction error
+count, profiles the space with ONNX Runtime (the shipped protocol: `--passes` interleaved passes, 5 by default, of 50
+calls after 10 warm-up calls, best pass median) and measures N random networks spread over the FLOPs range, plus
+MobileNetV2 where the space has it and the smallest and largest networks, end to end, in the same passes as the
+pieces (`--protocols separate`: after them, the protocol of the first shipped tables). Reports the prediction error
 before and after calibration (leave-one-out), the error a single pass of 50 calls would have given, ranking
 quality against FLOPs,
 the profiling wall time (INT8: quantising the pieces included, as in `edgenas profile --int8`), the leave-one-out
-error of every calibration kind tried, and the cost of one empty `session.run` (the per-call overhead).
+error of every calibration kind tried, and the cost of one empty `session.run` (the per-call overhead). With more
+than 5 passes it also reports, from the same measurements, the calibrated figures the table would have had after its
+first 5, 10, ... passes (each piece and network its best median of those passes): fewer and more passes side by
+side, in one run.
 
 Run by hand on a quiet machine, for example:
   .venv/bin/python benchmarks/latency_fidelity.py --spaces mobile:224 mobile-small:32 mobile-small:16 \
@@ -40,6 +43,19 @@ def single_pass(table_data: dict, space) -> dict:
         measured = network["measured_first_pass_ms"]
         errors.append(100 * (table.raw_ms(arch) - measured) / measured)
     return error_stats(errors)
+
+
+def first_passes(space, pieces: dict, nets: dict, archs: list, timer, k: int) -> dict:
+    """The calibrated leave-one-out figures of the table had it been profiled with the first `k` passes only."""
+    from edgenas import profiler
+
+    entries = {key: {**v, "median_ms": min(v["pass_medians_ms"][:k])} for key, v in pieces.items()}
+    networks = {key: min(v["pass_medians_ms"][:k]) for key, v in nets.items()}
+    data = profiler.build_table("first-passes", space, timer.describe(), entries, networks, archs, 10, 50, k,
+                                profiler.host_info())
+    v = data["validation"]
+    return {"passes": k, **{key: v[key] for key in ("median_abs_error_pct", "p95_abs_error_pct", "within_10pct",
+                                                    "max_abs_error_pct", "kendall_tau_table")}}
 
 
 def space_case(text: str):
@@ -75,9 +91,9 @@ def null_call_ms(resolution: int, threads: int) -> float:
 
 
 def profile_once(space, precision: str, threads: int, networks: int, keep: Path | None = None,
-                 protocol: str = "interleaved") -> dict:
-    """One table of `space`, measured here in `precision` with `threads` threads by `protocol`, and its
-    fidelity."""
+                 protocol: str = "interleaved", passes: int = 5) -> dict:
+    """One table of `space`, measured here in `precision` with `threads` threads by `protocol` in `passes` passes,
+    and its fidelity."""
     from edgenas import profiler
 
     timer = profiler.make_backend("ort", threads, "cpu", int8=precision == "int8")
@@ -85,29 +101,32 @@ def profile_once(space, precision: str, threads: int, networks: int, keep: Path 
     pieces = profiler.space_pieces(space)
     networks = [profiler.network_piece(n, a) for n, a in archs]
     if protocol == "interleaved":  # as `edgenas profile` does: networks in the same passes as the pieces
-        timed = profiler.measure(pieces + networks, timer, 10, 50, 5)
+        timed = profiler.measure(pieces + networks, timer, 10, 50, passes)
     else:  # the first shipped tables' protocol: every piece's passes, then the networks'
-        timed = {**profiler.measure(pieces, timer, 10, 50, 5), **profiler.measure(networks, timer, 10, 50, 5)}
+        timed = {**profiler.measure(pieces, timer, 10, 50, passes),
+                 **profiler.measure(networks, timer, 10, 50, passes)}
     nets = {net.key: timed.pop(net.key) for net in networks}
     pieces = timed
     pieces_s = sum(v.pop("seconds") for v in pieces.values())
     data = profiler.build_table(f"bench-{precision}-t{threads}", space, timer.describe(), pieces,
-                                {k: v["median_ms"] for k, v in nets.items()}, archs, 10, 50, 5, profiler.host_info(),
-                                precision)
+                                {k: v["median_ms"] for k, v in nets.items()}, archs, 10, 50, passes,
+                                profiler.host_info(), precision)
     for network in data["validation"]["networks"]:
         network["measured_first_pass_ms"] = nets[f"net:{network['name']}"]["pass_medians_ms"][0]
+        network["measured_pass_medians_ms"] = nets[f"net:{network['name']}"]["pass_medians_ms"]
     if keep is not None:  # the whole table, to analyse other calibrations on the same measurements later
         keep.mkdir(parents=True, exist_ok=True)
         (keep / f"{space.name}-{space.resolution}-{precision}-t{threads}-{protocol}.json").write_text(json.dumps(data))
     v = data["validation"]
     return {"space": space.name, "resolution": space.resolution, "precision": precision, "threads": threads,
-            "protocol": protocol,
+            "protocol": protocol, "passes": passes,
             "entries": len(pieces), "validation_networks": v["count"], "profiling_seconds_pieces": round(pieces_s, 1),
             "calibration": data["calibration"],
             "after_calibration_loo": {k: v[k] for k in ("median_abs_error_pct", "p95_abs_error_pct",
                                                         "within_10pct", "max_abs_error_pct")},
             "before_calibration": v["before_calibration"], "single_pass_uncalibrated": single_pass(data, space),
             "kendall_tau_table": v["kendall_tau_table"], "kendall_tau_flops": v["kendall_tau_flops"],
+            "first_passes_loo": [first_passes(space, pieces, nets, archs, timer, k) for k in range(5, passes, 5)],
             "calibrations_tried_loo": v["kinds_tried"], "null_call_ms": null_call_ms(space.resolution, threads),
             "measured_ms_range": [min(n["measured_ms"] for n in v["networks"]),
                                   max(n["measured_ms"] for n in v["networks"])]}
@@ -120,6 +139,8 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", choices=["fp32", "int8"], default=["fp32"])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--networks", type=int, default=30, help="random validation networks per table")
+    parser.add_argument("--passes", type=int, default=5,
+                        help="interleaved passes per table, as `edgenas profile --passes`")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latency_fidelity.json"))
     parser.add_argument("--keep-tables", type=Path, default=None, help="folder to write each measured table to")
     parser.add_argument("--protocols", nargs="+", choices=["interleaved", "separate"], default=["interleaved"],
@@ -135,13 +156,15 @@ def main() -> None:
     spaces = [space_case(s) if isinstance(s, str) else s for s in args.spaces]  # argparse leaves a default as is
     results = {"machine": profiler.host_info(), "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
                "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "networks": args.networks,
-               "protocol": "10 warm-up calls, 5 interleaved passes of 50 timed calls, best pass median, batch 1",
+               "protocol": f"10 warm-up calls, {args.passes} interleaved passes of 50 timed calls, best pass median, "
+                           "batch 1",
                "runs": []}
     for space in spaces:
         for precision in args.precisions:
             for threads in args.threads:
                 for protocol in args.protocols:
-                    run = profile_once(space, precision, threads, args.networks, args.keep_tables, protocol)
+                    run = profile_once(space, precision, threads, args.networks, args.keep_tables, protocol,
+                                       args.passes)
                     results["runs"].append(run)
                     print(json.dumps(run, indent=2), flush=True)
                     args.out.parent.mkdir(parents=True, exist_ok=True)  # after every run: a long one keeps its rows
