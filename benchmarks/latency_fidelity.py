@@ -11,7 +11,7 @@ the profiling wall time (INT8: quantising the pieces included, as in `edgenas pr
 error of every calibration kind tried, and the cost of one empty `session.run` (the per-call overhead). With more
 than 5 passes it also reports, from the same measurements, the calibrated figures the table would have had after its
 first 5, 10, ... passes (each piece and network its best median of those passes): fewer and more passes side by
-side, in one run.
+side, in one run; and the figures `edgenas profile --passes 5 --max-passes PASSES` would have stopped at.
 
 Run by hand on a quiet machine, for example:
   .venv/bin/python benchmarks/latency_fidelity.py --spaces mobile:224 mobile-small:32 mobile-small:16 \
@@ -118,6 +118,9 @@ def profile_once(space, precision: str, threads: int, networks: int, keep: Path 
         keep.mkdir(parents=True, exist_ok=True)
         (keep / f"{space.name}-{space.resolution}-{precision}-t{threads}-{protocol}.json").write_text(json.dumps(data))
     v = data["validation"]
+    fewer = [first_passes(space, pieces, nets, archs, timer, k) for k in range(5, passes, 5)]
+    full = {"passes": passes, **{key: v[key] for key in ("median_abs_error_pct", "p95_abs_error_pct", "within_10pct",
+                                                          "max_abs_error_pct", "kendall_tau_table")}}
     return {"space": space.name, "resolution": space.resolution, "precision": precision, "threads": threads,
             "protocol": protocol, "passes": passes,
             "entries": len(pieces), "validation_networks": v["count"], "profiling_seconds_pieces": round(pieces_s, 1),
@@ -126,7 +129,10 @@ def profile_once(space, precision: str, threads: int, networks: int, keep: Path 
                                                         "within_10pct", "max_abs_error_pct")},
             "before_calibration": v["before_calibration"], "single_pass_uncalibrated": single_pass(data, space),
             "kendall_tau_table": v["kendall_tau_table"], "kendall_tau_flops": v["kendall_tau_flops"],
-            "first_passes_loo": [first_passes(space, pieces, nets, archs, timer, k) for k in range(5, passes, 5)],
+            "first_passes_loo": fewer,
+            # what `edgenas profile --passes 5 --max-passes PASSES` makes of the same timings: stop at the first 5,
+            # 10, ... passes whose validation meets the goal
+            "adaptive_loo": next((f for f in fewer if f["within_10pct"] >= profiler.FIDELITY_GOAL), full),
             "calibrations_tried_loo": v["kinds_tried"], "null_call_ms": null_call_ms(space.resolution, threads),
             "measured_ms_range": [min(n["measured_ms"] for n in v["networks"]),
                                   max(n["measured_ms"] for n in v["networks"])]}

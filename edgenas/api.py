@@ -63,7 +63,8 @@ def profile(device: str, space: str = "mobile", *, resolution: int | None = None
     """Measure `space`'s blocks on this machine and write `latency_tables/DEVICE.json` (`DEVICE-int8.json` with
     `int8=True`; or `out=`).
 
-    Options as `edgenas profile`: threads, provider, backend, warmup, repeats, passes, validate, seed, out, int8.
+    Options as `edgenas profile`: threads, provider, backend, warmup, repeats, passes, max_passes, validate, seed, out,
+    int8.
     """
     from . import profiler
     from .space import get_space

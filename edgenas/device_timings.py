@@ -33,13 +33,13 @@ def export_blocks(device: str, space: Space, folder: str | os.PathLike, *, valid
     networks = [network_piece(name, arch) for name, arch in archs]
     records: list[dict] = []
     with count_bar(progress, f"exporting {len(pieces) + len(networks)} models", len(pieces) + len(networks),
-                   echo) as advance:
+                   echo) as bar:
         for i, piece in enumerate(pieces + networks):
             file = f"{i:04d}.onnx"
             atomic_write_bytes(folder / file, to_onnx(piece.build(), piece.input_shape, opset=opset))
             records.append({"key": piece.key, "file": file, "input_name": "input",
                             "input_shape": [1, *piece.input_shape]})
-            advance(piece.key)
+            bar.step(piece.key)
     for record, (_, arch) in zip(records[len(pieces):], archs, strict=True):
         record["arch"] = arch.to_dict()
     manifest = {"schema": SCHEMA, "device": device, "space": space.name, "space_hash": space.hash,

@@ -89,7 +89,8 @@ class LatencyTable:
         d, v = self.data, self.data["validation"]
         return {"path": path or self.source, "device": d["device"], "precision": d["precision"], "space": d["space"],
                 "resolution": d["resolution"], "width_mult": d["width_mult"], "space_hash": d["space_hash"],
-                "runtime": d["runtime"], "entries": len(d["entries"]), "calibration": d["calibration"],
+                "runtime": d["runtime"], "passes": d.get("passes"), "entries": len(d["entries"]),
+                "calibration": d["calibration"],
                 "validation": {k: v.get(k) for k in ("count", "median_abs_error_pct", "p95_abs_error_pct",
                                                      "within_10pct", "kendall_tau_table", "kendall_tau_flops",
                                                      "before_calibration")}}

@@ -7,7 +7,9 @@ only one session is alive at a time. A piece's `median_ms` is its smallest pass 
 disturbed by other processes; `p90_ms`, `mean_ms` and `std_ms` are over all timed calls, and `pass_medians_ms`
 shows the spread. Validation networks are measured end to end the same way, in the same passes as the pieces
 (timed after all pieces, whole small networks drifted by 10-18% against them on a shared machine), and a
-calibration is fitted to them.
+calibration is fitted to them. With `max_passes`, a profile whose validation networks are not predicted well enough
+(FIDELITY_GOAL within +/-10%, leave-one-out) times everything in more passes, up to `max_passes`: on a busy host a
+best pass median needs more passes to find a quiet minute (docs/BENCHMARKS.md).
 With `int8`, every piece and validation network is quantised before it is timed, by the recipe `edgenas export
 --int8` ships (`exporters.quantize.int8_model`), so that the table and its calibration describe INT8 networks.
 """
@@ -41,6 +43,10 @@ from .latency import (
     validate_table,
 )
 from .space import Space
+
+# The share of validation networks predicted within +/-10% (leave-one-out) below which a profile with `max_passes`
+# measures more passes, and `edgenas profile` warns: the fidelity target of the shipped tables.
+FIDELITY_GOAL = 0.9
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,8 @@ class OrtBackend:
     def prepare(self, piece: Piece) -> None:
         from exporters.onnx_export import to_onnx
 
+        if piece.key in self._models:  # prepared for earlier passes
+            return
         model = to_onnx(piece.build(), piece.input_shape, opset=self.opset)
         if self.int8:
             import numpy as np
@@ -188,7 +196,8 @@ class TorchBackend:
         return info
 
     def prepare(self, piece: Piece) -> None:
-        self._modules[piece.key] = piece.build().eval().to(self.device)
+        if piece.key not in self._modules:  # else prepared for earlier passes
+            self._modules[piece.key] = piece.build().eval().to(self.device)
 
     def time(self, piece: Piece, warmup: int, repeats: int) -> list[float]:
         import torch
@@ -395,11 +404,16 @@ def default_table_path(device: str, int8: bool = False) -> Path:
 
 
 def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu", backend: str = "ort",
-            warmup: int = 10, repeats: int = 50, passes: int = 5, validate: int = 20, seed: int = 0,
-            out: str | os.PathLike | None = None, progress: bool = True, fresh: bool = False, int8: bool = False,
-            log: Callable[[str], None] = print, echo: Callable[[str], None] | None = None) -> tuple[Path, LatencyTable]:
+            warmup: int = 10, repeats: int = 50, passes: int = 5, max_passes: int | None = None, validate: int = 20,
+            seed: int = 0, out: str | os.PathLike | None = None, progress: bool = True, fresh: bool = False,
+            int8: bool = False, log: Callable[[str], None] = print,
+            echo: Callable[[str], None] | None = None) -> tuple[Path, LatencyTable]:
     """Measure `space` on this machine and write its latency table atomically (with `int8`, of INT8 pieces and
     networks, quantised as `edgenas export --int8` quantises a network).
+
+    With `max_passes` above `passes`, while fewer than FIDELITY_GOAL of the validation networks are predicted within
+    +/-10% (leave-one-out), every piece and network is timed in `passes` more passes (at most `max_passes` in all),
+    each piece keeping its best pass median of all of them.
 
     Each timing is journaled in `OUT.partial` as soon as it is measured; a profile that was killed or interrupted
     continues from there when run again with the same settings (`fresh` discards the journal). The journal is keyed
@@ -411,6 +425,9 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
     if validate < 0:
         raise EdgeNASError(f"bad --validate {validate}: expected 0 or more networks")
     _check_timing(warmup, repeats, passes)
+    max_passes = passes if max_passes is None else max_passes
+    if max_passes < passes:
+        raise EdgeNASError(f"bad --max-passes {max_passes}: expected at least --passes ({passes})")
     path = Path(out) if out is not None else default_table_path(device, int8)
     timer = make_backend(backend, threads, provider, int8)
     make_folder(path.parent)  # once the settings are checked: a refused profile creates nothing
@@ -421,29 +438,42 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
 
     identity = {"device": device, "space": space.name, "space_hash": space.hash, "resolution": space.resolution,
                 "width_mult": space.width_mult, "runtime": timer.describe(), "warmup": warmup, "repeats": repeats,
-                "passes": passes, "validate": validate, "seed": seed, "host": host_info(), "edgenas": __version__,
-                "networks": {name: arch.to_dict() for name, arch in archs}}
+                "passes": passes, "max_passes": max_passes, "validate": validate, "seed": seed, "host": host_info(),
+                "edgenas": __version__, "networks": {name: arch.to_dict() for name, arch in archs}}
     journal = _Journal.open(path.with_name(path.name + ".partial"), identity, [p.key for p in pieces + nets],
-                            passes, repeats, fresh, log)
+                            max_passes, repeats, fresh, log)
+    names = {net.key for net in nets}
+    seconds = {"pieces": 0.0, "validation": 0.0}
+    label = f"profiling {space.name} at {space.resolution}{' INT8' if int8 else ''} on {device}"
+    done = passes
     try:
-        with count_bar(progress, f"profiling {space.name} at {space.resolution}{' INT8' if int8 else ''} on {device}",
-                       (len(pieces) + len(nets)) * (passes + 1), echo) as advance:
-            # The validation networks are timed in the same passes as the pieces, so that both see the machine
-            # in the same state (on a shared machine the cache left to a process drifts within minutes).
-            timed = measure(pieces + nets, timer, warmup, repeats, passes, advance, journal)
+        with count_bar(progress, label, (len(pieces) + len(nets)) * (passes + 1), echo) as bar:
+            while True:
+                # The validation networks are timed in the same passes as the pieces, so that both see the machine
+                # in the same state (on a shared machine the cache left to a process drifts within minutes).
+                timed = measure(pieces + nets, timer, warmup, repeats, done, lambda key: bar.step(key), journal)
+                entries = {key: value for key, value in timed.items() if key not in names}
+                seconds["pieces"] += sum(v.pop("seconds") for v in entries.values())
+                seconds["validation"] += sum(timed[key]["seconds"] for key in names)
+                networks = {key: value["median_ms"] for key, value in timed.items() if key in names}
+                data = build_table(device, space, timer.describe(), entries, networks, archs, warmup, repeats, done,
+                                   host_info(), "int8" if int8 else "fp32")
+                within = data["validation"].get("within_10pct")
+                if done >= max_passes or not nets or within is None or within >= FIDELITY_GOAL:
+                    break
+                more = min(passes, max_passes - done)
+                log(f"{100 * within:.0f}% of the validation networks predicted within +/-10% after {done} passes "
+                    f"(goal {100 * FIDELITY_GOAL:.0f}%): timing {more} more passes, up to --max-passes {max_passes}")
+                done += more
+                # measure() goes over the earlier passes again (taken from the journal, not timed) and counts them
+                bar.begin((len(pieces) + len(nets)) * (done + 1), f"{label}: passes {done - more + 1}-{done}",
+                          again=True)
     except KeyboardInterrupt:
         log(f"{len(journal.done)} timings kept in {journal.path}: run the same command again to continue")
         raise
     finally:
         journal.close()
-    names = {net.key for net in nets}
-    entries = {key: value for key, value in timed.items() if key not in names}
-    networks = {key: value["median_ms"] for key, value in timed.items() if key in names}
-    seconds = {"pieces": sum(v.pop("seconds") for v in entries.values()),
-               "validation": sum(timed[key]["seconds"] for key in names)}
-    data = build_table(device, space, timer.describe(), entries, networks, archs, warmup, repeats, passes,
-                       host_info(), "int8" if int8 else "fp32")
-    data["profiling_seconds"] = seconds
+    data["profiling_seconds"] = {key: round(value, 3) for key, value in seconds.items()}
     data["resumed_timings"] = journal.resumed
     try:
         write_json(path, data)
@@ -552,15 +582,14 @@ def check_device_name(device: str) -> None:
 
 
 @contextlib.contextmanager
-def count_bar(enabled: bool, description: str, total: int,
-              echo: Callable[[str], None] | None = None) -> Iterator[Callable[[str], None]]:
-    """A progress bar over `total` timings (or, without one, a plain line to `echo` every 30 s at most); yields the
-    callback that marks one done, by its key."""
+def count_bar(enabled: bool, description: str, total: int, echo: Callable[[str], None] | None = None) -> Iterator:
+    """A progress bar over `total` timings (or, without one, a plain line to `echo` every 30 s at most); yields it:
+    `step(key)` marks one timing done, `begin(total, label, again=True)` starts another count."""
     from .progress import Bar
 
     with Bar(enabled, echo, every=30.0) as bar:
         bar.begin(total, description)
-        yield lambda key: bar.step(key)
+        yield bar
 
 
 def measure_arch(arch: Arch, table: LatencyTable, passes: int = 5) -> float:

@@ -277,6 +277,8 @@ def test_torch_backend_profiles_on_the_cpu(tmp_path):
     (["profile", "d", "--space", "tiny", "--out", "/dev/null/t.json"], "cannot create folder /dev/null"),
     (["profile", "d", "--space", "tiny", "--int8", "--backend", "torch"], "--int8 with --backend torch"),
     (["profile", "d", "--space", "tiny", "--int8", "--import-timings", "t.csv"], "--int8 with --import-timings"),
+    (["profile", "d", "--space", "tiny", "--passes", "4", "--max-passes", "2"],
+     "bad --max-passes 2: expected at least --passes (4)"),
     (["latency", "nothing.json", "--table", "x"], "nothing.json does not exist"),
 ])
 def test_profile_bad_input(args, message):
@@ -467,4 +469,27 @@ def test_a_profile_whose_validation_is_poor_says_how_to_measure_again(capsys):
     summary["validation"] = {**summary["validation"], "within_10pct": 0.39}
     _print_table_summary(summary)
     out = capsys.readouterr().out
-    assert "note: only 39% of the validation networks" in out and "--fresh" in out
+    assert "note: only 39% of the validation networks" in out and "--fresh --max-passes 15" in out
+
+
+@pytest.mark.parametrize(("goal", "passes_done"), [(1.01, 5), (0.0, 2)])
+def test_a_profile_adds_passes_while_its_validation_misses_the_goal(tmp_path, monkeypatch, goal, passes_done):
+    """With --max-passes, a profile whose validation networks miss the goal is timed in more passes (--passes at a
+    time, at most --max-passes in all) and keeps each piece's best pass median of all of them; one that meets the
+    goal stops at --passes. (The goal is moved out of reach, or to nothing, to make both cases certain.)"""
+    from edgenas import profiler
+
+    monkeypatch.setattr(profiler, "FIDELITY_GOAL", goal)
+    said = []
+    _, table = profile("tiny-more", get_space("tiny"), validate=3, out=tmp_path / "t.json", max_passes=5,
+                       log=said.append, **FAST)
+    data = table.data
+    assert data["passes"] == passes_done
+    for entry in data["entries"].values():
+        assert len(entry["pass_medians_ms"]) == passes_done and entry["n"] == FAST["repeats"] * passes_done
+        assert entry["median_ms"] == min(entry["pass_medians_ms"])
+    if passes_done == 5:  # 2, then 2 more, then the last 1
+        assert len(said) == 2 and "after 2 passes" in said[0] and "timing 1 more passes" in said[1]
+    else:
+        assert said == []
+    assert not (tmp_path / "t.json.partial").exists()
