@@ -71,8 +71,10 @@ def main() -> None:
             optimizer, scheduler = make_optimizer(model, train, args.finetune_epochs * max(
                 1, data.size("train") // settings.batch_size))
             generator = torch.Generator().manual_seed(settings.seed + 3)
-            for _ in range(args.finetune_epochs):
-                train_epoch(model, data, optimizer, scheduler, train, generator, device, device.scaler())
+            with torch.random.fork_rng(devices=[]):  # dropout draws from the global RNG: seed it, as retraining does
+                torch.manual_seed(settings.seed + 1)
+                for _ in range(args.finetune_epochs):
+                    train_epoch(model, data, optimizer, scheduler, train, generator, device, device.scaler())
             trained["finetuned"] = model
         if args.scratch_epochs:  # exactly what --choice train measures
             trained["scratch"] = train_from_scratch(make_arch(space, row["layers"], data.num_classes), data,
