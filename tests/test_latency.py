@@ -493,3 +493,28 @@ def test_a_profile_adds_passes_while_its_validation_misses_the_goal(tmp_path, mo
     else:
         assert said == []
     assert not (tmp_path / "t.json.partial").exists()
+
+
+def test_a_profile_interrupted_in_its_extra_passes_resumes_them_from_its_journal(tmp_path, monkeypatch):
+    """Ctrl-C while --max-passes is timing more passes keeps every pass timed so far: the same command again times
+    only the passes left, and the table equals one measured in a single go as to which passes it holds."""
+    from edgenas import profiler
+
+    monkeypatch.setattr(profiler, "FIDELITY_GOAL", 1.01)  # out of reach: 2 passes, 2 more, then the last 1
+    space, out = get_space("tiny"), tmp_path / "t.json"
+
+    def interrupt_before_the_last_pass(line: str) -> None:
+        if "timing 1 more passes" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        profile("tiny-more", space, validate=3, out=out, max_passes=5, log=interrupt_before_the_last_pass, **FAST)
+    assert not out.exists()
+    timed = len(space_pieces(space)) + len(profiler.validation_archs(space, 3, seed=0))
+    said = []
+    _, table = profile("tiny-more", space, validate=3, out=out, max_passes=5, log=said.append, **FAST)
+    assert table.data["resumed_timings"] == 4 * timed  # passes 1-4 came from the journal, pass 5 was timed
+    assert table.data["passes"] == 5 and any("resuming the profile" in line for line in said)
+    for entry in table.data["entries"].values():
+        assert len(entry["pass_medians_ms"]) == 5 and entry["median_ms"] == min(entry["pass_medians_ms"])
+    assert not out.with_name("t.json.partial").exists()
