@@ -1,0 +1,81 @@
+"""Benchmark (re-analysis, nothing is timed): which statistic of a profile's passes predicts whole networks best.
+
+Reads tables kept by `latency_fidelity.py --keep-tables DIR` (every piece's and validation network's median of each
+interleaved pass) and rebuilds each table's calibration and leave-one-out fidelity from the same timings, each piece
+and network summarised by:
+  best      the smallest pass median (what `edgenas profile` uses);
+  median    the median of the pass medians;
+  best3     the mean of the three smallest pass medians;
+  quietest  every piece and network from the one pass whose timings were lowest overall (each timing over its own
+            best, geometric mean): pieces and networks from the same minutes of the machine.
+
+  .venv/bin/python benchmarks/latency_statistics.py bench-runs/tables-int8/*.json bench-runs/tables-t2/*.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from pathlib import Path
+
+
+def summarise(passes: list[float], how: str, quiet: int) -> float:
+    if how == "best":
+        return min(passes)
+    if how == "median":
+        return statistics.median(passes)
+    if how == "best3":
+        return statistics.fmean(sorted(passes)[:3])
+    return passes[quiet]
+
+
+def quietest_pass(series: list[list[float]]) -> int:
+    """The pass whose timings, each over its own series' best, have the lowest geometric mean."""
+    n = min(len(s) for s in series)
+    return min(range(n), key=lambda p: sum(math.log(s[p] / min(s)) for s in series))
+
+
+def refit(table: dict, how: str) -> dict:
+    from edgenas import profiler
+    from edgenas.arch import make_arch
+    from edgenas.space import get_space
+
+    space = get_space(table["space"], table["resolution"])
+    nets = table["validation"]["networks"]
+    quiet = quietest_pass([e["pass_medians_ms"] for e in table["entries"].values()]
+                          + [n["measured_pass_medians_ms"] for n in nets])
+    entries = {k: {**e, "median_ms": summarise(e["pass_medians_ms"], how, quiet)} for k, e in table["entries"].items()}
+    networks = {f"net:{n['name']}": summarise(n["measured_pass_medians_ms"], how, quiet) for n in nets}
+    archs = [(n["name"], make_arch(space, n["layers"], n["num_classes"])) for n in nets]
+    data = profiler.build_table(how, space, table["runtime"], entries, networks, archs, table["warmup"],
+                                table["repeats"], table["passes"], table["host"], table["precision"])
+    v = data["validation"]
+    return {key: v[key] for key in ("median_abs_error_pct", "p95_abs_error_pct", "within_10pct", "kendall_tau_table")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tables", type=Path, nargs="+")
+    parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
+    args = parser.parse_args()
+    rows = []
+    for path in args.tables:
+        table = json.loads(path.read_text())
+        row = {"table": path.name, "space": table["space"], "resolution": table["resolution"],
+               "precision": table["precision"], "threads": table["runtime"].get("intra_op_threads"),
+               "passes": table["passes"], "host": table["host"]}
+        for how in ("best", "median", "best3", "quietest"):
+            row[how] = refit(table, how)
+            f = row[how]
+            print(f"{path.name:45s} {how:9s} median {f['median_abs_error_pct']:5.1f}%  p95 "
+                  f"{f['p95_abs_error_pct']:5.1f}%  within 10% {100 * f['within_10pct']:4.0f}%  "
+                  f"tau {f['kendall_tau_table']:.2f}", flush=True)
+        rows.append(row)
+    if args.out is not None:
+        args.out.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
