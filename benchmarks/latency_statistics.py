@@ -18,38 +18,36 @@ import argparse
 import json
 import math
 import statistics
+from collections.abc import Callable
 from pathlib import Path
-
-
-def summarise(passes: list[float], how: str, quiet: int) -> float:
-    if how == "best":
-        return min(passes)
-    if how == "median":
-        return statistics.median(passes)
-    if how == "best3":
-        return statistics.fmean(sorted(passes)[:3])
-    return passes[quiet]
 
 
 def quietest_pass(series: list[list[float]]) -> int:
     """The pass whose timings, each over its own series' best, have the lowest geometric mean."""
-    n = min(len(s) for s in series)
-    return min(range(n), key=lambda p: sum(math.log(s[p] / min(s)) for s in series))
+    bests = [min(s) for s in series]
+    return min(range(min(len(s) for s in series)),
+               key=lambda p: sum(math.log(s[p] / best) for s, best in zip(series, bests, strict=True)))
 
 
-def refit(table: dict, how: str) -> dict:
+def statistics_of(table: dict) -> dict[str, Callable[[list[float]], float]]:
+    """Each way of summarising one piece's or network's pass medians, by name."""
+    quiet = quietest_pass([e["pass_medians_ms"] for e in table["entries"].values()]
+                          + [n["measured_pass_medians_ms"] for n in table["validation"]["networks"]])
+    return {"best": min, "median": statistics.median, "best3": lambda p: statistics.fmean(sorted(p)[:3]),
+            "quietest": lambda p: p[quiet]}
+
+
+def refit(table: dict, name: str, summarise: Callable[[list[float]], float]) -> dict:
     from edgenas import profiler
     from edgenas.arch import make_arch
     from edgenas.space import get_space
 
     space = get_space(table["space"], table["resolution"])
     nets = table["validation"]["networks"]
-    quiet = quietest_pass([e["pass_medians_ms"] for e in table["entries"].values()]
-                          + [n["measured_pass_medians_ms"] for n in nets])
-    entries = {k: {**e, "median_ms": summarise(e["pass_medians_ms"], how, quiet)} for k, e in table["entries"].items()}
-    networks = {f"net:{n['name']}": summarise(n["measured_pass_medians_ms"], how, quiet) for n in nets}
+    entries = {k: {**e, "median_ms": summarise(e["pass_medians_ms"])} for k, e in table["entries"].items()}
+    networks = {f"net:{n['name']}": summarise(n["measured_pass_medians_ms"]) for n in nets}
     archs = [(n["name"], make_arch(space, n["layers"], n["num_classes"])) for n in nets]
-    data = profiler.build_table(how, space, table["runtime"], entries, networks, archs, table["warmup"],
+    data = profiler.build_table(name, space, table["runtime"], entries, networks, archs, table["warmup"],
                                 table["repeats"], table["passes"], table["host"], table["precision"])
     v = data["validation"]
     return {key: v[key] for key in ("median_abs_error_pct", "p95_abs_error_pct", "within_10pct", "kendall_tau_table")}
@@ -64,12 +62,11 @@ def main() -> None:
     for path in args.tables:
         table = json.loads(path.read_text())
         row = {"table": path.name, "space": table["space"], "resolution": table["resolution"],
-               "precision": table["precision"], "threads": table["runtime"].get("intra_op_threads"),
+               "precision": table["precision"], "threads": table["runtime"]["threads"],
                "passes": table["passes"], "host": table["host"]}
-        for how in ("best", "median", "best3", "quietest"):
-            row[how] = refit(table, how)
-            f = row[how]
-            print(f"{path.name:45s} {how:9s} median {f['median_abs_error_pct']:5.1f}%  p95 "
+        for name, summarise in statistics_of(table).items():
+            row[name] = f = refit(table, name, summarise)
+            print(f"{path.name:45s} {name:9s} median {f['median_abs_error_pct']:5.1f}%  p95 "
                   f"{f['p95_abs_error_pct']:5.1f}%  within 10% {100 * f['within_10pct']:4.0f}%  "
                   f"tau {f['kendall_tau_table']:.2f}", flush=True)
         rows.append(row)
