@@ -234,7 +234,7 @@ def main() -> None:
                             != (row["tag"], row["arm"], row["share"], row["seed"])] + [row]
                     print(json.dumps({k: row[k] for k in ("tag", "arm", "share", "seed", "key", "table_acc",
                                                           "budget_use", "search_seconds", "tau")}), flush=True)
-                    _write(args.results, rows, args)
+                    _write(args.results, rows, args, summarize(rows, table))  # a stopped run keeps its summary
     summary = summarize(rows, table)
     _write(args.results, rows, args, summary)
     print_summary(summary)
@@ -242,15 +242,14 @@ def main() -> None:
         plot(rows, table, args.plot)
 
 
-def _write(path: Path, rows: list[dict], args, summary: list[dict] | None = None) -> None:
+def _write(path: Path, rows: list[dict], args, summary: list[dict]) -> None:
     import platform
 
     import torch
 
     data = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "python": platform.python_version(),
-            "machine": platform.processor() or platform.machine(), "profile": args.profile, "rows": rows}
-    if summary is not None:
-        data["summary"] = summary
+            "machine": platform.processor() or platform.machine(), "profile": args.profile, "rows": rows,
+            "summary": summary}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
     tmp.replace(path)
