@@ -493,6 +493,10 @@ def _print_summary(run: Path, summary: dict) -> None:
                          f"{Path(summary['latency_table']).stem})",
                          "met" if summary.get("within_latency_budget") else "NOT met")
     grid.add_row("parameters", format_params(summary["params"]), "")
+    if summary.get("choice"):  # not for MobileNetV2, a single random draw, or a run from before it was recorded
+        from .strategies.choice import METHODS
+
+        grid.add_row("chosen by", f"--choice {summary['choice']}", METHODS[summary["choice"]])
     if summary["inherited_val_acc"] is not None:
         grid.add_row("validation accuracy", f"{100 * summary['inherited_val_acc']:.2f}%",
                      "supernet weights, batch norm recalibrated, search-validation split")

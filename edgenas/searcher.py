@@ -325,7 +325,7 @@ class _Search:
             for phase in self._phases():
                 images = round(phase.fraction * train) * (1 + (1 / s.arch_every if phase.train_arch else 0))
                 epochs += [(phase.name, "search", images)] * phase.epochs
-        if s.choice == "train" and s.strategy != "mobilenetv2":
+        if s.final_choice == "train" and s.strategy != "mobilenetv2":
             epochs += [("choice", "search", float(train))] * (s.candidates_scored * s.choice_epochs)
         retrain = state.get("retrain", {})
         total = 0 if retrain.get("done") else retrain.get("total", s.retrain_epochs)
@@ -367,7 +367,7 @@ class _Search:
         c, s = self.c, self.s
         start = time.perf_counter() - state.get("search_seconds", 0.0)
         if s.strategy in ("random", "mobilenetv2"):
-            if s.strategy == "random" and s.choice == "train":
+            if s.strategy == "random" and s.final_choice == "train":
                 arch, state["choice_images"] = self._best_trained_random(state, history, bar, start)
             elif s.strategy == "random":
                 arch = random_within_budget(self._band(), c.space, c.num_classes, self.generator)
@@ -533,7 +533,7 @@ class _Search:
         else:
             notices: list[str] = []
             found, floors = choice.candidates(net, c.cost, limits, s.candidates_scored, self.generator, notices,
-                                              uniform=s.choice_pool == "uniform")
+                                              uniform=s.uniform_pool)
             if not found:
                 raise EdgeNASError("no architecture of the remaining candidates meets the budgets")
             for notice in notices:
@@ -545,12 +545,12 @@ class _Search:
             model = choice.inherited(net, candidate.layers, c.data, s.batch_size, seed)
             return evaluate(model, c.data, "val", c.device)
 
-        scorer = (None if s.choice == "alpha" else inherited_accuracy if s.choice == "eval"
+        scorer = (None if s.final_choice == "alpha" else inherited_accuracy if s.final_choice == "eval"
                   else self._trained_scorer(found, bar, state, history, start))
         best = found[choice.choose(found, scorer)]
         model = choice.inherited(net, best.layers, c.data, s.batch_size, seed)
-        val_acc = best.val_acc if s.choice == "eval" else evaluate(model, c.data, "val", c.device)
-        self.run.write("candidates.json", choice.describe(found, limits, floors, notices, s.choice))
+        val_acc = best.val_acc if s.final_choice == "eval" else evaluate(model, c.data, "val", c.device)
+        self.run.write("candidates.json", choice.describe(found, limits, floors, notices, s.final_choice))
         return model, make_arch(c.space, best.layers, c.num_classes), val_acc, _choice_images(history)
 
     def _trained_scorer(self, found: list[choice.Candidate], bar, state: dict, history: list[dict], start: float):
@@ -681,6 +681,14 @@ class _Search:
         return state
 
     # -------------------------------------------------------------- results
+    def _choice_made(self) -> str | None:
+        """How the derived network was chosen among candidates (strategies/choice.py's METHODS); None where there
+        were none (MobileNetV2, a single random draw)."""
+        s = self.s
+        if s.strategy == "mobilenetv2" or (s.strategy == "random" and s.final_choice != "train"):
+            return None
+        return s.final_choice
+
     def _summary(self, arch: Arch, state: dict) -> dict:
         c = self.c
         flops, ms = c.cost.of(arch)
@@ -711,6 +719,7 @@ class _Search:
             "search_seconds": state.get("search_seconds"), "retrain_seconds": retrain.get("seconds"),
             "search_images": state.get("images", 0), "schedule_scale": state.get("schedule_scale"),
             "full_data_epochs": state.get("full_data_epochs"), "strategy": self.s.strategy,
+            "choice": self._choice_made(),
             "classes": c.data.classes, "dataset": c.data.name, "resolution": c.resolution,
             "accuracy_method": "top-1 on the test split (never seen by the search), retrained from scratch",
         }

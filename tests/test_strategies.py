@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import CHEAP
 from typer.testing import CliRunner
 
 from edgenas.cli import app
@@ -437,6 +438,41 @@ def test_random_search_with_the_training_choice_retrains_the_best_of_its_draws(t
     assert result.summary["search_images"] >= 3 * 2 * 1000  # the trainings count as search work (digits: 1,295)
 
 
+@pytest.mark.parametrize(("given", "choice_made", "uniform", "scored"), [
+    ({}, "train", True, 6),  # the defaults retrain 30 epochs: the candidates train 3
+    ({"retrain_epochs": 0}, "alpha", False, 1),  # trained elsewhere: the supernet's pick
+    ({"retrain_epochs": 3}, "alpha", False, 1),  # a "short" training as long as the retraining shortens nothing
+    ({"strategy": "full"}, "train", True, 6),
+    ({"strategy": "random"}, "alpha", False, 1),  # the random baseline stays one draw
+    ({"choice": "alpha"}, "alpha", False, 1),
+    ({"choice": "eval"}, "eval", False, 24),
+    ({"choice": "train", "retrain_epochs": 0}, "train", True, 6),
+    ({"choice_pool": "alpha"}, "train", False, 6),
+    ({"choice": "eval", "choice_pool": "uniform"}, "eval", True, 24),
+])
+def test_the_automatic_choice_trains_candidates_only_as_a_shortened_retraining(given, choice_made, uniform, scored):
+    settings = SearchSettings(**given)
+    assert (settings.final_choice, settings.uniform_pool, settings.candidates_scored) == (choice_made, uniform, scored)
+
+
+def test_a_default_search_that_retrains_chooses_by_short_trainings_of_uniform_draws(tmp_path):
+    settings = SearchSettings(space="tiny", schedule="1.0:1", probe_epochs=0, retrain_epochs=2, choice_epochs=1,
+                              choice_candidates=3, batch_size=128, flops=250_000, **CHEAP)
+    result = search(settings, out=tmp_path / "run", progress=False, log=lambda *a: None)
+    described = json.loads((result.run / "candidates.json").read_text())
+    assert described["method"] == choice.METHODS["train"]
+    found = described["candidates"]
+    assert [c["source"] for c in found] == ["knapsack", "sampled", "sampled"]
+    assert all(0.95 * 250_000 <= c["flops"] <= 250_000 for c in found)
+    chosen = [c for c in found if c["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["val_acc"] == max(c["val_acc"] for c in found)
+    assert result.summary["arch"]["layers"] == chosen[0]["layers"] and result.summary["choice"] == "train"
+    trained = [json.loads(line) for line in (result.run / "history.jsonl").read_text().splitlines()]
+    assert [r["candidate"] for r in trained if r.get("phase") == "choice"] == [1, 2, 3]
+    config = json.loads((result.run / "config.json").read_text())["settings"]
+    assert (config["choice"], config["choice_pool"]) == ("auto", "auto")
+
+
 def test_plan_puts_the_warmup_before_the_first_stage_and_leaves_full_epochs_alone():
     stages = [Stage(0.2, 3), Stage(1.0, 4)]
     danas_plan = danas.plan("danas", stages, 1, warmup_epochs=2)
@@ -457,8 +493,8 @@ def test_plan_puts_the_warmup_before_the_first_stage_and_leaves_full_epochs_alon
     (["--score-paths", "0"], "bad --score-paths 0: expected 1 or more"),
     (["--prune-confidence", "-1"], "bad --prune-confidence -1.0: expected 0 or more"),
     (["--choice-candidates", "0"], "bad --choice-candidates 0: expected 1 or more"),
-    (["--choice-pool", "random"], "bad --choice-pool 'random': expected one of alpha, uniform"),
-    (["--choice", "best"], "bad --choice 'best': expected one of eval, alpha, train"),
+    (["--choice-pool", "random"], "bad --choice-pool 'random': expected one of auto, alpha, uniform"),
+    (["--choice", "best"], "bad --choice 'best': expected one of auto, eval, alpha, train"),
     (["--choice-epochs", "0"], "bad --choice-epochs 0: expected 1 or more"),
     (["--weight-sampling", "fair"], "bad --weight-sampling 'fair': expected one of uniform, alpha"),
     (["--prune-score", "loss"], "bad --prune-score 'loss': expected one of eval, alpha"),
