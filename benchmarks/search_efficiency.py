@@ -8,9 +8,10 @@ as `danas` processed with the same seed: the same compute); `random` (a random a
 architecture, FLOPs, predicted latency and retrained test accuracy. Writes benchmarks/results/search_efficiency.json,
 two PNG plots under --plots (docs/), and prints the markdown table for docs/BENCHMARKS.md.
 
-Profiles: `quick` (for this 2-core CPU, a seed in about 7 minutes for danas and 4-5 for each baseline, 35 with every
-arm: a class-balanced subset of 500 training images per class, the whole 10,000-image test split, width 0.5,
-schedule epochs x0.25, 30 retraining epochs), `full` (for a GPU: all images, width 1.0, the schedule at scale 1,
+Profiles: `quick` (for this 2-core CPU, a seed in about 12 minutes for danas, whose default choice trains 6
+candidates for 3 epochs each, and 4-5 for each baseline, about 45 with every arm: a class-balanced subset of 500
+training images per class, the whole 10,000-image test split, width 0.5, schedule epochs x0.25, 30 retraining
+epochs), `full` (for a GPU: all images, width 1.0, the schedule at scale 1,
 50 retraining epochs), `smoke` (minutes: checks the pipeline, numbers mean nothing).
 
 `--set NAME=VALUE` changes a search setting of the search arms and of random-matched (an ablation: for instance
