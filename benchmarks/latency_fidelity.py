@@ -132,7 +132,7 @@ def profile_once(space, precision: str, threads: int, networks: int, keep: Path 
             "first_passes_loo": fewer,
             # what `edgenas profile --passes 5 --max-passes PASSES` makes of the same timings: stop at the first 5,
             # 10, ... passes whose validation meets the goal
-            "adaptive_loo": next((f for f in fewer if f["within_10pct"] >= profiler.FIDELITY_GOAL), full),
+            "adaptive_loo": next((f for f in fewer if profiler.fidelity_shortfall(f) is None), full),
             "calibrations_tried_loo": v["kinds_tried"], "null_call_ms": null_call_ms(space.resolution, threads),
             "measured_ms_range": [min(n["measured_ms"] for n in v["networks"]),
                                   max(n["measured_ms"] for n in v["networks"])]}

@@ -8,8 +8,8 @@ disturbed by other processes; `p90_ms`, `mean_ms` and `std_ms` are over all time
 shows the spread. Validation networks are measured end to end the same way, in the same passes as the pieces
 (timed after all pieces, whole small networks drifted by 10-18% against them on a shared machine), and a
 calibration is fitted to them. With `max_passes`, a profile whose validation networks are not predicted well enough
-(FIDELITY_GOAL within +/-10%, leave-one-out) times everything in more passes, up to `max_passes`: on a busy host a
-best pass median needs more passes to find a quiet minute (docs/BENCHMARKS.md).
+(FIDELITY_GOAL: the share within +/-10% and the median error, leave-one-out) times everything in more passes, up to
+`max_passes`: on a busy host a best pass median needs more passes to find a quiet minute (docs/BENCHMARKS.md).
 With `int8`, every piece and validation network is quantised before it is timed, by the recipe `edgenas export
 --int8` ships (`exporters.quantize.int8_model`), so that the table and its calibration describe INT8 networks.
 """
@@ -44,9 +44,22 @@ from .latency import (
 )
 from .space import Space
 
-# The share of validation networks predicted within +/-10% (leave-one-out) below which a profile with `max_passes`
-# measures more passes, and `edgenas profile` warns: the fidelity target of the shipped tables.
-FIDELITY_GOAL = 0.9
+# The fidelity a profile with `max_passes` measures more passes for (leave-one-out, over its validation networks):
+# the targets of the shipped tables. Below the share within +/-10%, `edgenas profile` also warns.
+FIDELITY_GOAL = {"within_10pct": 0.9, "median_abs_error_pct": 2.0}
+
+
+def fidelity_shortfall(validation: dict) -> str | None:
+    """What a table's validation misses of FIDELITY_GOAL, in words; None when it meets it or has no networks."""
+    within, median = validation.get("within_10pct"), validation.get("median_abs_error_pct")
+    if within is None or median is None:
+        return None
+    if within < FIDELITY_GOAL["within_10pct"]:
+        return (f"{100 * within:.0f}% of the validation networks predicted within +/-10% "
+                f"(goal {100 * FIDELITY_GOAL['within_10pct']:.0f}%)")
+    if median > FIDELITY_GOAL["median_abs_error_pct"]:
+        return f"median |error| {median:.1f}% (goal {FIDELITY_GOAL['median_abs_error_pct']:g}%)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -411,9 +424,9 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
     """Measure `space` on this machine and write its latency table atomically (with `int8`, of INT8 pieces and
     networks, quantised as `edgenas export --int8` quantises a network).
 
-    With `max_passes` above `passes`, while fewer than FIDELITY_GOAL of the validation networks are predicted within
-    +/-10% (leave-one-out), every piece and network is timed in `passes` more passes (at most `max_passes` in all),
-    each piece keeping its best pass median of all of them.
+    With `max_passes` above `passes`, while the validation networks miss FIDELITY_GOAL (under 90% predicted within
+    +/-10%, or a median error over 2%, leave-one-out), every piece and network is timed in `passes` more passes (at
+    most `max_passes` in all), each piece keeping its best pass median of all of them.
 
     Each timing is journaled in `OUT.partial` as soon as it is measured; a profile that was killed or interrupted
     continues from there when run again with the same settings (`fresh` discards the journal). The journal is keyed
@@ -458,12 +471,11 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
                 networks = {key: value["median_ms"] for key, value in timed.items() if key in names}
                 data = build_table(device, space, timer.describe(), entries, networks, archs, warmup, repeats, done,
                                    host_info(), "int8" if int8 else "fp32")
-                within = data["validation"].get("within_10pct")
-                if done >= max_passes or not nets or within is None or within >= FIDELITY_GOAL:
+                shortfall = fidelity_shortfall(data["validation"])
+                if done >= max_passes or shortfall is None:
                     break
                 more = min(passes, max_passes - done)
-                log(f"{100 * within:.0f}% of the validation networks predicted within +/-10% after {done} passes "
-                    f"(goal {100 * FIDELITY_GOAL:.0f}%): timing {more} more passes, up to --max-passes {max_passes}")
+                log(f"{shortfall} after {done} passes: timing {more} more passes, up to --max-passes {max_passes}")
                 done += more
                 # measure() goes over the earlier passes again (taken from the journal, not timed) and counts them
                 bar.begin((len(pieces) + len(nets)) * (done + 1), f"{label}: passes {done - more + 1}-{done}",

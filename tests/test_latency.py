@@ -472,11 +472,15 @@ def test_a_profile_whose_validation_is_poor_says_how_to_measure_again(capsys):
     assert "note: only 39% of the validation networks" in out and "--fresh --max-passes 15" in out
 
 
-@pytest.mark.parametrize(("goal", "passes_done"), [(1.01, 5), (0.0, 2)])
-def test_a_profile_adds_passes_while_its_validation_misses_the_goal(tmp_path, monkeypatch, goal, passes_done):
-    """With --max-passes, a profile whose validation networks miss the goal is timed in more passes (--passes at a
-    time, at most --max-passes in all) and keeps each piece's best pass median of all of them; one that meets the
-    goal stops at --passes. (The goal is moved out of reach, or to nothing, to make both cases certain.)"""
+@pytest.mark.parametrize(("goal", "passes_done", "missed"), [
+    ({"within_10pct": 1.01, "median_abs_error_pct": 1000.0}, 5, "within +/-10% (goal 101%)"),
+    ({"within_10pct": 0.0, "median_abs_error_pct": -1.0}, 5, "(goal -1%)"),
+    ({"within_10pct": 0.0, "median_abs_error_pct": 1000.0}, 2, None)])
+def test_a_profile_adds_passes_while_its_validation_misses_the_goal(tmp_path, monkeypatch, goal, passes_done, missed):
+    """With --max-passes, a profile whose validation networks miss the goal (the share within 10%, or the median
+    error) is timed in more passes (--passes at a time, at most --max-passes in all), says which part it missed, and
+    keeps each piece's best pass median of all of them; one that meets the goal stops at --passes. (Each part of the
+    goal is moved out of reach, or to nothing, to make the cases certain.)"""
     from edgenas import profiler
 
     monkeypatch.setattr(profiler, "FIDELITY_GOAL", goal)
@@ -490,6 +494,7 @@ def test_a_profile_adds_passes_while_its_validation_misses_the_goal(tmp_path, mo
         assert entry["median_ms"] == min(entry["pass_medians_ms"])
     if passes_done == 5:  # 2, then 2 more, then the last 1
         assert len(said) == 2 and "after 2 passes" in said[0] and "timing 1 more passes" in said[1]
+        assert all(missed in line for line in said), said
     else:
         assert said == []
     assert not (tmp_path / "t.json.partial").exists()
@@ -500,7 +505,8 @@ def test_a_profile_interrupted_in_its_extra_passes_resumes_them_from_its_journal
     only the passes left, and the table equals one measured in a single go as to which passes it holds."""
     from edgenas import profiler
 
-    monkeypatch.setattr(profiler, "FIDELITY_GOAL", 1.01)  # out of reach: 2 passes, 2 more, then the last 1
+    # out of reach: 2 passes, 2 more, then the last 1
+    monkeypatch.setattr(profiler, "FIDELITY_GOAL", {"within_10pct": 1.01, "median_abs_error_pct": 0.0})
     space, out = get_space("tiny"), tmp_path / "t.json"
 
     def interrupt_before_the_last_pass(line: str) -> None:
