@@ -6,12 +6,14 @@ calls after 10 warm-up calls, best pass median) and measures N random networks s
 MobileNetV2 where the space has it and the smallest and largest networks, end to end, in the same passes as the
 pieces (`--protocols separate`: after them, the protocol of the first shipped tables). Reports the prediction error
 before and after calibration (leave-one-out), the error a single pass of 50 calls would have given, ranking
-quality against FLOPs,
-the profiling wall time (INT8: quantising the pieces included, as in `edgenas profile --int8`), the leave-one-out
-error of every calibration kind tried, and the cost of one empty `session.run` (the per-call overhead). With more
-than 5 passes it also reports, from the same measurements, the calibrated figures the table would have had after its
-first 5, 10, ... passes (each piece and network its best median of those passes): fewer and more passes side by
-side, in one run; and the figures `edgenas profile --passes 5 --max-passes PASSES` would have stopped at.
+quality against FLOPs and against the measurement's own repeatability (`kendall_tau_retest`: the networks' best of
+the even passes against their best of the odd ones, how far two measurements of the same networks agree on their
+order), the profiling wall time (INT8: quantising the pieces included, as in `edgenas profile --int8`), the
+leave-one-out error of every calibration kind tried, and the cost of one empty `session.run` (the per-call
+overhead). With more than 5 passes it also reports, from the same measurements, the calibrated figures the table
+would have had after its first 5, 10, ... passes (each piece and network its best median of those passes): fewer
+and more passes side by side, in one run; and the figures `edgenas profile --passes 5 --max-passes PASSES` would
+have stopped at.
 
 Run by hand on a quiet machine, for example:
   .venv/bin/python benchmarks/latency_fidelity.py --spaces mobile:224 mobile-small:32 mobile-small:16 \
@@ -56,6 +58,17 @@ def first_passes(space, pieces: dict, nets: dict, archs: list, timer, k: int) ->
     v = data["validation"]
     return {"passes": k, **{key: v[key] for key in ("median_abs_error_pct", "p95_abs_error_pct", "within_10pct",
                                                     "max_abs_error_pct", "kendall_tau_table")}}
+
+
+def retest_tau(networks: list[dict]) -> float | None:
+    """Kendall tau between the networks' best pass medians of the even and of the odd passes: how far two
+    measurements of the same networks agree on their order, the most a table's ranking can be checked to."""
+    from edgenas.calibration import kendall_tau
+
+    if min(len(n["pass_medians_ms"]) for n in networks) < 2:
+        return None
+    return kendall_tau([min(n["pass_medians_ms"][0::2]) for n in networks],
+                       [min(n["pass_medians_ms"][1::2]) for n in networks])
 
 
 def space_case(text: str):
@@ -129,6 +142,7 @@ def profile_once(space, precision: str, threads: int, networks: int, keep: Path 
                                                         "within_10pct", "max_abs_error_pct")},
             "before_calibration": v["before_calibration"], "single_pass_uncalibrated": single_pass(data, space),
             "kendall_tau_table": v["kendall_tau_table"], "kendall_tau_flops": v["kendall_tau_flops"],
+            "kendall_tau_retest": retest_tau(list(nets.values())),
             "first_passes_loo": fewer,
             # what `edgenas profile --passes 5 --max-passes PASSES` makes of the same timings: stop at the first 5,
             # 10, ... passes whose validation meets the goal
