@@ -431,7 +431,9 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
     Each timing is journaled in `OUT.partial` as soon as it is measured; a profile that was killed or interrupted
     continues from there when run again with the same settings (`fresh` discards the journal). The journal is keyed
     by everything that shapes a timing, so another space, resolution, width, runtime, thread count, host or timing
-    protocol never reuses it; it is removed once the table is written. Without a bar, `echo` gets a plain line
+    protocol never reuses it; the number of passes does not (pass p is timed alike whatever the count), so a profile
+    run again with another `passes` or `max_passes` reuses the passes it needs. It is removed once the table is
+    written. Without a bar, `echo` gets a plain line
     every 30 s at most (and at the end).
     """
     check_device_name(device)
@@ -451,7 +453,7 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
 
     identity = {"device": device, "space": space.name, "space_hash": space.hash, "resolution": space.resolution,
                 "width_mult": space.width_mult, "runtime": timer.describe(), "warmup": warmup, "repeats": repeats,
-                "passes": passes, "max_passes": max_passes, "validate": validate, "seed": seed, "host": host_info(),
+                "validate": validate, "seed": seed, "host": host_info(),
                 "edgenas": __version__, "networks": {name: arch.to_dict() for name, arch in archs}}
     journal = _Journal.open(path.with_name(path.name + ".partial"), identity, [p.key for p in pieces + nets],
                             max_passes, repeats, fresh, log)

@@ -219,6 +219,14 @@ def test_a_killed_profile_resumes_from_its_journal_and_only_with_the_same_settin
     for entry in data["entries"].values():
         assert entry["n"] == 20 * 4 and len(entry["pass_medians_ms"]) == 4
 
+    # More passes asked for (--max-passes) continue too: pass p is timed alike whatever the count.
+    table.unlink()
+    partial.write_bytes(saved)
+    more = CliRunner().invoke(app, ["profile", "tiny-kill", *PROFILE, "--max-passes", "8", "--out", str(table)])
+    assert more.exit_code == 0, more.output
+    assert "resuming the profile" in more.output and "not resuming" not in more.output
+    assert json.loads(table.read_text())["resumed_timings"] == len(kept)
+
 
 def test_a_profile_times_its_validation_networks_in_the_same_passes_as_the_pieces(tmp_path):
     """Timed after every piece's passes, whole networks saw another state of a shared machine than the pieces
