@@ -164,9 +164,10 @@ def calibrate(networks: list[dict], floor: dict | None = None) -> tuple[dict, di
     """
     measured = [n["measured_ms"] for n in networks]
     piece_ms = None if floor is None else floor.get("piece_ms")
-    best_kind, best_error, tried = "none", None, {}
+    best_kind, best_error, tried, too_few = "none", None, {}, {}
     for kind in CALIBRATIONS:
         if len(networks) < _MIN_NETWORKS[kind] or (kind != "none" and len(networks) < 2):
+            too_few[kind] = max(2, _MIN_NETWORKS[kind])
             continue
         if not _positive(fit(kind, networks, piece_ms), floor):
             continue
@@ -187,5 +188,6 @@ def calibrate(networks: list[dict], floor: dict | None = None) -> tuple[dict, di
         "kendall_tau_table": kendall_tau(loo, measured),
         "kendall_tau_flops": kendall_tau([n["flops"] for n in networks], measured),
         "kinds_tried": tried,
+        "kinds_not_tried": too_few,  # kind -> the networks it needs: too few were measured to fit it
     }
     return fit(best_kind, networks, piece_ms), validation

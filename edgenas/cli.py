@@ -306,6 +306,13 @@ def _print_table_summary(summary: dict) -> None:
                       f"{v['p95_abs_error_pct']:.1f}%, {100 * v['within_10pct']:.0f}% of networks within +/-10% "
                       f"(before calibration: median {v['before_calibration']['median_abs_error_pct']:.1f}%); "
                       f"ranking Kendall tau {v['kendall_tau_table']:.2f} (FLOPs: {v['kendall_tau_flops']:.2f})")
+        skipped = v.get("kinds_not_tried") or {}
+        if skipped:
+            # make demo's quick profile once had 9 networks: `cache`, the best fit at 16 px, was never tried
+            needed, kinds = max(skipped.values()), " and ".join(skipped)
+            console.print(f"note: {v['count']} validation networks are too few to fit the {kinds} calibration"
+                          f"{'s' if len(skipped) > 1 else ''} ({needed} needed): raise --validate by "
+                          f"{needed - v['count']} to try every kind")
         from .profiler import FIDELITY_GOAL
 
         if v["within_10pct"] < FIDELITY_GOAL["within_10pct"] and runtime.get("backend") != "imported":

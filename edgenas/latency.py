@@ -93,7 +93,7 @@ class LatencyTable:
                 "calibration": d["calibration"],
                 "validation": {k: v.get(k) for k in ("count", "median_abs_error_pct", "p95_abs_error_pct",
                                                      "within_10pct", "kendall_tau_table", "kendall_tau_flops",
-                                                     "before_calibration")}}
+                                                     "before_calibration", "kinds_not_tried")}}
 
     def median(self, key: str) -> float:
         try:

@@ -244,6 +244,29 @@ def test_calibration_charges_parameters_beyond_the_cache():
     assert validation["within_10pct"] == 1.0 and validation["kinds_tried"]["calls"]["max_abs_error_pct"] > 5
 
 
+def test_too_few_validation_networks_to_fit_the_cache_are_named_with_the_validate_that_fits_it(capsys):
+    # make demo's quick profile measured 9 networks: `cache`, the fit its 16 px networks need, was never tried and
+    # the table predicted a fifth of them within 10%. The profile now says so, and how many more to measure.
+    def measured(r, p, c):
+        return 1.2 * r - 0.012 * c + 0.16 * max(0.0, p / 1e6 - 3.6)
+
+    from edgenas.cli import _print_table_summary
+
+    few = _networks(RAW[:9], PARAMS[:9], CALLS[:9], measured)
+    calibration, validation = calibrate(few)
+    assert calibration["kind"] != "cache" and validation["kinds_not_tried"] == {"cache": 10}
+    summary = {"path": "t.json", "entries": 1, "precision": "fp32", "space": "s", "resolution": 16, "width_mult": 1.0,
+               "runtime": {"backend": "onnxruntime", "threads": 1}, "passes": 3, "calibration": calibration,
+               "validation": validation}
+    _print_table_summary(summary)
+    out = capsys.readouterr().out
+    assert "note: 9 validation networks are too few to fit the cache calibration (10 needed): raise --validate by 1" \
+        in " ".join(out.split())
+    assert calibrate(_networks(RAW, PARAMS, CALLS, measured))[1]["kinds_not_tried"] == {}
+    _print_table_summary({**summary, "validation": calibrate(_networks(RAW, PARAMS, CALLS, measured))[1]})
+    assert "too few" not in capsys.readouterr().out
+
+
 def test_a_search_costs_a_cache_calibrated_table_as_the_table_predicts(tiny_table):
     # The search's per-candidate costs (two additive columns, their maximum) give the table's own prediction.
     import itertools
