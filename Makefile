@@ -32,8 +32,7 @@ demo: $(STAMP)
 	$(BIN)/edgenas arch mobilenetv2 --space mobile -o $(DEMO_DIR)/mobilenetv2.json
 	$(BIN)/edgenas flops $(DEMO_DIR)/mobilenetv2.json --verify
 	$(BIN)/edgenas latency $(DEMO_DIR)/mobilenetv2.json --table epyc-zen5-2core-ort-t1-mobile224 --measure
-	$(BIN)/edgenas profile this-machine --space mobile-small --resolution 16 --repeats 20 --passes 3 --validate 10 \
-		--out $(DEMO_DIR)/this-machine.json
+	$(BIN)/edgenas profile this-machine --space mobile-small --resolution 16 --out $(DEMO_DIR)/this-machine.json
 	$(BIN)/edgenas tables
 	$(BIN)/edgenas search --table $(DEMO_DIR)/this-machine.json --out $(DEMO_DIR)/run
 	$(BIN)/edgenas export $(DEMO_DIR)/model.onnx --run $(DEMO_DIR)/run --int8 --table $(DEMO_DIR)/this-machine.json
