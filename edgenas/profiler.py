@@ -433,8 +433,7 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
     by everything that shapes a timing, so another space, resolution, width, runtime, thread count, host or timing
     protocol never reuses it; the number of passes does not (pass p is timed alike whatever the count), so a profile
     run again with another `passes` or `max_passes` reuses the passes it needs. It is removed once the table is
-    written. Without a bar, `echo` gets a plain line
-    every 30 s at most (and at the end).
+    written. Without a bar, `echo` gets a plain line every 30 s at most (and at the end).
     """
     check_device_name(device)
     if validate < 0:

@@ -246,7 +246,7 @@ def test_calibration_charges_parameters_beyond_the_cache():
 
 def test_too_few_validation_networks_to_fit_the_cache_are_named_with_the_validate_that_fits_it(capsys):
     # make demo's quick profile measured 9 networks: `cache`, the fit its 16 px networks need, was never tried and
-    # the table predicted a fifth of them within 10%. The profile now says so, and how many more to measure.
+    # the table predicted 11-56% of them within 10%. The profile now says so, and how many more to measure.
     def measured(r, p, c):
         return 1.2 * r - 0.012 * c + 0.16 * max(0.0, p / 1e6 - 3.6)
 
