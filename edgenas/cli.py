@@ -343,15 +343,17 @@ def latency(
               "runtime": loaded.data["runtime"],
               "method": "sum of the table's per-piece medians with its calibration, batch 1"}
     if measure:
-        from .profiler import host_note, measure_arch
+        from .profiler import host_note, measure_arch, miss_note
 
         result["measured_ms"] = measure_arch(architecture, loaded)
         result["error_pct"] = 100.0 * (result["predicted_ms"] - result["measured_ms"]) / result["measured_ms"]
         result["host_note"] = host_note(loaded)
+        result["miss_note"] = miss_note(loaded, result["error_pct"])
+    notes = [result[key] for key in ("host_note", "miss_note") if measure and result[key]]
     if as_json:
         _print_json(result)
-        if measure and result["host_note"]:
-            Console(stderr=True, soft_wrap=True, highlight=False).print(result["host_note"], markup=False)
+        for note in notes:
+            Console(stderr=True, soft_wrap=True, highlight=False).print(note, markup=False)
         return
     console = Console(soft_wrap=True, highlight=False)
     runtime = result["runtime"]
@@ -363,8 +365,8 @@ def latency(
         console.print(f"measured   {result['measured_ms']:.3f} ms (whole {loaded.precision.upper()} network on this "
                       f"machine, {network}same runtime and threads, best of the passes' medians); prediction error "
                       f"{result['error_pct']:+.1f}%")
-        if result["host_note"]:
-            console.print(f"[yellow]{escape(result['host_note'])}[/yellow]")
+        for note in notes:
+            console.print(f"[yellow]{escape(note)}[/yellow]")
 
 
 def _short_path(path: str) -> str:

@@ -372,6 +372,24 @@ def host_note(table: LatencyTable, here: dict | None = None) -> str | None:
             f"predictions may not hold here; profile this machine with {command}")
 
 
+def miss_note(table: LatencyTable, error_pct: float, here: dict | None = None) -> str | None:
+    """One line when a network measured here misses `table`'s prediction by more than 10% and by more than any of
+    the table's validation networks did (None otherwise, and for a table from another CPU, which `host_note` names).
+
+    A table's fidelity is that of the minutes it was profiled in; a check minutes or hours later on the same machine
+    adds that minute's level: a few percent when the machine is quiet, 20-40% while a neighbour is busy
+    (docs/BENCHMARKS.md, "Run to run"). Measuring again tells the two apart."""
+    v = table.data["validation"]
+    if not v.get("count") or host_note(table, here) is not None:
+        return None
+    worst = v.get("max_abs_error_pct") or 0.0
+    if abs(error_pct) <= max(10.0, worst):
+        return None
+    return (f"note: the prediction misses this measurement by {error_pct:+.1f}%, more than it missed any of the "
+            f"table's {v['count']} validation networks ({worst:.1f}% at most): a busy minute on this machine can move "
+            "whole-network timings that much; measure again, and if it stays, profile this machine again (--fresh)")
+
+
 def build_table(device: str, space: Space, runtime: dict, entries: dict, networks: dict[str, float],
                 archs: list[tuple[str, Arch]], warmup: int, repeats: int, passes: int, host: dict,
                 precision: str = "fp32") -> dict:

@@ -118,10 +118,11 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
 
 def _table_prediction(loaded, arch, fp32_ms: float, int8_ms: float | None, threads: int) -> dict | None:
     """The table's prediction against the measured file of its precision (the FP32 file when there is no INT8 one),
-    with a note for each reason the comparison may not hold: a precision mixed up, another CPU."""
+    with a note for each reason the comparison may not hold: a precision mixed up, another CPU; and, comparing like
+    with like, one when it misses by more than the table's validation did (`miss_note`)."""
     if loaded is None:
         return None
-    from edgenas.profiler import host_note
+    from edgenas.profiler import host_note, miss_note
 
     predicted = loaded.predict(arch)
     name = loaded.describe()
@@ -135,9 +136,10 @@ def _table_prediction(loaded, arch, fp32_ms: float, int8_ms: float | None, threa
         notes.append(f"note: {name} predicts the FP32 network: its prediction is compared with the FP32 file, not "
                      "the INT8 one (edgenas profile --int8 makes a table that predicts the INT8 file)")
     measured_ms = int8_ms if compared == "int8" else fp32_ms
-    note = host_note(loaded)
+    error_pct = 100.0 * (predicted - measured_ms) / measured_ms
+    notes += [note for note in [host_note(loaded)] if note]
+    if compared == loaded.precision and loaded.data["runtime"].get("threads") == threads:  # like for like
+        notes += [note for note in [miss_note(loaded, error_pct)] if note]
     return {"table": loaded.source, "table_precision": loaded.precision, "compared_with": compared,
-            "predicted_ms": predicted, "measured_ms": measured_ms,
-            "error_pct": 100.0 * (predicted - measured_ms) / measured_ms,
-            "table_threads": loaded.data["runtime"].get("threads"), "measured_threads": threads,
-            "notes": notes + ([note] if note else [])}
+            "predicted_ms": predicted, "measured_ms": measured_ms, "error_pct": error_pct,
+            "table_threads": loaded.data["runtime"].get("threads"), "measured_threads": threads, "notes": notes}

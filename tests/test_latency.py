@@ -20,7 +20,7 @@ from edgenas.errors import EdgeNASError
 from edgenas.flops import cost_table
 from edgenas.latency import arch_keys, head_key, load_table, space_keys, stem_key, validate_table
 from edgenas.presets import preset, random_arch
-from edgenas.profiler import OrtBackend, default_table_path, host_info, host_note, profile, space_pieces
+from edgenas.profiler import OrtBackend, default_table_path, host_info, host_note, miss_note, profile, space_pieces
 from edgenas.space import get_space
 
 FAST = {"warmup": 2, "repeats": 5, "passes": 2, "progress": False}
@@ -477,8 +477,44 @@ def test_the_host_note_names_another_cpu_and_stays_silent_here(tiny_int8_table, 
     assert " ".join(note.split()) in " ".join(measured.output.split())
     assert measured.output.count("note:") == 1
     mine = runner.invoke(app, ["latency", "a.json", "--table", str(path), "--measure", "--json"])
-    assert mine.exit_code == 0 and "note:" not in mine.output, mine.output
-    assert json.loads(mine.output)["host_note"] is None and json.loads(mine.output)["precision"] == "int8"
+    assert mine.exit_code == 0 and "was measured on" not in mine.output, mine.output
+    assert json.loads(mine.stdout)["host_note"] is None and json.loads(mine.stdout)["precision"] == "int8"
+
+
+def test_a_measurement_that_misses_more_than_the_validation_did_says_to_measure_again(tiny_int8_table, tmp_path,
+                                                                                       monkeypatch):
+    path, table = tiny_int8_table
+    v = table.data["validation"]
+    bound = max(10.0, v["max_abs_error_pct"])
+    assert miss_note(table, 0.0) is None and miss_note(table, bound) is None and miss_note(table, -bound) is None
+    note = miss_note(table, -(bound + 5))
+    assert note == (f"note: the prediction misses this measurement by {-(bound + 5):+.1f}%, more than it missed any "
+                    f"of the table's {v['count']} validation networks ({v['max_abs_error_pct']:.1f}% at most): a busy "
+                    "minute on this machine can move whole-network timings that much; measure again, and if it stays, "
+                    "profile this machine again (--fresh)")
+    assert miss_note(table, bound + 5, {**host_info(), "cores": host_info()["cores"] + 1}) is None  # the host note's
+    unvalidated = json.loads(path.read_text())
+    unvalidated["validation"] = {"count": 0, "networks": []}
+    assert miss_note(validate_table(unvalidated, "t"), 500.0) is None  # no validation to compare with
+    # A table whose calibration predicts three times what the network takes here, measured for real.
+    data = json.loads(path.read_text())
+    for term in ("scale", "offset_ms", "ms_per_mparam", "ms_per_call", "ms_per_mparam_over_cache"):
+        if term in data["calibration"]:
+            data["calibration"][term] *= 3
+    tripled = tmp_path / "tripled-int8.json"
+    tripled.write_text(json.dumps(data))
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    made = runner.invoke(app, ["arch", "largest", "--space", "tiny", "--num-classes", "10", "-o", "a.json"])
+    assert made.exit_code == 0, made.output
+    measured = runner.invoke(app, ["latency", "a.json", "--table", str(tripled), "--measure"])
+    assert measured.exit_code == 0, measured.output
+    said = " ".join(measured.output.split())
+    assert said.count("note:") == 1 and "note: the prediction misses this measurement by +" in said, said
+    assert "measure again, and if it stays, profile this machine again (--fresh)" in said
+    as_json = runner.invoke(app, ["latency", "a.json", "--table", str(tripled), "--measure", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["miss_note"].startswith("note: the prediction misses this measurement by +")
 
 
 def test_a_profile_whose_validation_is_poor_says_how_to_measure_again(capsys):
