@@ -449,6 +449,18 @@ def test_a_search_with_an_int8_table_keeps_to_an_int8_budget(tiny_int8_table, tm
     assert rows["predicted latency"][1].startswith("INT8 table tiny-i8-int8")
 
 
+def _measured_here(tmp_path, monkeypatch, table, *options):
+    """`edgenas latency a.json --table TABLE --measure [OPTIONS]` on `tiny`'s largest network, run in `tmp_path`."""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    if not (tmp_path / "a.json").exists():
+        made = runner.invoke(app, ["arch", "largest", "--space", "tiny", "--num-classes", "10", "-o", "a.json"])
+        assert made.exit_code == 0, made.output
+    measured = runner.invoke(app, ["latency", "a.json", "--table", str(table), "--measure", *options])
+    assert measured.exit_code == 0, measured.output
+    return measured
+
+
 def test_the_host_note_names_another_cpu_and_stays_silent_here(tiny_int8_table, tmp_path, monkeypatch):
     path, table = tiny_int8_table
     assert host_note(table) is None  # made on this machine
@@ -467,17 +479,12 @@ def test_the_host_note_names_another_cpu_and_stays_silent_here(tiny_int8_table, 
     if "cpu_id" in here:  # Linux records it
         assert host_note(table, {**here, "cpu_id": "family 23 model 49 stepping 0"}) is not None
     assert host_note(table, {k: v for k, v in here.items() if k != "cpu_id"}) is None  # not recorded: not compared
-    monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
-    made = runner.invoke(app, ["arch", "largest", "--space", "tiny", "--num-classes", "10", "-o", "a.json"])
-    assert made.exit_code == 0, made.output
-    measured = runner.invoke(app, ["latency", "a.json", "--table", str(other), "--measure"])
-    assert measured.exit_code == 0, measured.output
+    measured = _measured_here(tmp_path, monkeypatch, other)
     assert "INT8 table elsewhere-int8" in measured.output and "whole INT8 network" in measured.output
     assert " ".join(note.split()) in " ".join(measured.output.split())
     assert measured.output.count("note:") == 1
-    mine = runner.invoke(app, ["latency", "a.json", "--table", str(path), "--measure", "--json"])
-    assert mine.exit_code == 0 and "was measured on" not in mine.output, mine.output
+    mine = _measured_here(tmp_path, monkeypatch, path, "--json")
+    assert "was measured on" not in mine.output, mine.output
     assert json.loads(mine.stdout)["host_note"] is None and json.loads(mine.stdout)["precision"] == "int8"
 
 
@@ -503,17 +510,11 @@ def test_a_measurement_that_misses_more_than_the_validation_did_says_to_measure_
             data["calibration"][term] *= 3
     tripled = tmp_path / "tripled-int8.json"
     tripled.write_text(json.dumps(data))
-    monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
-    made = runner.invoke(app, ["arch", "largest", "--space", "tiny", "--num-classes", "10", "-o", "a.json"])
-    assert made.exit_code == 0, made.output
-    measured = runner.invoke(app, ["latency", "a.json", "--table", str(tripled), "--measure"])
-    assert measured.exit_code == 0, measured.output
+    measured = _measured_here(tmp_path, monkeypatch, tripled)
     said = " ".join(measured.output.split())
     assert said.count("note:") == 1 and "note: the prediction misses this measurement by +" in said, said
     assert "measure again, and if it stays, profile this machine again (--fresh)" in said
-    as_json = runner.invoke(app, ["latency", "a.json", "--table", str(tripled), "--measure", "--json"])
-    assert as_json.exit_code == 0, as_json.output
+    as_json = _measured_here(tmp_path, monkeypatch, tripled, "--json")
     assert json.loads(as_json.stdout)["miss_note"].startswith("note: the prediction misses this measurement by +")
 
 
