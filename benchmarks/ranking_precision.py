@@ -28,17 +28,21 @@ import time
 from pathlib import Path
 
 
-def tau(a: list[float], b: list[float], picks: list[int]) -> float:
-    """Kendall tau of `a` against `b` over the pairs of networks `picks` (a resample may pick one network twice: such
-    a pair says nothing of the order, and is left out)."""
-    pairs = [(i, j) for x, i in enumerate(picks) for j in picks[x + 1:] if i != j]
-    score = sum(((a[i] - a[j]) * (b[i] - b[j]) > 0) - ((a[i] - a[j]) * (b[i] - b[j]) < 0) for i, j in pairs)
-    return score / len(pairs)
+def tau(a: list[float], b: list[float], picks: list[int] | None = None) -> float:
+    """Kendall tau of `a` against `b` over the pairs of networks `picks` (default: all; a resample may pick one
+    network twice: such a pair says nothing of the order, and is left out)."""
+    import numpy as np
+
+    picks = np.arange(len(a)) if picks is None else np.asarray(picks)
+    x, y = np.asarray(a, dtype=float)[picks], np.asarray(b, dtype=float)[picks]
+    signs = np.sign(x[:, None] - x[None, :]) * np.sign(y[:, None] - y[None, :])
+    counted = np.triu(picks[:, None] != picks[None, :], 1)
+    return float(signs[counted].mean())
 
 
-def taus(nets: list[dict], picks: list[int]) -> tuple[float, float]:
-    """On networks `picks`: the Kendall tau of the table's prediction against the measurement, and of a retest (the
-    best of the even passes against the best of the odd ones)."""
+def taus(nets: list[dict], picks: list[int] | None = None) -> tuple[float, float]:
+    """On networks `picks` (default: all): the Kendall tau of the table's prediction against the measurement, and of
+    a retest (the best of the even passes against the best of the odd ones)."""
     measured = [n["measured_ms"] for n in nets]
     even = [min(n["measured_pass_medians_ms"][0::2]) for n in nets]
     odd = [min(n["measured_pass_medians_ms"][1::2]) for n in nets]
@@ -83,11 +87,6 @@ def perfect_table_tau(latencies: list[float], agreement: float, draws: int = 300
     import numpy as np
 
     true = np.array(latencies)
-    upper = np.triu_indices(len(true), 1)
-
-    def kendall(a, b):
-        return float((np.sign(a[:, None] - a[None, :]) * np.sign(b[:, None] - b[None, :]))[upper].mean())
-
     rng = np.random.default_rng(0)
 
     def noisy():
@@ -95,47 +94,45 @@ def perfect_table_tau(latencies: list[float], agreement: float, draws: int = 300
 
     fits = []
     for sigma in np.arange(0.001, 0.05, 0.001):
-        fits.append((abs(np.mean([kendall(noisy(), noisy()) for _ in range(draws)]) - agreement), float(sigma)))
+        fits.append((abs(np.mean([tau(noisy(), noisy()) for _ in range(draws)]) - agreement), float(sigma)))
     sigma = min(fits)[1]
-    return {"noise_per_measurement_pct": 100 * sigma,
-            "tau": float(np.mean([kendall(true, noisy()) for _ in range(draws)]))}
+    return {"noise_per_measurement_pct": 100 * sigma, "tau": float(np.mean([tau(true, noisy()) for _ in range(draws)]))}
 
 
 def compare(fp32: dict, int8: dict, resamples: int, passes: int) -> dict:
     a, b = fp32["validation"]["networks"], int8["validation"]["networks"]
-    everything = list(range(len(a)))
     rng = random.Random(0)
-    samples = [[rng.randrange(len(a)) for _ in everything] for _ in range(resamples)]
+    samples = [[rng.randrange(len(a)) for _ in a] for _ in range(resamples)]
     differences = [taus(b, picks)[0] - taus(a, picks)[0] for picks in samples]
     row = {"space": fp32["space"], "resolution": fp32["resolution"], "threads": fp32["runtime"]["threads"],
            "networks": len(a), "passes": [fp32["passes"], int8["passes"]],
-           "fp32": dict(zip(("tau_table", "tau_retest"), taus(a, everything), strict=True)),
-           "int8": dict(zip(("tau_table", "tau_retest"), taus(b, everything), strict=True)),
-           "int8_minus_fp32": taus(b, everything)[0] - taus(a, everything)[0],
-           "int8_minus_fp32_95pct": interval(differences),
-           "int8_at_least_fp32_share_of_resamples": sum(d >= 0 for d in differences) / len(differences)}
-    if passes:
-        again = remeasure(fp32, int8, passes)
-        row["remeasured_passes"] = passes
-        gaps = {}
-        for precision, nets in (("fp32", a), ("int8", b)):
-            predicted, first = [n["predicted_ms"] for n in nets], [n["measured_ms"] for n in nets]
-            row[precision]["remeasured_ms"] = again[precision]
-            row[precision]["predicted_ms"], row[precision]["measured_ms"] = predicted, first
-            row[precision]["tau_table_vs_remeasured"] = tau(predicted, again[precision], everything)
-            row[precision]["tau_measured_vs_remeasured"] = tau(first, again[precision], everything)
-            # the table's tau minus the second measurement's, both against the second: above zero, the table ranks
-            # as closely as measuring again does
-            gaps[precision] = [tau(predicted, again[precision], picks) - tau(first, again[precision], picks)
-                               for picks in samples]
-            row[precision]["table_minus_measurement_95pct"] = interval(gaps[precision])
-            row[precision]["perfect_table"] = perfect_table_tau(again[precision],
-                                                                row[precision]["tau_measured_vs_remeasured"])
-        row["int8_minus_fp32_vs_remeasured"] = (row["int8"]["tau_table_vs_remeasured"]
-                                                - row["fp32"]["tau_table_vs_remeasured"])
-        row["int8_minus_fp32_vs_remeasured_95pct"] = interval(
-            [tau([n["predicted_ms"] for n in b], again["int8"], picks)
-             - tau([n["predicted_ms"] for n in a], again["fp32"], picks) for picks in samples])
+           "fp32": dict(zip(("tau_table", "tau_retest"), taus(a), strict=True)),
+           "int8": dict(zip(("tau_table", "tau_retest"), taus(b), strict=True))}
+    row["int8_minus_fp32"] = row["int8"]["tau_table"] - row["fp32"]["tau_table"]
+    row["int8_minus_fp32_95pct"] = interval(differences)
+    row["int8_at_least_fp32_share_of_resamples"] = sum(d >= 0 for d in differences) / len(differences)
+    if not passes:
+        return row
+    again = remeasure(fp32, int8, passes)
+    row["remeasured_passes"] = passes
+    predicted = {}
+    for precision, nets in (("fp32", a), ("int8", b)):
+        r = row[precision]
+        predicted[precision], first = [n["predicted_ms"] for n in nets], [n["measured_ms"] for n in nets]
+        r["remeasured_ms"], r["predicted_ms"], r["measured_ms"] = again[precision], predicted[precision], first
+        r["tau_table_vs_remeasured"] = tau(predicted[precision], again[precision])
+        r["tau_measured_vs_remeasured"] = tau(first, again[precision])
+        # the table's tau minus the profile's measurement's, both against the second: above zero, the table ranks
+        # as closely as measuring again does
+        r["table_minus_measurement_95pct"] = interval(
+            [tau(predicted[precision], again[precision], picks) - tau(first, again[precision], picks)
+             for picks in samples])
+        r["perfect_table"] = perfect_table_tau(again[precision], r["tau_measured_vs_remeasured"])
+    row["int8_minus_fp32_vs_remeasured"] = (row["int8"]["tau_table_vs_remeasured"]
+                                            - row["fp32"]["tau_table_vs_remeasured"])
+    row["int8_minus_fp32_vs_remeasured_95pct"] = interval(
+        [tau(predicted["int8"], again["int8"], picks) - tau(predicted["fp32"], again["fp32"], picks)
+         for picks in samples])
     return row
 
 
