@@ -127,7 +127,9 @@ def main() -> None:
             s = result.summary
             history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
             full_rows = [h for h in history if h.get("phase") == "full" and "epoch" in h]
-            images_per_full_epoch = (full_rows[0]["images"] + full_rows[0]["arch_steps"] * 64) if full_rows else None
+            first = full_rows[0] if full_rows else None  # (a row before arch_images: 64 per architecture step)
+            images_per_full_epoch = (first["images"] + first.get("arch_images", first["arch_steps"] * 64)
+                                     if first else None)
             if arm == "danas":
                 danas_images = s["search_images"]
             rows.append({"arm": label, "seed": seed, "settings_changed": changes if label != arm else {},

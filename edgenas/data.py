@@ -130,16 +130,28 @@ def batches(data: Dataset, split: str, batch_size: int, *, classes: list[int] | 
         order = torch.randperm(len(index), generator=generator).to(index.device)
         index = index[order]
     pad = max(1, data.resolution // 8) if train else 0
-    if world > 1 and len(index) < batch_size * world:
-        batch_size = len(index) // world  # fewer images than one global batch: one smaller step (or none)
-    step = batch_size * world
-    stop = len(index) - (len(index) % step if drop_last and len(index) >= step else 0) if step else 0
+    batch_size, step, stop = _chunking(len(index), batch_size, world, drop_last)
     chunks = [index[start:start + step][rank * batch_size:(rank + 1) * batch_size] for start in range(0, stop, step)]
     images = _stream(data, split, chunks) if data.files is not None else (data.x[split][c] for c in chunks)
     for chunk, x in zip(chunks, images, strict=True):
         if train:
             x = augment(x, generator, data.flip, pad, shard)
         yield normalize(x, data.mean, data.std), y[chunk]
+
+
+def _chunking(images: int, batch_size: int, world: int, drop_last: bool) -> tuple[int, int, int]:
+    """How `batches` cuts a split of `images` images: (images per rank and batch, per global batch, used)."""
+    if world > 1 and images < batch_size * world:
+        batch_size = images // world  # fewer images than one global batch: one smaller step (or none)
+    step = batch_size * world
+    stop = images - (images % step if drop_last and images >= step else 0) if step else 0
+    return batch_size, step, stop
+
+
+def batch_sizes(images: int, batch_size: int, world: int = 1, drop_last: bool = False) -> list[int]:
+    """The sizes of the global batches (all ranks together) that `batches` makes of `images` images, in order."""
+    _, step, stop = _chunking(images, batch_size, world, drop_last)
+    return [min(step, stop - start) for start in range(0, stop, step)] if step else []
 
 
 def _stream(data: Dataset, split: str, chunks: list[torch.Tensor]) -> Iterator[torch.Tensor]:

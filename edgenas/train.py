@@ -142,7 +142,7 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
     admitted, remap = class_index(classes, data.num_classes, device.device)
     val_batches = cycle(lambda: batches(data, "val", settings.batch_size, classes=classes, generator=generator,
                                          train=True, drop_last=device.ranks.many, shard=device.shard))
-    totals = torch.zeros(4, device=device.device, dtype=torch.float64)  # loss sum, correct, images, arch steps
+    totals = torch.zeros(5, device=device.device, dtype=torch.float64)  # loss sum, correct, images, arch steps, images
     arch_loss = torch.zeros((), device=device.device, dtype=torch.float64)
     steps = arch_steps_here = 0  # a host count: the ramp's step needs no device read
     for x, y in batches(data, "train", settings.batch_size, classes=classes, generator=generator, train=True,
@@ -179,15 +179,17 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
             net.changed()
             arch_loss += loss_v.detach()
             totals[3] += 1
+            totals[4] += len(yv)
             arch_steps_here += 1
         steps += 1
         on_step()
     distributed.sum_(totals, device.ranks)
     distributed.average_(arch_loss, device.ranks)
-    loss_sum, correct, images, arch_steps = totals.tolist()
-    arch_steps //= device.ranks.world  # steps, not rank-steps (their images are counted by the caller)
+    loss_sum, correct, images, arch_steps, arch_images = totals.tolist()
+    arch_steps //= device.ranks.world  # steps, not rank-steps
     return {"train_loss": loss_sum / max(1, images), "train_acc": correct / max(1, images), "images": int(images),
-            "arch_steps": int(arch_steps), "arch_loss": float(arch_loss) / max(1, arch_steps), "steps": steps}
+            "arch_steps": int(arch_steps), "arch_images": int(arch_images),
+            "arch_loss": float(arch_loss) / max(1, arch_steps), "steps": steps}
 
 
 @torch.no_grad()
