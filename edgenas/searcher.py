@@ -22,19 +22,19 @@ import torch
 from . import distributed
 from .arch import Arch, from_dict, make_arch
 from .cost import CostModel, CostObjective, check_keys
-from .data import Dataset, count_images
+from .data import Dataset, batch_sizes, count_images
 from .errors import EdgeNASError
 from .files import atomic_write_bytes, claim_folder
 from .flops import cost_table, count_flops
 from .latency import LatencyTable, load_table
 from .model import build_model
-from .progress import Bar, silent
+from .progress import Bar, Clock, Work, silent
 from .runs import Run, load_weights
 from .settings import SearchSettings, default_resolution, load_data
 from .space import Space, get_space
 from .strategies import choice, danas, fairness, scoring
 from .strategies.baselines import mobilenetv2_within_budget, random_within_budget
-from .strategies.schedule import auto_scale, parse_schedule, scale
+from .strategies.schedule import auto_scale, classes_admitted, parse_schedule, scale
 from .supernet import Supernet
 from .train import (
     Device,
@@ -255,6 +255,7 @@ class _Search:
         self.generator = torch.Generator().manual_seed(self.s.seed)
         self.resume_command = resume_command  # what continues this run after an interruption
         self.saved_at = time.perf_counter()  # when the checkpoint was last written (or the run started)
+        self.clock = Clock([], 0, silent)  # the time estimate, made by go() from the run's plan
 
     # -------------------------------------------------------------- the whole run
     def go(self, progress: bool, echo=None) -> SearchResult:
@@ -277,9 +278,10 @@ class _Search:
                        "(--flops sets one)")
         if self.c.ms_budget is not None:  # the table decides what is budgeted: FP32 or INT8 milliseconds
             self.c.log(f"latency budget {self.c.ms_budget:g} ms ({self.c.table.describe()})")
-        clock = _Clock(plan, _epochs(history), self.c.log)
+        self.clock = Clock(plan, _epochs(history), self.c.log, prior=self._standalone_prior(plan, _epochs(history)),
+                           prior_how="timed before the search on a network drawn within the budgets")
         try:
-            with Bar(progress, echo, on_step=clock.step) as bar:
+            with Bar(progress, echo, on_step=self.clock.step) as bar:
                 if "arch" not in state:
                     state = self._search(state, history, bar)
                 arch = from_dict(state["arch"], str(self.run.file("checkpoint.pt")))
@@ -316,20 +318,77 @@ class _Search:
         warmup = max(1, round(s.warmup_epochs * factor)) if s.warmup_epochs > 0 else 0
         return danas.plan(s.strategy, stages, 0 if s.class_order else s.probe_epochs, s.epochs, warmup)
 
-    def _plan(self, state: dict) -> list[tuple[str, str, float]]:
-        """Every epoch of the run in order, as (phase, "search" or "retrain", image-steps): the weight steps' images,
-        plus the search-validation images of the architecture steps."""
-        s, train = self.s, self.c.data.size("train")
+    def _plan(self, state: dict) -> list[Work]:
+        """Every epoch of the run in order, with the image-steps the run will count for it (the weight steps' images,
+        the search-validation images of the architecture steps, the choice's and the retraining's images: batches
+        as data.batches cuts them) and the FLOPs per image of the networks it trains (progress.Clock). Exact once
+        the class order is known; before the probe, the stages' classes are counted at the mean class size."""
+        s, c = self.s, self.c
+        world, train = c.device.ranks.world, c.data.size("train")
+        sizes = [len(layer.choices) for layer in c.space]
+        uniform = c.cost.fixed_flops + sum(float(c.cost.flops[i, :n].mean()) for i, n in enumerate(sizes))
+        largest = c.cost.fixed_flops + sum(float(c.cost.flops[i, :n].max()) for i, n in enumerate(sizes))
+        # The filter warm-up runs the largest candidates with a chance falling from 1 to 0 over its first share.
+        warmup = uniform + s.filter_warmup / 2 * (largest - uniform)
+        trained = c.flops_budget if c.flops_binds else uniform  # the choice's candidates and the derived network
         epochs = []
         if s.strategy not in ("random", "mobilenetv2"):
+            order = state.get("class_order", c.class_order)
+            if order is None and s.strategy == "danas" and not any(p.name == "probe" for p in self._phases()):
+                order = self._class_order_override()
             for phase in self._phases():
-                images = round(phase.fraction * train) * (1 + (1 / s.arch_every if phase.train_arch else 0))
-                epochs += [(phase.name, "search", images)] * phase.epochs
+                admitted = classes_admitted(phase.fraction, c.num_classes)
+                if order is None or admitted == c.num_classes:
+                    n_train, n_val = (round(c.data.size(split) * admitted / c.num_classes)
+                                      for split in ("train", "val"))
+                else:
+                    classes = danas.admitted(order, phase.fraction)
+                    n_train, n_val = (count_images(c.data, split, classes) for split in ("train", "val"))
+                weight = batch_sizes(n_train, s.batch_size, world, drop_last=True)
+                images, cost = sum(weight), warmup if phase.name == "warmup" else uniform
+                if phase.train_arch:  # one per `arch_every` weight steps, on the next search-validation batch
+                    val = batch_sizes(n_val, s.batch_size, world, drop_last=world > 1) or [0]
+                    arch = sum(val[k % len(val)] for k in range(math.ceil(len(weight) / s.arch_every)))
+                    # An architecture step runs two paths forward and back to alpha: 4 forward passes' cost where
+                    # a weight step costs 3 (forward, backward to the input and to the weights).
+                    cost = (images * uniform + arch * uniform * 4 / 3) / max(1, images + arch)
+                    images += arch
+                kind = "probe" if phase.name == "probe" else "supernet"
+                epochs += [Work(phase.name, kind, images, len(weight), cost)] * phase.epochs
+        whole = batch_sizes(train, s.batch_size, world, drop_last=True)
         if s.final_choice == "train" and s.strategy != "mobilenetv2":
-            epochs += [("choice", "search", float(train))] * (s.candidates_scored * s.choice_epochs)
+            candidates = len(state["choice"]["found"]) if "choice" in state else s.candidates_scored
+            epochs += [Work("choice", "choice", sum(whole), len(whole), trained)] * (candidates * s.choice_epochs)
         retrain = state.get("retrain", {})
         total = 0 if retrain.get("done") else retrain.get("total", s.retrain_epochs)
-        return epochs + [("retraining", "retrain", float(train))] * total
+        return epochs + [Work("retraining", "retraining", sum(whole), len(whole), trained)] * total
+
+    def _standalone_prior(self, plan: list[Work], done: int) -> dict[str, tuple[float, float]]:
+        """Seconds and units of cost (progress.Clock) of training a network drawn within the budgets (the choice's
+        candidates and the derived network are such networks), timed on its steps after the first in an epoch of
+        up to 3 batches with the choice's code: the rate of the choice and the retraining until they are measured
+        themselves, when supernet epochs come first (a network of the budget can train 4x faster per image than the
+        supernet's average path, or about as fast: docs/BENCHMARKS.md, "CPU training speed"). Nothing of the run
+        changes: its own generators, seeds and data order are untouched."""
+        c, s = self.c, self.s
+        kinds = [work.kind for work in plan[done:]]
+        later = [kind for kind in ("choice", "retraining") if kind in kinds]
+        if not later or kinds[0] in later:
+            return {}
+        images = 3 * s.batch_size * c.device.ranks.world
+        view = dataclasses.replace(c.data, x={"train": c.data.x["train"][:images]} if c.data.files is None else {},
+                                   y={"train": c.data.y["train"][:images]},
+                                   files=None if c.data.files is None else {"train": c.data.files["train"][:images]})
+        arch = random_within_budget(self._band(), c.space, c.num_classes, torch.Generator().manual_seed(s.seed))
+        ends: list[float] = []
+        choice.train_from_scratch(arch, view, self._train_settings(1), c.device, s.seed,
+                                  on_epoch=lambda metrics: ends.append(time.perf_counter()),
+                                  on_step=lambda: ends.append(time.perf_counter()))
+        sizes = batch_sizes(view.size("train"), s.batch_size, c.device.ranks.world, drop_last=True)
+        if len(sizes) < 2:
+            return {}
+        measured = (ends[-1] - ends[0], sum(sizes[1:]) * c.cost.of(arch)[0])
+        return {kind: measured for kind in later}
 
     def _report(self) -> Path | None:
         """Plots and report.html. The run is complete once summary.json is written, so a failure here is reported
@@ -435,15 +494,15 @@ class _Search:
                                          scheduler if phase.scheduled else None, c.cost, settings, self.generator,
                                          c.device, scaler, train_arch=phase.train_arch, uniform=phase.uniform,
                                          replica=replica, sampler=sampler, objective=objective,
-                                         arch_step=state.get("arch_steps", 0))
+                                         arch_step=state.get("arch_steps", 0), on_step=self.clock.tick)
                 flops, ms = c.cost.expected(net.probs().detach().double().cpu())
                 row = {"phase": phase.name, "epoch": epoch, "classes": len(classes), "admitted": classes,
                        "active": net.active_counts(), **metrics, "expected_flops": float(flops),
                        "expected_ms": None if ms is None else float(ms), "probs": _layer_probs(net, c.space),
                        "seconds": time.perf_counter() - t0}
                 history.append(row)
-                state.update({"phase": index, "epoch": epoch + 1, "images": state.get("images", 0) + metrics["images"]
-                              + metrics["arch_steps"] * s.batch_size * ranks.world,
+                state.update({"phase": index, "epoch": epoch + 1,
+                              "images": state.get("images", 0) + metrics["images"] + metrics["arch_images"],
                               "arch_steps": state.get("arch_steps", 0) + metrics["arch_steps"]})
                 latency = "" if ms is None else f", E[latency] {float(ms):.2f} ms"
                 bar.step(f"loss {metrics['train_loss']:.3f}, acc {100 * metrics['train_acc']:.1f}%, "
@@ -458,6 +517,7 @@ class _Search:
                     "method": "per-class accuracy on the search-validation split after the probe (uniform paths), "
                               "easiest first, ties by class index"})
                 state["class_order"] = order
+                self.clock.replan(self._plan(state))  # the stages' classes known
             if phase.prune_after and s.prune_ratio > 0:
                 t0 = time.perf_counter()
                 row = {"phase": phase.name, "prune_score": s.prune_score}
@@ -559,6 +619,7 @@ class _Search:
         scores it has and trains only the candidates left."""
         c, s = self.c, self.s
         done = {tuple(row["layers"]): row["val_acc"] for row in history if row.get("phase") == "choice"}
+        self.clock.replan(self._plan(state))  # the candidates known
         bar.begin(len(found) * s.choice_epochs, again=True)
         bar.skip(len(done) * s.choice_epochs)
 
@@ -571,7 +632,8 @@ class _Search:
             accuracy = choice.trained_accuracy(make_arch(c.space, candidate.layers, c.num_classes), c.data,
                                                self._train_settings(s.choice_epochs), c.device, s.seed,
                                                lambda m: (images.append(m["images"]),
-                                                          bar.step(f"loss {m['train_loss']:.3f}")))
+                                                          bar.step(f"loss {m['train_loss']:.3f}")),
+                                               on_step=self.clock.tick)
             history.append({"phase": "choice", "candidate": number, "layers": list(candidate.layers),
                             "flops": candidate.flops, "val_acc": accuracy, "choice_epochs": s.choice_epochs,
                             "images": sum(images), "seconds": time.perf_counter() - t0})
@@ -664,7 +726,8 @@ class _Search:
         for epoch in range(retrain.get("epoch", 0), s.retrain_epochs):
             bar.describe(f"retraining {arch.space} ({format_flops(c.cost.of(arch)[0])} FLOPs)")
             t0 = time.perf_counter()
-            metrics = train_epoch(replica, c.data, optimizer, scheduler, settings, self.generator, c.device, scaler)
+            metrics = train_epoch(replica, c.data, optimizer, scheduler, settings, self.generator, c.device, scaler,
+                                  on_step=self.clock.tick)
             history.append({"phase": "retrain", "epoch": epoch, **metrics, "seconds": time.perf_counter() - t0})
             bar.step(f"loss {metrics['train_loss']:.3f}, acc {100 * metrics['train_acc']:.1f}%")
             state["retrain"] = {"total": s.retrain_epochs, "epoch": epoch + 1, "model": model.state_dict(),
@@ -725,74 +788,18 @@ class _Search:
         }
 
 
-def _describe_plan(plan: list[tuple[str, str, float]], train_images: int, batch_size: int) -> str:
+def _describe_plan(plan: list[Work], train_images: int, batch_size: int) -> str:
     """`plan: probe 1 epoch, stage 0 5 epochs, ...; about 33,600 image-steps of search and ...` for the log."""
     groups: list[list] = []
-    for name, _, _ in plan:
-        if groups and groups[-1][0] == name:
+    for work in plan:
+        if groups and groups[-1][0] == work.phase:
             groups[-1][1] += 1
         else:
-            groups.append([name, 1])
+            groups.append([work.phase, 1])
     phases = ", ".join(f"{name} {count} epoch{'s' if count > 1 else ''}" for name, count in groups) or "nothing left"
-    steps = {kind: sum(images for _, k, images in plan if k == kind) for kind in ("search", "retrain")}
-    return (f"plan: {phases}; about {steps['search']:,.0f} image-steps of search and {steps['retrain']:,.0f} of "
-            f"retraining ({train_images:,} training images, batch {batch_size})")
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min"
-
-
-class _Clock:
-    """The time a run has left, estimated from the epochs this process has measured: said after the first epoch,
-    and updated once: after the first epoch of retraining when search epochs came before it (a single network
-    costs another time per image-step than the supernet), else once half of the remaining work is done."""
-
-    def __init__(self, plan: list[tuple[str, str, float]], done: int, log):
-        self.plan, self.next, self.log = plan, done, log
-        self.last = time.perf_counter()
-        self.measured: dict[str, list[float]] = {}  # kind -> [seconds, image-steps] measured here
-        self.told = 0
-        self.half: float | None = None
-
-    def step(self) -> None:
-        if self.next >= len(self.plan) or self.told >= 2:
-            return
-        now = time.perf_counter()
-        _, kind, images = self.plan[self.next]
-        seconds, steps = self.measured.setdefault(kind, [0.0, 0.0])
-        self.measured[kind] = [seconds + now - self.last, steps + images]
-        self.last, self.next = now, self.next + 1
-        left = self.plan[self.next:]
-        remaining = sum(images for _, _, images in left)
-        if not left:
-            return
-        if self.told == 0:
-            self.half = remaining / 2
-            self._tell("estimate", left)
-        else:
-            first_retraining = kind == "retrain" and self.measured[kind][1] == images and "search" in self.measured
-            halfway = all(k in self.measured for _, k, _ in left) and remaining <= (self.half or 0)
-            if first_retraining or halfway:
-                self._tell("estimate updated", left)
-
-    def _tell(self, what: str, left: list[tuple[str, str, float]]) -> None:
-        import datetime as dt
-
-        rate = {kind: seconds / max(1.0, steps) for kind, (seconds, steps) in self.measured.items()}
-        fallback = max(rate.values())
-        seconds = sum(images * rate.get(kind, fallback) for _, kind, images in left)
-        rates = ", ".join(f"{'search' if kind == 'search' else 'retraining'} {1000 * r:.2f} ms per image-step"
-                          for kind, r in rate.items())
-        assumed = "; retraining assumed at the search's rate" if any(kind not in rate for _, kind, _ in left) else ""
-        finish = dt.datetime.now() + dt.timedelta(seconds=seconds)
-        self.log(f"{what}: about {_duration(seconds)} left (done around {finish:%H:%M}), from the wall clock of "
-                 f"the epochs run so far ({rates}{assumed})")
-        self.told += 1
+    retrain = sum(work.images for work in plan if work.kind == "retraining")
+    return (f"plan: {phases}; about {sum(work.images for work in plan) - retrain:,} image-steps of search and "
+            f"{retrain:,} of retraining ({train_images:,} training images, batch {batch_size})")
 
 
 def _epochs(history: list[dict]) -> int:

@@ -109,7 +109,7 @@ def test_long_work_shows_signs_of_life_off_a_terminal_and_quiet_silences_it(tmp_
     lines = _ok(runner.invoke(app, [*args, "--out", "a"])).stderr.splitlines()
     assert lines[0] == "run a"
     assert lines[1].startswith("plan: stage 0 1 epoch, stage 1 1 epoch, retraining 2 epochs; about ")
-    assert "image-steps of search and 360 of retraining (180 training images, batch 16)" in lines[1]
+    assert "image-steps of search and 352 of retraining (180 training images, batch 16)" in lines[1]
     epochs = [line for line in lines if "] loss " in line]
     assert [line.split(" [")[1].split("]")[0] for line in epochs] == ["1/2", "2/2", "1/2", "2/2"]
     estimates = [line for line in lines if line.startswith("estimate")]
@@ -122,6 +122,7 @@ def test_long_work_shows_signs_of_life_off_a_terminal_and_quiet_silences_it(tmp_
     assert "profiling tiny at 16 on here [" in profiled
     exported = _ok(runner.invoke(app, ["export", "m.onnx", "--run", "a"])).stderr
     assert "exported the tiny network of run a to m.onnx" in exported and "verifying m.onnx" in exported
+    assert "verifying: test split, 64 images a batch, ONNX Runtime and PyTorch [1/1]" in exported
     assert "timing batch-1 latency" in exported
 
 

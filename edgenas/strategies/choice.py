@@ -177,10 +177,12 @@ def inherited(net: Supernet, layers: list[str], data: Dataset, batch_size: int, 
 
 
 def train_from_scratch(arch, data: Dataset, settings: TrainSettings, device: Device, seed: int,
-                       batch_seed: int | None = None, on_epoch: Callable[[dict], None] = lambda metrics: None):
+                       batch_seed: int | None = None, on_epoch: Callable[[dict], None] = lambda metrics: None,
+                       on_step: Callable[[], None] = lambda: None):
     """The network of `arch` trained from scratch for `settings.epochs` epochs (TrainSettings): its initial weights
     and dropout drawn from `seed + 1` as retraining draws them, its batches from `batch_seed` (default `seed + 3`),
-    so that the result is reproducible and the caller's random stream untouched."""
+    so that the result is reproducible and the caller's random stream untouched. `on_epoch` gets each epoch's
+    metrics, `on_step` is called after each step (a time estimate's clock)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
         model = device.prepare(build_model(arch))
@@ -190,14 +192,16 @@ def train_from_scratch(arch, data: Dataset, settings: TrainSettings, device: Dev
         generator = torch.Generator().manual_seed(seed + 3 if batch_seed is None else batch_seed)
         scaler = device.scaler()
         for _ in range(settings.epochs):
-            on_epoch(train_epoch(replica, data, optimizer, scheduler, settings, generator, device, scaler))
+            on_epoch(train_epoch(replica, data, optimizer, scheduler, settings, generator, device, scaler, on_step))
     return model
 
 
 def trained_accuracy(arch, data: Dataset, settings: TrainSettings, device: Device, seed: int,
-                     on_epoch: Callable[[dict], None] = lambda metrics: None) -> float:
+                     on_epoch: Callable[[dict], None] = lambda metrics: None,
+                     on_step: Callable[[], None] = lambda: None) -> float:
     """Search-validation accuracy of `arch` after `train_from_scratch`: the same batches for every architecture."""
-    return evaluate(train_from_scratch(arch, data, settings, device, seed, on_epoch=on_epoch), data, "val", device)
+    return evaluate(train_from_scratch(arch, data, settings, device, seed, on_epoch=on_epoch, on_step=on_step),
+                    data, "val", device)
 
 
 def choose(found: list[Candidate], accuracy: Callable[[Candidate], float] | None) -> int:
