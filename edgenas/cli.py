@@ -657,6 +657,7 @@ def export(
     from exporters.export import export_onnx, newest_run
 
     console = Console(stderr=True, soft_wrap=True, highlight=False)
+    progress, _, echo = _output(quiet, False, as_json)
     if run is None:
         run = newest_run()
         if not quiet:
@@ -664,7 +665,8 @@ def export(
     result = export_onnx(run, out, opset=opset, verify=not no_verify, threads=threads, atol=atol,
                          table=table, int8=int8, max_drop=max_drop, allow_supernet_weights=allow_supernet_weights,
                          warn=lambda text: console.print(f"[yellow]{text}[/yellow]"),
-                         log=None if quiet else console.print, pt2=pt2, keep_failed=keep_failed)
+                         log=None if quiet else console.print, pt2=pt2, keep_failed=keep_failed, progress=progress,
+                         echo=echo)
     if result.pt2 is not None:
         console.print(f"wrote {result.pt2} (torch.export, same outputs as the network on random inputs; load it "
                       "with torch.export.load(PATH).module(), no edgenas needed)")

@@ -264,11 +264,13 @@ def _check_timing(warmup: int, repeats: int, passes: int) -> None:
 
 
 def measure(pieces: list[Piece], backend, warmup: int, repeats: int, passes: int,
-            advance: Callable[[str], None] = lambda key: None, journal: _Journal | None = None) -> dict[str, dict]:
+            advance: Callable[[str, bool], None] = lambda key, timed: None,
+            journal: _Journal | None = None) -> dict[str, dict]:
     """Time every piece in `passes` interleaved passes; returns key -> timing statistics (milliseconds).
 
     With a `journal`, each (pass, piece) measured is recorded as soon as it is timed, and those it already holds
-    (from an interrupted profile) are taken from it instead of being timed again.
+    (from an interrupted profile) are taken from it instead of being timed again. `advance(key, timed)` follows
+    each piece prepared (timed False), then each piece of each pass (timed False where taken from the journal).
     """
     _check_timing(warmup, repeats, passes)
     done = journal.done if journal is not None else {}
@@ -278,14 +280,15 @@ def measure(pieces: list[Piece], backend, warmup: int, repeats: int, passes: int
         if any((p, piece.key) not in done for p in range(passes)):  # a piece timed in every pass needs no model
             backend.prepare(piece)
         spent[piece.key] += time.perf_counter() - start
-        advance(piece.key)
+        advance(piece.key, False)
     calls: dict[str, list[float]] = {piece.key: [] for piece in pieces}
     medians: dict[str, list[float]] = {piece.key: [] for piece in pieces}
     for p in range(passes):
         # Alternate the order so that drift during a pass does not always hit the same pieces.
         for piece in pieces if p % 2 == 0 else reversed(pieces):
             times = done.get((p, piece.key))
-            if times is None:
+            timed = times is None
+            if timed:
                 start = time.perf_counter()
                 times = backend.time(piece, warmup, repeats)
                 spent[piece.key] += time.perf_counter() - start
@@ -293,7 +296,7 @@ def measure(pieces: list[Piece], backend, warmup: int, repeats: int, passes: int
                     journal.add(p, piece.key, times)
             calls[piece.key] += times
             medians[piece.key].append(statistics.median(times))
-            advance(piece.key)
+            advance(piece.key, timed)
     return {key: summarize(calls[key], medians[key], spent[key]) for key in calls}
 
 
@@ -451,7 +454,7 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
     by everything that shapes a timing, so another space, resolution, width, runtime, thread count, host or timing
     protocol never reuses it; the number of passes does not (pass p is timed alike whatever the count), so a profile
     run again with another `passes` or `max_passes` reuses the passes it needs. It is removed once the table is
-    written. Without a bar, `echo` gets a plain line every 30 s at most (and at the end).
+    written. Without a bar, `echo` gets a plain line every 30 s at most (and at the end), with the time left.
     """
     check_device_name(device)
     if validate < 0:
@@ -483,7 +486,8 @@ def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu
             while True:
                 # The validation networks are timed in the same passes as the pieces, so that both see the machine
                 # in the same state (on a shared machine the cache left to a process drifts within minutes).
-                timed = measure(pieces + nets, timer, warmup, repeats, done, lambda key: bar.step(key), journal)
+                timed = measure(pieces + nets, timer, warmup, repeats, done,
+                                lambda key, measured: bar.step(key, measured=measured), journal)
                 entries = {key: value for key, value in timed.items() if key not in names}
                 seconds["pieces"] += sum(v.pop("seconds") for v in entries.values())
                 seconds["validation"] += sum(timed[key]["seconds"] for key in names)
@@ -614,11 +618,13 @@ def check_device_name(device: str) -> None:
 
 @contextlib.contextmanager
 def count_bar(enabled: bool, description: str, total: int, echo: Callable[[str], None] | None = None) -> Iterator:
-    """A progress bar over `total` timings (or, without one, a plain line to `echo` every 30 s at most); yields it:
-    `step(key)` marks one timing done, `begin(total, label, again=True)` starts another count."""
+    """A progress bar over `total` timings (or, without one, a plain line to `echo` every 30 s at most, with the
+    time left at the rate of the timings so far); yields it:
+    `step(key)` marks one timing done (`measured=False`: not timed now), `begin(total, label, again=True)` starts
+    another count."""
     from .progress import Bar
 
-    with Bar(enabled, echo, every=30.0) as bar:
+    with Bar(enabled, echo, every=30.0, eta=True) as bar:
         bar.begin(total, description)
         yield bar
 

@@ -42,14 +42,15 @@ class ExportResult:
 def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 17, verify: bool = True,
                 threads: int = 1, atol: float = 1e-4, table: str | None = None, int8: bool = False,
                 max_drop: float = 1.0, allow_supernet_weights: bool = False, warn=print, log=None,
-                pt2: bool = False, keep_failed: bool = False) -> ExportResult:
+                pt2: bool = False, keep_failed: bool = False, progress: bool = False, echo=None) -> ExportResult:
     """Export a run's retrained network to `out` (written atomically, after the ONNX checker accepts it); with
     `verify` (the default), prove it with ONNX Runtime (`verify.verify`) and write the report to OUT.report.json.
 
     A failed verification is not an exception: the result's `passed` is False and the report says why; when the
     FP32 file fails (outputs or agreement), it and its INT8 file are deleted, unless `keep_failed`. `log`, when
-    given, receives one line as each phase starts (export, verification, latency, INT8). With `pt2`, also write
-    OUT.pt2 (`torch_export.py`), which PyTorch loads without edgenas.
+    given, receives one line as each phase starts (export, verification, latency, INT8); the passes over the test
+    split draw a bar with `progress`, or give `echo` plain lines with the time left (`verify.verify`). With `pt2`,
+    also write OUT.pt2 (`torch_export.py`), which PyTorch loads without edgenas.
     """
     out = Path(out)
     if out.suffix != ".onnx":
@@ -82,7 +83,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
     from .verify import verify as check
 
     report = check(path, run, threads=threads, atol=atol, table=table, allow_supernet_weights=allow_supernet_weights,
-                   int8=int8, max_drop=max_drop, log=log)
+                   int8=int8, max_drop=max_drop, log=log, progress=progress, echo=echo)
     fp32_failed = report["outputs"]["max_abs_diff"] > atol or report["top1_agreement"] < MIN_AGREEMENT
     if fp32_failed and not keep_failed:  # (an INT8 drop beyond --max-drop deletes the INT8 file alone)
         from .quantize import int8_path

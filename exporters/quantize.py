@@ -92,8 +92,9 @@ def quantize(fp32: str | os.PathLike, calibration: list[np.ndarray], out: str | 
 
 
 def check_int8(fp32: Path, int8: Path, data, threads: int, warmup: int, repeats: int, fp32_accuracy: float,
-               fp32_latency_ms: float, max_drop: float) -> dict:
-    """Accuracy, drop, size and latency of the INT8 file; deletes it when the drop exceeds `max_drop` points."""
+               fp32_latency_ms: float, max_drop: float, on_batch=lambda: None) -> dict:
+    """Accuracy, drop, size and latency of the INT8 file; deletes it when the drop exceeds `max_drop` points.
+    `on_batch` is called after each test batch (a progress bar)."""
     from edgenas.data import batches
 
     from .runtime import make_session, median_latency
@@ -103,6 +104,7 @@ def check_int8(fp32: Path, int8: Path, data, threads: int, warmup: int, repeats:
     for x, y in batches(data, "test", 64):
         correct += int((session.run(None, {INPUT: x.cpu().numpy()})[0].argmax(1) == y.cpu().numpy()).sum())
         total += len(y)
+        on_batch()
     accuracy = correct / max(1, total)
     one = np.random.default_rng(0).standard_normal((1, 3, data.resolution, data.resolution)).astype(np.float32)
     latency = median_latency(lambda: session.run(None, {INPUT: one}), warmup, repeats)

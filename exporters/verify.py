@@ -26,16 +26,20 @@ MIN_AGREEMENT = 0.999
 
 def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int = 1, atol: float = 1e-4,
            table: str | None = None, warmup: int = 10, repeats: int = 50, allow_supernet_weights: bool = False,
-           data=None, int8: bool = False, max_drop: float = 1.0, log=None) -> dict:
+           data=None, int8: bool = False, max_drop: float = 1.0, log=None, progress: bool = False,
+           echo=None) -> dict:
     """Compare the ONNX file with the run's PyTorch network; returns the report (see module docstring).
 
     With `int8`, also quantise it (see `quantize.py`) and report the INT8 file's accuracy, drop, size and latency.
-    `log`, when given, receives one line as each phase starts.
+    `log`, when given, receives one line as each phase starts. Each pass over the test split (the long part on a
+    large one) draws a bar with `progress`; without one, `echo` gets a line every 10 s at most (and at its end),
+    with the time that pass has left.
     """
     log = log or (lambda line: None)
     import torch
 
-    from edgenas.data import batches
+    from edgenas.data import batch_sizes, batches
+    from edgenas.progress import Bar
     from edgenas.runs import Run
     from edgenas.settings import SearchSettings, load_data
 
@@ -61,7 +65,9 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
         agree = correct_onnx = correct_torch = total = 0
         max_abs = max_rel = 0.0
         first = True
-        with torch.inference_mode():
+        test_batches = len(batch_sizes(data.size("test"), 64))
+        with torch.inference_mode(), Bar(progress, echo, every=10.0, eta=True) as bar:
+            bar.begin(test_batches, "verifying: test split, 64 images a batch, ONNX Runtime and PyTorch")
             for x, y in batches(data, "test", 64):
                 reference = model(x).numpy()
                 got = session.run(None, {INPUT: x.numpy()})[0]
@@ -76,6 +82,7 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
                 correct_onnx += int((top_onnx == labels).sum())
                 correct_torch += int((top_torch == labels).sum())
                 total += len(labels)
+                bar.step()
             log(f"timing batch-1 latency: ONNX Runtime and PyTorch eager, {threads} thread(s)")
             one = np.random.default_rng(0).standard_normal((1, 3, arch.resolution, arch.resolution)).astype(np.float32)
             ort_latency = median_latency(lambda: session.run(None, {INPUT: one}), warmup, repeats)
@@ -104,8 +111,10 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
 
         log("INT8: quantising, then its accuracy and latency")
         quantized = quantize(onnx_path, calibration_batches(data))
-        report["int8"] = check_int8(onnx_path, quantized, data, threads, warmup, repeats,
-                                    report["accuracy_onnxruntime"], ort_latency["median_ms"], max_drop)
+        with Bar(progress, echo, every=10.0, eta=True) as bar:
+            bar.begin(test_batches, "INT8: test split, 64 images a batch, ONNX Runtime")
+            report["int8"] = check_int8(onnx_path, quantized, data, threads, warmup, repeats,
+                                        report["accuracy_onnxruntime"], ort_latency["median_ms"], max_drop, bar.step)
         if not report["int8"]["kept"]:
             failures.append(f"INT8 accuracy drops {report['int8']['drop_points']:.2f} points, more than --max-drop "
                             f"{max_drop:g}; the INT8 file was deleted, the FP32 file is kept")
