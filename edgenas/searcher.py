@@ -367,15 +367,19 @@ class _Search:
         """Seconds and units of cost (progress.Clock) of training a network drawn within the budgets (the choice's
         candidates and the derived network are such networks), timed on its steps after the first in an epoch of
         up to 3 batches with the choice's code: the rate of the choice and the retraining until they are measured
-        themselves, when supernet epochs come first (a network of the budget can train 4x faster per image than the
-        supernet's average path, or about as fast: docs/BENCHMARKS.md, "CPU training speed"). Nothing of the run
-        changes: its own generators, seeds and data order are untouched."""
+        themselves, when supernet epochs come first (a standalone network's step took 0.25x, MobileNetV2, to 1.35x,
+        the largest network, a supernet weight step on one CPU: docs/BENCHMARKS.md, "CPU training speed"; their
+        FLOPs do not say which). Nothing of the run changes: its own generators, seeds and data order are untouched.
+        """
         c, s = self.c, self.s
         kinds = [work.kind for work in plan[done:]]
         later = [kind for kind in ("choice", "retraining") if kind in kinds]
         if not later or kinds[0] in later:
             return {}
         images = 3 * s.batch_size * c.device.ranks.world
+        sizes = batch_sizes(min(images, c.data.size("train")), s.batch_size, c.device.ranks.world, drop_last=True)
+        if len(sizes) < 2:  # no step after the first to time
+            return {}
         view = dataclasses.replace(c.data, x={"train": c.data.x["train"][:images]} if c.data.files is None else {},
                                    y={"train": c.data.y["train"][:images]},
                                    files=None if c.data.files is None else {"train": c.data.files["train"][:images]})
@@ -384,9 +388,6 @@ class _Search:
         choice.train_from_scratch(arch, view, self._train_settings(1), c.device, s.seed,
                                   on_epoch=lambda metrics: ends.append(time.perf_counter()),
                                   on_step=lambda: ends.append(time.perf_counter()))
-        sizes = batch_sizes(view.size("train"), s.batch_size, c.device.ranks.world, drop_last=True)
-        if len(sizes) < 2:
-            return {}
         measured = (ends[-1] - ends[0], sum(sizes[1:]) * c.cost.of(arch)[0])
         return {kind: measured for kind in later}
 
