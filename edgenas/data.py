@@ -8,7 +8,8 @@ decoded up front: its files stream through DataLoader workers that decode and re
 batches are augmented on the training device like cached ones.
 
 Bad data is reported all at once: every empty class, non-image file and unreadable image of an ImageFolder tree
-in one error, so that one run names everything to fix.
+in one error, so that one run names everything to fix. A class with fewer than `FEW_IMAGES` images loads, with a
+note (`Dataset.notes`) that the search prints as a warning and records in config.json.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import pickle
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,11 @@ from .errors import EdgeNASError, listing
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 SPLIT_SEED = 20200327  # splits do not depend on the run's seed: every run on a dataset sees the same test split
+# A class with fewer than 20 images is too small for its splits to mean much: at the default fractions (a fifth for
+# test, a tenth of the rest for search-validation) 20 images give it 14 training, 2 search-validation and 4 test
+# images, where one image already moves its test accuracy by 25 points and its search-validation accuracy by 50;
+# with fewer, a single image decides them (and the difficulty probe's class order rests on the latter).
+FEW_IMAGES = 20
 
 
 @dataclass
@@ -44,6 +50,7 @@ class Dataset:
     resolution: int
     files: dict[str, list[Path]] | None = None  # streamed datasets: image files per split (x is then empty)
     workers: int = 2
+    notes: list[str] = field(default_factory=list)  # what weakens results on this data (too few images of a class)
 
     @property
     def num_classes(self) -> int:
@@ -59,7 +66,7 @@ class Dataset:
     def describe(self) -> dict:
         return {"name": self.name, "classes": self.classes, "resolution": self.resolution, "flip": self.flip,
                 "mean": list(self.mean), "std": list(self.std), "streamed": self.files is not None,
-                **{f"{k}_images": self.size(k) for k in self.y}}
+                **{f"{k}_images": self.size(k) for k in self.y}, "notes": list(self.notes)}
 
 
 class _ImageFiles(torch.utils.data.Dataset):
@@ -213,14 +220,32 @@ def load_dataset(path: str | os.PathLike | None, resolution: int, *, flip: bool 
     train_idx, val_idx = _balanced_split(y_train, val_fraction, len(classes))
     y = {"train": y_train[train_idx], "val": y_train[val_idx], "test": y_test}
     flip = default_flip if flip is None else flip
+    notes = _few_images(y, classes)
     if isinstance(x_train, list):  # streamed: statistics from up to 2,000 decoded training images
         files = {"train": [x_train[i] for i in train_idx], "val": [x_train[i] for i in val_idx], "test": x_test}
         sample = torch.stack([_decode(f, resolution) for f in files["train"][:: max(1, len(files["train"]) // 2000)]])
         mean, std = _statistics(sample)
-        return Dataset(name, classes, {}, y, mean, std, flip, resolution, files, workers)
+        return Dataset(name, classes, {}, y, mean, std, flip, resolution, files, workers, notes)
     x = {"train": x_train[train_idx], "val": x_train[val_idx], "test": x_test}
     mean, std = _statistics(x["train"])
-    return Dataset(name, classes, x, y, mean, std, flip, resolution)
+    return Dataset(name, classes, x, y, mean, std, flip, resolution, notes=notes)
+
+
+def _few_images(y: dict[str, torch.Tensor], classes: list[str]) -> list[str]:
+    """A note naming the classes with fewer than `FEW_IMAGES` images in all splits together (none if no class)."""
+    counts = {split: torch.bincount(labels, minlength=len(classes)).tolist() for split, labels in y.items()}
+    few = [(name, [counts[split][c] for split in ("train", "val", "test")]) for c, name in enumerate(classes)
+           if sum(counts[split][c] for split in counts) < FEW_IMAGES]
+    if not few:
+        return []
+    named = [f"{name!r} ({sum(n)} images: {n[0]} training, {n[1]} search-validation, {n[2]} test)"
+             for name, n in few[:10]] + ([f"{len(few) - 10} more"] if len(few) > 10 else [])
+    which = f"class {named[0]} has" if len(few) == 1 else f"{len(few)} classes have"
+    listed = "" if len(few) == 1 else f": {', '.join(named)}"
+    its, them = ("its", "it") if len(few) == 1 else ("their", "them")
+    return [f"{which} fewer than {FEW_IMAGES} images{listed}; {its} search-validation and test accuracies rest on "
+            f"one or a few images, so the search's choices and the test accuracy say little about {them}: add images "
+            f"({FEW_IMAGES} or more per class), or merge such a class with a similar one or leave it out"]
 
 
 def _subset(x, y: torch.Tensor, per_class: int | None, num_classes: int):

@@ -1,5 +1,6 @@
 """Dataset loading (digits, ImageFolder, CIFAR, .npz), deterministic splits, errors on bad data, and batches."""
 
+import json
 import pickle
 
 import numpy as np
@@ -440,7 +441,7 @@ def test_decoded_trees_are_cached_and_a_changed_file_is_decoded_again(tmp_path, 
     assert not torch.equal(load_dataset(tmp_path / "tree", 16).x["test"], first.x["test"])
 
 
-# ---------------------------------------------------------------- messy data: every problem at once
+# ---------------------------------------------------------------- messy data: every problem at once; small classes
 
 
 def _messy(root, corrupt=1):
@@ -496,3 +497,29 @@ def test_a_train_test_tree_names_every_problem_at_once(tmp_path):
                      f"cannot read image {root / 'test' / 'ant' / 'img0.jpg'}"):
         assert sum(fragment in line for line in lines) == 1, fragment
 
+
+def test_a_class_with_fewer_than_20_images_gets_a_note(tmp_path):
+    root = tmp_path / "flat"
+    _write_images(root / "big", 20, seed=0)
+    _write_images(root / "small", 19, seed=1)
+    data = load_dataset(root, 16)
+    assert len(data.notes) == 1 and data.describe()["notes"] == data.notes
+    assert data.notes[0].startswith("class 'small' (19 images: 13 training, 2 search-validation, 4 test) has fewer "
+                                    "than 20 images;") and "'big'" not in data.notes[0]
+    _write_images(root / "small", 20, seed=1)
+    assert load_dataset(root, 16).notes == []
+
+
+def test_search_warns_of_a_class_of_3_images_and_records_it(tmp_path):
+    # Issue 33: a class with 3 images (1 training, 1 search-validation, 1 test) trained without a word.
+    root = tmp_path / "few"
+    for name, count in (("ant", 25), ("bee", 25), ("fly", 3)):
+        _write_images(root / name, count, seed=len(name) + count)
+    result = CliRunner().invoke(app, ["search", "--data", str(root), "--space", "tiny", "--schedule", "1.0:1",
+                                      "--probe-epochs", "0", "--warmup-epochs", "0", "--score-paths", "8",
+                                      "--retrain-epochs", "0", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    warning = "warning: class 'fly' (3 images: 1 training, 1 search-validation, 1 test) has fewer than 20 images"
+    assert warning in result.stderr and "add images (20 or more per class)" in result.stderr
+    notes = json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]["data"]["notes"]
+    assert len(notes) == 1 and notes[0].startswith("class 'fly' (3 images")
