@@ -736,19 +736,30 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Classify image files (or every image in a folder) with ONNX Runtime alone, using the preprocessing stored in
-    the model."""
+    the model. Files that cannot be read are named with the reason, after the others' classes, and exit code 1."""
     from exporters.predict import predict as run_predict
 
+    from .errors import listing
+
+    if top < 1:
+        raise EdgeNASError(f"bad --top {top}: expected 1 or more (how many classes to show per image)")
     if not model.is_file():
         raise EdgeNASError(f"model file {model} does not exist")
-    results = run_predict(model, images, top=max(1, top))
+    results = run_predict(model, images, top=top)
     if as_json:
         _print_json(results)
-        return
-    console = Console(soft_wrap=True, highlight=False)
-    for result in results:
-        best = ", ".join(f"{t['class']} ({100 * t['probability']:.1f}%)" for t in result["top"])
-        console.print(f"{result['image']}: {best}")
+    else:
+        console = Console(soft_wrap=True, highlight=False)
+        for result in results:
+            if "top" in result:
+                best = ", ".join(f"{t['class']} ({100 * t['probability']:.1f}%)" for t in result["top"])
+                console.print(f"{escape(result['image'])}: {best}")
+    failed = [result["error"] for result in results if "error" in result]
+    if failed:
+        rest = len(results) - len(failed)
+        classified = f"the other {rest} were classified" if rest else "none was classified"
+        summary = f"{len(failed)} of {len(results)} images could not be read ({classified})"
+        raise EdgeNASError(f"{summary}: {failed[0]}" if len(failed) == 1 else listing(f"{summary}:", failed))
 
 
 # ---------------------------------------------------------------- working commands

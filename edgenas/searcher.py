@@ -96,6 +96,8 @@ class _Context:
         self.resolution = default_resolution(settings)
         self.space: Space = get_space(settings.space, self.resolution, settings.width_mult)
         self.data: Dataset = load_data(settings, self.resolution).to(self.device.device)
+        for note in self.data.notes:  # also in config.json (resolved.data.notes)
+            log(f"warning: {note}")
         self.num_classes = self.data.num_classes
         self.flops_table = cost_table(self.space)
         self.table: LatencyTable | None = load_table(settings.table) if settings.table else None

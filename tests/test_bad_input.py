@@ -115,6 +115,7 @@ CASES = {
     "run-missing": (["train", "no_such_run"], 1, ["no_such_run does not exist"]),
     "onnx-not-onnx": (["predict", "fake.onnx", "photo.png"], 1, ["fake.onnx is not an ONNX file"]),
     "onnx-missing": (["predict", "missing.onnx", "photo.png"], 1, ["missing.onnx does not exist"]),
+    "predict-top-zero": (["predict", "fake.onnx", "photo.png", "--top", "0"], 1, ["--top 0", "expected 1 or more"]),
     "profile-threads-zero": (["profile", "d", "--space", "tiny", "--threads", "0"], 1, ["--threads 0", "1 or more"]),
     "profile-threads-negative": (["profile", "d", "--space", "tiny", "--threads", "-2"], 1,
                                  ["--threads -2", "1 or more"]),

@@ -78,6 +78,36 @@ def test_predict_agrees_with_pytorch_on_image_files(run, tmp_path):
     assert cli.exit_code == 0 and json.loads(cli.output) == json.loads(json.dumps(results))
 
 
+def test_predict_classifies_the_readable_images_and_names_the_corrupt_one(run, tmp_path):
+    # Issue 33: one corrupt JPEG in a folder stopped `predict` with no prediction for the readable images.
+    path = export_onnx(run, tmp_path / "model.onnx", verify=False).path
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (20, 16, 3), dtype=np.uint8)).save(folder / f"{i}.{('png', 'jpg')[i % 2]}")
+    good = sorted(folder.iterdir())
+    jpeg = (folder / "1.jpg").read_bytes()
+    (folder / "2-broken.jpg").write_bytes(jpeg[: len(jpeg) // 3])  # a truncated JPEG: the header reads, the data not
+    expected = {str(f): r["top"] for f, r in zip(good, predict(path, good, top=2), strict=True)}
+
+    as_json = CliRunner().invoke(app, ["predict", str(path), str(folder), "--top", "2", "--json"])
+    assert as_json.exit_code == 1 and "Traceback" not in as_json.output
+    results = json.loads(as_json.stdout)
+    assert [r["image"] for r in results] == sorted(str(f) for f in folder.iterdir())
+    assert {r["image"]: r["top"] for r in results if "top" in r} == expected
+    broken = next(r for r in results if "top" not in r)
+    assert broken["image"].endswith("2-broken.jpg") and "cannot read image" in broken["error"]
+    assert as_json.stderr.strip().count("\n") == 0
+    assert "1 of 5 images could not be read (the other 4 were classified)" in as_json.stderr
+    assert f"cannot read image {folder / '2-broken.jpg'}: " in as_json.stderr
+
+    plain = CliRunner().invoke(app, ["predict", str(path), str(folder)])
+    assert plain.exit_code == 1
+    assert [line.split(": ")[0] for line in plain.stdout.splitlines()] == [str(f) for f in good]
+    assert plain.stderr.startswith("error: 1 of 5 images could not be read") and "2-broken.jpg" in plain.stderr
+
+
 def test_cli_export_writes_the_report(run, tmp_path):
     out = tmp_path / "cli.onnx"
     result = CliRunner().invoke(app, ["export", str(out), "--run", str(run), "--json"])
