@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import EdgeNASError
 from .files import atomic_write_bytes, atomic_write_text
+from .latency import describe_fidelity
 from .plots import DRAW, png, table_name
 from .runs import RunRecord, load_run
 from .space import get_space, parse_choice
@@ -125,15 +126,20 @@ def _summary_rows(record: RunRecord) -> list[tuple[str, str, str]]:
             ("FLOPs budget", f"{format_flops(s['flops_budget'])} ({s['flops_budget']:,.0f} FLOPs)",
              "met" if s.get("within_flops_budget") else "NOT met")]
     precision = (s.get("latency_precision") or "fp32").upper()  # runs from before INT8 tables: FP32
+    fidelity = s.get("latency_fidelity")  # None in runs from before it was recorded
     if s.get("predicted_latency_ms") is not None:
         rows.append(("predicted latency", f"{s['predicted_latency_ms']:.3f} ms",
-                     f"{precision} table {table}: batch 1, sum of per-block medians with the table's calibration"))
+                     f"{precision} table {table}: batch 1, sum of per-block medians with the table's calibration"
+                     + (f"; {describe_fidelity(fidelity)}, {fidelity['method']}" if fidelity else "")))
     else:
         rows.append(("predicted latency", "not predicted", "no latency table in this run (search with --table "
                                                            "DEVICE)"))
     if s.get("latency_budget_ms") is not None:
         rows.append(("latency budget", f"{s['latency_budget_ms']:g} ms ({precision} table {table})",
-                     "met" if s.get("within_latency_budget") else "NOT met"))
+                     s.get("latency_budget_verdict") or ("met" if s.get("within_latency_budget") else "NOT met")))
+    if fidelity and fidelity["note"]:
+        rows.append(("latency table fidelity", "poor" if fidelity["count"] else "unknown",
+                     fidelity["note"].removeprefix("note: ")))
     rows.append(("parameters", f"{format_params(s['params'])} ({s['params']:,})", "weights of the built network"))
     if s.get("test_acc") is not None:
         rows.append(("test accuracy", f"{100 * s['test_acc']:.2f}%", str(s.get("accuracy_method", ""))))

@@ -690,6 +690,8 @@ class _Search:
         return s.final_choice
 
     def _summary(self, arch: Arch, state: dict) -> dict:
+        from .latency import budget_verdict
+
         c = self.c
         flops, ms = c.cost.of(arch)
         if arch.width_mult != c.space.width_mult:  # the mobilenetv2 baseline scales its width
@@ -705,6 +707,7 @@ class _Search:
         if fvcore_flops != flops:
             raise EdgeNASError(f"internal check failed: table FLOPs {flops} != fvcore {fvcore_flops}")
         retrain = state.get("retrain", {})
+        fidelity = c.table.fidelity() if c.table is not None else None
         return {
             "arch": arch.to_dict(),
             "flops": flops, "flops_method": "fvcore on the built network (1 multiply-add = 1 FLOP, batch norm folded)",
@@ -713,6 +716,9 @@ class _Search:
             "latency_table": c.table.source if c.table else None,
             "latency_precision": c.table.precision if c.table else None,
             "within_latency_budget": None if c.ms_budget is None or ms is None else ms <= c.ms_budget,
+            "latency_budget_verdict": None if c.ms_budget is None or ms is None else budget_verdict(ms, c.ms_budget,
+                                                                                                 fidelity),
+            "latency_fidelity": fidelity,
             "params": sum(p.numel() for p in model.parameters()),
             "inherited_val_acc": state.get("inherited_val_acc"),
             "val_acc": retrain.get("val_acc"), "test_acc": retrain.get("test_acc"),
