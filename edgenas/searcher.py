@@ -40,6 +40,7 @@ from .train import (
     Device,
     SupernetSettings,
     TrainSettings,
+    chance_warning,
     evaluate,
     make_optimizer,
     per_class_accuracy,
@@ -294,11 +295,11 @@ class _Search:
         summary = self._summary(arch, state)
         summary["flops_budget_default"] = self._default_budget()
         self.run.write("summary.json", summary)
-        chance = 1 / self.c.num_classes
-        if summary["test_acc"] is not None and summary["test_acc"] < 1.5 * chance:
-            self.c.log(f"warning: test accuracy {100 * summary['test_acc']:.1f}% is at chance level "
-                       f"({100 * chance:.1f}% for {self.c.num_classes} classes): the network has learned little; "
-                       "retrain longer (--retrain-epochs, edgenas train) or check the data")
+        warning = None if summary["test_acc"] is None else chance_warning(
+            summary["test_acc"], self.c.num_classes, self.c.data.size("test"), str(self.run.path),
+            state["retrain"].get("epochs", self.s.retrain_epochs))
+        if warning:
+            self.c.log(warning)
         return SearchResult(self.run.path, summary, self._report() if self.run.writer else None)
 
     def _default_budget(self) -> str | None:
