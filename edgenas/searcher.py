@@ -893,6 +893,7 @@ def evaluate_run(run_path: str | Path) -> dict:
     """Test accuracy of a run's retrained weights, recomputed from `model.pt` (loaded safely)."""
     run = Run.open(run_path)
     settings = SearchSettings.of_run(run)
+    run.need_retrained()
     model, arch = load_model(run.path)
     device = pick_device(settings)
     data = load_data(settings, arch.resolution).to(device.device)

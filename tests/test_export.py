@@ -199,3 +199,23 @@ def test_a_table_is_compared_with_the_file_of_its_precision(run, tmp_path, tiny_
                                "the FP32 file") for line in lines), result.output
     assert any(line.startswith("note: table tiny-f was measured on Another CPU") for line in lines), result.output
     assert json.loads(out.with_suffix(".report.json").read_text())["table"]["compared_with"] == "fp32"
+
+
+def test_eval_of_an_unfinished_run_says_what_export_says(run, tmp_path):
+    """A run stopped before its network was derived or retrained: `eval` says how to finish it, as `export` does
+    (it said "arch.json does not exist")."""
+    import shutil
+
+    unfinished = tmp_path / "run"
+    shutil.copytree(run, unfinished)
+    (unfinished / "model.pt").unlink()
+    (unfinished / "arch.json").unlink()
+    evaluated = CliRunner().invoke(app, ["eval", str(unfinished)])
+    exported = CliRunner().invoke(app, ["export", str(tmp_path / "m.onnx"), "--run", str(unfinished)])
+    assert evaluated.exit_code == exported.exit_code == 1
+    said = " ".join(evaluated.output.split())
+    assert said.startswith(f"error: run {unfinished} has no retrained weights (model.pt); finish it with `edgenas "
+                           f"search --resume {unfinished}`"), said
+    assert " ".join(exported.output.split()) == said + ", or pass --allow-supernet-weights"
+    assert len(evaluated.output.strip().splitlines()) == 1 and not (tmp_path / "m.onnx").exists()
+
