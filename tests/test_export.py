@@ -219,3 +219,40 @@ def test_eval_of_an_unfinished_run_says_what_export_says(run, tmp_path):
     assert " ".join(exported.output.split()) == said + ", or pass --allow-supernet-weights"
     assert len(evaluated.output.strip().splitlines()) == 1 and not (tmp_path / "m.onnx").exists()
 
+
+@pytest.mark.parametrize("earlier", [False, True], ids=["new", "over-an-earlier-export"])
+def test_ctrl_c_during_export_int8_leaves_no_file_of_the_export(run, tmp_path, earlier):
+    """Ctrl-C while `export --int8` quantises: no ONNX file without its report (it left out/x.onnx alone), nor an
+    earlier export's report beside nothing; the folder the export made goes too."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import default_sigint
+
+    out = tmp_path / "out" / "x.onnx"
+    if earlier:
+        assert CliRunner().invoke(app, ["export", str(out), "--run", str(run), "--quiet"]).exit_code == 0
+        assert {p.name for p in out.parent.iterdir()} == {"x.onnx", "x.report.json"}
+    process = subprocess.Popen([sys.executable, "-m", "edgenas", "export", str(out), "--run", str(run), "--int8"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline, said = time.monotonic() + 120, []
+    for line in process.stderr:  # the export says each phase as it starts
+        said.append(line)
+        if line.startswith("INT8: quantising"):
+            process.send_signal(signal.SIGINT)  # Ctrl-C
+            break
+        assert time.monotonic() < deadline, said
+    _, rest = process.communicate(timeout=120)
+    stderr = " ".join("".join([*said, rest]).split())
+    assert process.returncode == 130, stderr
+    assert "interrupted: nothing kept: deleted" in stderr and "run the same command again" in stderr
+    assert "Traceback" not in stderr
+    assert str(out) in stderr and (str(out.with_suffix(".report.json")) in stderr) == earlier
+    if earlier:
+        assert list(out.parent.iterdir()) == []  # an earlier report without its file would describe nothing
+    else:
+        assert not out.parent.exists()
