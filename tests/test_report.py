@@ -201,3 +201,19 @@ def test_compare_refuses_a_plot_that_is_not_png(runs, tmp_path):
     result = CliRunner().invoke(app, ["compare", str(runs[0].run), "--out", str(tmp_path / "c.jpg")])
     assert result.exit_code == 1 and "expected a .png file" in result.output
     assert not (tmp_path / "c.jpg").exists()
+
+
+def test_compare_refuses_runs_of_different_datasets_in_one_line(runs, tmp_path):
+    """Accuracies on two test sets share no Pareto front: refused, naming each dataset and its runs."""
+    other = tmp_path / "other"
+    shutil.copytree(runs[1].run, other)
+    summary = json.loads((other / "summary.json").read_text())
+    summary["dataset"] = "cifar10-jpeg"
+    (other / "summary.json").write_text(json.dumps(summary))
+    result = CliRunner().invoke(app, ["compare", str(runs[0].run), str(runs[1].run), str(other), "--out",
+                                      str(tmp_path / "c.png")])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert " ".join(result.output.split()) == (
+        f"error: the runs are of different datasets (digits: {runs[0].run}, {runs[1].run}; cifar10-jpeg: {other}): "
+        "test accuracies on different test sets share no Pareto front; compare the runs of one dataset at a time")
+    assert not (tmp_path / "c.png").exists()
