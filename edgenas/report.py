@@ -119,8 +119,8 @@ def _summary_rows(record: RunRecord) -> list[tuple[str, str, str]]:
              f"{data.get('test_images', '?')} test images at {s.get('resolution')}x{s.get('resolution')}"),
             ("search space", f"{arch['space']} (width {arch['width_mult']})",
              f"{len(arch['layers'])} searchable layers, space hash {arch['space_hash']}"),
-            ("strategy", str(s.get("strategy")), f"schedule {settings.get('schedule')}, prune ratio "
-             f"{settings.get('prune_ratio')}, seed {settings.get('seed')}"),
+            ("strategy", str(s.get("strategy")), f"schedule {settings.get('schedule')}{_scaled(s, settings, data)}, "
+             f"prune ratio {settings.get('prune_ratio')}, seed {settings.get('seed')}"),
             ("FLOPs", f"{format_flops(s['flops'])} ({s['flops']:,} FLOPs)",
              f"{FLOPS_HOW}, {arch['resolution']}x{arch['resolution']}"),
             ("FLOPs budget", f"{format_flops(s['flops_budget'])} ({s['flops_budget']:,.0f} FLOPs)",
@@ -153,6 +153,18 @@ def _summary_rows(record: RunRecord) -> list[tuple[str, str, str]]:
     rows.append(("retraining time", _seconds(s.get("retrain_seconds")),
                  f"wall clock, {settings.get('retrain_epochs')} epochs from scratch"))
     return rows
+
+
+def _scaled(summary: dict, settings: dict, data: dict) -> str:
+    """`, epochs x0.5 (--epochs-scale 0.5)`: how the schedule's epochs were scaled; empty where nothing was searched
+    or the run is from before it was recorded."""
+    factor = summary.get("schedule_scale")
+    if factor is None:
+        return ""
+    given = settings.get("epochs_scale")
+    how = f"--epochs-scale {given:g}" if given is not None else \
+        f"automatic for {data.get('train_images', '?')} training images; --epochs-scale sets it"
+    return f", epochs x{factor:g} ({how})"
 
 
 def _block_html(label: str, choice: str, detail: str, residual: bool, strided_skip: bool = False) -> str:

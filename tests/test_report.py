@@ -217,3 +217,13 @@ def test_compare_refuses_runs_of_different_datasets_in_one_line(runs, tmp_path):
         f"error: the runs are of different datasets (digits: {runs[0].run}, {runs[1].run}; cifar10-jpeg: {other}): "
         "test accuracies on different test sets share no Pareto front; compare the runs of one dataset at a time")
     assert not (tmp_path / "c.png").exists()
+
+
+def test_the_report_says_how_the_schedule_was_scaled(runs):
+    from edgenas.report import _summary_rows
+
+    rows = {what: how for what, _, how in _summary_rows(load_run(runs[0].run))}
+    images = json.loads((runs[0].run / "config.json").read_text())["resolved"]["data"]["train_images"]
+    scale = runs[0].summary["schedule_scale"]
+    assert f"schedule {QUICK['schedule']}, epochs x{scale:g} (automatic for {images} training images; "\
+           "--epochs-scale sets it)" in rows["strategy"]
