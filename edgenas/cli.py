@@ -284,6 +284,8 @@ def profile(
     summary["replaced_existing"] = replaced
     if as_json:
         _print_json(summary)
+        if summary["fidelity"]["note"] and not quiet:
+            console.print(summary["fidelity"]["note"], markup=False)
     else:
         _print_table_summary(summary)
 
@@ -321,6 +323,8 @@ def _print_table_summary(summary: dict) -> None:
                           f"within +/-10% after {summary['passes']} passes: if this machine was busy while "
                           "profiling, the same command with --fresh --max-passes 15 measures again, adding passes "
                           "while the validation asks for them")
+        elif summary["fidelity"]["note"]:  # an imported table: timed again on the device, not here
+            console.print(summary["fidelity"]["note"], markup=False)
     else:
         console.print("no validation networks: the table is uncalibrated and its fidelity unknown (use --validate)")
 
@@ -494,14 +498,18 @@ def _print_summary(run: Path, summary: dict) -> None:
         f"budget {format_flops(summary['flops_budget'])}"
     grid.add_row("FLOPs", f"{format_flops(summary['flops'])} ({budget})",
                  "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1")
+    fidelity = summary.get("latency_fidelity")  # None in runs from before it was recorded
     if summary["predicted_latency_ms"] is not None:
+        from .latency import describe_fidelity
+
         precision = (summary.get("latency_precision") or "fp32").upper()  # runs from before INT8 tables: FP32
         grid.add_row("latency", f"{summary['predicted_latency_ms']:.2f} ms",
-                     f"predicted by {precision} table {summary['latency_table']}")
+                     f"predicted by {precision} table {summary['latency_table']}"
+                     + (f"; {describe_fidelity(fidelity)}" if fidelity else ""))
         if summary["latency_budget_ms"] is not None:
             grid.add_row("latency budget", f"{summary['latency_budget_ms']:g} ms ({precision} table "
-                         f"{Path(summary['latency_table']).stem})",
-                         "met" if summary.get("within_latency_budget") else "NOT met")
+                         f"{Path(summary['latency_table']).stem})", summary.get("latency_budget_verdict") or
+                         ("met" if summary.get("within_latency_budget") else "NOT met"))
     grid.add_row("parameters", format_params(summary["params"]), "")
     if summary.get("choice"):  # not for MobileNetV2, a single random draw, or a run from before it was recorded
         from .strategies.choice import METHODS
@@ -520,6 +528,8 @@ def _print_summary(run: Path, summary: dict) -> None:
     if summary["retrain_seconds"] is not None:
         grid.add_row("retraining time", f"{summary['retrain_seconds']:.0f} s", "wall clock")
     console.print(grid)
+    if fidelity and fidelity["note"]:
+        console.print(f"[yellow]{escape(fidelity['note'])}[/yellow]")
 
 
 @_command()
@@ -706,10 +716,13 @@ def _print_report(report: dict, path: Path, report_path: Path) -> None:
                  f"{eager['median_ms']:.3f} ms: ONNX Runtime is {_speed(ort['median_ms'], eager['median_ms'])} "
                  "than PyTorch eager", report["latency_method"])
     if report["table"]:
+        from .latency import describe_fidelity
+
         t = report["table"]
         grid.add_row("table prediction", f"{t['predicted_ms']:.3f} ms ({t['error_pct']:+.1f}% vs the measured "
                      f"{t['compared_with'].upper()} file, {t['measured_ms']:.3f} ms)",
-                     f"{t['table']} ({t['table_precision'].upper()}, {t['table_threads']} thread(s))")
+                     f"{t['table']} ({t['table_precision'].upper()}, {t['table_threads']} thread(s)); "
+                     f"{describe_fidelity(t['table_fidelity'])}")
     if report["int8"]:
         q = report["int8"]
         grid.add_row("INT8", f"accuracy {100 * q['accuracy']:.2f}% (drop {q['drop_points']:.2f} points), "

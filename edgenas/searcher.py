@@ -40,6 +40,7 @@ from .train import (
     Device,
     SupernetSettings,
     TrainSettings,
+    chance_warning,
     evaluate,
     make_optimizer,
     per_class_accuracy,
@@ -296,11 +297,11 @@ class _Search:
         summary = self._summary(arch, state)
         summary["flops_budget_default"] = self._default_budget()
         self.run.write("summary.json", summary)
-        chance = 1 / self.c.num_classes
-        if summary["test_acc"] is not None and summary["test_acc"] < 1.5 * chance:
-            self.c.log(f"warning: test accuracy {100 * summary['test_acc']:.1f}% is at chance level "
-                       f"({100 * chance:.1f}% for {self.c.num_classes} classes): the network has learned little; "
-                       "retrain longer (--retrain-epochs, edgenas train) or check the data")
+        warning = None if summary["test_acc"] is None else chance_warning(
+            summary["test_acc"], self.c.num_classes, self.c.data.size("test"), str(self.run.path),
+            state["retrain"].get("epochs", self.s.retrain_epochs))
+        if warning:
+            self.c.log(warning)
         return SearchResult(self.run.path, summary, self._report() if self.run.writer else None)
 
     def _default_budget(self) -> str | None:
@@ -692,6 +693,8 @@ class _Search:
         return s.final_choice
 
     def _summary(self, arch: Arch, state: dict) -> dict:
+        from .latency import budget_verdict
+
         c = self.c
         flops, ms = c.cost.of(arch)
         if arch.width_mult != c.space.width_mult:  # the mobilenetv2 baseline scales its width
@@ -707,6 +710,7 @@ class _Search:
         if fvcore_flops != flops:
             raise EdgeNASError(f"internal check failed: table FLOPs {flops} != fvcore {fvcore_flops}")
         retrain = state.get("retrain", {})
+        fidelity = c.table.fidelity() if c.table is not None else None
         return {
             "arch": arch.to_dict(),
             "flops": flops, "flops_method": "fvcore on the built network (1 multiply-add = 1 FLOP, batch norm folded)",
@@ -715,6 +719,9 @@ class _Search:
             "latency_table": c.table.source if c.table else None,
             "latency_precision": c.table.precision if c.table else None,
             "within_latency_budget": None if c.ms_budget is None or ms is None else ms <= c.ms_budget,
+            "latency_budget_verdict": None if c.ms_budget is None or ms is None else budget_verdict(ms, c.ms_budget,
+                                                                                                 fidelity),
+            "latency_fidelity": fidelity,
             "params": sum(p.numel() for p in model.parameters()),
             "inherited_val_acc": state.get("inherited_val_acc"),
             "val_acc": retrain.get("val_acc"), "test_acc": retrain.get("test_acc"),
@@ -888,6 +895,7 @@ def evaluate_run(run_path: str | Path) -> dict:
     """Test accuracy of a run's retrained weights, recomputed from `model.pt` (loaded safely)."""
     run = Run.open(run_path)
     settings = SearchSettings.of_run(run)
+    run.need_retrained()
     model, arch = load_model(run.path)
     device = pick_device(settings)
     data = load_data(settings, arch.resolution).to(device.device)
