@@ -688,7 +688,7 @@ class _Search:
         self._save(state, history)
         return state
 
-    def retrain_alone(self, base: dict, state: dict, progress: bool, echo=None) -> SearchResult:
+    def retrain_alone(self, base: dict, state: dict, progress: bool, echo=None) -> tuple[Arch, dict]:
         """`edgenas train`: the retraining alone, from `state` (its checkpoint: in a folder RETRAINING of its own,
         or the run's when a search's own retraining resumes); `base` is the run's checkpoint (the search's)."""
         log = self.c.log
@@ -706,15 +706,8 @@ class _Search:
             f"batch {self.s.batch_size})" if left else "plan: no epoch left to train; its results are written")
         clock = _Clock(self._plan({**base, **state}), _epochs(history), log)
         arch = from_dict(state["arch"], str(self.c.run.file("checkpoint.pt")))
-        try:
-            with Bar(progress, echo, on_step=clock.step) as bar:
-                state = self._retrain(arch, state, history, bar)
-        except KeyboardInterrupt:
-            kept = (self.run.load_checkpoint() or {}).get("retrain", {}).get("epoch", 0)  # where a resume starts
-            unchanged = "" if self.run is self.c.run else f" (the results of run {self.c.run.path} are unchanged)"
-            raise KeyboardInterrupt(f"{kept} of {total} retraining epochs kept in {self.run.path}{unchanged}; "
-                                    f"continue with edgenas train {self.c.run.path} --resume") from None
-        return self._finish(arch, {**base, **state})
+        with Bar(progress, echo, on_step=clock.step) as bar:
+            return arch, self._retrain(arch, state, history, bar)
 
     # -------------------------------------------------------------- results
     def _choice_made(self) -> str | None:
@@ -925,9 +918,18 @@ def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = Tr
         _resuming(run, work if staged else run, state, settings, epochs, log)
     else:
         state, staged = _fresh(run, work, base, settings, epochs, log), True
-    context = _Context(settings, run, log)
-    state, staged = distributed.broadcast((state, staged), context.device.ranks)  # rank 0's reading of the files
-    return _Search(context, work if staged else None).retrain_alone(base, state, progress, echo)
+    where, total = work if staged else run, state.get("retrain", {}).get("total", settings.retrain_epochs)
+    try:
+        context = _Context(settings, run, log)
+        state, staged = distributed.broadcast((state, staged), context.device.ranks)  # rank 0's reading of the files
+        job = _Search(context, work if staged else None)
+        arch, state = job.retrain_alone(base, state, progress, echo)
+    except KeyboardInterrupt:
+        kept = (where.load_checkpoint() or {}).get("retrain", {}).get("epoch", 0)  # where a resume starts
+        unchanged = "" if where is run else f" (the results of run {run.path} are unchanged)"
+        raise KeyboardInterrupt(f"{kept} of {total} retraining epochs kept in {where.path}{unchanged}; continue "
+                                f"with edgenas train {run.path} --resume") from None
+    return job._finish(arch, {**base, **state})
 
 
 def _finished(run: Run, base: dict, log) -> SearchResult | None:
@@ -965,7 +967,7 @@ def _resuming(run: Run, where: Run, state: dict, settings: SearchSettings, epoch
     elif kept:
         log(f"retraining run {run.path}: resuming at epoch {kept + 1} of {total} ({kept} kept in {where.path})")
     else:
-        why = "it stopped during its first epoch" if where is not run else \
+        why = "it stopped before its first epoch ended" if where is not run else \
             "during a search's retraining, an epoch is kept when it ends a minute or more after the last checkpoint"
         log(f"retraining run {run.path}: starting again at epoch 1 of {total}: no epoch of the stopped retraining "
             f"was kept ({why})")
