@@ -4,12 +4,16 @@ Order of work: load and split the data; resolve the space, FLOPs and latency tab
 budget is refused before any training); run the strategy (DA-NAS or a baseline) with a checkpoint after every phase
 and after any epoch that ends a minute or more after the last checkpoint; derive the architecture under the budgets
 and check it with fvcore and the table; evaluate it with the supernet's weights (batch norm recalibrated); retrain
-it from scratch and evaluate it on the test split.
+it from scratch (on Ctrl-C, its last epoch is kept) and evaluate it on the test split.
+
+`retrain(run)` (`edgenas train`) retrains a run again in RUN/retraining.partial/, whose results replace the run's
+only once complete.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import datetime
 import math
@@ -667,18 +671,26 @@ class _Search:
         start = time.perf_counter() - retrain.get("seconds", 0.0)
         bar.begin(s.retrain_epochs, again=True)
         bar.skip(retrain.get("epoch", 0))
-        for epoch in range(retrain.get("epoch", 0), s.retrain_epochs):
-            bar.describe(f"retraining {arch.space} ({format_flops(c.cost.of(arch)[0])} FLOPs)")
-            t0 = time.perf_counter()
-            metrics = train_epoch(replica, c.data, optimizer, scheduler, settings, self.generator, c.device, scaler)
-            history.append({"phase": "retrain", "epoch": epoch, **metrics, "seconds": time.perf_counter() - t0})
-            bar.step(f"loss {metrics['train_loss']:.3f}, acc {100 * metrics['train_acc']:.1f}%")
-            state["retrain"] = {"total": s.retrain_epochs, "epoch": epoch + 1, "model": model.state_dict(),
-                                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                "seconds": time.perf_counter() - start}
-            # A checkpoint without a supernet (`edgenas train`'s, a baseline's) holds one network: cheap enough to
-            # write after every epoch, so that a stop loses only the epoch under way.
-            self._save(state, history, every_epoch="supernet" in state)
+        last = None  # the state after the last epoch (copies, not the live weights): written on Ctrl-C
+        try:
+            for epoch in range(retrain.get("epoch", 0), s.retrain_epochs):
+                bar.describe(f"retraining {arch.space} ({format_flops(c.cost.of(arch)[0])} FLOPs)")
+                t0 = time.perf_counter()
+                metrics = train_epoch(replica, c.data, optimizer, scheduler, settings, self.generator, c.device,
+                                      scaler)
+                history.append({"phase": "retrain", "epoch": epoch, **metrics, "seconds": time.perf_counter() - t0})
+                bar.step(f"loss {metrics['train_loss']:.3f}, acc {100 * metrics['train_acc']:.1f}%")
+                state["retrain"] = {"total": s.retrain_epochs, "epoch": epoch + 1,
+                                    **copy.deepcopy({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                                     "scheduler": scheduler.state_dict()}),
+                                    "seconds": time.perf_counter() - start}
+                self._save(state, history, every_epoch=True)
+                last = dict(state)
+        except KeyboardInterrupt:
+            # The checkpoint may lag up to CHECKPOINT_SECONDS behind: Ctrl-C loses only the epoch under way.
+            if last is not None:
+                self.run.save_checkpoint(last)
+            raise
         model.eval()
         if self.run.writer:
             _save_weights(self.run.file("model.pt"), model)
@@ -915,11 +927,13 @@ def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = Tr
                 return finished
         staged = state is not None
         state = state if staged else base
-        _resuming(run, work if staged else run, state, settings, epochs, log)
+        said = _resuming(run, work if staged else run, state, settings, epochs)
     else:
-        state, staged = _fresh(run, work, base, settings, epochs, log), True
+        (state, said), staged = _fresh(run, work, base, settings, epochs), True
     where, total = work if staged else run, state.get("retrain", {}).get("total", settings.retrain_epochs)
     try:
+        for line in said:  # said here, so that a Ctrl-C from then on is told what was kept
+            log(line)
         context = _Context(settings, run, log)
         state, staged = distributed.broadcast((state, staged), context.device.ranks)  # rank 0's reading of the files
         job = _Search(context, work if staged else None)
@@ -950,8 +964,8 @@ def _finished(run: Run, base: dict, log) -> SearchResult | None:
     return SearchResult(run.path, summary, report if report.is_file() else None)
 
 
-def _resuming(run: Run, where: Run, state: dict, settings: SearchSettings, epochs: int | None, log) -> None:
-    """Check `edgenas train RUN --resume` against the stopped retraining, and say where it resumes."""
+def _resuming(run: Run, where: Run, state: dict, settings: SearchSettings, epochs: int | None) -> list[str]:
+    """Check `edgenas train RUN --resume` against the stopped retraining; the line that says where it resumes."""
     retrain = state.get("retrain", {})
     total = retrain.get("total", settings.retrain_epochs)
     if epochs is not None and epochs != total:
@@ -963,18 +977,17 @@ def _resuming(run: Run, where: Run, state: dict, settings: SearchSettings, epoch
                            "retrains it")
     kept = retrain.get("epoch", 0)
     if retrain.get("done"):  # stopped after its last epoch, before its summary was written
-        log(f"retraining run {run.path}: all {retrain['epochs']} epochs kept in {where.path}")
-    elif kept:
-        log(f"retraining run {run.path}: resuming at epoch {kept + 1} of {total} ({kept} kept in {where.path})")
-    else:
-        why = "it stopped before its first epoch ended" if where is not run else \
-            "during a search's retraining, an epoch is kept when it ends a minute or more after the last checkpoint"
-        log(f"retraining run {run.path}: starting again at epoch 1 of {total}: no epoch of the stopped retraining "
-            f"was kept ({why})")
+        return [f"retraining run {run.path}: all {retrain['epochs']} epochs kept in {where.path}"]
+    if kept:
+        return [f"retraining run {run.path}: resuming at epoch {kept + 1} of {total} ({kept} kept in {where.path})"]
+    return [f"retraining run {run.path}: starting again at epoch 1 of {total}: no epoch of the stopped retraining was "
+            "kept (it stopped during its first epoch, or was killed otherwise than by Ctrl-C within a minute of its "
+            "start)"]
 
 
-def _fresh(run: Run, work: Run, base: dict, settings: SearchSettings, epochs: int | None, log) -> dict:
-    """A new retraining's folder `work` with the run's history of search and a checkpoint of no epoch yet."""
+def _fresh(run: Run, work: Run, base: dict, settings: SearchSettings, epochs: int | None) -> tuple[dict, list[str]]:
+    """A new retraining's folder `work` with the run's history of search and a checkpoint of no epoch yet: its state
+    and the lines that say so."""
     total = settings.retrain_epochs if epochs is None else epochs
     if total == 0:
         raise EdgeNASError(f"run {run.path} was searched with --retrain-epochs 0: say how many epochs to retrain "
@@ -1001,12 +1014,12 @@ def _fresh(run: Run, work: Run, base: dict, settings: SearchSettings, epochs: in
         accuracy = run.read("summary.json", "run summary").get("test_acc")
         kept = "; its current results" + ("" if accuracy is None else f" (test accuracy {100 * accuracy:.2f}%)") + \
             " stay until the new ones are complete"
-    log(f"retraining run {run.path} from scratch: {total} epochs ({how}), kept in {work.path}{kept}")
+    said = [f"retraining run {run.path} from scratch: {total} epochs ({how}), kept in {work.path}{kept}"]
     if discarded is not None and not discarded.get("done"):
-        log(f"note: the stopped retraining that was there ({discarded.get('epoch', 0)} of "
-            f"{discarded.get('total', '?')} epochs kept) is discarded; `edgenas train {run.path} --resume` would "
-            "have continued it")
-    return state
+        said.append(f"note: the stopped retraining that was there ({discarded.get('epoch', 0)} of "
+                    f"{discarded.get('total', '?')} epochs kept) is discarded; `edgenas train {run.path} --resume` "
+                    "would have continued it")
+    return state, said
 
 
 def _move_retraining(work: Run, run: Run) -> None:

@@ -112,7 +112,7 @@ def test_an_interrupted_train_keeps_the_run_counts_retraining_epochs_and_resumes
     before = _files(run)
     search_rows = [row for row in _rows(run / "history.jsonl") if row["phase"] != "retrain"]
     accuracy = json.loads((run / "summary.json").read_text())["test_acc"]
-    # Two retraining epochs in the history: the first one's checkpoint is written (each epoch's is).
+    # Ctrl-C once two retraining epochs are in the history: Ctrl-C keeps the last epoch that ended.
     lines = _interrupt(run, "--epochs", "10", ready=lambda line: sum(
         row["phase"] == "retrain" for row in _rows(work / "history.jsonl")) >= 2)
     assert lines[0] == (f"retraining run {run} from scratch: 10 epochs (--epochs 10), kept in {work}; its current "
@@ -153,7 +153,8 @@ def test_a_train_interrupted_before_its_first_epoch_starts_again_and_says_why(se
     assert _files(run) == before
     resumed = CliRunner().invoke(app, ["train", str(run), "--resume", "--json"])
     assert resumed.exit_code == 0, resumed.output
-    assert resumed.stderr.splitlines()[0] == (f"retraining run {run}: starting again at epoch 1 of 2: no epoch of the "
-                                              "stopped retraining was kept (it stopped before its first epoch ended)")
+    assert resumed.stderr.splitlines()[0] == (
+        f"retraining run {run}: starting again at epoch 1 of 2: no epoch of the stopped retraining was kept (it "
+        "stopped during its first epoch, or was killed otherwise than by Ctrl-C within a minute of its start)")
     assert f"plan: retraining 2 epochs; about 360 image-steps ({IMAGES})" in resumed.stderr
     assert not work.exists()
