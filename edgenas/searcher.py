@@ -19,6 +19,7 @@ import datetime
 import math
 import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1041,8 +1042,6 @@ def _move_retraining(work: Run, run: Run) -> None:
 
 
 def _remove(path: Path) -> None:
-    import shutil
-
     try:
         shutil.rmtree(path)
     except FileNotFoundError:
