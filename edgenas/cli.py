@@ -536,11 +536,12 @@ def _print_summary(run: Path, summary: dict) -> None:
 def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
           epochs: Annotated[int | None, typer.Option(help="Epochs (default: the run's --retrain-epochs).")] = None,
           resume: Annotated[bool, typer.Option("--resume", help="Continue a stopped retraining from its last "
-                                               "completed epoch instead of starting over.")] = False,
+                                               "kept epoch instead of starting over.")] = False,
           nproc: Annotated[int | None, typer.Option(help="Processes (runs under torchrun with DDP).")] = None,
           as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
           quiet: Quiet = False, verbose: Verbose = False):
-    """Retrain a run's architecture from scratch and evaluate it on the test split (replaces model.pt)."""
+    """Retrain a run's architecture from scratch and evaluate it on the test split (its results replace the run's
+    once complete)."""
     _launch_ranks(nproc)
     from .searcher import retrain
 
