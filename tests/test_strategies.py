@@ -288,6 +288,39 @@ def test_knapsack_with_a_floor_equals_brute_force(tiny, cost, seed):
                 assert sum(logp[i, j] for i, j in enumerate(got2)) >= best - 1e-9
 
 
+
+def test_the_cheapest_front_holds_the_fastest_network_and_the_fewest_flops(tiny, cost):
+    # The fastest network under a cache calibration (the larger of two additive costs), alone and under a FLOPs
+    # budget, and the fewest FLOPs under a latency budget: each equals brute force over every architecture.
+    g = torch.Generator().manual_seed(3)
+    ms = torch.rand(cost.flops.shape, generator=g, dtype=torch.float64) - 0.2  # some cost less than nothing
+    params = torch.rand(cost.flops.shape, generator=g, dtype=torch.float64)
+    cached = CostModel(tiny, CLASSES, cost.flops, cost.fixed_flops, ms, 0.5, ms + 0.8 * params, 0.5 - 1.2)
+    archs = _archs(_supernet(tiny))
+    flops = {a: cached.of(_arch(tiny, a))[0] for a in archs}
+    predicted = {a: cached.of(_arch(tiny, a))[1] for a in archs}
+    index, fastest = cached.fastest()
+    assert fastest == pytest.approx(min(predicted.values())) and predicted[tuple(index)] == pytest.approx(fastest)
+    assert cached.ms_range() == pytest.approx((min(predicted.values()), max(predicted.values())))
+    by_flops = min(archs, key=lambda a: (flops[a], predicted[a]))
+    assert predicted[by_flops] > fastest  # fewest FLOPs is not fastest here: the test can tell them apart
+    for budget in np.quantile(list(flops.values()), [0.0, 0.2, 0.5, 0.9]):
+        index, got = cached.fastest(budget)
+        assert got == pytest.approx(min(predicted[a] for a in archs if flops[a] <= budget))
+        assert flops[tuple(index)] <= budget
+    assert cached.fastest(min(flops.values()) - 1) is None
+    for budget in np.quantile(list(predicted.values()), [0.0, 0.3, 0.7]):
+        index, got = cached.fewest_flops(budget)
+        assert got == min(flops[a] for a in archs if predicted[a] <= budget) and predicted[tuple(index)] <= budget
+    assert cached.fewest_flops(fastest - 1e-9) is None
+
+
+def _arch(space, index):
+    from edgenas.arch import make_arch
+
+    return make_arch(space, [layer.choices[j] for layer, j in zip(space, index, strict=True)], CLASSES)
+
+
 # ------------------------------------------------------------------ the choice
 def test_choice_measures_candidates_in_the_band_and_picks_the_most_accurate(tiny, cost, digits):
     net = _supernet(tiny, alpha_seed=4)
