@@ -10,9 +10,10 @@ import sys
 import time
 
 import pytest
-from conftest import CHEAP, default_sigint
+from conftest import CHEAP, CHEAP_ARGS, default_sigint
 from typer.testing import CliRunner
 
+from edgenas.arch import load_arch
 from edgenas.calibration import CALIBRATIONS, calibrate, fit, kendall_tau
 from edgenas.cli import app
 from edgenas.device_timings import export_blocks, import_timings
@@ -284,6 +285,60 @@ def test_a_search_costs_a_cache_calibrated_table_as_the_table_predicts(tiny_tabl
         cached = validate_table({**table.data, "calibration": calibration}, str(path))
         model = CostModel.build(space, classes, cost_table(space), cached)
         assert [model.of(arch)[1] for arch in archs] == pytest.approx([cached.predict(arch) for arch in archs])
+
+
+
+# A search of tiny on 100 digits, as short as a search runs: what happens before and after the budgets are checked.
+TINY_SEARCH = ["search", "--space", "tiny", "--schedule", "1.0:1", "--probe-epochs", "0", "--retrain-epochs", "0",
+               *CHEAP_ARGS, "--train-per-class", "10", "--test-per-class", "5", "-q"]
+
+
+def _altered_table(tiny_table, folder, name: str, calibration: dict, medians: dict | None = None):
+    """The measured tiny table with another calibration and some pieces' medians replaced: (path, loaded table)."""
+    path, _ = tiny_table
+    data = json.loads(path.read_text())
+    data["calibration"] = calibration
+    for key, ms in (medians or {}).items():
+        data["entries"][key]["median_ms"] = ms
+    out = folder / f"{name}.json"
+    out.write_text(json.dumps(data))
+    return out, load_table(str(out))
+
+
+def _predicted(table, space) -> dict:
+    """Every architecture of the space (10 classes) and its latency predicted by the table."""
+    import itertools
+
+    from edgenas.arch import make_arch
+
+    return {layers: table.predict(make_arch(space, list(layers), 10))
+            for layers in itertools.product(*(layer.choices for layer in space))}
+
+
+def test_a_latency_search_takes_a_table_whose_calibration_makes_blocks_cost_less_than_nothing(tiny_table, tmp_path):
+    # Issue 33: a profile of mobile-small at 16 px, width 0.5, calibrated with a cost per piece below what its
+    # cheapest blocks took, gave them negative costs; with the cache term and a FLOPs budget (three constraints)
+    # the search's knapsack then failed: "could not broadcast input array from shape (69,101,99) into shape
+    # (69,1,99)". The same shape on tiny, in the middle of its latency range.
+    from edgenas.cost import CostModel
+
+    _, measured = tiny_table
+    space = get_space("tiny")
+    medians = sorted(measured.median(key) for key in space_keys(space) if key.startswith("ir:"))
+    smallest = preset("smallest", space, 10)
+    calibration = {"kind": "cache", "scale": 1.0, "ms_per_call": -medians[len(medians) // 2], "offset_ms": 0.2,
+                   "ms_per_mparam_over_cache": 3.0, "cache_mparams": cost_table(space).params(smallest) / 1e6}
+    path, table = _altered_table(tiny_table, tmp_path, "below-nothing", calibration)
+    model = CostModel.build(space, 10, cost_table(space), table)
+    assert (model.ms < 0).any() and model.ms_cache is not None  # the shape that broke the grid
+    predicted = _predicted(table, space).values()
+    budget = f"{(min(predicted) + max(predicted)) / 2:.7f}ms"
+    result = CliRunner().invoke(app, [*TINY_SEARCH, "--table", str(path), "--latency", budget, "--json",
+                                      "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["within_latency_budget"] and summary["predicted_latency_ms"] <= summary["latency_budget_ms"]
+    assert summary["predicted_latency_ms"] == pytest.approx(table.predict(load_arch(tmp_path / "run" / "arch.json")))
 
 
 def test_torch_backend_profiles_on_the_cpu(tmp_path):

@@ -289,6 +289,39 @@ def test_knapsack_with_a_floor_equals_brute_force(tiny, cost, seed):
 
 
 
+@pytest.mark.parametrize("columns", [1, 2, 3])
+def test_knapsack_takes_negative_costs_and_equals_brute_force(columns):
+    # A calibration with a negative cost per piece made cheap blocks cost less than nothing: negative grid steps
+    # then broke the grid ("could not broadcast input array from shape (69,101,99) into shape (69,1,99)").
+    rng = np.random.default_rng(columns)
+    layers, options = 4, 5
+    costs = [rng.uniform(-0.3, 1.0, (options, columns)) for _ in range(layers)]
+    scores = [rng.normal(size=options) for _ in range(layers)]
+    scores[1][2] = -np.inf  # an unavailable option, the cheapest of its layer in every cost
+    costs[1][2] = -5.0
+    archs = [a for a in itertools.product(range(options), repeat=layers) if a[1] != 2]
+    total = {a: sum(costs[i][j] for i, j in enumerate(a)) for a in archs}
+    value = {a: sum(scores[i][j] for i, j in enumerate(a)) for a in archs}
+    least, most = np.min(list(total.values()), 0), np.max(list(total.values()), 0)
+    assert least.min() < 0  # whole architectures below nothing too
+    checked = 0
+    for share in (0.0, 0.1, 0.3, 0.6, 1.0):
+        budgets = least + share * (most - least)
+        for floors in (None, list(budgets - 0.4 * (most - least))):  # some below 0, some above
+            # a floor of 0 or below is none
+            low = np.full(columns, -np.inf) if floors is None else np.where(np.array(floors) > 0, floors, -np.inf)
+            band = [a for a in archs if np.all(total[a] <= budgets + 1e-12) and np.all(total[a] >= low - 1e-12)]
+            got = knapsack(scores, costs, list(budgets), floors)
+            if not band:
+                assert got is None
+                continue
+            assert got is not None and tuple(got) in band, (share, floors)
+            assert value[tuple(got)] == pytest.approx(max(value[a] for a in band)), (share, floors)
+            checked += 1
+    assert checked >= 6
+    assert knapsack(scores, costs, list(least - 1e-6), None) is None
+
+
 def test_the_cheapest_front_holds_the_fastest_network_and_the_fewest_flops(tiny, cost):
     # The fastest network under a cache calibration (the larger of two additive costs), alone and under a FLOPs
     # budget, and the fewest FLOPs under a latency budget: each equals brute force over every architecture.
