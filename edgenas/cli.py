@@ -346,6 +346,12 @@ def latency(
               "table": loaded.source, "device": loaded.name, "precision": loaded.precision,
               "runtime": loaded.data["runtime"],
               "method": "sum of the table's per-piece medians with its calibration, batch 1"}
+    from .cost import CostModel
+    from .flops import cost_table
+
+    space = architecture.resolve_space()  # the fastest network a search of this space could derive, same classes
+    index, result["fastest_ms"] = CostModel.build(space, architecture.num_classes, cost_table(space), loaded).fastest()
+    result["fastest_layers"] = [layer.choices[j] for layer, j in zip(space, index, strict=True)]
     if measure:
         from .profiler import host_note, measure_arch, miss_note
 
@@ -364,6 +370,10 @@ def latency(
     how = f"{runtime.get('backend')} {runtime.get('provider', '')}, {runtime.get('threads', '?')} thread(s)"
     console.print(f"predicted  {result['predicted_ms']:.3f} ms ({loaded.describe()}: sum of per-piece medians "
                   f"{result['predicted_raw_ms']:.3f} ms, calibrated; {how}; batch 1)")
+    slower = result["predicted_ms"] / result["fastest_ms"] - 1
+    this = "this network is the fastest" if slower <= 1e-9 else f"this network is predicted {slower:.1%} slower"
+    console.print(f"fastest    {result['fastest_ms']:.3f} ms (the fastest network of space {space.name} with "
+                  f"{architecture.num_classes} classes by this table, the least latency budget a search takes; {this})")
     if measure:
         network = "quantised as the table's pieces were, " if loaded.precision == "int8" else ""
         console.print(f"measured   {result['measured_ms']:.3f} ms (whole {loaded.precision.upper()} network on this "

@@ -143,29 +143,33 @@ class _Context:
         ms = s.latency_ms
         self.latency_binds = False
         if ms is not None:
-            smallest_ms, largest_ms = self.cost.ms_range()
-            if ms < smallest_ms:
+            fastest_ms, slowest_ms = self.cost.ms_range()
+            if ms < fastest_ms:
                 raise EdgeNASError(f"latency budget {ms:g} ms is infeasible: the fastest network of space "
-                                   f"{space.name} is predicted at {smallest_ms:.3f} ms by table {self.table.name}")
-            self.latency_binds = ms < largest_ms
+                                   f"{space.name} ({self.num_classes} classes) is predicted at {fastest_ms:.3f} ms by "
+                                   f"table {self.table.name}{self._not_smallest(fastest_ms)}")
+            self.latency_binds = ms < slowest_ms
             if not self.latency_binds:
                 self.log(f"latency budget {ms:g} ms does not bind: the slowest network is predicted at "
-                         f"{largest_ms:.3f} ms")
-        # Both budgets together can be infeasible even when each alone is not.
-        if not self._jointly_feasible(flops, ms):
-            raise EdgeNASError(f"the budgets {format_flops(flops)} FLOPs and {ms:g} ms cannot be met together by any "
-                               f"network of space {space.name}")
+                         f"{slowest_ms:.3f} ms")
+            # Both budgets together can be infeasible even when each alone is not.
+            fastest = self.cost.fastest(flops)
+            if fastest[1] > ms:
+                fewest = self.cost.fewest_flops(ms)[1]
+                raise EdgeNASError(
+                    f"the budgets {format_flops(flops)} FLOPs and {ms:g} ms cannot be met together by any network of "
+                    f"space {space.name}: within {format_flops(flops)} FLOPs the fastest is predicted at "
+                    f"{fastest[1]:.3f} ms, and within {ms:g} ms the fewest FLOPs are {format_flops(fewest)} (table "
+                    f"{self.table.name})")
         return float(flops), ms
 
-    def _jointly_feasible(self, flops: float, ms: float | None) -> bool:
-        import numpy as np
+    def _not_smallest(self, fastest_ms: float) -> str:
+        """Where the fewest FLOPs are not the fastest, a clause that says so (`edgenas latency` shows both)."""
+        from .presets import preset
 
-        from .strategies.derive import knapsack
-
-        if ms is None:
-            return True
-        scores = [np.zeros(len(layer.choices)) for layer in self.space]
-        return knapsack(scores, *self.cost.constraints(flops, ms)) is not None
+        smallest = self.cost.of(preset("smallest", self.space, self.num_classes))[1]
+        return (f" (the `smallest` preset, of fewest FLOPs, at {smallest:.3f} ms: fewest FLOPs is not fastest)"
+                if smallest > fastest_ms + 5e-4 else "")
 
     def describe_budgets(self) -> dict:
         return {"flops": self.flops_budget, "flops_binds": self.flops_binds, "latency_ms": self.ms_budget,
