@@ -3,6 +3,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# Empty: PyPI's torch, which on Linux x86_64 brings its CUDA libraries (a 6.0 GB .venv). Without a GPU,
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu takes PyTorch's CPU-only wheels instead.
+TORCH_INDEX ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgenas-installed
 DEMO_DIR ?= demo-output
@@ -14,7 +17,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_SPEC)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 

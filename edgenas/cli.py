@@ -284,6 +284,8 @@ def profile(
     summary["replaced_existing"] = replaced
     if as_json:
         _print_json(summary)
+        if summary["fidelity"]["note"] and not quiet:
+            console.print(summary["fidelity"]["note"], markup=False)
     else:
         _print_table_summary(summary)
 
@@ -321,6 +323,8 @@ def _print_table_summary(summary: dict) -> None:
                           f"within +/-10% after {summary['passes']} passes: if this machine was busy while "
                           "profiling, the same command with --fresh --max-passes 15 measures again, adding passes "
                           "while the validation asks for them")
+        elif summary["fidelity"]["note"]:  # an imported table: timed again on the device, not here
+            console.print(summary["fidelity"]["note"], markup=False)
     else:
         console.print("no validation networks: the table is uncalibrated and its fidelity unknown (use --validate)")
 
@@ -342,6 +346,12 @@ def latency(
               "table": loaded.source, "device": loaded.name, "precision": loaded.precision,
               "runtime": loaded.data["runtime"],
               "method": "sum of the table's per-piece medians with its calibration, batch 1"}
+    from .cost import CostModel
+    from .flops import cost_table
+
+    space = architecture.resolve_space()  # the fastest network a search of this space could derive, same classes
+    index, result["fastest_ms"] = CostModel.build(space, architecture.num_classes, cost_table(space), loaded).fastest()
+    result["fastest_layers"] = [layer.choices[j] for layer, j in zip(space, index, strict=True)]
     if measure:
         from .profiler import host_note, measure_arch, miss_note
 
@@ -360,6 +370,10 @@ def latency(
     how = f"{runtime.get('backend')} {runtime.get('provider', '')}, {runtime.get('threads', '?')} thread(s)"
     console.print(f"predicted  {result['predicted_ms']:.3f} ms ({loaded.describe()}: sum of per-piece medians "
                   f"{result['predicted_raw_ms']:.3f} ms, calibrated; {how}; batch 1)")
+    slower = result["predicted_ms"] / result["fastest_ms"] - 1
+    this = "this network is the fastest" if slower <= 1e-9 else f"this network is predicted {slower:.1%} slower"
+    console.print(f"fastest    {result['fastest_ms']:.3f} ms (the fastest network of space {space.name} with "
+                  f"{architecture.num_classes} classes by this table, the least latency budget a search takes; {this})")
     if measure:
         network = "quantised as the table's pieces were, " if loaded.precision == "int8" else ""
         console.print(f"measured   {result['measured_ms']:.3f} ms (whole {loaded.precision.upper()} network on this "
@@ -494,14 +508,18 @@ def _print_summary(run: Path, summary: dict) -> None:
         f"budget {format_flops(summary['flops_budget'])}"
     grid.add_row("FLOPs", f"{format_flops(summary['flops'])} ({budget})",
                  "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1")
+    fidelity = summary.get("latency_fidelity")  # None in runs from before it was recorded
     if summary["predicted_latency_ms"] is not None:
+        from .latency import describe_fidelity
+
         precision = (summary.get("latency_precision") or "fp32").upper()  # runs from before INT8 tables: FP32
         grid.add_row("latency", f"{summary['predicted_latency_ms']:.2f} ms",
-                     f"predicted by {precision} table {summary['latency_table']}")
+                     f"predicted by {precision} table {summary['latency_table']}"
+                     + (f"; {describe_fidelity(fidelity)}" if fidelity else ""))
         if summary["latency_budget_ms"] is not None:
             grid.add_row("latency budget", f"{summary['latency_budget_ms']:g} ms ({precision} table "
-                         f"{Path(summary['latency_table']).stem})",
-                         "met" if summary.get("within_latency_budget") else "NOT met")
+                         f"{Path(summary['latency_table']).stem})", summary.get("latency_budget_verdict") or
+                         ("met" if summary.get("within_latency_budget") else "NOT met"))
     grid.add_row("parameters", format_params(summary["params"]), "")
     if summary.get("choice"):  # not for MobileNetV2, a single random draw, or a run from before it was recorded
         from .strategies.choice import METHODS
@@ -520,17 +538,20 @@ def _print_summary(run: Path, summary: dict) -> None:
     if summary["retrain_seconds"] is not None:
         grid.add_row("retraining time", f"{summary['retrain_seconds']:.0f} s", "wall clock")
     console.print(grid)
+    if fidelity and fidelity["note"]:
+        console.print(f"[yellow]{escape(fidelity['note'])}[/yellow]")
 
 
 @_command()
 def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
           epochs: Annotated[int | None, typer.Option(help="Epochs (default: the run's --retrain-epochs).")] = None,
           resume: Annotated[bool, typer.Option("--resume", help="Continue a stopped retraining from its last "
-                                               "completed epoch instead of starting over.")] = False,
+                                               "kept epoch instead of starting over.")] = False,
           nproc: Annotated[int | None, typer.Option(help="Processes (runs under torchrun with DDP).")] = None,
           as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
           quiet: Quiet = False, verbose: Verbose = False):
-    """Retrain a run's architecture from scratch and evaluate it on the test split (replaces model.pt)."""
+    """Retrain a run's architecture from scratch and evaluate it on the test split (its results replace the run's
+    once complete)."""
     _launch_ranks(nproc)
     from .searcher import retrain
 
@@ -708,10 +729,13 @@ def _print_report(report: dict, path: Path, report_path: Path) -> None:
                  f"{eager['median_ms']:.3f} ms: ONNX Runtime is {_speed(ort['median_ms'], eager['median_ms'])} "
                  "than PyTorch eager", report["latency_method"])
     if report["table"]:
+        from .latency import describe_fidelity
+
         t = report["table"]
         grid.add_row("table prediction", f"{t['predicted_ms']:.3f} ms ({t['error_pct']:+.1f}% vs the measured "
                      f"{t['compared_with'].upper()} file, {t['measured_ms']:.3f} ms)",
-                     f"{t['table']} ({t['table_precision'].upper()}, {t['table_threads']} thread(s))")
+                     f"{t['table']} ({t['table_precision'].upper()}, {t['table_threads']} thread(s)); "
+                     f"{describe_fidelity(t['table_fidelity'])}")
     if report["int8"]:
         q = report["int8"]
         grid.add_row("INT8", f"accuracy {100 * q['accuracy']:.2f}% (drop {q['drop_points']:.2f} points), "
@@ -738,19 +762,30 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Classify image files (or every image in a folder) with ONNX Runtime alone, using the preprocessing stored in
-    the model."""
+    the model. Files that cannot be read are named with the reason, after the others' classes, and exit code 1."""
     from exporters.predict import predict as run_predict
 
+    from .errors import listing
+
+    if top < 1:
+        raise EdgeNASError(f"bad --top {top}: expected 1 or more (how many classes to show per image)")
     if not model.is_file():
         raise EdgeNASError(f"model file {model} does not exist")
-    results = run_predict(model, images, top=max(1, top))
+    results = run_predict(model, images, top=top)
     if as_json:
         _print_json(results)
-        return
-    console = Console(soft_wrap=True, highlight=False)
-    for result in results:
-        best = ", ".join(f"{t['class']} ({100 * t['probability']:.1f}%)" for t in result["top"])
-        console.print(f"{result['image']}: {best}")
+    else:
+        console = Console(soft_wrap=True, highlight=False)
+        for result in results:
+            if "top" in result:
+                best = ", ".join(f"{t['class']} ({100 * t['probability']:.1f}%)" for t in result["top"])
+                console.print(f"{escape(result['image'])}: {best}")
+    failed = [result["error"] for result in results if "error" in result]
+    if failed:
+        rest = len(results) - len(failed)
+        classified = f"the other {rest} were classified" if rest else "none was classified"
+        summary = f"{len(failed)} of {len(results)} images could not be read ({classified})"
+        raise EdgeNASError(f"{summary}: {failed[0]}" if len(failed) == 1 else listing(f"{summary}:", failed))
 
 
 # ---------------------------------------------------------------- working commands

@@ -3,7 +3,8 @@
 A run is Pareto-optimal when no other run has at least its test accuracy at no more cost with one of the two
 strictly better. Cost is FLOPs (fvcore, comparable across runs) or predicted latency; latencies are compared only
 between runs predicted by the same table, since two tables describe two devices. Runs without a test accuracy
-(not retrained) are listed but stay out of the fronts.
+(not retrained) are listed but stay out of the fronts. Runs of different datasets are refused: their accuracies
+come from different test sets.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .runs import load_run
 class Comparison:
     rows: list[dict]
     plot: Path
-    notes: list[str]  # what makes the comparison weaker: different datasets or spaces, runs without accuracy
+    notes: list[str]  # what makes the comparison weaker: different spaces, runs without accuracy
 
 
 def pareto(points: list[tuple[float, float]]) -> list[bool]:
@@ -38,6 +39,13 @@ def compare_runs(paths: list[str | Path], out: str | Path = "compare.png") -> Co
         raise EdgeNASError("no runs to compare: give one or more run folders")
     records = [load_run(p) for p in paths]  # every run is checked before anything is written
     names = [r.name for r in records]
+    datasets: dict[str, list[str]] = {}
+    for record in records:
+        datasets.setdefault(str(record.summary.get("dataset")), []).append(str(record.path))
+    if len(datasets) > 1:
+        raise EdgeNASError("the runs are of different datasets (" + "; ".join(
+            f"{name}: {', '.join(runs)}" for name, runs in datasets.items()) + "): test accuracies on different "
+            "test sets share no Pareto front; compare the runs of one dataset at a time")
     rows = []
     for record, name in zip(records, names, strict=True):
         s = record.summary
@@ -61,11 +69,9 @@ def compare_runs(paths: list[str | Path], out: str | Path = "compare.png") -> Co
 
 def _notes(rows: list[dict]) -> list[str]:
     notes = []
-    for key, what in (("dataset", "datasets"), ("space", "search spaces")):
-        values = sorted({str(r[key]) for r in rows})
-        if len(values) > 1:
-            notes.append(f"the runs use different {what} ({', '.join(values)}): their accuracies are not comparable"
-                         if key == "dataset" else f"the runs use different {what} ({', '.join(values)})")
+    spaces = sorted({str(r["space"]) for r in rows})
+    if len(spaces) > 1:
+        notes.append(f"the runs use different search spaces ({', '.join(spaces)})")
     missing = [r["name"] for r in rows if r["test_acc"] is None]
     if missing:
         notes.append(f"no test accuracy (not retrained), left out of the Pareto fronts: {', '.join(missing)}")

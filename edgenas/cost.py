@@ -5,12 +5,15 @@ spread over the pieces (scale x median + ms per call + ms per parameter x parame
 Costs are additive over layers, so the expected cost is differentiable in alpha and the derivation is a knapsack.
 A calibration with a cache term predicts the larger of two additive costs, without it and with it (each million
 parameters beyond the cache charged): `ms_columns` gives both, and a budget on the latency is a budget on each.
+What a space can reach (the fastest network under a FLOPs budget, the fewest FLOPs under a latency budget) comes
+from one exact Pareto front of the summed costs (`cheapest`), so that every message names the same figures.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -98,12 +101,67 @@ class CostModel:
         return round(flops), (max(columns) if columns else None)
 
     def ms_range(self) -> tuple[float, float]:
-        """A lower bound on the fastest network's predicted latency (exact without a cache term) and the slowest's."""
-        def ends(table: Tensor, fixed: float, pick) -> float:
-            return fixed + float(sum(pick(table[i, : len(layer.choices)]) for i, layer in enumerate(self.space)))
+        """The predicted latency of the fastest network (`fastest`) and of the slowest, in ms."""
+        def slowest(table: Tensor, fixed: float) -> float:  # the largest column's largest sum: exact
+            return fixed + float(sum(table[i, : len(layer.choices)].max() for i, layer in enumerate(self.space)))
 
-        columns = self.ms_columns()
-        return (max(ends(t, f, torch.min) for t, f in columns), max(ends(t, f, torch.max) for t, f in columns))
+        return self.fastest()[1], max(slowest(t, f) for t, f in self.ms_columns())
+
+    def fastest(self, flops_budget: float | None = None) -> tuple[list[int], float] | None:
+        """The network of least predicted latency (the table's calibration, its cache term included) among those
+        within `flops_budget` FLOPs (default: all): per layer its candidate index, and its latency in ms; None if
+        no network is within the budget. Exact."""
+        index, totals = self._front()
+        ms = totals[:, 1:].max(1)
+        ms[totals[:, 0] > (np.inf if flops_budget is None else flops_budget)] = np.inf
+        best = int(np.argmin(ms))
+        return (index[best].tolist(), float(ms[best])) if np.isfinite(ms[best]) else None
+
+    def fewest_flops(self, ms_budget: float) -> tuple[list[int], float] | None:
+        """The network of fewest FLOPs among those predicted within `ms_budget` ms: per layer its candidate index,
+        and its FLOPs; None if no network is. Exact."""
+        index, totals = self._front()
+        flops = np.where(totals[:, 1:].max(1) <= ms_budget, totals[:, 0], np.inf)
+        best = int(np.argmin(flops))
+        return (index[best].tolist(), float(flops[best])) if np.isfinite(flops[best]) else None
+
+    def _front(self) -> tuple[np.ndarray, np.ndarray]:
+        """`cheapest` over FLOPs and the latency columns, fixed costs included in the totals."""
+        columns = [(self.flops, self.fixed_flops), *self.ms_columns()]
+        costs = [np.stack([table[i, : len(layer.choices)].numpy() for table, _ in columns], 1)
+                 for i, layer in enumerate(self.space)]
+        index, totals = cheapest(costs)
+        return index, totals + np.array([fixed for _, fixed in columns])
+
+
+def cheapest(costs: list[np.ndarray], available: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every architecture that no other one matches or beats in each summed cost at once (the Pareto front, each
+    cost minimised), exactly: per architecture its option index at each layer (archs x layers) and its totals
+    (archs x costs). `costs[i][j, k]`: cost k of option j at layer i; `available[i]`: the options layer i may take
+    (default: all). Whatever minimises a function of the totals that grows with each of them (the larger latency
+    column under a FLOPs budget, the FLOPs under a latency budget) is among them. Costs of the shipped spaces' tables
+    move together, so the front stays small (1 to 6 architectures on mobile-small and mobile): layer by layer, a
+    partial architecture is kept only if no kept one is as cheap in every cost."""
+    width = costs[0].shape[1] if costs else 0
+    index, totals = np.zeros((1, 0), dtype=np.int64), np.zeros((1, width))
+    for i, cost in enumerate(costs):
+        options = np.arange(len(cost)) if available is None else np.flatnonzero(available[i])
+        if not len(options):  # a layer with nothing to take: no architecture
+            return np.zeros((0, len(costs)), dtype=np.int64), np.zeros((0, width))
+        sums = (totals[:, None, :] + np.asarray(cost, dtype=np.float64)[options][None, :, :]).reshape(-1, width)
+        keep = _undominated(sums)
+        index = np.column_stack([index[keep // len(options)], options[keep % len(options)]])
+        totals = sums[keep]
+    return index, totals
+
+
+def _undominated(points: np.ndarray) -> np.ndarray:
+    """Indices of the points (rows) that no other point matches or beats in every column (of equal ones, one)."""
+    kept: list[int] = []
+    for n in np.lexsort(points.T[::-1]):  # a point can only be matched or beaten by one sorted before it
+        if not kept or not np.any(np.all(points[kept] <= points[n], axis=1)):
+            kept.append(int(n))
+    return np.array(kept, dtype=np.int64)
 
 
 def _additive(calibration: dict) -> dict:

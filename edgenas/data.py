@@ -6,6 +6,10 @@ parameters and the difficulty probe), `test` (never seen by any search decision)
 space's resolution once, at load time. An ImageFolder tree whose decoded images would exceed `memory_gb` is not
 decoded up front: its files stream through DataLoader workers that decode and resize them, batch by batch, and the
 batches are augmented on the training device like cached ones.
+
+Bad data is reported all at once: every empty class, non-image file and unreadable image of an ImageFolder tree
+in one error, so that one run names everything to fix. A class with fewer than `FEW_IMAGES` images loads, with a
+note (`Dataset.notes`) that the search prints as a warning and records in config.json.
 """
 
 from __future__ import annotations
@@ -14,17 +18,22 @@ import os
 import pickle
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .errors import EdgeNASError
+from .errors import EdgeNASError, listing
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 SPLIT_SEED = 20200327  # splits do not depend on the run's seed: every run on a dataset sees the same test split
+# A class with fewer than 20 images is too small for its splits to mean much: at the default fractions (a fifth for
+# test, a tenth of the rest for search-validation) 20 images give it 14 training, 2 search-validation and 4 test
+# images, where one image already moves its test accuracy by 25 points and its search-validation accuracy by 50;
+# with fewer, a single image decides them (and the difficulty probe's class order rests on the latter).
+FEW_IMAGES = 20
 
 
 @dataclass
@@ -41,6 +50,7 @@ class Dataset:
     resolution: int
     files: dict[str, list[Path]] | None = None  # streamed datasets: image files per split (x is then empty)
     workers: int = 2
+    notes: list[str] = field(default_factory=list)  # what weakens results on this data (too few images of a class)
 
     @property
     def num_classes(self) -> int:
@@ -56,7 +66,7 @@ class Dataset:
     def describe(self) -> dict:
         return {"name": self.name, "classes": self.classes, "resolution": self.resolution, "flip": self.flip,
                 "mean": list(self.mean), "std": list(self.std), "streamed": self.files is not None,
-                **{f"{k}_images": self.size(k) for k in self.y}}
+                **{f"{k}_images": self.size(k) for k in self.y}, "notes": list(self.notes)}
 
 
 class _ImageFiles(torch.utils.data.Dataset):
@@ -222,14 +232,32 @@ def load_dataset(path: str | os.PathLike | None, resolution: int, *, flip: bool 
     train_idx, val_idx = _balanced_split(y_train, val_fraction, len(classes))
     y = {"train": y_train[train_idx], "val": y_train[val_idx], "test": y_test}
     flip = default_flip if flip is None else flip
+    notes = _few_images(y, classes)
     if isinstance(x_train, list):  # streamed: statistics from up to 2,000 decoded training images
         files = {"train": [x_train[i] for i in train_idx], "val": [x_train[i] for i in val_idx], "test": x_test}
         sample = torch.stack([_decode(f, resolution) for f in files["train"][:: max(1, len(files["train"]) // 2000)]])
         mean, std = _statistics(sample)
-        return Dataset(name, classes, {}, y, mean, std, flip, resolution, files, workers)
+        return Dataset(name, classes, {}, y, mean, std, flip, resolution, files, workers, notes)
     x = {"train": x_train[train_idx], "val": x_train[val_idx], "test": x_test}
     mean, std = _statistics(x["train"])
-    return Dataset(name, classes, x, y, mean, std, flip, resolution)
+    return Dataset(name, classes, x, y, mean, std, flip, resolution, notes=notes)
+
+
+def _few_images(y: dict[str, torch.Tensor], classes: list[str]) -> list[str]:
+    """A note naming the classes with fewer than `FEW_IMAGES` images in all splits together (none if no class)."""
+    counts = {split: torch.bincount(labels, minlength=len(classes)).tolist() for split, labels in y.items()}
+    few = [(name, [counts[split][c] for split in ("train", "val", "test")]) for c, name in enumerate(classes)
+           if sum(counts[split][c] for split in counts) < FEW_IMAGES]
+    if not few:
+        return []
+    named = [f"{name!r} ({sum(n)} images: {n[0]} training, {n[1]} search-validation, {n[2]} test)"
+             for name, n in few[:10]] + ([f"{len(few) - 10} more"] if len(few) > 10 else [])
+    which = f"class {named[0]} has" if len(few) == 1 else f"{len(few)} classes have"
+    listed = "" if len(few) == 1 else f": {', '.join(named)}"
+    its, them = ("its", "it") if len(few) == 1 else ("their", "them")
+    return [f"{which} fewer than {FEW_IMAGES} images{listed}; {its} search-validation and test accuracies rest on "
+            f"one or a few images, so the search's choices and the test accuracy say little about {them}: add images "
+            f"({FEW_IMAGES} or more per class), or merge such a class with a similar one or leave it out"]
 
 
 def _subset(x, y: torch.Tensor, per_class: int | None, num_classes: int):
@@ -251,20 +279,31 @@ def _statistics(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, .
             tuple(max(1e-3, float(v)) for v in as_float.std((0, 2, 3))))
 
 
+def _refuse(name: str, problems: list[str]) -> None:
+    """Raise one error naming every problem found in dataset `name` (nothing when there is none)."""
+    if len(problems) == 1:
+        raise EdgeNASError(problems[0])
+    if problems:
+        raise EdgeNASError(listing(f"dataset {name} has {len(problems)} problems (each on a line below); fix them "
+                                   "all, then run again:", problems))
+
+
 def _check_labels(y_train: torch.Tensor, y_test: torch.Tensor, classes: list[str], name: str) -> None:
     if len(classes) < 2:
         raise EdgeNASError(f"dataset {name} has {len(classes)} class; expected at least 2")
+    problems = []
     for split, y in (("train", y_train), ("test", y_test)):
         counts = torch.bincount(y, minlength=len(classes))
         if len(counts) > len(classes):
-            raise EdgeNASError(f"dataset {name}: {split} labels go up to {int(y.max())}, but there are only "
-                               f"{len(classes)} classes")
-        empty = [classes[i] for i in range(len(classes)) if counts[i] == 0]
-        if empty:
-            raise EdgeNASError(f"dataset {name}: class {empty[0]!r} has no {split} images")
-        if split == "train" and int(counts.min()) < 2:
-            raise EdgeNASError(f"dataset {name}: class {classes[int(counts.argmin())]!r} has fewer than 2 training "
-                               "images (one is needed for search-validation)")
+            problems.append(f"dataset {name}: {split} labels go up to {int(y.max())}, but there are only "
+                            f"{len(classes)} classes")
+            continue
+        problems += [f"dataset {name}: class {classes[i]!r} has no {split} images"
+                     for i in range(len(classes)) if counts[i] == 0]
+        if split == "train":
+            problems += [f"dataset {name}: class {classes[i]!r} has fewer than 2 training images (one is needed "
+                         "for search-validation)" for i in range(len(classes)) if counts[i] == 1]
+    _refuse(name, problems)
 
 
 def _balanced_split(y: torch.Tensor, fraction: float, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -410,19 +449,28 @@ def _class_folders(root: Path) -> list[Path]:
     return folders
 
 
-def _list_folder(folder: Path) -> list[Path]:
+def _list_folder(folder: Path, problems: list[str]) -> list[Path]:
+    """The image files of a class folder; an empty folder and each file that is not an image go to `problems`."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
-        raise EdgeNASError(f"class folder {folder} is empty")
+        problems.append(f"class folder {folder} is empty")
     for file in files:
         if file.suffix.lower() not in IMAGE_SUFFIXES:
-            raise EdgeNASError(f"{file} is not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
-    return files
+            problems.append(f"{file} is not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return [file for file in files if file.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def _unreadable() -> tuple[type[Exception], ...]:
+    """What Pillow raises for a file it cannot read: not an image, truncated or corrupt data (OSError, and
+    SyntaxError from some format plugins), a mode with no conversion to RGB (ValueError), a decompression bomb."""
+    from PIL import Image
+
+    return OSError, SyntaxError, ValueError, Image.DecompressionBombError
 
 
 def _decode(file: Path, resolution: int) -> torch.Tensor:
     """One image file -> uint8 3 x R x R (shorter side resized, centre cropped)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(file) as image:
@@ -430,20 +478,20 @@ def _decode(file: Path, resolution: int) -> torch.Tensor:
             if image.size != (resolution, resolution):
                 image = _center_resize(image, resolution)
             return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
-    except (UnidentifiedImageError, OSError) as exc:
+    except _unreadable() as exc:
         raise EdgeNASError(f"cannot read image {file}: {exc}") from None
 
 
-def _check_headers(files: list[Path]) -> None:
+def _check_headers(files: list[Path], problems: list[str]) -> None:
     """Streamed trees are not decoded up front; reading each header still finds files that are not images."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     for file in files:
         try:
             with Image.open(file):
                 pass
-        except (UnidentifiedImageError, OSError) as exc:
-            raise EdgeNASError(f"cannot read image {file}: {exc}") from None
+        except _unreadable() as exc:
+            problems.append(f"cannot read image {file}: {exc}")
 
 
 def _center_resize(image, resolution: int):
@@ -459,49 +507,55 @@ def _center_resize(image, resolution: int):
 
 
 def _image_folder(root: Path, resolution: int, test_fraction: float, limit: int):
-    """Classes and splits of an ImageFolder tree: decoded uint8 tensors, or file lists beyond `limit` images."""
+    """Classes and splits of an ImageFolder tree: decoded uint8 tensors, or file lists beyond `limit` images.
+
+    Every problem of the tree (a class missing from a split, an empty class folder, a non-image file, a class too
+    small to split, an unreadable image) is collected, and all of them are reported in one error."""
+    problems: list[str] = []
     test_dir = next((root / name for name in ("test", "val") if (root / name).is_dir()), None)
     if (root / "train").is_dir() and test_dir is not None:
         classes = [p.name for p in _class_folders(root / "train")]
         test_classes = [p.name for p in _class_folders(test_dir)]
-        extra = sorted(set(test_classes) - set(classes))
-        if extra:
-            raise EdgeNASError(f"{test_dir / extra[0]} is a class with no training folder in {root / 'train'}")
-        missing = sorted(set(classes) - set(test_classes))
-        if missing:
-            raise EdgeNASError(f"class {missing[0]!r} has no test images: {test_dir / missing[0]} is missing")
-        listed = {split: [_list_folder(folder / name) for name in classes]
+        problems += [f"{test_dir / extra} is a class with no training folder in {root / 'train'}"
+                     for extra in sorted(set(test_classes) - set(classes))]
+        problems += [f"class {missing!r} has no test images: {test_dir / missing} is missing"
+                     for missing in sorted(set(classes) - set(test_classes))]
+        listed = {split: [_list_folder(folder / name, problems) if (folder / name).is_dir() else []
+                          for name in classes]
                   for split, folder in (("train", root / "train"), ("test", test_dir))}
     elif (root / "train").is_dir():
         raise EdgeNASError(f"dataset folder {root} has train/ but no test/ or val/ folder")
     else:
         classes = [p.name for p in _class_folders(root)]
-        per_class = [_list_folder(root / name) for name in classes]
-        for name, files in zip(classes, per_class, strict=True):
-            if len(files) < 3:
-                raise EdgeNASError(f"class folder {root / name} has fewer than 3 images (train, search-validation "
-                                   "and test need one each)")
-        labels = torch.cat([torch.full((len(f),), c, dtype=torch.int64) for c, f in enumerate(per_class)])
-        flat = [f for files in per_class for f in files]
-        train_idx, test_idx = _balanced_split(labels, test_fraction, len(classes))
-        listed = {"train": _regroup([flat[i] for i in train_idx], labels[train_idx], len(classes)),
-                  "test": _regroup([flat[i] for i in test_idx], labels[test_idx], len(classes))}
+        per_class = [_list_folder(root / name, problems) for name in classes]
+        problems += [f"class folder {root / name} has fewer than 3 images (train, search-validation and test need "
+                     "one each)" for name, files in zip(classes, per_class, strict=True) if 0 < len(files) < 3]
+        if problems:  # no split: its files are still read below, so that one run names every problem
+            listed = {"all": per_class}
+        else:
+            labels = torch.cat([torch.full((len(f),), c, dtype=torch.int64) for c, f in enumerate(per_class)])
+            flat = [f for files in per_class for f in files]
+            train_idx, test_idx = _balanced_split(labels, test_fraction, len(classes))
+            listed = {"train": _regroup([flat[i] for i in train_idx], labels[train_idx], len(classes)),
+                      "test": _regroup([flat[i] for i in test_idx], labels[test_idx], len(classes))}
     total = sum(len(files) for split in listed.values() for files in split)
     splits = {}
     for split, per_class in listed.items():
         files = [f for group in per_class for f in group]
         labels = torch.cat([torch.full((len(g),), c, dtype=torch.int64) for c, g in enumerate(per_class)])
         if total > limit:
-            _check_headers(files)
+            _check_headers(files, problems)
             splits[split] = (files, labels)
         else:
-            splits[split] = (_decode_cached(files, resolution), labels)
+            splits[split] = (_decode_cached(files, resolution, problems), labels)
+    _refuse(root.name, problems)
     return classes, splits
 
 
-def _decode_cached(files: list[Path], resolution: int) -> torch.Tensor:
+def _decode_cached(files: list[Path], resolution: int, problems: list[str]) -> torch.Tensor | None:
     """Decode files to one uint8 tensor, reusing a cache keyed by every file's path, size and modification time
-    (decoding CIFAR-10's 60,000 JPEGs takes about 20 s here; loading the cache, under a second)."""
+    (decoding CIFAR-10's 60,000 JPEGs takes about 20 s here; loading the cache, under a second). Each file that
+    cannot be read goes to `problems` (and then None is returned)."""
     import hashlib
 
     from .flops import cache_dir
@@ -518,7 +572,15 @@ def _decode_cached(files: list[Path], resolution: int) -> torch.Tensor:
                 return cached
         except Exception:  # a damaged cache entry is decoded again and replaced
             pass
-    images = torch.stack([_decode(f, resolution) for f in files])
+    decoded = []
+    for file in files:
+        try:
+            decoded.append(_decode(file, resolution))
+        except EdgeNASError as exc:
+            problems.append(str(exc))
+    if len(decoded) < len(files):
+        return None
+    images = torch.stack(decoded) if decoded else torch.empty((0, 3, resolution, resolution), dtype=torch.uint8)
     try:
         import io
 

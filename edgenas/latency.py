@@ -93,7 +93,31 @@ class LatencyTable:
                 "calibration": d["calibration"],
                 "validation": {k: v.get(k) for k in ("count", "median_abs_error_pct", "p95_abs_error_pct",
                                                      "within_10pct", "kendall_tau_table", "kendall_tau_flops",
-                                                     "before_calibration", "kinds_not_tried")}}
+                                                     "before_calibration", "kinds_not_tried")},
+                "fidelity": self.fidelity()}
+
+    def fidelity(self) -> dict:
+        """The table's fidelity as the commands that use it carry it (`describe_fidelity` words it): the share of
+        its validation networks predicted within +/-10% and their median and p95 |error| (leave-one-out), with a
+        note when the share is under the profiler's goal or the table has no validation networks."""
+        from .profiler import FIDELITY_GOAL
+
+        v, name = self.data["validation"], Path(self.source).stem
+        fidelity = {"table": name, "count": v.get("count") or 0, "within_10pct": v.get("within_10pct"),
+                    "median_abs_error_pct": v.get("median_abs_error_pct"),
+                    "p95_abs_error_pct": v.get("p95_abs_error_pct"), "goal_within_10pct": FIDELITY_GOAL["within_10pct"],
+                    "method": "leave-one-out over the table's validation networks, each measured end to end",
+                    "note": None}
+        if not fidelity["count"] or fidelity["within_10pct"] is None:
+            fidelity["note"] = (f"note: table {name} has no validation networks: its predictions are uncalibrated "
+                                "and their error unknown (profile with --validate 20)")
+        elif fidelity["within_10pct"] < FIDELITY_GOAL["within_10pct"]:
+            again = ("time the pieces on the device again and import them" if self.data["runtime"].get("backend")
+                     == "imported" else "profile again on a quiet machine (--fresh --max-passes 15)")
+            fidelity["note"] = (f"note: table {name} is of poor fidelity: {describe_fidelity(fidelity)}, under the "
+                                f"goal of {100 * FIDELITY_GOAL['within_10pct']:.0f}%; one prediction in twenty may "
+                                f"miss by more than {fidelity['p95_abs_error_pct']:.0f}%; {again}")
+        return fidelity
 
     def median(self, key: str) -> float:
         try:
@@ -131,6 +155,30 @@ class LatencyTable:
 
             params = cost_table(arch.resolve_space()).params(arch)
         return apply_calibration(self.raw_ms(arch), params, calls(arch, arch.resolve_space()), calibration)
+
+
+def describe_fidelity(fidelity: dict) -> str:
+    """`57% of its 20 validation networks within +/-10% (median |error| 8.2%, p95 24.0%)`: a `fidelity()` in words."""
+    if not fidelity.get("count") or fidelity.get("within_10pct") is None:
+        return "no validation networks: fidelity unknown"
+    return (f"{100 * fidelity['within_10pct']:.0f}% of its {fidelity['count']} validation networks within +/-10% "
+            f"(median |error| {fidelity['median_abs_error_pct']:.1f}%, p95 {fidelity['p95_abs_error_pct']:.1f}%)")
+
+
+def budget_verdict(predicted_ms: float, budget_ms: float, fidelity: dict | None) -> str:
+    """Whether a predicted latency meets a budget, as far as the table can tell: `NOT met` above it; `met only as
+    predicted` when a miss as large as the table's p95 |error| (or any miss, for a table of unknown fidelity) would
+    put the network over it; `met` otherwise. The p95, not the median: a table whose median error is 8% misses
+    one network in four by more than that, and the budget is a promise about the network shipped."""
+    if predicted_ms > budget_ms:
+        return "NOT met"
+    p95 = None if fidelity is None or not fidelity.get("count") else fidelity.get("p95_abs_error_pct")
+    if p95 is None:
+        return "met only as predicted (the table's error is unknown)"
+    if predicted_ms * (1 + p95 / 100) > budget_ms:
+        return (f"met only as predicted: {100 * (budget_ms / predicted_ms - 1):.1f}% of headroom, within the "
+                f"table's p95 |error| of {p95:.1f}%")
+    return f"met, with {100 * (budget_ms / predicted_ms - 1):.1f}% of headroom (the table's p95 |error|: {p95:.1f}%)"
 
 
 def apply_calibration(raw_ms: float, params: int, pieces: int, calibration: dict) -> float:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import EdgeNASError
 from .files import atomic_write_bytes, atomic_write_text
+from .latency import describe_fidelity
 from .plots import DRAW, png, table_name
 from .runs import RunRecord, load_run
 from .space import get_space, parse_choice
@@ -118,22 +119,27 @@ def _summary_rows(record: RunRecord) -> list[tuple[str, str, str]]:
              f"{data.get('test_images', '?')} test images at {s.get('resolution')}x{s.get('resolution')}"),
             ("search space", f"{arch['space']} (width {arch['width_mult']})",
              f"{len(arch['layers'])} searchable layers, space hash {arch['space_hash']}"),
-            ("strategy", str(s.get("strategy")), f"schedule {settings.get('schedule')}, prune ratio "
-             f"{settings.get('prune_ratio')}, seed {settings.get('seed')}"),
+            ("strategy", str(s.get("strategy")), f"schedule {settings.get('schedule')}{_scaled(s, settings, data)}, "
+             f"prune ratio {settings.get('prune_ratio')}, seed {settings.get('seed')}"),
             ("FLOPs", f"{format_flops(s['flops'])} ({s['flops']:,} FLOPs)",
              f"{FLOPS_HOW}, {arch['resolution']}x{arch['resolution']}"),
             ("FLOPs budget", f"{format_flops(s['flops_budget'])} ({s['flops_budget']:,.0f} FLOPs)",
              "met" if s.get("within_flops_budget") else "NOT met")]
     precision = (s.get("latency_precision") or "fp32").upper()  # runs from before INT8 tables: FP32
+    fidelity = s.get("latency_fidelity")  # None in runs from before it was recorded
     if s.get("predicted_latency_ms") is not None:
         rows.append(("predicted latency", f"{s['predicted_latency_ms']:.3f} ms",
-                     f"{precision} table {table}: batch 1, sum of per-block medians with the table's calibration"))
+                     f"{precision} table {table}: batch 1, sum of per-block medians with the table's calibration"
+                     + (f"; {describe_fidelity(fidelity)}, {fidelity['method']}" if fidelity else "")))
     else:
         rows.append(("predicted latency", "not predicted", "no latency table in this run (search with --table "
                                                            "DEVICE)"))
     if s.get("latency_budget_ms") is not None:
         rows.append(("latency budget", f"{s['latency_budget_ms']:g} ms ({precision} table {table})",
-                     "met" if s.get("within_latency_budget") else "NOT met"))
+                     s.get("latency_budget_verdict") or ("met" if s.get("within_latency_budget") else "NOT met")))
+    if fidelity and fidelity["note"]:
+        rows.append(("latency table fidelity", "poor" if fidelity["count"] else "unknown",
+                     fidelity["note"].removeprefix("note: ")))
     rows.append(("parameters", f"{format_params(s['params'])} ({s['params']:,})", "weights of the built network"))
     if s.get("test_acc") is not None:
         rows.append(("test accuracy", f"{100 * s['test_acc']:.2f}%", str(s.get("accuracy_method", ""))))
@@ -147,6 +153,18 @@ def _summary_rows(record: RunRecord) -> list[tuple[str, str, str]]:
     rows.append(("retraining time", _seconds(s.get("retrain_seconds")),
                  f"wall clock, {settings.get('retrain_epochs')} epochs from scratch"))
     return rows
+
+
+def _scaled(summary: dict, settings: dict, data: dict) -> str:
+    """`, epochs x0.5 (--epochs-scale 0.5)`: how the schedule's epochs were scaled; empty where nothing was searched
+    or the run is from before it was recorded."""
+    factor = summary.get("schedule_scale")
+    if factor is None:
+        return ""
+    given = settings.get("epochs_scale")
+    how = f"--epochs-scale {given:g}" if given is not None else \
+        f"automatic for {data.get('train_images', '?')} training images; --epochs-scale sets it"
+    return f", epochs x{factor:g} ({how})"
 
 
 def _block_html(label: str, choice: str, detail: str, residual: bool, strided_skip: bool = False) -> str:

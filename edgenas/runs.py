@@ -75,6 +75,14 @@ class Run:
     def has(self, name: str) -> bool:
         return self.file(name).is_file()
 
+    def need_retrained(self, alternative: str = "") -> None:
+        """Refuse a run without retrained weights (`model.pt`: its search or retraining has not finished) in one line
+        that says how to finish it, as `edgenas eval` and `edgenas export` do; `alternative` ends that line."""
+        if not self.has("model.pt"):
+            raise EdgeNASError(f"run {self.path} has no retrained weights (model.pt); finish it with "
+                               f"`edgenas search --resume {self.path}` (or, if it ran with --retrain-epochs 0, "
+                               f"`edgenas train {self.path}`){alternative}")
+
     # history: rewritten whole (atomically) so that a resumed run never holds lines of a lost epoch
     def history(self) -> list[dict]:
         if not self.has("history.jsonl"):

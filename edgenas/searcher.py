@@ -4,15 +4,22 @@ Order of work: load and split the data; resolve the space, FLOPs and latency tab
 budget is refused before any training); run the strategy (DA-NAS or a baseline) with a checkpoint after every phase
 and after any epoch that ends a minute or more after the last checkpoint; derive the architecture under the budgets
 and check it with fvcore and the table; evaluate it with the supernet's weights (batch norm recalibrated); retrain
-it from scratch and evaluate it on the test split.
+it from scratch (on Ctrl-C, its last epoch is kept) and evaluate it on the test split.
+
+`retrain(run)` (`edgenas train`) retrains a run again in RUN/retraining.partial/, whose results replace the run's
+only once complete.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import datetime
 import math
+import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +47,7 @@ from .train import (
     Device,
     SupernetSettings,
     TrainSettings,
+    chance_warning,
     evaluate,
     make_optimizer,
     per_class_accuracy,
@@ -96,6 +104,8 @@ class _Context:
         self.resolution = default_resolution(settings)
         self.space: Space = get_space(settings.space, self.resolution, settings.width_mult)
         self.data: Dataset = load_data(settings, self.resolution).to(self.device.device)
+        for note in self.data.notes:  # also in config.json (resolved.data.notes)
+            log(f"warning: {note}")
         self.num_classes = self.data.num_classes
         self.flops_table = cost_table(self.space)
         self.table: LatencyTable | None = load_table(settings.table) if settings.table else None
@@ -133,29 +143,33 @@ class _Context:
         ms = s.latency_ms
         self.latency_binds = False
         if ms is not None:
-            smallest_ms, largest_ms = self.cost.ms_range()
-            if ms < smallest_ms:
+            fastest_ms, slowest_ms = self.cost.ms_range()
+            if ms < fastest_ms:
                 raise EdgeNASError(f"latency budget {ms:g} ms is infeasible: the fastest network of space "
-                                   f"{space.name} is predicted at {smallest_ms:.3f} ms by table {self.table.name}")
-            self.latency_binds = ms < largest_ms
+                                   f"{space.name} ({self.num_classes} classes) is predicted at {fastest_ms:.3f} ms by "
+                                   f"table {self.table.name}{self._not_smallest(fastest_ms)}")
+            self.latency_binds = ms < slowest_ms
             if not self.latency_binds:
                 self.log(f"latency budget {ms:g} ms does not bind: the slowest network is predicted at "
-                         f"{largest_ms:.3f} ms")
-        # Both budgets together can be infeasible even when each alone is not.
-        if not self._jointly_feasible(flops, ms):
-            raise EdgeNASError(f"the budgets {format_flops(flops)} FLOPs and {ms:g} ms cannot be met together by any "
-                               f"network of space {space.name}")
+                         f"{slowest_ms:.3f} ms")
+            # Both budgets together can be infeasible even when each alone is not.
+            fastest = self.cost.fastest(flops)
+            if fastest[1] > ms:
+                fewest = self.cost.fewest_flops(ms)[1]
+                raise EdgeNASError(
+                    f"the budgets {format_flops(flops)} FLOPs and {ms:g} ms cannot be met together by any network of "
+                    f"space {space.name}: within {format_flops(flops)} FLOPs the fastest is predicted at "
+                    f"{fastest[1]:.3f} ms, and within {ms:g} ms the fewest FLOPs are {format_flops(fewest)} (table "
+                    f"{self.table.name})")
         return float(flops), ms
 
-    def _jointly_feasible(self, flops: float, ms: float | None) -> bool:
-        import numpy as np
+    def _not_smallest(self, fastest_ms: float) -> str:
+        """Where the fewest FLOPs are not the fastest, a clause that says so (`edgenas latency` shows both)."""
+        from .presets import preset
 
-        from .strategies.derive import knapsack
-
-        if ms is None:
-            return True
-        scores = [np.zeros(len(layer.choices)) for layer in self.space]
-        return knapsack(scores, *self.cost.constraints(flops, ms)) is not None
+        smallest = self.cost.of(preset("smallest", self.space, self.num_classes))[1]
+        return (f" (the `smallest` preset, of fewest FLOPs, at {smallest:.3f} ms: fewest FLOPs is not fastest)"
+                if smallest > fastest_ms + 5e-4 else "")
 
     def describe_budgets(self) -> dict:
         return {"flops": self.flops_budget, "flops_binds": self.flops_binds, "latency_ms": self.ms_budget,
@@ -248,12 +262,13 @@ def search(settings: SearchSettings | None = None, *, out: str | Path | None = N
 
 
 class _Search:
-    def __init__(self, context: _Context, resume_command: str = "edgenas search --resume {run}"):
+    def __init__(self, context: _Context, work: Run | None = None):
         self.c = context
         self.s = context.settings
-        self.run = context.run
+        # Where checkpoints, history and model.pt are written: the run, or for `edgenas train` the folder of a new
+        # retraining (RETRAINING), moved into the run once complete.
+        self.run = work or context.run
         self.generator = torch.Generator().manual_seed(self.s.seed)
-        self.resume_command = resume_command  # what continues this run after an interruption
         self.saved_at = time.perf_counter()  # when the checkpoint was last written (or the run started)
         self.clock = Clock([], 0, silent)  # the time estimate, made by go() from the run's plan
 
@@ -265,12 +280,8 @@ class _Search:
             self.generator.set_state(state["generator"])
         history = self.run.history()[: state.get("history_rows", 0)]
         self.run.set_history(history)
-        if self.resume_command == _TRAIN_RESUME:
-            done = state.get("retrain", {}).get("epoch", 0)
-            self.c.log(f"retraining run {self.run.path}" + (f" from epoch {done + 1}" if done else ""))
-        else:
-            self.c.log(f"resuming run {self.run.path} after {_epochs(history)} epochs" if state
-                       else f"run {self.run.path}")
+        self.c.log(f"resuming run {self.run.path} after {_epochs(history)} epochs" if state
+                   else f"run {self.run.path}")
         plan = self._plan(state)
         self.c.log(_describe_plan(plan, self.c.data.size("train"), self.s.batch_size))
         if self._default_budget():
@@ -289,19 +300,26 @@ class _Search:
                     arch.save(self.run.file("arch.json"))
                 state = self._retrain(arch, state, history, bar)
         except KeyboardInterrupt:
-            command = self.resume_command.format(run=self.run.path)
+            command = f"edgenas search --resume {self.run.path}"
             kept = self.run.load_checkpoint() or {}  # what a resumed run starts from (history.jsonl may be ahead)
             raise KeyboardInterrupt(f"{_epochs(self.run.history()[: kept.get('history_rows', 0)])} epochs kept in "
                                     f"{self.run.path}; continue with {command}") from None
+        return self._finish(arch, state)
+
+    def _finish(self, arch: Arch, state: dict) -> SearchResult:
+        """summary.json (for `edgenas train`, written with the new retraining, then moved into the run with it),
+        the chance-level warning and the report."""
         summary = self._summary(arch, state)
         summary["flops_budget_default"] = self._default_budget()
         self.run.write("summary.json", summary)
-        chance = 1 / self.c.num_classes
-        if summary["test_acc"] is not None and summary["test_acc"] < 1.5 * chance:
-            self.c.log(f"warning: test accuracy {100 * summary['test_acc']:.1f}% is at chance level "
-                       f"({100 * chance:.1f}% for {self.c.num_classes} classes): the network has learned little; "
-                       "retrain longer (--retrain-epochs, edgenas train) or check the data")
-        return SearchResult(self.run.path, summary, self._report() if self.run.writer else None)
+        if self.run is not self.c.run:
+            _move_retraining(self.run, self.c.run)
+        warning = None if summary["test_acc"] is None else chance_warning(
+            summary["test_acc"], self.c.num_classes, self.c.data.size("test"), str(self.c.run.path),
+            state["retrain"].get("epochs", self.s.retrain_epochs))
+        if warning:
+            self.c.log(warning)
+        return SearchResult(self.c.run.path, summary, self._report() if self.c.run.writer else None)
 
     def _default_budget(self) -> str | None:
         """How the FLOPs budget was chosen when none was given (None when one was)."""
@@ -397,10 +415,10 @@ class _Search:
         from .report import write_report
 
         try:
-            return write_report(self.run.path).html
+            return write_report(self.c.run.path).html
         except Exception as exc:  # any failure: a plotting bug must not turn a finished search into an error
             self.c.log(f"warning: the report was not written ({type(exc).__name__}: {exc}); the run is complete; "
-                       f"retry with `edgenas report {self.run.path}`")
+                       f"retry with `edgenas report {self.c.run.path}`")
             return None
 
     def _save(self, state: dict, history: list[dict], every_epoch: bool = False) -> None:
@@ -724,17 +742,26 @@ class _Search:
         start = time.perf_counter() - retrain.get("seconds", 0.0)
         bar.begin(s.retrain_epochs, again=True)
         bar.skip(retrain.get("epoch", 0))
-        for epoch in range(retrain.get("epoch", 0), s.retrain_epochs):
-            bar.describe(f"retraining {arch.space} ({format_flops(c.cost.of(arch)[0])} FLOPs)")
-            t0 = time.perf_counter()
-            metrics = train_epoch(replica, c.data, optimizer, scheduler, settings, self.generator, c.device, scaler,
-                                  on_step=self.clock.tick)
-            history.append({"phase": "retrain", "epoch": epoch, **metrics, "seconds": time.perf_counter() - t0})
-            bar.step(f"loss {metrics['train_loss']:.3f}, acc {100 * metrics['train_acc']:.1f}%")
-            state["retrain"] = {"total": s.retrain_epochs, "epoch": epoch + 1, "model": model.state_dict(),
-                                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                "seconds": time.perf_counter() - start}
-            self._save(state, history, every_epoch=True)
+        last = None  # the state after the last epoch (copies, not the live weights): written on Ctrl-C
+        try:
+            for epoch in range(retrain.get("epoch", 0), s.retrain_epochs):
+                bar.describe(f"retraining {arch.space} ({format_flops(c.cost.of(arch)[0])} FLOPs)")
+                t0 = time.perf_counter()
+                metrics = train_epoch(replica, c.data, optimizer, scheduler, settings, self.generator, c.device,
+                                      scaler, on_step=self.clock.tick)
+                history.append({"phase": "retrain", "epoch": epoch, **metrics, "seconds": time.perf_counter() - t0})
+                bar.step(f"loss {metrics['train_loss']:.3f}, acc {100 * metrics['train_acc']:.1f}%")
+                state["retrain"] = {"total": s.retrain_epochs, "epoch": epoch + 1,
+                                    **copy.deepcopy({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                                     "scheduler": scheduler.state_dict()}),
+                                    "seconds": time.perf_counter() - start}
+                self._save(state, history, every_epoch=True)
+                last = dict(state)
+        except KeyboardInterrupt:
+            # The checkpoint may lag up to CHECKPOINT_SECONDS behind: Ctrl-C loses only the epoch under way.
+            if last is not None:
+                self.run.save_checkpoint(last)
+            raise
         model.eval()
         if self.run.writer:
             _save_weights(self.run.file("model.pt"), model)
@@ -743,6 +770,27 @@ class _Search:
                             "test_acc": evaluate(model, c.data, "test", c.device)}
         self._save(state, history)
         return state
+
+    def retrain_alone(self, base: dict, state: dict, progress: bool, echo=None) -> tuple[Arch, dict]:
+        """`edgenas train`: the retraining alone, from `state` (its checkpoint: in a folder RETRAINING of its own,
+        or the run's when a search's own retraining resumes); `base` is the run's checkpoint (the search's)."""
+        log = self.c.log
+        torch.set_rng_state(state["torch_rng"])
+        self.generator.set_state(state["generator"])
+        history = self.run.history()[: state["history_rows"]]
+        self.run.set_history(history)
+        retrain = state.get("retrain", {})
+        total = retrain.get("total", self.s.retrain_epochs)
+        left = 0 if retrain.get("done") else total - retrain.get("epoch", 0)
+        images, first = self.c.data.size("train"), total - left + 1
+        epochs = f"{total} epoch{'s' if total > 1 else ''}" if first == 1 else \
+            f"epoch {total} of {total}" if left == 1 else f"epochs {first} to {total} of {total}"
+        log(f"plan: retraining {epochs}; about {left * images:,} image-steps ({images:,} training images per epoch, "
+            f"batch {self.s.batch_size})" if left else "plan: no epoch left to train; its results are written")
+        self.clock = Clock(self._plan({**base, **state}), _epochs(history), log)
+        arch = from_dict(state["arch"], str(self.c.run.file("checkpoint.pt")))
+        with Bar(progress, echo, on_step=self.clock.step) as bar:
+            return arch, self._retrain(arch, state, history, bar)
 
     # -------------------------------------------------------------- results
     def _choice_made(self) -> str | None:
@@ -754,6 +802,8 @@ class _Search:
         return s.final_choice
 
     def _summary(self, arch: Arch, state: dict) -> dict:
+        from .latency import budget_verdict
+
         c = self.c
         flops, ms = c.cost.of(arch)
         if arch.width_mult != c.space.width_mult:  # the mobilenetv2 baseline scales its width
@@ -769,6 +819,7 @@ class _Search:
         if fvcore_flops != flops:
             raise EdgeNASError(f"internal check failed: table FLOPs {flops} != fvcore {fvcore_flops}")
         retrain = state.get("retrain", {})
+        fidelity = c.table.fidelity() if c.table is not None else None
         return {
             "arch": arch.to_dict(),
             "flops": flops, "flops_method": "fvcore on the built network (1 multiply-add = 1 FLOP, batch norm folded)",
@@ -777,6 +828,9 @@ class _Search:
             "latency_table": c.table.source if c.table else None,
             "latency_precision": c.table.precision if c.table else None,
             "within_latency_budget": None if c.ms_budget is None or ms is None else ms <= c.ms_budget,
+            "latency_budget_verdict": None if c.ms_budget is None or ms is None else budget_verdict(ms, c.ms_budget,
+                                                                                                 fidelity),
+            "latency_fidelity": fidelity,
             "params": sum(p.numel() for p in model.parameters()),
             "inherited_val_acc": state.get("inherited_val_acc"),
             "val_acc": retrain.get("val_acc"), "test_acc": retrain.get("test_acc"),
@@ -858,42 +912,169 @@ def load_model(run_path: str | Path, weights: str = "model.pt"):
     return model.eval(), arch
 
 
+MAX_RETRAIN_EPOCHS = 10_000  # `edgenas train --epochs`: more is a typo (ImageNet recipes retrain for 300-600)
+RETRAINING = "retraining.partial"  # RUN/RETRAINING: `edgenas train`'s retraining until it is complete
+
+
 def retrain(run_path: str | Path, epochs: int | None = None, progress: bool = True, log=print,
             resume: bool = False, echo=None) -> SearchResult:
-    """Retrain a finished (or searched) run's architecture from scratch and evaluate it again; with `resume`,
-    continue a retraining that was stopped (after its last completed epoch) instead of starting over."""
-    if epochs is not None and epochs < 0:
-        raise EdgeNASError(f"bad --epochs {epochs}: expected 0 or more")
+    """Retrain a searched run's architecture from scratch and evaluate it again; with `resume`, continue a stopped
+    retraining (from its last kept epoch) instead of starting over.
+
+    The new retraining is kept in RUN/retraining.partial/ (its checkpoint, history and model.pt); the run's own
+    results (summary.json, model.pt, history.jsonl, checkpoint.pt) stay as they are until it is complete, and are
+    then replaced by its results. A search's own stopped retraining resumes in the run itself."""
+    if epochs is not None and not 1 <= epochs <= MAX_RETRAIN_EPOCHS:
+        raise EdgeNASError(f"bad --epochs {epochs}: expected 1 to {MAX_RETRAIN_EPOCHS:,} retraining epochs")
     ranks = distributed.Ranks.from_env()
     if not ranks.main:
         progress, log, echo = False, silent, None
     run = Run.open(run_path, writer=ranks.main)
     settings = SearchSettings.of_run(run)
-    state = run.load_checkpoint(warn=None if resume else log)  # with resume, the run's own loading warns
-    if state is None or "arch" not in state:
+    base = run.load_checkpoint(warn=log)
+    if base is None or "arch" not in base:
         raise EdgeNASError(f"run {run.path} has no derived architecture yet; finish it with --resume {run.path}")
+    work = Run(run.file(RETRAINING), writer=ranks.main)
+    if work.has("summary.json"):  # complete, but stopped while its files were moved into the run
+        _move_retraining(work, run)
+        log(f"note: the retraining in {work.path} was complete but stopped while its results were moved into "
+            f"{run.path}; they are there now")
+        base = run.load_checkpoint()
     if resume:
-        total = state.get("retrain", {}).get("total", settings.retrain_epochs)
-        if epochs is not None and epochs != total:
-            raise EdgeNASError(f"bad --epochs {epochs} with --resume: the stopped retraining of {run.path} runs "
-                               f"{total} epochs; drop --epochs, or retrain from scratch without --resume")
-        return _Search(_Context(settings, run, log), _TRAIN_RESUME).go(progress, echo)
-    state["retrain"] = {"total": settings.retrain_epochs if epochs is None else epochs}
-    history = [row for row in run.history()[: state.get("history_rows", 0)] if row.get("phase") != "retrain"]
-    state["history_rows"] = len(history)
-    run.set_history(history)
-    run.save_checkpoint(state)
-    context = _Context(settings, run, log)
-    return _Search(context, _TRAIN_RESUME).go(progress, echo)
+        state = work.load_checkpoint(warn=log)
+        if state is None:  # no retraining of `edgenas train` stopped: the search's own, if any
+            finished = _finished(run, base, log)
+            if finished is not None:
+                return finished
+        staged = state is not None
+        state = state if staged else base
+        said = _resuming(run, work if staged else run, state, settings, epochs)
+    else:
+        (state, said), staged = _fresh(run, work, base, settings, epochs), True
+    where, total = work if staged else run, state.get("retrain", {}).get("total", settings.retrain_epochs)
+    try:
+        for line in said:  # said here, so that a Ctrl-C from then on is told what was kept
+            log(line)
+        context = _Context(settings, run, log)
+        state, staged = distributed.broadcast((state, staged), context.device.ranks)  # rank 0's reading of the files
+        job = _Search(context, work if staged else None)
+        arch, state = job.retrain_alone(base, state, progress, echo)
+    except KeyboardInterrupt:
+        kept = (where.load_checkpoint() or {}).get("retrain", {}).get("epoch", 0)  # where a resume starts
+        unchanged = "" if where is run else f" (the results of run {run.path} are unchanged)"
+        raise KeyboardInterrupt(f"{kept} of {total} retraining epochs kept in {where.path}{unchanged}; continue "
+                                f"with edgenas train {run.path} --resume") from None
+    return job._finish(arch, {**base, **state})
 
 
-_TRAIN_RESUME = "edgenas train {run} --resume"
+def _finished(run: Run, base: dict, log) -> SearchResult | None:
+    """`edgenas train RUN --resume` on a run whose retraining is over: nothing is done, and the user is told so."""
+    retrain = base.get("retrain", {})
+    if not retrain.get("done") or not run.has("summary.json"):
+        return None
+    summary = run.read("summary.json", "run summary")
+    if retrain.get("epochs"):
+        accuracy = "" if summary.get("test_acc") is None else f", test accuracy {100 * summary['test_acc']:.2f}%"
+        log(f"run {run.path} is retrained already ({retrain['epochs']} epochs{accuracy}): nothing to resume, "
+            f"nothing done (its summary follows); `edgenas train {run.path}` retrains it again from scratch, and "
+            "keeps these results until the new ones are complete")
+    else:
+        log(f"run {run.path} was never retrained (searched with --retrain-epochs 0): nothing to resume, nothing "
+            f"done (its summary follows); `edgenas train {run.path} --epochs N` retrains it")
+    report = run.file("report.html")
+    return SearchResult(run.path, summary, report if report.is_file() else None)
+
+
+def _resuming(run: Run, where: Run, state: dict, settings: SearchSettings, epochs: int | None) -> list[str]:
+    """Check `edgenas train RUN --resume` against the stopped retraining; the line that says where it resumes."""
+    retrain = state.get("retrain", {})
+    total = retrain.get("total", settings.retrain_epochs)
+    if epochs is not None and epochs != total:
+        raise EdgeNASError(f"bad --epochs {epochs} with --resume: the stopped retraining of {run.path} runs "
+                           f"{total} epochs; drop --epochs, or retrain from scratch without --resume")
+    if total == 0:  # a search with --retrain-epochs 0, stopped before it finished
+        raise EdgeNASError(f"run {run.path} has no retraining to resume (searched with --retrain-epochs 0): "
+                           f"`edgenas search --resume {run.path}` finishes it, `edgenas train {run.path} --epochs N` "
+                           "retrains it")
+    kept = retrain.get("epoch", 0)
+    if retrain.get("done"):  # stopped after its last epoch, before its summary was written
+        return [f"retraining run {run.path}: all {retrain['epochs']} epochs kept in {where.path}"]
+    if kept:
+        return [f"retraining run {run.path}: resuming at epoch {kept + 1} of {total} ({kept} kept in {where.path})"]
+    return [f"retraining run {run.path}: starting again at epoch 1 of {total}: no epoch of the stopped retraining was "
+            "kept (it stopped during its first epoch, or was killed otherwise than by Ctrl-C within a minute of its "
+            "start)"]
+
+
+def _fresh(run: Run, work: Run, base: dict, settings: SearchSettings, epochs: int | None) -> tuple[dict, list[str]]:
+    """A new retraining's folder `work` with the run's history of search and a checkpoint of no epoch yet: its state
+    and the lines that say so."""
+    total = settings.retrain_epochs if epochs is None else epochs
+    if total == 0:
+        raise EdgeNASError(f"run {run.path} was searched with --retrain-epochs 0: say how many epochs to retrain "
+                           f"with --epochs N (1 to {MAX_RETRAIN_EPOCHS:,})")
+    discarded = None
+    if work.writer and work.path.exists():
+        with contextlib.suppress(EdgeNASError):  # a damaged one is discarded all the same
+            discarded = (work.load_checkpoint() or {}).get("retrain", {})
+    history = [row for row in run.history()[: base.get("history_rows", 0)] if row.get("phase") != "retrain"]
+    state = {"arch": base["arch"], "retrain": {"total": total}, "torch_rng": base["torch_rng"],
+             "generator": base["generator"], "history_rows": len(history)}
+    if work.writer:
+        _remove(work.path)
+        try:
+            work.path.mkdir()
+        except OSError as exc:
+            raise EdgeNASError(f"cannot create folder {work.path}: {exc.strerror or exc}; run {run.path} is "
+                               "unchanged") from None
+        work.set_history(history)  # before the checkpoint that counts its rows
+        work.save_checkpoint(state)
+    how = f"--epochs {total}" if epochs is not None else "the run's --retrain-epochs"
+    kept = ""
+    if run.has("summary.json"):
+        accuracy = run.read("summary.json", "run summary").get("test_acc")
+        kept = "; its current results" + ("" if accuracy is None else f" (test accuracy {100 * accuracy:.2f}%)") + \
+            " stay until the new ones are complete"
+    said = [f"retraining run {run.path} from scratch: {total} epochs ({how}), kept in {work.path}{kept}"]
+    if discarded is not None and not discarded.get("done"):
+        said.append(f"note: the stopped retraining that was there ({discarded.get('epoch', 0)} of "
+                    f"{discarded.get('total', '?')} epochs kept) is discarded; `edgenas train {run.path} --resume` "
+                    "would have continued it")
+    return state, said
+
+
+def _move_retraining(work: Run, run: Run) -> None:
+    """Replace a run's retraining results with the complete ones in `work`: checkpoint, history and model.pt, then
+    summary.json, then `work` goes. A stop in between leaves summary.json in `work`: the next `edgenas train`
+    finishes the move."""
+    if not run.writer:
+        return
+    run.save_checkpoint({**run.load_checkpoint(), **work.load_checkpoint()})
+    run.set_history(work.history())
+    for name in ("model.pt", "summary.json"):
+        if work.has(name):
+            try:
+                os.replace(work.file(name), run.file(name))
+            except OSError as exc:
+                raise EdgeNASError(f"cannot move {work.file(name)} into {run.path}: {exc.strerror or exc}; "
+                                   f"`edgenas train {run.path} --resume` moves it") from None
+    _remove(work.path)
+
+
+def _remove(path: Path) -> None:
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise EdgeNASError(f"cannot remove {path}: {exc.strerror or exc}") from None
 
 
 def evaluate_run(run_path: str | Path) -> dict:
     """Test accuracy of a run's retrained weights, recomputed from `model.pt` (loaded safely)."""
     run = Run.open(run_path)
     settings = SearchSettings.of_run(run)
+    run.need_retrained()
     model, arch = load_model(run.path)
     device = pick_device(settings)
     data = load_data(settings, arch.resolution).to(device.device)

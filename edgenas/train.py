@@ -239,6 +239,21 @@ def evaluate(model: nn.Module, data: Dataset, split: str, device: Device, batch_
     return float(correct) / max(1, total)
 
 
+def chance_warning(accuracy: float, num_classes: int, test_images: int, run: str, epochs: int) -> str | None:
+    """A warning when a test accuracy cannot be told from guessing: below chance (1 / classes) plus two standard
+    errors of an accuracy measured on `test_images` images at chance (sqrt(p (1 - p) / n)); None otherwise. Two
+    standard errors: a network that guesses scores below that line 97.7% of the time."""
+    chance = 1 / num_classes
+    margin = 2 * math.sqrt(chance * (1 - chance) / max(1, test_images))
+    if accuracy >= chance + margin:
+        return None
+    return (f"warning: test accuracy {100 * accuracy:.1f}% cannot be told from chance ({100 * chance:.1f}% for "
+            f"{num_classes} classes, +/-{100 * margin:.1f} points on {test_images} test images, 2 standard errors): "
+            f"the network has learned little after {epochs} retraining epochs; try more (edgenas train {run} "
+            f"--epochs {max(2 * epochs, 10)}), more training images, and check that each class folder holds that "
+            "class's images")
+
+
 @dataclass
 class TrainSettings:
     epochs: int

@@ -50,7 +50,8 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
     FP32 file fails (outputs or agreement), it and its INT8 file are deleted, unless `keep_failed`. `log`, when
     given, receives one line as each phase starts (export, verification, latency, INT8); the passes over the test
     split draw a bar with `progress`, or give `echo` plain lines with the time left (`verify.verify`). With `pt2`,
-    also write OUT.pt2 (`torch_export.py`), which PyTorch loads without edgenas.
+    also write OUT.pt2 (`torch_export.py`), which PyTorch loads without edgenas. Interrupted (Ctrl-C), it leaves no
+    file of this export: a file is kept only with its report.
     """
     out = Path(out)
     if out.suffix != ".onnx":
@@ -66,30 +67,56 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
         from edgenas.latency import load_table
 
         load_table(table).check(arch)
+    from .quantize import int8_path
+    from .torch_export import pt2_path
+
+    folder_made = not out.parent.exists()
     make_folder(out.parent)  # once the run and the table are checked: a refused export creates nothing
-    path = write_model(model, arch, describe, out, opset)
-    if log is not None:
-        log(f"exported the {arch.space} network of run {run} to {path} (ONNX opset {opset}, onnx.checker passed)")
-    scripted = None
-    if pt2:
-        from .torch_export import pt2_path, write_pt2
+    try:
+        path = write_model(model, arch, describe, out, opset)
+    except KeyboardInterrupt:  # written atomically: the previous file, if any, is as it was
+        _remove_folder_made(out.parent, folder_made)
+        raise KeyboardInterrupt(f"nothing was written; {out} is as it was") from None
+    report_path = out.with_suffix(".report.json")
+    try:
+        if log is not None:
+            log(f"exported the {arch.space} network of run {run} to {path} (ONNX opset {opset}, onnx.checker "
+                "passed)")
+        scripted = None
+        if pt2:
+            from .torch_export import write_pt2
 
-        scripted = write_pt2(model, arch, describe, pt2_path(path))
-    if not verify:
-        return ExportResult(path, pt2=scripted)
-    from edgenas.files import write_json
+            scripted = write_pt2(model, arch, describe, pt2_path(path))
+        if not verify:
+            return ExportResult(path, pt2=scripted)
+        from edgenas.files import write_json
 
-    from .verify import MIN_AGREEMENT
-    from .verify import verify as check
+        from .verify import MIN_AGREEMENT
+        from .verify import verify as check
 
-    report = check(path, run, threads=threads, atol=atol, table=table, allow_supernet_weights=allow_supernet_weights,
-                   int8=int8, max_drop=max_drop, log=log, progress=progress, echo=echo)
-    fp32_failed = report["outputs"]["max_abs_diff"] > atol or report["top1_agreement"] < MIN_AGREEMENT
-    if fp32_failed and not keep_failed:  # (an INT8 drop beyond --max-drop deletes the INT8 file alone)
-        from .quantize import int8_path
-
-        path.unlink(missing_ok=True)
-        int8_path(path).unlink(missing_ok=True)
-        report["deleted"] = [str(path), str(int8_path(path))]
-    report_path = write_json(path.with_suffix(".report.json"), report)
+        report = check(path, run, threads=threads, atol=atol, table=table,
+                       allow_supernet_weights=allow_supernet_weights, int8=int8, max_drop=max_drop, log=log,
+                       progress=progress, echo=echo)
+        fp32_failed = report["outputs"]["max_abs_diff"] > atol or report["top1_agreement"] < MIN_AGREEMENT
+        if fp32_failed and not keep_failed:  # (an INT8 drop beyond --max-drop deletes the INT8 file alone)
+            path.unlink(missing_ok=True)
+            int8_path(path).unlink(missing_ok=True)
+            report["deleted"] = [str(path), str(int8_path(path))]
+        write_json(report_path, report)
+    except KeyboardInterrupt:
+        # An export is kept only with its report (and a report only beside its file): every file this export
+        # writes goes, an earlier export's report included, since the file it described was replaced.
+        gone = [p for p in (path, int8_path(path) if int8 else None, pt2_path(path) if pt2 else None, report_path)
+                if p is not None and p.is_file()]
+        for stale in gone:
+            stale.unlink()
+        _remove_folder_made(out.parent, folder_made)
+        raise KeyboardInterrupt(f"nothing kept: deleted {', '.join(str(p) for p in gone)} (an export is kept only "
+                                "with its verification report); run the same command again") from None
     return ExportResult(path, report, report_path, scripted)
+
+
+def _remove_folder_made(folder: Path, made: bool) -> None:
+    """Remove the output folder an interrupted export created, if nothing else is in it."""
+    if made and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()

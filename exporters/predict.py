@@ -1,6 +1,7 @@
 """Classification of image files with ONNX Runtime alone, using the preprocessing stored in the exported file.
 
 Needs onnxruntime, numpy and Pillow only: proof that an exported file deploys without edgenas's PyTorch code.
+A file that cannot be read does not stop the others: it gets the reason in place of its classes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .runtime import make_session
 
 def preprocess(path: str | os.PathLike, preprocessing: dict) -> np.ndarray:
     """An image file -> 3 x R x R float32: shorter side resized, centre crop, RGB / 255, standardised."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     resolution = preprocessing["resolution"]
     try:
@@ -31,7 +32,9 @@ def preprocess(path: str | os.PathLike, preprocessing: dict) -> np.ndarray:
             w, h = image.size
             left, top = (w - resolution) // 2, (h - resolution) // 2
             pixels = np.asarray(image.crop((left, top, left + resolution, top + resolution)), dtype=np.float32)
-    except (UnidentifiedImageError, OSError) as exc:
+    # Not an image, truncated or corrupt data (OSError; SyntaxError from some plugins), a mode with no conversion
+    # to RGB (ValueError), a decompression bomb.
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise EdgeNASError(f"cannot read image {path}: {exc}") from None
     mean = np.asarray(preprocessing["mean"], np.float32)
     std = np.asarray(preprocessing["std"], np.float32)
@@ -57,19 +60,27 @@ def image_files(paths: list[str | os.PathLike]) -> list[Path]:
 
 
 def predict(onnx_path: str | os.PathLike, images: list[str | os.PathLike], threads: int = 1, top: int = 1) -> list:
-    """Per image (a folder stands for the image files under it): the top classes with their softmax
-    probabilities."""
+    """Per image, in order (a folder stands for the image files under it): the `top` classes with their softmax
+    probabilities (`"top"`), or, for a file that cannot be read, why (`"error"`)."""
+    if top < 1:
+        raise EdgeNASError(f"bad top {top}: expected 1 or more classes per image")
     images = image_files(images)
     metadata = read_metadata(onnx_path)
     session = make_session(str(onnx_path), threads)
-    batch = np.stack([preprocess(path, metadata["preprocessing"]) for path in images])
-    logits = session.run(None, {INPUT: batch})[0]
+    results, inputs = [], []
+    for path in images:
+        try:
+            inputs.append(preprocess(path, metadata["preprocessing"]))
+            results.append({"image": str(path)})
+        except EdgeNASError as exc:
+            results.append({"image": str(path), "error": str(exc)})
+    if not inputs:
+        return results
+    logits = session.run(None, {INPUT: np.stack(inputs)})[0]
     shifted = np.exp(logits - logits.max(1, keepdims=True))
     probs = shifted / shifted.sum(1, keepdims=True)
     classes = metadata["classes"]
-    results = []
-    for path, row in zip(images, probs, strict=True):
+    for result, row in zip([r for r in results if "error" not in r], probs, strict=True):
         best = np.argsort(-row)[:top]
-        results.append({"image": str(path), "top": [{"class": classes[i], "index": int(i),
-                                                     "probability": float(row[i])} for i in best]})
+        result["top"] = [{"class": classes[i], "index": int(i), "probability": float(row[i])} for i in best]
     return results

@@ -18,9 +18,7 @@ def load_run_network(run: str | os.PathLike, allow_supernet_weights: bool = Fals
     weights = "model.pt"
     if not opened.has("model.pt"):
         if not allow_supernet_weights:
-            raise EdgeNASError(f"run {opened.path} has no retrained weights (model.pt); finish it with "
-                               f"`edgenas search --resume {opened.path}` (or, if it ran with --retrain-epochs 0, "
-                               f"`edgenas train {opened.path}`), or pass --allow-supernet-weights")
+            opened.need_retrained(", or pass --allow-supernet-weights")
         if not opened.has("inherited.pt"):
             raise EdgeNASError(f"run {opened.path} has no derived network yet; finish it with "
                                f"`edgenas search --resume {opened.path}`")

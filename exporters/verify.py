@@ -4,7 +4,8 @@ Checks, on the run's real data: outputs on a batch of test images (maximum absol
 top-1 agreement and accuracy over the whole test split from both runtimes, and latency at batch 1 with pinned
 threads for ONNX Runtime and PyTorch eager, plus the latency table's prediction and its error when a table of
 the same space is given: an INT8 table's against the INT8 file, an FP32 table's against the FP32 file, any other
-pairing named in a note, as is a table measured on another CPU. The verdict fails when outputs differ beyond `atol`
+pairing named in a note, as is a table measured on another CPU; the table's own fidelity (`LatencyTable.fidelity`)
+comes with it, and a note where it is poor. The verdict fails when outputs differ beyond `atol`
 or agreement is below 99.9%.
 """
 
@@ -149,6 +150,9 @@ def _table_prediction(loaded, arch, fp32_ms: float, int8_ms: float | None, threa
     notes += [note for note in [host_note(loaded)] if note]
     if compared == loaded.precision and loaded.data["runtime"].get("threads") == threads:  # like for like
         notes += [note for note in [miss_note(loaded, error_pct)] if note]
+    fidelity = loaded.fidelity()
+    notes += [note for note in [fidelity["note"]] if note]
     return {"table": loaded.source, "table_precision": loaded.precision, "compared_with": compared,
             "predicted_ms": predicted, "measured_ms": measured_ms, "error_pct": error_pct,
-            "table_threads": loaded.data["runtime"].get("threads"), "measured_threads": threads, "notes": notes}
+            "table_threads": loaded.data["runtime"].get("threads"), "measured_threads": threads,
+            "table_fidelity": fidelity, "notes": notes}

@@ -1,12 +1,15 @@
 """Dataset loading (digits, ImageFolder, CIFAR, .npz), deterministic splits, errors on bad data, and batches."""
 
+import json
 import pickle
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from typer.testing import CliRunner
 
+from edgenas.cli import app
 from edgenas.data import Dataset, augment, batches, count_images, load_dataset, normalize
 from edgenas.errors import EdgeNASError
 
@@ -402,7 +405,8 @@ def test_a_streamed_tree_still_refuses_a_corrupt_image_at_load(tmp_path):
             for i in range(3):
                 Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / f"{i}.png")
     (tmp_path / "train" / "a" / "bad.png").write_bytes(b"not a png at all")
-    with pytest.raises(EdgeNASError, match=r"cannot read image .*bad\.png"):
+    (tmp_path / "test" / "b" / "worse.png").write_bytes(b"nor this one")
+    with pytest.raises(EdgeNASError, match=r"2 problems(.|\n)*cannot read image .*bad\.png.*\n.*worse\.png"):
         load_dataset(tmp_path, 16, memory_gb=0.0)
 
 
@@ -435,3 +439,87 @@ def test_decoded_trees_are_cached_and_a_changed_file_is_decoded_again(tmp_path, 
     Image.fromarray(np.full((8, 8, 3), 250, np.uint8)).save(changed)
     os.utime(changed, ns=(10**18, 10**18))
     assert not torch.equal(load_dataset(tmp_path / "tree", 16).x["test"], first.x["test"])
+
+
+# ---------------------------------------------------------------- messy data: every problem at once; small classes
+
+
+def _messy(root, corrupt=1):
+    """A flat tree as a newcomer has one: JPEG and PNG classes (a grey PNG among them, which converts), an empty
+    class, a class of 2 images, a text file, and `corrupt` truncated JPEGs (their headers read, their data not)."""
+    _write_images(root / "ant", 6, suffix="jpg", seed=1)
+    _write_images(root / "bee", 6, seed=2)
+    Image.fromarray(np.zeros((24, 20), np.uint8)).save(root / "bee" / "grey.png")
+    (root / "empty").mkdir()
+    _write_images(root / "pair", 2, seed=3)
+    (root / "ant" / "notes.txt").write_text("not a picture")
+    jpeg = (root / "ant" / "img0.jpg").read_bytes()
+    for i in range(corrupt):
+        (root / "ant" / f"broken{i:02d}.jpg").write_bytes(jpeg[: len(jpeg) // 3])
+    return root
+
+
+def test_search_names_every_data_problem_in_one_run(tmp_path, monkeypatch):
+    # Issue 33: search named one data problem per run (the empty class; after a fix, the corrupt file...).
+    root = _messy(tmp_path / "messy")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["search", "--data", str(root), "--space", "tiny", "--out", "run"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = result.stderr.rstrip().splitlines()
+    assert lines[0] == "error: dataset messy has 4 problems (each on a line below); fix them all, then run again:"
+    problems = [f"{root / 'ant' / 'notes.txt'} is not an image file (expected one of", f"class folder {root / 'empty'} "
+                "is empty", f"class folder {root / 'pair'} has fewer than 3 images", f"cannot read image "
+                f"{root / 'ant' / 'broken00.jpg'}: "]
+    assert len(lines) == 1 + len(problems)
+    for problem in problems:
+        assert sum(line.startswith(f"  {problem}") for line in lines) == 1, (problem, lines)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_long_list_of_data_problems_is_cut_with_a_count(tmp_path):
+    with pytest.raises(EdgeNASError) as info:
+        load_dataset(_messy(tmp_path / "messy", corrupt=23), 16)
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith("dataset messy has 26 problems")
+    assert len(lines) == 22 and lines[-1] == "  and 6 more" and lines[-2].endswith(".jpg: Truncated File Read")
+
+
+def test_a_train_test_tree_names_every_problem_at_once(tmp_path):
+    root = _split_tree(tmp_path / "pets")
+    _write_images(root / "train" / "dog", 6)  # no test/dog
+    (root / "test" / "ant" / "img0.jpg").write_bytes(b"garbage")
+    (root / "train" / "bee" / "labels.csv").write_text("a,b")
+    with pytest.raises(EdgeNASError) as info:
+        load_dataset(root, 16)
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith("dataset pets has 3 problems") and len(lines) == 4
+    for fragment in ("class 'dog' has no test images", "labels.csv is not an image file",
+                     f"cannot read image {root / 'test' / 'ant' / 'img0.jpg'}"):
+        assert sum(fragment in line for line in lines) == 1, fragment
+
+
+def test_a_class_with_fewer_than_20_images_gets_a_note(tmp_path):
+    root = tmp_path / "flat"
+    _write_images(root / "big", 20, seed=0)
+    _write_images(root / "small", 19, seed=1)
+    data = load_dataset(root, 16)
+    assert len(data.notes) == 1 and data.describe()["notes"] == data.notes
+    assert data.notes[0].startswith("class 'small' (19 images: 13 training, 2 search-validation, 4 test) has fewer "
+                                    "than 20 images;") and "'big'" not in data.notes[0]
+    _write_images(root / "small", 20, seed=1)
+    assert load_dataset(root, 16).notes == []
+
+
+def test_search_warns_of_a_class_of_3_images_and_records_it(tmp_path):
+    # Issue 33: a class with 3 images (1 training, 1 search-validation, 1 test) trained without a word.
+    root = tmp_path / "few"
+    for name, count in (("ant", 25), ("bee", 25), ("fly", 3)):
+        _write_images(root / name, count, seed=len(name) + count)
+    result = CliRunner().invoke(app, ["search", "--data", str(root), "--space", "tiny", "--schedule", "1.0:1",
+                                      "--probe-epochs", "0", "--warmup-epochs", "0", "--score-paths", "8",
+                                      "--retrain-epochs", "0", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    warning = "warning: class 'fly' (3 images: 1 training, 1 search-validation, 1 test) has fewer than 20 images"
+    assert warning in result.stderr and "add images (20 or more per class)" in result.stderr
+    notes = json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]["data"]["notes"]
+    assert len(notes) == 1 and notes[0].startswith("class 'fly' (3 images")

@@ -78,6 +78,36 @@ def test_predict_agrees_with_pytorch_on_image_files(run, tmp_path):
     assert cli.exit_code == 0 and json.loads(cli.output) == json.loads(json.dumps(results))
 
 
+def test_predict_classifies_the_readable_images_and_names_the_corrupt_one(run, tmp_path):
+    # Issue 33: one corrupt JPEG in a folder stopped `predict` with no prediction for the readable images.
+    path = export_onnx(run, tmp_path / "model.onnx", verify=False).path
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (20, 16, 3), dtype=np.uint8)).save(folder / f"{i}.{('png', 'jpg')[i % 2]}")
+    good = sorted(folder.iterdir())
+    jpeg = (folder / "1.jpg").read_bytes()
+    (folder / "2-broken.jpg").write_bytes(jpeg[: len(jpeg) // 3])  # a truncated JPEG: the header reads, the data not
+    expected = {str(f): r["top"] for f, r in zip(good, predict(path, good, top=2), strict=True)}
+
+    as_json = CliRunner().invoke(app, ["predict", str(path), str(folder), "--top", "2", "--json"])
+    assert as_json.exit_code == 1 and "Traceback" not in as_json.output
+    results = json.loads(as_json.stdout)
+    assert [r["image"] for r in results] == sorted(str(f) for f in folder.iterdir())
+    assert {r["image"]: r["top"] for r in results if "top" in r} == expected
+    broken = next(r for r in results if "top" not in r)
+    assert broken["image"].endswith("2-broken.jpg") and "cannot read image" in broken["error"]
+    assert as_json.stderr.strip().count("\n") == 0
+    assert "1 of 5 images could not be read (the other 4 were classified)" in as_json.stderr
+    assert f"cannot read image {folder / '2-broken.jpg'}: " in as_json.stderr
+
+    plain = CliRunner().invoke(app, ["predict", str(path), str(folder)])
+    assert plain.exit_code == 1
+    assert [line.split(": ")[0] for line in plain.stdout.splitlines()] == [str(f) for f in good]
+    assert plain.stderr.startswith("error: 1 of 5 images could not be read") and "2-broken.jpg" in plain.stderr
+
+
 def test_cli_export_writes_the_report(run, tmp_path):
     out = tmp_path / "cli.onnx"
     result = CliRunner().invoke(app, ["export", str(out), "--run", str(run), "--json"])
@@ -169,14 +199,18 @@ def test_a_table_is_compared_with_the_file_of_its_precision(run, tmp_path, tiny_
     report = verify(path, run, repeats=5, warmup=2, int8=True, max_drop=100.0, table=str(int8_table))
     t = report["table"]
     assert (t["table_precision"], t["compared_with"]) == ("int8", "int8")
-    # No mixing, made here: no note but, on a busy minute, the one that says the measurement missed (`miss_note`).
-    assert all(n.startswith("note: the prediction misses this measurement") for n in t["notes"]), t["notes"]
+    # No mixing, made here: no note but, on a busy minute, the one that says the measurement missed (`miss_note`),
+    # and the table's own where its 5 validation networks were timed in a busy minute (`LatencyTable.fidelity`).
+    fidelity = t["table_fidelity"]["note"]
+    assert all(n.startswith("note: the prediction misses this measurement") or n == fidelity
+               for n in t["notes"]), t["notes"]
     assert t["measured_ms"] == report["int8"]["latency"]["median_ms"]
     assert t["error_pct"] == pytest.approx(100 * (t["predicted_ms"] - t["measured_ms"]) / t["measured_ms"])
     report = verify(path, run, repeats=5, warmup=2, table=str(int8_table))  # an FP32-only export: named
     t = report["table"]
     assert t["compared_with"] == "fp32" and t["measured_ms"] == report["latency_onnxruntime"]["median_ms"]
-    assert len(t["notes"]) == 1 and "this export is FP32 only" in t["notes"][0]
+    others = [n for n in t["notes"] if n != fidelity]
+    assert len(others) == 1 and "this export is FP32 only" in others[0]
     # The CLI, with an FP32 table measured on another CPU and --int8: one line for each.
     from edgenas.profiler import profile
     from edgenas.space import get_space
@@ -195,3 +229,60 @@ def test_a_table_is_compared_with_the_file_of_its_precision(run, tmp_path, tiny_
                                "the FP32 file") for line in lines), result.output
     assert any(line.startswith("note: table tiny-f was measured on Another CPU") for line in lines), result.output
     assert json.loads(out.with_suffix(".report.json").read_text())["table"]["compared_with"] == "fp32"
+
+
+def test_eval_of_an_unfinished_run_says_what_export_says(run, tmp_path):
+    """A run stopped before its network was derived or retrained: `eval` says how to finish it, as `export` does
+    (it said "arch.json does not exist")."""
+    import shutil
+
+    unfinished = tmp_path / "run"
+    shutil.copytree(run, unfinished)
+    (unfinished / "model.pt").unlink()
+    (unfinished / "arch.json").unlink()
+    evaluated = CliRunner().invoke(app, ["eval", str(unfinished)])
+    exported = CliRunner().invoke(app, ["export", str(tmp_path / "m.onnx"), "--run", str(unfinished)])
+    assert evaluated.exit_code == exported.exit_code == 1
+    said = " ".join(evaluated.output.split())
+    assert said.startswith(f"error: run {unfinished} has no retrained weights (model.pt); finish it with `edgenas "
+                           f"search --resume {unfinished}`"), said
+    assert " ".join(exported.output.split()) == said + ", or pass --allow-supernet-weights"
+    assert len(evaluated.output.strip().splitlines()) == 1 and not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("earlier", [False, True], ids=["new", "over-an-earlier-export"])
+def test_ctrl_c_during_export_int8_leaves_no_file_of_the_export(run, tmp_path, earlier):
+    """Ctrl-C while `export --int8` quantises: no ONNX file without its report (it left out/x.onnx alone), nor an
+    earlier export's report beside nothing; the folder the export made goes too."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import default_sigint
+
+    out = tmp_path / "out" / "x.onnx"
+    if earlier:
+        assert CliRunner().invoke(app, ["export", str(out), "--run", str(run), "--quiet"]).exit_code == 0
+        assert {p.name for p in out.parent.iterdir()} == {"x.onnx", "x.report.json"}
+    process = subprocess.Popen([sys.executable, "-m", "edgenas", "export", str(out), "--run", str(run), "--int8"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline, said = time.monotonic() + 120, []
+    for line in process.stderr:  # the export says each phase as it starts
+        said.append(line)
+        if line.startswith("INT8: quantising"):
+            process.send_signal(signal.SIGINT)  # Ctrl-C
+            break
+        assert time.monotonic() < deadline, said
+    _, rest = process.communicate(timeout=120)
+    stderr = " ".join("".join([*said, rest]).split())
+    assert process.returncode == 130, stderr
+    assert "interrupted: nothing kept: deleted" in stderr and "run the same command again" in stderr
+    assert "Traceback" not in stderr
+    assert str(out) in stderr and (str(out.with_suffix(".report.json")) in stderr) == earlier
+    if earlier:
+        assert list(out.parent.iterdir()) == []  # an earlier report without its file would describe nothing
+    else:
+        assert not out.parent.exists()

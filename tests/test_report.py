@@ -201,3 +201,55 @@ def test_compare_refuses_a_plot_that_is_not_png(runs, tmp_path):
     result = CliRunner().invoke(app, ["compare", str(runs[0].run), "--out", str(tmp_path / "c.jpg")])
     assert result.exit_code == 1 and "expected a .png file" in result.output
     assert not (tmp_path / "c.jpg").exists()
+
+
+def test_compare_refuses_runs_of_different_datasets_in_one_line(runs, tmp_path):
+    """Accuracies on two test sets share no Pareto front: refused, naming each dataset and its runs."""
+    other = tmp_path / "other"
+    shutil.copytree(runs[1].run, other)
+    summary = json.loads((other / "summary.json").read_text())
+    summary["dataset"] = "cifar10-jpeg"
+    (other / "summary.json").write_text(json.dumps(summary))
+    result = CliRunner().invoke(app, ["compare", str(runs[0].run), str(runs[1].run), str(other), "--out",
+                                      str(tmp_path / "c.png")])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert " ".join(result.output.split()) == (
+        f"error: the runs are of different datasets (digits: {runs[0].run}, {runs[1].run}; cifar10-jpeg: {other}): "
+        "test accuracies on different test sets share no Pareto front; compare the runs of one dataset at a time")
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_the_report_says_how_the_schedule_was_scaled(runs):
+    from edgenas.report import _summary_rows
+
+    rows = {what: how for what, _, how in _summary_rows(load_run(runs[0].run))}
+    images = json.loads((runs[0].run / "config.json").read_text())["resolved"]["data"]["train_images"]
+    scale = runs[0].summary["schedule_scale"]
+    assert f"schedule {QUICK['schedule']}, epochs x{scale:g} (automatic for {images} training images; "\
+           "--epochs-scale sets it)" in rows["strategy"]
+
+
+def test_phase_labels_that_would_overprint_are_left_out():
+    """Phases of 1-2 epochs among 40 retraining epochs (their labels overprinted): the labels drawn, measured by
+    matplotlib once drawn, do not overlap; wide phases keep their full label, narrow ones their name or none."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from edgenas.plots import _mark_phases, _phase_labels, _segments, new_figure
+
+    rows = [{"phase": "probe"}, {"phase": "warm-up", "classes": 3}, {"phase": "stage 0", "classes": 3},
+            *[{"phase": "stage 1", "classes": 5}] * 2, *[{"phase": "stage 2", "classes": 10}] * 2,
+            *[{"phase": "retrain"}] * 40]
+    figure, axes = new_figure(9, 6.2, rows=2, sharex=True)
+    axes[0].plot(range(1, len(rows) + 1), [1.0] * len(rows))
+    _mark_phases(axes, rows, 10)
+    FigureCanvasAgg(figure)
+    figure.draw_without_rendering()  # the constrained layout placed, as png() would
+    boxes = [text.get_window_extent() for text in axes[0].texts]
+    assert all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    drawn = [text.get_text() for text in axes[0].texts]
+    assert drawn[-1] == "retrain\n10/10 classes" and len(drawn) < len(_segments(rows))
+    low, high = axes[0].get_xlim()
+    # Wide enough, every phase keeps its full label.
+    assert [label for _, label in _phase_labels(_segments(rows), 10, (high - low) / 100)] == [
+        "probe", "warm-up\n3/10 classes", "stage 0\n3/10 classes", "stage 1\n5/10 classes", "stage 2\n10/10 classes",
+        "retrain\n10/10 classes"]

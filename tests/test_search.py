@@ -247,3 +247,23 @@ def test_a_search_without_retraining_reports_no_accuracy_and_ships_no_untrained_
     trained = CliRunner().invoke(app, ["train", str(run), "--epochs", "1", "--json"])
     assert trained.exit_code == 0, trained.output
     assert json.loads(trained.stdout)["test_acc"] > 0 and (run / "model.pt").is_file()
+
+
+@pytest.mark.parametrize(("accuracy", "classes", "images", "warned"), [
+    (0.471, 3, 300, False),  # issue 33: "47.1% is at chance level (33.3% for 3 classes)"
+    (0.36, 3, 300, True),  # chance + 2 standard errors on 300 images: 38.8%
+    (0.471, 3, 30, True),  # on 30 test images 47.1% is within 2 standard errors (17.2 points) of chance
+    (0.13, 10, 360, True), (0.14, 10, 360, False),  # 10 classes: chance + 2 standard errors on 360 images: 13.2%
+    (0.05, 10, 360, True)])  # below chance warns too
+def test_the_chance_warning_is_given_only_where_accuracy_cannot_be_told_from_guessing(accuracy, classes, images,
+                                                                                     warned):
+    from edgenas.train import chance_warning
+
+    warning = chance_warning(accuracy, classes, images, "runs/x", 40)
+    assert (warning is not None) == warned
+    if warned:
+        margin = 200 * (1 / classes * (1 - 1 / classes) / images) ** 0.5
+        assert warning.startswith(f"warning: test accuracy {100 * accuracy:.1f}% cannot be told from chance "
+                                  f"({100 / classes:.1f}% for {classes} classes, +/-{margin:.1f} points on {images} "
+                                  "test images"), warning
+        assert "try more (edgenas train runs/x --epochs 80)" in warning  # what to try

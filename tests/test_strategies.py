@@ -288,6 +288,72 @@ def test_knapsack_with_a_floor_equals_brute_force(tiny, cost, seed):
                 assert sum(logp[i, j] for i, j in enumerate(got2)) >= best - 1e-9
 
 
+
+@pytest.mark.parametrize("columns", [1, 2, 3])
+def test_knapsack_takes_negative_costs_and_equals_brute_force(columns):
+    # A calibration with a negative cost per piece made cheap blocks cost less than nothing: negative grid steps
+    # then broke the grid ("could not broadcast input array from shape (69,101,99) into shape (69,1,99)").
+    rng = np.random.default_rng(columns)
+    layers, options = 4, 5
+    costs = [rng.uniform(-0.3, 1.0, (options, columns)) for _ in range(layers)]
+    scores = [rng.normal(size=options) for _ in range(layers)]
+    scores[1][2] = -np.inf  # an unavailable option, the cheapest of its layer in every cost
+    costs[1][2] = -5.0
+    archs = [a for a in itertools.product(range(options), repeat=layers) if a[1] != 2]
+    total = {a: sum(costs[i][j] for i, j in enumerate(a)) for a in archs}
+    value = {a: sum(scores[i][j] for i, j in enumerate(a)) for a in archs}
+    least, most = np.min(list(total.values()), 0), np.max(list(total.values()), 0)
+    assert least.min() < 0  # whole architectures below nothing too
+    checked = 0
+    for share in (0.0, 0.1, 0.3, 0.6, 1.0):
+        budgets = least + share * (most - least)
+        for floors in (None, list(budgets - 0.4 * (most - least))):  # some below 0, some above
+            # a floor of 0 or below is none
+            low = np.full(columns, -np.inf) if floors is None else np.where(np.array(floors) > 0, floors, -np.inf)
+            band = [a for a in archs if np.all(total[a] <= budgets + 1e-12) and np.all(total[a] >= low - 1e-12)]
+            got = knapsack(scores, costs, list(budgets), floors)
+            if not band:
+                assert got is None
+                continue
+            assert got is not None and tuple(got) in band, (share, floors)
+            assert value[tuple(got)] == pytest.approx(max(value[a] for a in band)), (share, floors)
+            checked += 1
+    assert checked >= 6
+    assert knapsack(scores, costs, list(least - 1e-6), None) is None
+
+
+def test_the_cheapest_front_holds_the_fastest_network_and_the_fewest_flops(tiny, cost):
+    # The fastest network under a cache calibration (the larger of two additive costs), alone and under a FLOPs
+    # budget, and the fewest FLOPs under a latency budget: each equals brute force over every architecture.
+    g = torch.Generator().manual_seed(3)
+    ms = torch.rand(cost.flops.shape, generator=g, dtype=torch.float64) - 0.2  # some cost less than nothing
+    params = torch.rand(cost.flops.shape, generator=g, dtype=torch.float64)
+    cached = CostModel(tiny, CLASSES, cost.flops, cost.fixed_flops, ms, 0.5, ms + 0.8 * params, 0.5 - 1.2)
+    archs = _archs(_supernet(tiny))
+    flops = {a: cached.of(_arch(tiny, a))[0] for a in archs}
+    predicted = {a: cached.of(_arch(tiny, a))[1] for a in archs}
+    index, fastest = cached.fastest()
+    assert fastest == pytest.approx(min(predicted.values())) and predicted[tuple(index)] == pytest.approx(fastest)
+    assert cached.ms_range() == pytest.approx((min(predicted.values()), max(predicted.values())))
+    by_flops = min(archs, key=lambda a: (flops[a], predicted[a]))
+    assert predicted[by_flops] > fastest  # fewest FLOPs is not fastest here: the test can tell them apart
+    for budget in np.quantile(list(flops.values()), [0.0, 0.2, 0.5, 0.9]):
+        index, got = cached.fastest(budget)
+        assert got == pytest.approx(min(predicted[a] for a in archs if flops[a] <= budget))
+        assert flops[tuple(index)] <= budget
+    assert cached.fastest(min(flops.values()) - 1) is None
+    for budget in np.quantile(list(predicted.values()), [0.0, 0.3, 0.7]):
+        index, got = cached.fewest_flops(budget)
+        assert got == min(flops[a] for a in archs if predicted[a] <= budget) and predicted[tuple(index)] <= budget
+    assert cached.fewest_flops(fastest - 1e-9) is None
+
+
+def _arch(space, index):
+    from edgenas.arch import make_arch
+
+    return make_arch(space, [layer.choices[j] for layer, j in zip(space, index, strict=True)], CLASSES)
+
+
 # ------------------------------------------------------------------ the choice
 def test_choice_measures_candidates_in_the_band_and_picks_the_most_accurate(tiny, cost, digits):
     net = _supernet(tiny, alpha_seed=4)

@@ -10,11 +10,18 @@ exceed a budget the grid budget is tightened and the problem solved again. An in
 With floors (the least summed cost k wanted: a budget to fill, not just to meet) the Pareto front is no longer
 exact (a cheaper partial architecture that scores better may end below the floor), so the floored problem runs on
 the grid, of 20,000 steps for one budget, with the same exact check and retry at both ends of the band.
+
+Costs may be negative (a calibration's cost per piece can make a cheap block cost less than nothing): each layer's
+costs are shifted by the layer's least, and the budgets and floors by their sum, so the grid only sees costs from
+0. Rounding can hide the few architectures of a budget just above the cheapest reachable: where the grid finds
+none, the exact front of the cheapest architectures (`cost.cheapest`) gives the most probable one of them that fits.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ..cost import cheapest
 
 GRID_1D = 20000
 GRID_2D = 400
@@ -32,13 +39,26 @@ def knapsack(scores: list[np.ndarray], costs: list[np.ndarray], budgets: list[fl
     budgets = np.asarray(budgets, dtype=np.float64)
     if len(budgets) not in (1, 2, 3):
         raise ValueError("one, two or three budgets")
-    if np.any(budgets < 0):
-        return None
     floors = np.zeros_like(budgets) if floors is None else np.asarray(floors, dtype=np.float64)
-    if np.any(floors > budgets):
+    available = [np.isfinite(s) for s in scores]
+    if not all(a.any() for a in available):
         return None
+    # From the least cost each layer can take: every cost from 0 (a budget below the sum of the least is infeasible).
+    least = [np.asarray(c, dtype=np.float64)[a].min(0) for c, a in zip(costs, available, strict=True)]
+    costs = [np.asarray(c, dtype=np.float64) - m for c, m in zip(costs, least, strict=True)]
+    slack = 1e-9 * np.maximum(1.0, np.abs(budgets))  # a budget at the least total, summed in another order
+    budgets = budgets - np.sum(least, 0)
+    floors = np.where(floors > 0, np.maximum(0.0, floors - np.sum(least, 0)), 0.0)  # 0 stays none
+    if np.any(budgets < -slack) or np.any(floors > budgets + slack):
+        return None
+    budgets = np.maximum(budgets, 0.0)
     if len(budgets) == 1 and not np.any(floors > 0):
-        return _pareto(scores, [np.asarray(c, dtype=np.float64)[:, 0] for c in costs], float(budgets[0]))
+        return _pareto(scores, [c[:, 0] for c in costs], float(budgets[0]))
+    return _grid(scores, costs, budgets, floors) or _cheapest_that_fits(scores, costs, available, budgets, floors)
+
+
+def _grid(scores, costs, budgets, floors) -> list[int] | None:
+    """The knapsack on the grid, the winner's exact costs checked; None where the grid finds none that fits."""
     grid = {1: GRID_1D, 2: GRID_2D, 3: GRID_3D}[len(budgets)]
     limit, low = budgets.copy(), floors.copy()
     for _ in range(8):
@@ -59,6 +79,17 @@ def knapsack(scores: list[np.ndarray], costs: list[np.ndarray], budgets: list[fl
     return None
 
 
+def _cheapest_that_fits(scores, costs, available, budgets, floors) -> list[int] | None:
+    """The most probable of the cheapest architectures (the exact front) within the budgets and floors."""
+    index, totals = cheapest(costs, available)
+    tolerance = 1e-9 * np.maximum(1.0, budgets)
+    fits = np.all(totals <= budgets + tolerance, 1) & np.all(totals >= floors - tolerance, 1)
+    if not fits.any():
+        return None
+    value = np.array([sum(s[j] for s, j in zip(scores, row, strict=True)) for row in index[fits]])
+    return index[fits][int(np.argmax(value))].tolist()
+
+
 def _solve(scores, costs, limit, grid, low=None) -> list[int] | None:
     k = len(limit)
     unit = np.where(limit > 0, limit / grid, 1.0)
@@ -67,7 +98,8 @@ def _solve(scores, costs, limit, grid, low=None) -> list[int] | None:
     value[(0,) * k] = 0.0
     back = []
     for score, cost in zip(scores, costs, strict=True):
-        steps = np.rint(np.asarray(cost, dtype=np.float64) / unit).astype(np.int64)
+        # An option over the limit alone cannot fit (no cost is negative); the others rounded to the nearest step.
+        steps = np.where(cost > limit, grid + 1, np.rint(cost / unit)).astype(np.int64)
         best = np.full(shape, -np.inf)
         arg = np.full(shape, -1, dtype=np.int16)
         for j, (s, step) in enumerate(zip(score, steps, strict=True)):
