@@ -120,16 +120,20 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
             failures.append(f"INT8 accuracy drops {report['int8']['drop_points']:.2f} points, more than --max-drop "
                             f"{max_drop:g}; the INT8 file was deleted, the FP32 file is kept")
     int8_ms = report["int8"]["latency"]["median_ms"] if report["int8"] else None
-    report["table"] = _table_prediction(loaded, arch, ort_latency["median_ms"], int8_ms, threads)
+    budget_ms = SearchSettings.of_run(Run.open(run)).latency_ms
+    report["table"] = _table_prediction(loaded, arch, ort_latency["median_ms"], int8_ms, threads, budget_ms)
     report["passed"] = not failures
     report["failures"] = failures
     return report
 
 
-def _table_prediction(loaded, arch, fp32_ms: float, int8_ms: float | None, threads: int) -> dict | None:
+def _table_prediction(loaded, arch, fp32_ms: float, int8_ms: float | None, threads: int,
+                      budget_ms: float | None = None) -> dict | None:
     """The table's prediction against the measured file of its precision (the FP32 file when there is no INT8 one),
     with a note for each reason the comparison may not hold: a precision mixed up, another CPU; and, comparing like
-    with like, one when it misses by more than the table's validation did (`miss_note`)."""
+    with like, one when it misses by more than the table's validation did (`miss_note`). With the run's latency
+    budget (`budget_ms`), whether the measured file keeps to it, and a note when it does not: the search met the
+    budget as its table predicted, and only the measurement says what the device does."""
     if loaded is None:
         return None
     from edgenas.profiler import host_note, miss_note
@@ -152,7 +156,13 @@ def _table_prediction(loaded, arch, fp32_ms: float, int8_ms: float | None, threa
         notes += [note for note in [miss_note(loaded, error_pct)] if note]
     fidelity = loaded.fidelity()
     notes += [note for note in [fidelity["note"]] if note]
+    within = None if budget_ms is None else measured_ms <= budget_ms
+    if within is False:
+        notes.append(f"note: the {compared.upper()} file measured {measured_ms:.3f} ms here, over the run's latency "
+                     f"budget of {budget_ms:g} ms, which the search met as its table predicted; search again with "
+                     "a lower --latency, or with a table of higher fidelity (edgenas profile --fresh --max-passes 15)")
     return {"table": loaded.source, "table_precision": loaded.precision, "compared_with": compared,
+            "run_latency_budget_ms": budget_ms, "measured_within_budget": within,
             "predicted_ms": predicted, "measured_ms": measured_ms, "error_pct": error_pct,
             "table_threads": loaded.data["runtime"].get("threads"), "measured_threads": threads,
             "table_fidelity": fidelity, "notes": notes}

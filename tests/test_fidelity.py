@@ -139,3 +139,20 @@ def test_the_export_comparison_carries_the_tables_fidelity(poor_table, searched,
 def test_a_budget_within_the_tables_error_is_met_only_as_predicted(predicted, p95, verdict):
     fidelity = {"count": 20 if p95 is not None else 0, "p95_abs_error_pct": p95}
     assert budget_verdict(predicted, 0.2, fidelity) == verdict
+
+
+def test_the_export_says_when_the_measured_file_misses_the_runs_latency_budget(poor_table):
+    # Issue 33: the search "met" 0.2 ms as predicted (0.172 ms); export measured 0.216 ms and said nothing of the budget.
+    from exporters.verify import _table_prediction
+
+    table = load_table(str(poor_table[0]))
+    arch = preset("smallest", get_space("tiny"), 10)
+    predicted = table.predict(arch)
+    over = _table_prediction(table, arch, 1.25 * predicted, None, 1, budget_ms=1.1 * predicted)
+    assert over["measured_within_budget"] is False and over["run_latency_budget_ms"] == 1.1 * predicted
+    assert any("over the run's latency budget" in note for note in over["notes"])
+    under = _table_prediction(table, arch, 1.05 * predicted, None, 1, budget_ms=1.1 * predicted)
+    assert under["measured_within_budget"] is True
+    assert not any("latency budget" in note for note in under["notes"])
+    unbudgeted = _table_prediction(table, arch, 1.25 * predicted, None, 1)
+    assert unbudgeted["measured_within_budget"] is None
