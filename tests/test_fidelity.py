@@ -142,7 +142,7 @@ def test_a_budget_within_the_tables_error_is_met_only_as_predicted(predicted, p9
 
 
 def test_the_export_says_when_the_measured_file_misses_the_runs_latency_budget(poor_table):
-    # Issue 33: the search "met" 0.2 ms as predicted (0.172 ms); export measured 0.216 ms and said nothing of the budget.
+    # Issue 33: the search "met" 0.2 ms as predicted (0.172 ms); export measured 0.216 ms and said nothing of it.
     from exporters.verify import _table_prediction
 
     table = load_table(str(poor_table[0]))
