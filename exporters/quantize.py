@@ -35,7 +35,8 @@ def calibration_batches(data, images: int = 300, batch: int = 32) -> list[np.nda
     return calibration
 
 
-RECIPE = "static INT8, QDQ, per-channel weights, QUInt8 activations, QInt8 weights (ONNX Runtime quantize_static)"
+RECIPE = ("static INT8, QDQ, per-channel weights, QUInt8 activations, QInt8 weights in 7 bits (reduce_range; ONNX "
+          "Runtime quantize_static)")
 
 
 def int8_model(fp32: bytes | str | os.PathLike, calibration: list[np.ndarray], input_name: str = INPUT,
@@ -68,8 +69,11 @@ def int8_model(fp32: bytes | str | os.PathLike, calibration: list[np.ndarray], i
             source = Path(fp32)
         try:
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+            # Weights in 7 bits: on x86 CPUs without VNNI (AVX2 alone: Zen 1-3, Intel before Cascade Lake) ONNX
+            # Runtime's U8S8 kernels add pairs of 8-bit products in 16 bits, which saturate; a make demo network lost
+            # 9.75 points of accuracy that way on a Zen 3 EPYC, and none with 7-bit weights (docs/BENCHMARKS.md).
             quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                            reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         except Exception as exc:  # onnxruntime's quantiser raises many types; say which step failed
             raise EdgeNASError(f"INT8 quantisation of {what} failed: {str(exc).splitlines()[0]}") from None
         return quantized.read_bytes()
@@ -86,8 +90,8 @@ def quantize(fp32: str | os.PathLike, calibration: list[np.ndarray], out: str | 
     del proto.metadata_props[:]
     for entry in source.metadata_props:
         proto.metadata_props.add(key=entry.key, value=entry.value)
-    proto.metadata_props.add(key="edgenas.quantization", value="static INT8, QDQ, per-channel weights, "
-                             f"calibrated on {sum(len(c) for c in calibration)} training images")
+    proto.metadata_props.add(key="edgenas.quantization",
+                             value=f"{RECIPE}, calibrated on {sum(len(c) for c in calibration)} training images")
     return atomic_write_bytes(Path(out) if out is not None else int8_path(fp32), proto.SerializeToString())
 
 
