@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml Makefile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/python -m pytest

@@ -29,10 +29,10 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from edgenas.model import build_model
-from edgenas.presets import preset
-from edgenas.space import SPACES, get_space
-from edgenas.supernet import Supernet
+from edgenas.cost.presets import preset
+from edgenas.space.network import build_model
+from edgenas.space.spec import SPACES, get_space
+from edgenas.space.supernet import Supernet
 
 KINDS = ("mobilenetv2", "largest", "random", "supernet-weight", "supernet-arch")
 
@@ -148,8 +148,8 @@ def time_variants(kind: str, space: str, resolution: int, variants: list[Variant
 
 def retrain_accuracy(bf16: bool, channels_last: bool) -> dict:
     """30 epochs of the digits' retraining recipe on MobileNetV2 (mobile-small, 16x16), test accuracy."""
-    from edgenas.data import load_dataset
-    from edgenas.train import Device, TrainSettings, evaluate, make_optimizer, train_epoch
+    from edgenas.data.dataset import load_dataset
+    from edgenas.training.train import Device, TrainSettings, evaluate, make_optimizer, train_epoch
 
     device = Device.pick("cpu", precision="bf16" if bf16 else "fp32",
                          memory_format="channels-last" if channels_last else "contiguous")

@@ -117,8 +117,8 @@ def main() -> None:
 
     import torch
 
-    from edgenas import __version__
-    from edgenas.profiler import host_info
+    from edgenas.cost.notes import host_info
+    from edgenas.version import __version__
 
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     rows = []

@@ -110,10 +110,10 @@ def main() -> None:
     import torch
     import torchvision
 
-    from edgenas.flops import cost_table, count_flops
-    from edgenas.model import build_model
-    from edgenas.presets import preset
-    from edgenas.space import get_space
+    from edgenas.cost.flops import cost_table, count_flops
+    from edgenas.cost.presets import preset
+    from edgenas.space.network import build_model
+    from edgenas.space.spec import get_space
     from exporters.onnx_export import to_onnx
     from exporters.quantize import quantize
     from exporters.runtime import make_session
@@ -128,9 +128,9 @@ def main() -> None:
     reference = torchvision.models.mobilenet_v2().eval()
     networks["mobilenetv2 (torchvision, plain export)"] = (reference, count_flops(reference, (3, 224, 224)), None)
     for run in args.run:
-        from edgenas.runs import Run
-        from edgenas.searcher import load_model
-        from edgenas.settings import SearchSettings, load_data
+        from edgenas.runs.folder import Run
+        from edgenas.runs.settings import SearchSettings, load_data
+        from edgenas.runs.weights import load_model
 
         model, run_arch = load_model(run)
         settings = SearchSettings(**Run.open(run).config()["settings"])
@@ -153,7 +153,7 @@ def main() -> None:
         if data is None:
             calibration = [rng.standard_normal((1, 3, resolution, resolution)).astype(np.float32) for _ in range(32)]
         else:
-            from edgenas.data import batches
+            from edgenas.data.dataset import batches
 
             calibration = [x.numpy() for x, _ in list(batches(data, "train", 1))[:200]]
 

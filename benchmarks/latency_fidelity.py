@@ -28,12 +28,14 @@ import platform
 import time
 from pathlib import Path
 
+from edgenas.cost import notes
+
 
 def single_pass(table_data: dict, space) -> dict:
     """Errors had each piece and each network been timed in one pass of 50 calls (the first pass)."""
-    from edgenas.arch import make_arch
-    from edgenas.calibration import error_stats
-    from edgenas.latency import validate_table
+    from edgenas.cost.calibration import error_stats
+    from edgenas.cost.latency import validate_table
+    from edgenas.space.arch import make_arch
 
     data = json.loads(json.dumps(table_data))
     for entry in data["entries"].values():
@@ -49,12 +51,12 @@ def single_pass(table_data: dict, space) -> dict:
 
 def first_passes(space, pieces: dict, nets: dict, archs: list, timer, k: int) -> dict:
     """The calibrated leave-one-out figures of the table had it been profiled with the first `k` passes only."""
-    from edgenas import profiler
+    from edgenas.profiling import profiler
 
     entries = {key: {**v, "median_ms": min(v["pass_medians_ms"][:k])} for key, v in pieces.items()}
     networks = {key: min(v["pass_medians_ms"][:k]) for key, v in nets.items()}
     data = profiler.build_table("first-passes", space, timer.describe(), entries, networks, archs, 10, 50, k,
-                                profiler.host_info())
+                                notes.host_info())
     v = data["validation"]
     return {"passes": k, **{key: v[key] for key in ("median_abs_error_pct", "p95_abs_error_pct", "within_10pct",
                                                     "max_abs_error_pct", "kendall_tau_table")}}
@@ -63,7 +65,7 @@ def first_passes(space, pieces: dict, nets: dict, archs: list, timer, k: int) ->
 def retest_tau(networks: list[dict]) -> float | None:
     """Kendall tau between the networks' best pass medians of the even and of the odd passes: how far two
     measurements of the same networks agree on their order, the most a table's ranking can be checked to."""
-    from edgenas.calibration import kendall_tau
+    from edgenas.cost.calibration import kendall_tau
 
     if min(len(n["pass_medians_ms"]) for n in networks) < 2:
         return None
@@ -74,7 +76,7 @@ def retest_tau(networks: list[dict]) -> float | None:
 def space_case(text: str):
     """`mobile-small:32` -> that space at 32x32; `mobile` -> at its own resolution."""
     from edgenas.errors import EdgeNASError
-    from edgenas.space import get_space
+    from edgenas.space.spec import get_space
 
     name, _, resolution = text.partition(":")
     try:
@@ -107,7 +109,7 @@ def profile_once(space, precision: str, threads: int, networks: int, keep: Path 
                  protocol: str = "interleaved", passes: int = 5) -> dict:
     """One table of `space`, measured here in `precision` with `threads` threads by `protocol` in `passes` passes,
     and its fidelity."""
-    from edgenas import profiler
+    from edgenas.profiling import profiler
 
     timer = profiler.make_backend("ort", threads, "cpu", int8=precision == "int8")
     archs = profiler.validation_archs(space, networks, seed=1)
@@ -123,7 +125,7 @@ def profile_once(space, precision: str, threads: int, networks: int, keep: Path 
     pieces_s = sum(v.pop("seconds") for v in pieces.values())
     data = profiler.build_table(f"bench-{precision}-t{threads}", space, timer.describe(), pieces,
                                 {k: v["median_ms"] for k, v in nets.items()}, archs, 10, 50, passes,
-                                profiler.host_info(), precision)
+                                notes.host_info(), precision)
     for network in data["validation"]["networks"]:
         network["measured_first_pass_ms"] = nets[f"net:{network['name']}"]["pass_medians_ms"][0]
         network["measured_pass_medians_ms"] = nets[f"net:{network['name']}"]["pass_medians_ms"]
@@ -146,7 +148,7 @@ def profile_once(space, precision: str, threads: int, networks: int, keep: Path 
             "first_passes_loo": fewer,
             # what `edgenas profile --passes 5 --max-passes PASSES` makes of the same timings: stop at the first 5,
             # 10, ... passes whose validation meets the goal
-            "adaptive_loo": next((f for f in fewer if profiler.fidelity_shortfall(f) is None), full),
+            "adaptive_loo": next((f for f in fewer if notes.fidelity_shortfall(f) is None), full),
             "calibrations_tried_loo": v["kinds_tried"], "null_call_ms": null_call_ms(space.resolution, threads),
             "measured_ms_range": [min(n["measured_ms"] for n in v["networks"]),
                                   max(n["measured_ms"] for n in v["networks"])]}
@@ -171,10 +173,9 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    from edgenas import profiler
 
     spaces = [space_case(s) if isinstance(s, str) else s for s in args.spaces]  # argparse leaves a default as is
-    results = {"machine": profiler.host_info(), "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
+    results = {"machine": notes.host_info(), "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
                "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "networks": args.networks,
                "protocol": f"10 warm-up calls, {args.passes} interleaved passes of 50 timed calls, best pass median, "
                            "batch 1",

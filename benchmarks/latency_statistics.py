@@ -38,9 +38,9 @@ def statistics_of(table: dict) -> dict[str, Callable[[list[float]], float]]:
 
 
 def refit(table: dict, name: str, summarise: Callable[[list[float]], float]) -> dict:
-    from edgenas import profiler
-    from edgenas.arch import make_arch
-    from edgenas.space import get_space
+    from edgenas.profiling import profiler
+    from edgenas.space.arch import make_arch
+    from edgenas.space.spec import get_space
 
     space = get_space(table["space"], table["resolution"])
     nets = table["validation"]["networks"]

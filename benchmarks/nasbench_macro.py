@@ -15,9 +15,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgenas.arch import Arch, make_arch
 from edgenas.errors import EdgeNASError
-from edgenas.space import SKIP, get_space
+from edgenas.space.arch import Arch, make_arch
+from edgenas.space.spec import SKIP, get_space
 
 SPACE, RESOLUTION, NUM_CLASSES = "macro", 32, 10
 CHOICES = (SKIP, "k3_e3", "k5_e6")  # digit d of a key is CHOICES[d]

@@ -57,9 +57,9 @@ def interval(values: list[float]) -> list[float]:
 def remeasure(fp32: dict, int8: dict, passes: int) -> dict[str, list[float]]:
     """The tables' validation networks timed here again in both precisions: precision -> best pass median (ms) per
     network, in the tables' order."""
-    from edgenas import profiler
-    from edgenas.arch import make_arch
-    from edgenas.space import get_space
+    from edgenas.profiling import profiler
+    from edgenas.space.arch import make_arch
+    from edgenas.space.spec import get_space
 
     space = get_space(fp32["space"], fp32["resolution"])
     nets = fp32["validation"]["networks"]

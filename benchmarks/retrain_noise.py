@@ -42,11 +42,11 @@ def main() -> None:
     if not args.rows:
         parser.error("--rows is needed (or --summary)")
 
-    from edgenas.arch import make_arch
-    from edgenas.settings import SearchSettings, load_data
-    from edgenas.space import get_space
+    from edgenas.runs.settings import SearchSettings, load_data
+    from edgenas.space.arch import make_arch
+    from edgenas.space.spec import get_space
     from edgenas.strategies.choice import train_from_scratch
-    from edgenas.train import Device, TrainSettings, evaluate
+    from edgenas.training.train import Device, TrainSettings, evaluate
 
     results = json.loads(args.truth.read_text())
     profile = results["settings"]

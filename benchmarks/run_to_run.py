@@ -23,11 +23,13 @@ import sys
 import time
 from pathlib import Path
 
+from edgenas.cost import notes
+
 
 def worker(case: str, networks: int, passes: int) -> dict[str, float]:
     """One run: network name -> best pass median (ms)."""
-    from edgenas import profiler
-    from edgenas.space import get_space
+    from edgenas.profiling import profiler
+    from edgenas.space.spec import get_space
 
     name, resolution, precision = case.split(":")
     space = get_space(name, int(resolution))
@@ -37,7 +39,7 @@ def worker(case: str, networks: int, passes: int) -> dict[str, float]:
 
 
 def kendall(a: dict[str, float], b: dict[str, float]) -> float:
-    from edgenas.calibration import kendall_tau
+    from edgenas.cost.calibration import kendall_tau
 
     keys = sorted(a)
     return kendall_tau([a[k] for k in keys], [b[k] for k in keys])
@@ -58,7 +60,6 @@ def main() -> None:
 
     import onnxruntime
 
-    from edgenas import profiler
 
     runs: dict[str, list[dict[str, float]]] = {case: [] for case in args.cases}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -82,7 +83,7 @@ def main() -> None:
               f"{', '.join(f'{level:.3f}' for level in levels)} (range {100 * (max(levels) - min(levels)):.1f}%); "
               f"tau between consecutive runs {min(taus):.3f}-{max(taus):.3f}", flush=True)
     if args.out is not None:
-        document = {"machine": profiler.host_info(), "onnxruntime": onnxruntime.__version__,
+        document = {"machine": notes.host_info(), "onnxruntime": onnxruntime.__version__,
                     "python": platform.python_version(), "started": started, "passes": args.passes, "rows": rows}
         args.out.write_text(json.dumps(document, indent=2) + "\n")
 

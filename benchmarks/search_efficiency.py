@@ -82,12 +82,12 @@ def main() -> None:
     if not Path(args.data).is_dir():
         raise SystemExit(f"no dataset at {args.data} (the CIFAR-10 ImageFolder tree of ../shared/data)")
 
-    from edgenas.flops import cost_table
-    from edgenas.presets import preset
-    from edgenas.profiler import profile
-    from edgenas.searcher import search
-    from edgenas.settings import SearchSettings
-    from edgenas.space import get_space
+    from edgenas.cost.flops import cost_table
+    from edgenas.cost.presets import preset
+    from edgenas.profiling.profiler import profile
+    from edgenas.runs.settings import SearchSettings
+    from edgenas.searching.searcher import search
+    from edgenas.space.spec import get_space
 
     settings = dict(PROFILES[args.profile])
     if args.retrain_epochs is not None:
@@ -162,10 +162,10 @@ def save(args, common: dict, budget: int, rows: list[dict]) -> dict:
 
 def fill_latency(results: dict, folder: Path) -> None:
     """Rows at another width (the width-scaled MobileNetV2) get their latency from a table profiled at that width."""
-    from edgenas.arch import make_arch
-    from edgenas.latency import load_table
-    from edgenas.profiler import profile
-    from edgenas.space import get_space
+    from edgenas.cost.latency import load_table
+    from edgenas.profiling.profiler import profile
+    from edgenas.space.arch import make_arch
+    from edgenas.space.spec import get_space
 
     for row in results["rows"]:
         if row["predicted_latency_ms"] is not None:
@@ -182,7 +182,7 @@ def retrain_existing(args) -> None:
     """Does the arms' ranking survive a longer retraining? The same architectures, same recipe, more epochs."""
     import shutil
 
-    from edgenas.searcher import retrain
+    from edgenas.searching.searcher import retrain
 
     path = args.out.parent / "search_efficiency.json"
     results = json.loads(path.read_text())

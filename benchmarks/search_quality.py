@@ -49,8 +49,8 @@ TAU_ARCHS = 50
 
 
 def run_arm(arm: str, share: float, seed: int, table: NasBenchMacro, args, extra: dict, danas_images: int | None):
-    from edgenas.searcher import search
-    from edgenas.settings import SearchSettings
+    from edgenas.runs.settings import SearchSettings
+    from edgenas.searching.searcher import search
 
     budget = table.budget(share)
     common = {"data": str(data_dir() / "cifar10"), "space": "macro", "resolution": 32, "flops": int(budget),
@@ -90,7 +90,7 @@ def candidate_figures(run_dir: Path, table: NasBenchMacro) -> dict:
 def _iso_epochs(danas_images: int, common: dict, seed: int) -> int:
     """Epochs of all classes (all training images plus the architecture steps' search-validation images) that
     match danas's image-steps."""
-    from edgenas.settings import SearchSettings, load_data
+    from edgenas.runs.settings import SearchSettings, load_data
 
     data = load_data(SearchSettings(**common), 32)
     batch = common.get("batch_size", 64)
@@ -103,13 +103,13 @@ def supernet_tau(run_dir: Path, table: NasBenchMacro, budget: float, bn_batches:
     """Kendall's tau between inherited-weight search-validation accuracy and the table over 50 fixed architectures."""
     import torch
 
-    from edgenas.calibration import kendall_tau
-    from edgenas.data import batches
-    from edgenas.runs import Run, load_weights
-    from edgenas.settings import SearchSettings, load_data
-    from edgenas.space import get_space
-    from edgenas.supernet import Supernet, recalibrate_batch_norm
-    from edgenas.train import Device, evaluate
+    from edgenas.cost.calibration import kendall_tau
+    from edgenas.data.dataset import batches
+    from edgenas.runs.folder import Run, load_weights
+    from edgenas.runs.settings import SearchSettings, load_data
+    from edgenas.space.spec import get_space
+    from edgenas.space.supernet import Supernet, recalibrate_batch_norm
+    from edgenas.training.train import Device, evaluate
 
     path = run_dir / "supernet.pt"
     if not path.is_file():

@@ -36,14 +36,14 @@ def main() -> None:
     parser.add_argument("--scratch-epochs", type=int, default=0, help="also: trained from scratch N epochs")
     args = parser.parse_args()
 
-    from edgenas.arch import make_arch
-    from edgenas.calibration import kendall_tau
-    from edgenas.runs import Run, load_weights
-    from edgenas.settings import SearchSettings, load_data
-    from edgenas.space import get_space
+    from edgenas.cost.calibration import kendall_tau
+    from edgenas.runs.folder import Run, load_weights
+    from edgenas.runs.settings import SearchSettings, load_data
+    from edgenas.space.arch import make_arch
+    from edgenas.space.spec import get_space
+    from edgenas.space.supernet import Supernet
     from edgenas.strategies.choice import inherited, train_from_scratch
-    from edgenas.supernet import Supernet
-    from edgenas.train import Device, TrainSettings, evaluate, make_optimizer, train_epoch
+    from edgenas.training.train import Device, TrainSettings, evaluate, make_optimizer, train_epoch
 
     settings = SearchSettings.of_run(Run.open(args.run))
 

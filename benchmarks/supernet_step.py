@@ -23,10 +23,10 @@ def build(kind: str, space_name: str, resolution: int | None, batch: int):
     import torch
     from torch.nn import functional as F
 
-    from edgenas.model import build_model
-    from edgenas.presets import preset
-    from edgenas.space import get_space
-    from edgenas.supernet import Supernet
+    from edgenas.cost.presets import preset
+    from edgenas.space.network import build_model
+    from edgenas.space.spec import get_space
+    from edgenas.space.supernet import Supernet
 
     torch.manual_seed(0)
     space = get_space(space_name, resolution)

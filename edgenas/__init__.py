@@ -5,15 +5,15 @@ network as a plain `torch.nn.Module`), `exporters.export_onnx(...)`.
 Importing this package does not import torch; the functions that need it import it.
 """
 
-from .errors import EdgeNASError
+from edgenas.errors import EdgeNASError
+from edgenas.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["EdgeNASError", "__version__", "load_model", "profile", "search"]
 
 
 def search(data=None, **options):
     """Search on `data` under FLOPs/latency budgets and retrain: see `edgenas.api.search`."""
-    from .api import search as run
+    from edgenas.api import search as run
 
     return run(data, **options)
 
@@ -22,7 +22,7 @@ def load_model(run, weights: str = "model.pt"):
     """A run's network with its retrained weights (`weights="inherited.pt"`: the supernet's) as a plain
     `torch.nn.Module` in eval mode, loaded with `torch.load(weights_only=True)`; it takes N x 3 x R x R float
     images normalised with the run's mean and std and returns logits. Its architecture is `model.arch`."""
-    from .searcher import load_model as load
+    from edgenas.runs.weights import load_model as load
 
     model, arch = load(run, weights)
     model.arch = arch
@@ -31,6 +31,6 @@ def load_model(run, weights: str = "model.pt"):
 
 def profile(device: str, space: str = "mobile", **options):
     """Measure a space's blocks on this machine into a latency table: see `edgenas.api.profile`."""
-    from .api import profile as run
+    from edgenas.api import profile as run
 
     return run(device, space, **options)

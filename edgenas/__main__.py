@@ -1,5 +1,5 @@
 """`python -m edgenas` runs the command line (torchrun launches it this way)."""
 
-from .cli import main
+from edgenas.cli.app import main
 
 main()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import EdgeNASError
+from edgenas.errors import EdgeNASError
 
 
 def search(data: str | os.PathLike | None = None, *, flops: int | str | None = None,
@@ -21,10 +21,10 @@ def search(data: str | os.PathLike | None = None, *, flops: int | str | None = N
 
     Other keyword arguments are `SearchSettings` fields (space, width_mult, schedule, retrain_epochs, seed, ...).
     """
-    from .progress import silent
-    from .searcher import search as run_search
-    from .settings import SearchSettings
-    from .units import parse_flops, parse_latency_ms
+    from edgenas.progress import silent
+    from edgenas.runs.settings import SearchSettings
+    from edgenas.searching.searcher import search as run_search
+    from edgenas.units import parse_flops, parse_latency_ms
 
     known = {f.name for f in fields(SearchSettings)}
     unknown = sorted(set(settings) - known)
@@ -66,8 +66,8 @@ def profile(device: str, space: str = "mobile", *, resolution: int | None = None
     Options as `edgenas profile`: threads, provider, backend, warmup, repeats, passes, max_passes, validate, seed, out,
     int8.
     """
-    from . import profiler
-    from .space import get_space
+    from edgenas.profiling import profiler
+    from edgenas.space.spec import get_space
 
     path, table = profiler.profile(device, get_space(space, resolution, width_mult), progress=progress, **options)
     return ProfileResult(path, table, table.summary(str(path)))

@@ -1,5 +1,5 @@
 """Files: atomic writes (temp file in the same folder, fsync, rename), folders made as `mkdir -p` does or claimed
-under a unique name, and JSON reading with one-line errors.
+under a unique name, JSON reading with one-line errors, and the cache folder (FLOPs tables, decoded images).
 
 A reader never sees a half-written file, and a failed write leaves the previous file as it was.
 """
@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import EdgeNASError
+from edgenas.errors import EdgeNASError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -101,3 +101,11 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
     except json.JSONDecodeError as exc:
         raise EdgeNASError(f"{what} {path} is not valid JSON: {exc.msg} at line {exc.lineno} column "
                            f"{exc.colno}") from None
+
+
+def cache_dir() -> Path:
+    """Where FLOPs tables are cached: $EDGENAS_CACHE_DIR, else $XDG_CACHE_HOME/edgenas, else ~/.cache/edgenas."""
+    if os.environ.get("EDGENAS_CACHE_DIR"):
+        return Path(os.environ["EDGENAS_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "edgenas"

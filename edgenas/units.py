@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from .errors import EdgeNASError
+from edgenas.errors import EdgeNASError
 
 _NUMBER = r"(\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _FLOPS_RE = re.compile(rf"^({_NUMBER})\s*([kKmMgGtT]?)$")

@@ -6,9 +6,9 @@ Python API: `export_onnx(run, out)` writes a self-describing ONNX file and prove
 `predict(onnx, images)` classifies image files with ONNX Runtime alone.
 """
 
-from .export import ExportResult, export_onnx
-from .onnx_export import read_metadata
-from .predict import predict
-from .verify import verify
+from exporters.export import ExportResult, export_onnx
+from exporters.onnx_export import read_metadata
+from exporters.predict import predict
+from exporters.verify import verify
 
 __all__ = ["ExportResult", "export_onnx", "predict", "read_metadata", "verify"]

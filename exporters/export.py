@@ -13,9 +13,8 @@ from pathlib import Path
 
 from edgenas.errors import EdgeNASError
 from edgenas.files import make_folder
-
-from .onnx_export import write_model
-from .run_network import load_run_network
+from exporters.onnx_export import write_model
+from exporters.run_network import load_run_network
 
 
 def newest_run(root: str | os.PathLike = "runs") -> Path:
@@ -64,11 +63,11 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
         raise EdgeNASError("--int8 needs the verification (its accuracy is checked against FP32): drop --no-verify")
     model, arch, describe = load_run_network(run, allow_supernet_weights, warn)
     if table is not None and verify:  # refuse a table of another space before writing anything
-        from edgenas.latency import load_table
+        from edgenas.cost.latency import load_table
 
         load_table(table).check(arch)
-    from .quantize import int8_path
-    from .torch_export import pt2_path
+    from exporters.quantize import int8_path
+    from exporters.torch_export import pt2_path
 
     folder_made = not out.parent.exists()
     make_folder(out.parent)  # once the run and the table are checked: a refused export creates nothing
@@ -84,15 +83,14 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
                 "passed)")
         scripted = None
         if pt2:
-            from .torch_export import write_pt2
+            from exporters.torch_export import write_pt2
 
             scripted = write_pt2(model, arch, describe, pt2_path(path))
         if not verify:
             return ExportResult(path, pt2=scripted)
         from edgenas.files import write_json
-
-        from .verify import MIN_AGREEMENT
-        from .verify import verify as check
+        from exporters.verify import MIN_AGREEMENT
+        from exporters.verify import verify as check
 
         report = check(path, run, threads=threads, atol=atol, table=table,
                        allow_supernet_weights=allow_supernet_weights, int8=int8, max_drop=max_drop, log=log,

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from edgenas.errors import EdgeNASError
-
-from .onnx_export import INPUT, read_metadata
-from .runtime import make_session
+from exporters.onnx_export import INPUT, read_metadata
+from exporters.runtime import make_session
 
 
 def preprocess(path: str | os.PathLike, preprocessing: dict) -> np.ndarray:

@@ -15,8 +15,7 @@ import numpy as np
 
 from edgenas.errors import EdgeNASError
 from edgenas.files import atomic_write_bytes
-
-from .onnx_export import INPUT
+from exporters.onnx_export import INPUT
 
 
 def int8_path(fp32: Path) -> Path:
@@ -25,7 +24,7 @@ def int8_path(fp32: Path) -> Path:
 
 def calibration_batches(data, images: int = 300, batch: int = 32) -> list[np.ndarray]:
     """Up to `images` training images (normalised, not augmented), in batches."""
-    from edgenas.data import batches
+    from edgenas.data.dataset import batches
 
     calibration = []
     for x, _ in batches(data, "train", batch):
@@ -99,9 +98,8 @@ def check_int8(fp32: Path, int8: Path, data, threads: int, warmup: int, repeats:
                fp32_latency_ms: float, max_drop: float, on_batch=lambda: None) -> dict:
     """Accuracy, drop, size and latency of the INT8 file; deletes it when the drop exceeds `max_drop` points.
     `on_batch` is called after each test batch (a progress bar)."""
-    from edgenas.data import batches
-
-    from .runtime import make_session, median_latency
+    from edgenas.data.dataset import batches
+    from exporters.runtime import make_session, median_latency
 
     session = make_session(str(int8), threads)
     correct = total = 0

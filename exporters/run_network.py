@@ -11,8 +11,8 @@ from edgenas.errors import EdgeNASError
 
 def load_run_network(run: str | os.PathLike, allow_supernet_weights: bool = False, warn=print):
     """The run's retrained network (eval mode), its architecture and what describes its inputs."""
-    from edgenas.runs import Run
-    from edgenas.searcher import load_model
+    from edgenas.runs.folder import Run
+    from edgenas.runs.weights import load_model
 
     opened = Run.open(run)
     weights = "model.pt"

@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from edgenas.errors import EdgeNASError
-
-from .onnx_export import INPUT, read_metadata
-from .run_network import load_run_network
-from .runtime import make_session, median_latency
+from exporters.onnx_export import INPUT, read_metadata
+from exporters.run_network import load_run_network
+from exporters.runtime import make_session, median_latency
 
 MIN_AGREEMENT = 0.999
 
@@ -39,10 +38,10 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
     log = log or (lambda line: None)
     import torch
 
-    from edgenas.data import batch_sizes, batches
+    from edgenas.data.dataset import batch_sizes, batches
     from edgenas.progress import Bar
-    from edgenas.runs import Run
-    from edgenas.settings import SearchSettings, load_data
+    from edgenas.runs.folder import Run
+    from edgenas.runs.settings import SearchSettings, load_data
 
     onnx_path = Path(onnx_path)
     metadata = read_metadata(onnx_path)
@@ -51,7 +50,7 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
         raise EdgeNASError(f"{onnx_path} holds another architecture than run {run}")
     loaded = None
     if table is not None:  # refused before anything is measured or written
-        from edgenas.latency import load_table
+        from edgenas.cost.latency import load_table
 
         loaded = load_table(table)
         loaded.check(arch)
@@ -108,7 +107,7 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
         failures.append(f"top-1 agreement {100 * report['top1_agreement']:.2f}% is below {100 * MIN_AGREEMENT:.1f}%")
     report["int8"] = None
     if int8:
-        from .quantize import calibration_batches, check_int8, quantize
+        from exporters.quantize import calibration_batches, check_int8, quantize
 
         log("INT8: quantising, then its accuracy and latency")
         quantized = quantize(onnx_path, calibration_batches(data))
@@ -136,7 +135,7 @@ def _table_prediction(loaded, arch, fp32_ms: float, int8_ms: float | None, threa
     budget as its table predicted, and only the measurement says what the device does."""
     if loaded is None:
         return None
-    from edgenas.profiler import host_note, miss_note
+    from edgenas.cost.notes import host_note, miss_note
 
     predicted = loaded.predict(arch)
     name = loaded.describe()

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from edgenas.space import get_space
+from edgenas.space.spec import get_space
 
 # Issue 14's mechanisms at their smallest that still runs each (a 1-epoch warm-up, 8 scored paths): for search tests
 # that are not about them; tests/test_strategies.py tests the mechanisms themselves (and the opt-in --choice eval).
@@ -37,7 +37,7 @@ def tiny():
 def tiny_int8_table(tmp_path_factory):
     """A real INT8 table of `tiny` (pieces and 5 validation networks quantised, then timed in ONNX Runtime), made
     once for the tests that read, search with and export against one: (path, table)."""
-    from edgenas.profiler import profile
+    from edgenas.profiling.profiler import profile
 
     out = tmp_path_factory.mktemp("int8-table") / "tiny-i8-int8.json"
     return profile("tiny-i8", get_space("tiny"), int8=True, validate=3, out=out, warmup=2, repeats=5, passes=2,

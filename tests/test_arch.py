@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from edgenas.arch import from_dict, load_arch
+from edgenas.cost.presets import preset, random_arch
 from edgenas.errors import EdgeNASError
-from edgenas.presets import preset, random_arch
-from edgenas.space import get_space
+from edgenas.space.arch import from_dict, load_arch
+from edgenas.space.spec import get_space
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from edgenas.cli import app
+from edgenas.cli.app import app
 
 # Cheap settings in every search case: were a bad input ever accepted, the test fails in seconds, not minutes.
 SEARCH = ["search", "--space", "tiny", "--schedule", "1.0:1", "--probe-epochs", "0", "--retrain-epochs", "0"]
@@ -41,7 +41,7 @@ def inputs(tmp_path_factory):
                   "arch_typo.json": {**arch, "num_class": 10}}
     for name, data in bad_arches.items():
         (root / name).write_text(json.dumps(data))
-    from edgenas.latency import load_table
+    from edgenas.cost.latency import load_table
 
     shipped = load_table(SHIPPED_32).data
     (root / "table_res_str.json").write_text(json.dumps({**shipped, "resolution": "32"}))

@@ -7,7 +7,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from edgenas.cli import app
+from edgenas.cli.app import app
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_cached_flops_does_not_import_torch(tmp_path):
     subprocess.run([sys.executable, "-m", "edgenas", "arch", "mobilenetv2", "--space", "mobile", "-o", str(path)],
                    check=True, capture_output=True)
     subprocess.run([sys.executable, "-m", "edgenas", "flops", str(path)], check=True, capture_output=True)
-    probe = ("import sys; from edgenas.cli import app; "
+    probe = ("import sys; from edgenas.cli.app import app; "
              f"app(['flops', {str(path)!r}], standalone_mode=False); "
              "sys.exit(3 if 'torch' in sys.modules else 0)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)

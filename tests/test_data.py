@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from edgenas.cli import app
-from edgenas.data import Dataset, augment, batches, count_images, load_dataset, normalize
+from edgenas.cli.app import app
+from edgenas.data.dataset import Dataset, augment, batches, count_images, load_dataset, normalize
 from edgenas.errors import EdgeNASError
 
 COLOURS = {"ant": (10, 20, 30), "bee": (100, 110, 120), "cat": (200, 210, 220)}

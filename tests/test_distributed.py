@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import CHEAP_ARGS
 
-from edgenas.data import batches, load_dataset
+from edgenas.data.dataset import batches, load_dataset
 
 
 def test_shards_of_every_global_batch_are_what_one_process_would_see():
@@ -42,7 +42,7 @@ def _profile_here(folder, device: str) -> None:
     """A real (quick) tiny table written where `edgenas profile DEVICE` writes it: FOLDER/latency_tables/."""
     from typer.testing import CliRunner
 
-    from edgenas.cli import app
+    from edgenas.cli.app import app
 
     previous = os.getcwd()
     os.chdir(folder)
@@ -66,7 +66,7 @@ def test_two_gloo_ranks_run_one_search(tmp_path):
     assert listed.returncode == 0, listed.stderr[-3000:]
     devices = {t["device"] for t in json.loads(listed.stdout)}
     assert {"here", "epyc-zen5-2core-ort-t1-mobile224", "epyc-zen5-2core-ort-t1-mobilesmall32"} <= devices
-    probe = ("import sys; from edgenas.latency import load_table; load_table('here'); "
+    probe = ("import sys; from edgenas.cost.latency import load_table; load_table('here'); "
              "load_table('epyc-zen5-2core-ort-t1-mobile224'); sys.exit(3 if 'latency_tables' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", probe], cwd=tmp_path).returncode == 0  # no top-level name used
     out = tmp_path / "run"

@@ -9,10 +9,11 @@ from conftest import CHEAP
 from PIL import Image
 from typer.testing import CliRunner
 
-from edgenas.cli import app
+from edgenas.cli.app import app
 from edgenas.errors import EdgeNASError
-from edgenas.searcher import load_model, search
-from edgenas.settings import SearchSettings
+from edgenas.runs.settings import SearchSettings
+from edgenas.runs.weights import load_model
+from edgenas.searching.searcher import search
 from exporters import export_onnx, predict, read_metadata, verify
 from exporters.predict import preprocess
 
@@ -220,8 +221,8 @@ def test_a_table_is_compared_with_the_file_of_its_precision(run, tmp_path, tiny_
     others = [n for n in t["notes"] if n != fidelity]
     assert len(others) == 1 and "this export is FP32 only" in others[0]
     # The CLI, with an FP32 table measured on another CPU and --int8: one line for each.
-    from edgenas.profiler import profile
-    from edgenas.space import get_space
+    from edgenas.profiling.profiler import profile
+    from edgenas.space.spec import get_space
 
     fp32 = profile("tiny-f", get_space("tiny"), validate=0, out=tmp_path / "tiny-f.json", warmup=1, repeats=3,
                    passes=1, progress=False)[0]

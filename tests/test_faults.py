@@ -17,7 +17,7 @@ import torch
 from conftest import CHEAP_ARGS
 from typer.testing import CliRunner
 
-from edgenas.cli import app
+from edgenas.cli.app import app
 
 # A random architecture within the budget: the search phase is instant, so the retraining is what gets killed.
 RANDOM = ["--space", "tiny", "--strategy", "random", "--flops", "250K", "--batch-size", "16",
@@ -232,8 +232,8 @@ def test_a_killed_profile_resumes_from_its_journal_and_only_with_the_same_settin
 def test_a_profile_times_its_validation_networks_in_the_same_passes_as_the_pieces(tmp_path):
     """Timed after every piece's passes, whole networks saw another state of a shared machine than the pieces
     (small networks drifted by 10-18% within the hour): each pass times the networks too."""
-    from edgenas.profiler import space_pieces, validation_archs
-    from edgenas.space import get_space
+    from edgenas.profiling.profiler import space_pieces, validation_archs
+    from edgenas.space.spec import get_space
 
     space = get_space("tiny")
     pieces = {p.key for p in space_pieces(space)}

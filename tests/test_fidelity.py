@@ -13,11 +13,11 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from edgenas.arch import from_dict
-from edgenas.cli import app
-from edgenas.latency import budget_verdict, describe_fidelity, load_table
-from edgenas.presets import preset
-from edgenas.space import get_space
+from edgenas.cli.app import app
+from edgenas.cost.latency import budget_verdict, describe_fidelity, load_table
+from edgenas.cost.presets import preset
+from edgenas.space.arch import from_dict
+from edgenas.space.spec import get_space
 
 # measured / predicted of each validation network (5 random, the smallest, the largest)
 SCATTER = [1.0, 1.3, 0.75, 1.05, 1.35, 0.7, 1.0]

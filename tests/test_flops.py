@@ -5,12 +5,12 @@ import random
 import pytest
 import torch
 
-from edgenas.arch import make_arch
-from edgenas.blocks import ConvBNAct, InvertedResidual, SqueezeExcite, make_block
-from edgenas.flops import cost_table, count_flops, count_params
-from edgenas.model import build_model
-from edgenas.presets import preset, random_arch
-from edgenas.space import get_space, make_divisible
+from edgenas.cost.flops import cost_table, count_flops, count_params
+from edgenas.cost.presets import preset, random_arch
+from edgenas.space.arch import make_arch
+from edgenas.space.blocks import ConvBNAct, InvertedResidual, SqueezeExcite, make_block
+from edgenas.space.network import build_model
+from edgenas.space.spec import get_space, make_divisible
 
 
 def test_conv_flops_closed_form():
@@ -121,7 +121,7 @@ def test_smallest_and_largest_bound_every_architecture():
 
 
 def test_cached_table_is_reused_and_a_damaged_cache_is_recounted(tmp_path, monkeypatch):
-    from edgenas.flops import _cache_path
+    from edgenas.cost.flops import _cache_path
 
     monkeypatch.setenv("EDGENAS_CACHE_DIR", str(tmp_path))
     space = get_space("tiny")

@@ -13,16 +13,17 @@ import pytest
 from conftest import CHEAP, CHEAP_ARGS, default_sigint
 from typer.testing import CliRunner
 
-from edgenas.arch import load_arch
-from edgenas.calibration import CALIBRATIONS, calibrate, fit, kendall_tau
-from edgenas.cli import app
-from edgenas.device_timings import export_blocks, import_timings
+from edgenas.cli.app import app
+from edgenas.cost.calibration import CALIBRATIONS, calibrate, fit, kendall_tau
+from edgenas.cost.flops import cost_table
+from edgenas.cost.latency import arch_keys, block_key, head_key, load_table, space_keys, stem_key, validate_table
+from edgenas.cost.notes import host_info, host_note, miss_note
+from edgenas.cost.presets import preset, random_arch
 from edgenas.errors import EdgeNASError
-from edgenas.flops import cost_table
-from edgenas.latency import arch_keys, block_key, head_key, load_table, space_keys, stem_key, validate_table
-from edgenas.presets import preset, random_arch
-from edgenas.profiler import OrtBackend, default_table_path, host_info, host_note, miss_note, profile, space_pieces
-from edgenas.space import get_space
+from edgenas.profiling.device_timings import export_blocks, import_timings
+from edgenas.profiling.profiler import OrtBackend, default_table_path, profile, space_pieces
+from edgenas.space.arch import load_arch
+from edgenas.space.spec import get_space
 
 FAST = {"warmup": 2, "repeats": 5, "passes": 2, "progress": False}
 
@@ -251,7 +252,7 @@ def test_too_few_validation_networks_to_fit_the_cache_are_named_with_the_validat
     def measured(r, p, c):
         return 1.2 * r - 0.012 * c + 0.16 * max(0.0, p / 1e6 - 3.6)
 
-    from edgenas.cli import _print_table_summary
+    from edgenas.cli.app import _print_table_summary
 
     few = _networks(RAW[:9], PARAMS[:9], CALLS[:9], measured)
     calibration, validation = calibrate(few)
@@ -272,8 +273,8 @@ def test_a_search_costs_a_cache_calibrated_table_as_the_table_predicts(tiny_tabl
     # The search's per-candidate costs (two additive columns, their maximum) give the table's own prediction.
     import itertools
 
-    from edgenas.arch import make_arch
-    from edgenas.cost import CostModel
+    from edgenas.cost.cost_model import CostModel
+    from edgenas.space.arch import make_arch
 
     path, table = tiny_table
     space = get_space("tiny")
@@ -309,7 +310,7 @@ def _predicted(table, space) -> dict:
     """Every architecture of the space (10 classes) and its latency predicted by the table."""
     import itertools
 
-    from edgenas.arch import make_arch
+    from edgenas.space.arch import make_arch
 
     return {layers: table.predict(make_arch(space, list(layers), 10))
             for layers in itertools.product(*(layer.choices for layer in space))}
@@ -320,7 +321,7 @@ def test_a_latency_search_takes_a_table_whose_calibration_makes_blocks_cost_less
     # cheapest blocks took, gave them negative costs; with the cache term and a FLOPs budget (three constraints)
     # the search's knapsack then failed: "could not broadcast input array from shape (69,101,99) into shape
     # (69,1,99)". The same shape on tiny, in the middle of its latency range.
-    from edgenas.cost import CostModel
+    from edgenas.cost.cost_model import CostModel
 
     _, measured = tiny_table
     space = get_space("tiny")
@@ -347,8 +348,8 @@ def test_search_refusals_and_latency_name_one_fastest_network(tiny_table, tmp_pa
     # 0.180 ms. One figure now, exact (CostModel.fastest), in each message. Built to tell them apart: in tiny's two
     # layers without a skip, k5_e3 is timed 0.01 ms faster than k3_e3 but has more parameters, and the cache charges
     # what two k5_e3 hold beyond one: one k5_e3 is fastest, and neither cost column alone finds it.
-    from edgenas.arch import make_arch
-    from edgenas.cost import CostModel
+    from edgenas.cost.cost_model import CostModel
+    from edgenas.space.arch import make_arch
     from edgenas.units import format_flops
 
     space = get_space("tiny")
@@ -541,9 +542,9 @@ def test_int8_pieces_are_quantised_with_per_channel_weights(tiny):
 
 
 def test_a_search_with_an_int8_table_keeps_to_an_int8_budget(tiny_int8_table, tmp_path, monkeypatch):
-    from edgenas.arch import from_dict
-    from edgenas.report import _summary_rows
-    from edgenas.runs import load_run
+    from edgenas.report.html import _summary_rows
+    from edgenas.runs.folder import load_run
+    from edgenas.space.arch import from_dict
 
     path, table = tiny_int8_table
     space = get_space("tiny")
@@ -639,7 +640,7 @@ def test_a_measurement_that_misses_more_than_the_validation_did_says_to_measure_
 
 
 def test_a_profile_whose_validation_is_poor_says_how_to_measure_again(capsys):
-    from edgenas.cli import _print_table_summary
+    from edgenas.cli.app import _print_table_summary
 
     table = load_table("epyc-zen5-2core-ort-t1-mobilesmall32-int8")
     summary = table.summary("t.json")
@@ -661,9 +662,9 @@ def test_a_profile_adds_passes_while_its_validation_misses_the_goal(tmp_path, mo
     error) is timed in more passes (--passes at a time, at most --max-passes in all), says which part it missed, and
     keeps each piece's best pass median of all of them; one that meets the goal stops at --passes. (Each part of the
     goal is moved out of reach, or to nothing, to make the cases certain.)"""
-    from edgenas import profiler
+    from edgenas.cost import notes
 
-    monkeypatch.setattr(profiler, "FIDELITY_GOAL", goal)
+    monkeypatch.setattr(notes, "FIDELITY_GOAL", goal)
     said = []
     _, table = profile("tiny-more", get_space("tiny"), validate=3, out=tmp_path / "t.json", max_passes=5,
                        log=said.append, **FAST)
@@ -683,10 +684,11 @@ def test_a_profile_adds_passes_while_its_validation_misses_the_goal(tmp_path, mo
 def test_a_profile_interrupted_in_its_extra_passes_resumes_them_from_its_journal(tmp_path, monkeypatch):
     """Ctrl-C while --max-passes is timing more passes keeps every pass timed so far: the same command again times
     only the passes left, and the table equals one measured in a single go as to which passes it holds."""
-    from edgenas import profiler
+    from edgenas.cost import notes
+    from edgenas.profiling import profiler
 
     # out of reach: 2 passes, 2 more, then the last 1
-    monkeypatch.setattr(profiler, "FIDELITY_GOAL", {"within_10pct": 1.01, "median_abs_error_pct": 0.0})
+    monkeypatch.setattr(notes, "FIDELITY_GOAL", {"within_10pct": 1.01, "median_abs_error_pct": 0.0})
     space, out = get_space("tiny"), tmp_path / "t.json"
 
     def interrupt_before_the_last_pass(line: str) -> None:

@@ -11,16 +11,16 @@ from typer.testing import CliRunner
 
 from benchmarks import nasbench_macro
 from benchmarks.nasbench_macro import POOL_FLOPS, NasBenchMacro, to_arch, to_key
-from edgenas.blocks import StridedSkip, make_block
-from edgenas.cli import app
-from edgenas.cost import CostModel
+from edgenas.cli.app import app
+from edgenas.cost.cost_model import CostModel
+from edgenas.cost.flops import cost_table, count_flops, count_params
+from edgenas.cost.latency import arch_keys, block_key, space_keys, stem_key, validate_table
+from edgenas.cost.presets import preset
 from edgenas.errors import EdgeNASError
-from edgenas.flops import cost_table, count_flops, count_params
-from edgenas.latency import arch_keys, block_key, space_keys, stem_key, validate_table
-from edgenas.model import build_model
-from edgenas.presets import preset
-from edgenas.profiler import space_pieces
-from edgenas.space import SKIP, get_space
+from edgenas.profiling.profiler import space_pieces
+from edgenas.space.blocks import StridedSkip, make_block
+from edgenas.space.network import build_model
+from edgenas.space.spec import SKIP, get_space
 
 DATA = nasbench_macro.data_dir()
 needs_table = pytest.mark.skipif(DATA is None, reason="no NAS-Bench-Macro table in /work/shared/data or "

@@ -10,7 +10,7 @@ import torch
 from conftest import default_sigint
 from typer.testing import CliRunner
 
-from edgenas.cli import app
+from edgenas.cli.app import app
 
 # A search whose strategy draws one random architecture within the budget, retrained for one epoch (so that it can
 # be exported): seconds, not minutes.
@@ -205,7 +205,7 @@ def test_a_searched_model_is_usable_outside_edgenas_and_runs_are_listed(tmp_path
 def test_help_and_readme_agree_with_the_cli(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from edgenas import __version__
+    from edgenas.version import __version__
 
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
@@ -245,7 +245,7 @@ def test_the_readme_python_snippets_run_as_written_in_an_empty_folder(tmp_path, 
 
 
 def test_progress_lines_are_printed_as_they_are_not_as_markup(capsys, monkeypatch):
-    from edgenas.cli import _output
+    from edgenas.cli.app import _output
 
     monkeypatch.setenv("CI", "true")  # no bar: plain lines
     _, _, lines = _output(quiet=False, verbose=True, as_json=False)

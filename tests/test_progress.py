@@ -7,7 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from edgenas.cli import app
+from edgenas.cli.app import app
 from edgenas.progress import Bar, Clock, Work
 
 

@@ -8,11 +8,11 @@ import pytest
 from conftest import CHEAP
 from typer.testing import CliRunner
 
-from edgenas.cli import app
-from edgenas.compare import pareto
-from edgenas.report import PLOTS, load_run
-from edgenas.searcher import search
-from edgenas.settings import SearchSettings
+from edgenas.cli.app import app
+from edgenas.report.compare import pareto
+from edgenas.report.html import PLOTS, load_run
+from edgenas.runs.settings import SearchSettings
+from edgenas.searching.searcher import search
 from edgenas.units import format_flops
 
 QUICK = {"space": "tiny", "schedule": "0.2:1,0.5:1,1.0:1", "retrain_epochs": 1, "batch_size": 128, **CHEAP}
@@ -98,7 +98,7 @@ def test_history_holds_the_final_probabilities_the_plot_shows(runs):
     for layer, row, active in zip(space, probs, last_prune["active_choices"], strict=True):
         assert len(row) == len(layer.choices) and sum(row) == pytest.approx(1, abs=1e-4)
         assert [c for c, p in zip(layer.choices, row, strict=True) if p > 0] == active
-    from edgenas.runs import Run
+    from edgenas.runs.folder import Run
 
     assert Run(runs[0].run).load_checkpoint()["final_probs"] == probs
 
@@ -220,7 +220,7 @@ def test_compare_refuses_runs_of_different_datasets_in_one_line(runs, tmp_path):
 
 
 def test_the_report_says_how_the_schedule_was_scaled(runs):
-    from edgenas.report import _summary_rows
+    from edgenas.report.html import _summary_rows
 
     rows = {what: how for what, _, how in _summary_rows(load_run(runs[0].run))}
     images = json.loads((runs[0].run / "config.json").read_text())["resolved"]["data"]["train_images"]
@@ -234,7 +234,7 @@ def test_phase_labels_that_would_overprint_are_left_out():
     matplotlib once drawn, do not overlap; wide phases keep their full label, narrow ones their name or none."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from edgenas.plots import _mark_phases, _phase_labels, _segments, new_figure
+    from edgenas.report.plots import _mark_phases, _phase_labels, _segments, new_figure
 
     rows = [{"phase": "probe"}, {"phase": "warm-up", "classes": 3}, {"phase": "stage 0", "classes": 3},
             *[{"phase": "stage 1", "classes": 5}] * 2, *[{"phase": "stage 2", "classes": 10}] * 2,

@@ -18,7 +18,7 @@ import torch
 from conftest import default_sigint
 from typer.testing import CliRunner
 
-from edgenas.cli import app
+from edgenas.cli.app import app
 
 # A DA-NAS search of one epoch (so that the history holds search rows besides the retraining's), retrained 2 epochs.
 SEARCH = ["--space", "tiny", "--schedule", "1.0:1", "--probe-epochs", "0", "--warmup-epochs", "0", "--score-paths", "8",

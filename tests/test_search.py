@@ -12,14 +12,14 @@ import pytest
 from conftest import CHEAP, CHEAP_ARGS
 from typer.testing import CliRunner
 
-from edgenas.cli import app
+from edgenas.cli.app import app
+from edgenas.cost.flops import cost_table, count_flops
+from edgenas.cost.presets import preset
 from edgenas.errors import EdgeNASError
-from edgenas.flops import cost_table, count_flops
-from edgenas.model import build_model
-from edgenas.presets import preset
-from edgenas.searcher import search
-from edgenas.settings import SearchSettings
-from edgenas.space import get_space
+from edgenas.runs.settings import SearchSettings
+from edgenas.searching.searcher import search
+from edgenas.space.network import build_model
+from edgenas.space.spec import get_space
 
 QUICK = {"space": "tiny", "schedule": "0.2:1,0.5:1,1.0:1", "retrain_epochs": 1, "batch_size": 128, **CHEAP}
 
@@ -139,7 +139,7 @@ def test_cli_search_json(tmp_path, monkeypatch):
     # The table `search` prints without --json shows the same numbers (it is drawn from the same summary).
     from rich.console import Console
 
-    from edgenas import cli
+    from edgenas.cli import app as cli
     from edgenas.units import format_flops
 
     console = Console(record=True, width=250)
@@ -257,7 +257,7 @@ def test_a_search_without_retraining_reports_no_accuracy_and_ships_no_untrained_
     (0.05, 10, 360, True)])  # below chance warns too
 def test_the_chance_warning_is_given_only_where_accuracy_cannot_be_told_from_guessing(accuracy, classes, images,
                                                                                      warned):
-    from edgenas.train import chance_warning
+    from edgenas.training.train import chance_warning
 
     warning = chance_warning(accuracy, classes, images, "runs/x", 40)
     assert (warning is not None) == warned

@@ -7,13 +7,13 @@ import pytest
 import torch
 from conftest import CHEAP
 
+from edgenas.cost.presets import preset
 from edgenas.errors import EdgeNASError
-from edgenas.model import build_model
-from edgenas.presets import preset
-from edgenas.searcher import evaluate_run, search
-from edgenas.settings import SearchSettings
-from edgenas.space import get_space
-from edgenas.train import Device
+from edgenas.runs.settings import SearchSettings
+from edgenas.searching.searcher import evaluate_run, search
+from edgenas.space.network import build_model
+from edgenas.space.spec import get_space
+from edgenas.training.train import Device
 
 QUICK = {"space": "tiny", "schedule": "1.0:1", "probe_epochs": 0, "retrain_epochs": 1, "batch_size": 128,
          "device": "cpu", **CHEAP}

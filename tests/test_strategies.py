@@ -12,20 +12,20 @@ import torch
 from conftest import CHEAP
 from typer.testing import CliRunner
 
-from edgenas.cli import app
-from edgenas.cost import CostModel, CostObjective, budget_penalty
-from edgenas.data import load_dataset
-from edgenas.flops import cost_table
-from edgenas.presets import preset
-from edgenas.searcher import search
-from edgenas.settings import OLD_BEHAVIOUR, SearchSettings
-from edgenas.space import get_space
+from edgenas.cli.app import app
+from edgenas.cost.cost_model import CostModel, CostObjective, budget_penalty
+from edgenas.cost.flops import cost_table
+from edgenas.cost.presets import preset
+from edgenas.data.dataset import load_dataset
+from edgenas.runs.settings import OLD_BEHAVIOUR, SearchSettings
+from edgenas.searching.searcher import search
+from edgenas.space.spec import get_space
+from edgenas.space.supernet import Supernet
 from edgenas.strategies import choice, danas, fairness, scoring
 from edgenas.strategies.baselines import random_within_budget
 from edgenas.strategies.derive import knapsack
 from edgenas.strategies.schedule import Stage
-from edgenas.supernet import Supernet
-from edgenas.train import Device, evaluate
+from edgenas.training.train import Device, evaluate
 
 CLASSES = 10
 
@@ -349,7 +349,7 @@ def test_the_cheapest_front_holds_the_fastest_network_and_the_fewest_flops(tiny,
 
 
 def _arch(space, index):
-    from edgenas.arch import make_arch
+    from edgenas.space.arch import make_arch
 
     return make_arch(space, [layer.choices[j] for layer, j in zip(space, index, strict=True)], CLASSES)
 
@@ -410,8 +410,8 @@ def test_the_uniform_pool_fills_its_candidates_in_a_narrow_band_of_a_large_space
 
 
 def test_choice_by_training_scores_each_candidate_by_a_real_short_training_and_picks_the_best(tiny, cost, digits):
-    from edgenas.arch import make_arch
-    from edgenas.train import TrainSettings
+    from edgenas.space.arch import make_arch
+    from edgenas.training.train import TrainSettings
 
     net = _supernet(tiny, alpha_seed=4)
     budget = 240_000
@@ -584,7 +584,7 @@ def test_every_declared_setting_is_an_option_of_search():
 
 
 def test_a_config_without_the_new_settings_reads_back_as_the_old_behaviour(tmp_path):
-    from edgenas.runs import Run
+    from edgenas.runs.folder import Run
 
     stored = {k: v for k, v in dataclasses_asdict(SearchSettings(space="tiny")).items() if k not in OLD_BEHAVIOUR}
     run = Run.create(tmp_path / "old", {"settings": stored})

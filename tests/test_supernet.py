@@ -9,14 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from edgenas.arch import make_arch
-from edgenas.cost import CostModel, budget_penalty
-from edgenas.flops import cost_table
-from edgenas.model import build_model
-from edgenas.presets import random_arch
-from edgenas.space import get_space
+from edgenas.cost.cost_model import CostModel, budget_penalty
+from edgenas.cost.flops import cost_table
+from edgenas.cost.presets import random_arch
+from edgenas.space.arch import make_arch
+from edgenas.space.network import build_model
+from edgenas.space.spec import get_space
+from edgenas.space.supernet import Supernet, recalibrate_batch_norm
 from edgenas.strategies import danas
-from edgenas.supernet import Supernet, recalibrate_batch_norm
 
 CLASSES = 10
 

@@ -41,8 +41,8 @@ def table() -> str:
 
     import typer.main
 
-    from edgenas.cli import app
-    from edgenas.settings import SearchSettings
+    from edgenas.cli.app import app
+    from edgenas.runs.settings import SearchSettings
 
     settings = {"--" + f.name.replace("_", "-") for f in dataclasses.fields(SearchSettings) if "help" in f.metadata}
     settings |= {f.metadata["flag"] for f in dataclasses.fields(SearchSettings) if "flag" in f.metadata}

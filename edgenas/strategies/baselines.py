@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..arch import Arch, make_arch
-from ..errors import EdgeNASError
-from ..flops import count_flops
-from ..latency import LatencyTable
-from ..model import build_model
-from ..presets import mobilenetv2
-from ..space import Space, get_space
-from .choice import Band
+from edgenas.cost.flops import count_flops
+from edgenas.cost.latency import LatencyTable
+from edgenas.cost.presets import mobilenetv2
+from edgenas.errors import EdgeNASError
+from edgenas.space.arch import Arch, make_arch
+from edgenas.space.network import build_model
+from edgenas.space.spec import Space, get_space
+from edgenas.strategies.choice import Band
 
 MAX_DRAWS = 10000
 

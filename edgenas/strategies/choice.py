@@ -25,14 +25,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .. import distributed
-from ..arch import make_arch
-from ..cost import CostModel
-from ..data import Dataset, batches
-from ..model import build_model
-from ..supernet import Supernet, recalibrate_batch_norm
-from ..train import Device, TrainSettings, evaluate, make_optimizer, train_epoch
-from .derive import knapsack
+from edgenas.cost.cost_model import CostModel
+from edgenas.data.dataset import Dataset, batches
+from edgenas.space.arch import make_arch
+from edgenas.space.network import build_model
+from edgenas.space.supernet import Supernet, recalibrate_batch_norm
+from edgenas.strategies.derive import knapsack
+from edgenas.training import distributed
+from edgenas.training.train import Device, TrainSettings, evaluate, make_optimizer, train_epoch
 
 DRAWS_PER_CANDIDATE = 200
 # Uniform draws land in a narrow band far less often than alpha's, which the cost term centres on the budget: on

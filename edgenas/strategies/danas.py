@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cost import CostModel
-from ..supernet import Supernet
-from .derive import knapsack
-from .schedule import Stage, classes_admitted
+from edgenas.cost.cost_model import CostModel
+from edgenas.space.supernet import Supernet
+from edgenas.strategies.derive import knapsack
+from edgenas.strategies.schedule import Stage, classes_admitted
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cost import cheapest
+from edgenas.cost.cost_model import cheapest
 
 GRID_1D = 20000
 GRID_2D = 400

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..cost import CostModel
-from ..supernet import Supernet
+from edgenas.cost.cost_model import CostModel
+from edgenas.space.supernet import Supernet
 
 
 def largest_active(net: Supernet, cost: CostModel) -> tuple[int, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..errors import EdgeNASError
+from edgenas.errors import EdgeNASError
 
 DEFAULT_SCHEDULE = "0.1:10,0.3:20,0.6:20,1.0:20"
 # Below this many training images the epochs shrink in proportion (down to half): small datasets give few steps

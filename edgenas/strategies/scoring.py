@@ -21,10 +21,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..data import Dataset, batches, cycle
-from ..errors import EdgeNASError
-from ..supernet import Supernet
-from ..train import class_index
+from edgenas.data.dataset import Dataset, batches, cycle
+from edgenas.errors import EdgeNASError
+from edgenas.space.supernet import Supernet
+from edgenas.training.train import class_index
 
 METHOD = ("mean search-validation cross-entropy (no label smoothing) of uniformly random paths through each "
           "candidate, one batch each, supernet weights, batch statistics; pruning keeps the lowest")

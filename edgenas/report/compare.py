@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EdgeNASError
-from .files import atomic_write_bytes
-from .plots import new_figure, png, table_name
-from .runs import load_run
+from edgenas.errors import EdgeNASError
+from edgenas.files import atomic_write_bytes
+from edgenas.report.plots import new_figure, png, table_name
+from edgenas.runs.folder import load_run
 
 
 @dataclass

@@ -14,13 +14,13 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EdgeNASError
-from .files import atomic_write_bytes, atomic_write_text
-from .latency import describe_fidelity
-from .plots import DRAW, png, table_name
-from .runs import RunRecord, load_run
-from .space import get_space, parse_choice
-from .units import format_flops, format_params
+from edgenas.cost.latency import describe_fidelity
+from edgenas.errors import EdgeNASError
+from edgenas.files import atomic_write_bytes, atomic_write_text
+from edgenas.report.plots import DRAW, png, table_name
+from edgenas.runs.folder import RunRecord, load_run
+from edgenas.space.spec import get_space, parse_choice
+from edgenas.units import format_flops, format_params
 
 PLOTS = {  # name -> how to read it (the figure caption)
     "survival": "Candidate survival. Rows: searchable layers; columns: candidate blocks. Colour: the stage after "

@@ -5,20 +5,19 @@ left out because it folds into the preceding convolution at export, so MobileNet
 300,836,992 FLOPs, the "300M" the literature quotes (fvcore's default would also count batch norm: 314,193,216).
 The network is a chain of pieces (stem with any fixed first block, one module per searchable layer, head with
 pooling and classifier), so the network's count is exactly the sum of its pieces' counts. The table is cached
-as JSON (see `cache_dir`); reading it does not import torch.
+as JSON (see `edgenas.files.cache_dir`); reading it does not import torch.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .arch import Arch
-from .errors import EdgeNASError
-from .files import read_json, write_json
-from .space import Space
+from edgenas.errors import EdgeNASError
+from edgenas.files import cache_dir, read_json, write_json
+from edgenas.space.arch import Arch
+from edgenas.space.spec import Space
 
 FORMAT = 1
 RULE = "fvcore count at batch 1, one multiply-add = one FLOP, batch norm folded (not counted)"
@@ -66,14 +65,6 @@ class CostTable:
         return cls(data["space"], data["space_hash"], pair(data["stem"]), pair(data["head"]),
                    pair(data["per_class"]),
                    {label: {c: pair(v) for c, v in costs.items()} for label, costs in data["layers"].items()})
-
-
-def cache_dir() -> Path:
-    """Where FLOPs tables are cached: $EDGENAS_CACHE_DIR, else $XDG_CACHE_HOME/edgenas, else ~/.cache/edgenas."""
-    if os.environ.get("EDGENAS_CACHE_DIR"):
-        return Path(os.environ["EDGENAS_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "edgenas"
 
 
 def _cache_path(space: Space) -> Path:
@@ -140,8 +131,8 @@ def count_table(space: Space) -> CostTable:
 
 
 def _count_pieces(space: Space, cost) -> CostTable:
-    from .blocks import make_block
-    from .model import Head, Stem
+    from edgenas.space.blocks import make_block
+    from edgenas.space.network import Head, Stem
 
     stem_cost = cost(Stem(space), (3, space.resolution, space.resolution))
     head_shape = (space.last_channels, space.last_size, space.last_size)

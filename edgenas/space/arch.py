@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import EdgeNASError
-from .files import read_json, write_json
-from .space import Space, get_space, parse_choice
+from edgenas.errors import EdgeNASError
+from edgenas.files import read_json, write_json
+from edgenas.space.spec import Space, get_space, parse_choice
 
 FORMAT = 1
 KEYS = ("format", "space", "space_hash", "resolution", "width_mult", "num_classes", "layers")

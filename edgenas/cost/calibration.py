@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import statistics
 
-from .latency import apply_calibration
+from edgenas.cost.latency import apply_calibration
 
 # Calibrations, simplest first: the linear terms fitted for each kind. `cache` also fits the threshold
 # `cache_mparams` above which each further million parameters costs `ms_per_mparam_over_cache`.

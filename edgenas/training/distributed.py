@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import EdgeNASError
+from edgenas.errors import EdgeNASError
 
 IGNORED_BY_DDP = ["alpha", "active"]  # architecture logits (averaged by hand) and the candidate mask (never trained)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from .runs import RunRecord
-from .space import SKIP, Space
-from .units import format_flops
+from edgenas.runs.folder import RunRecord
+from edgenas.space.spec import SKIP, Space
+from edgenas.units import format_flops
 
 _NA, _KEPT = "#eeeeee", "#4c8fd6"
 

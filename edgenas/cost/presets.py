@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random as _random
 
-from .arch import Arch, make_arch
-from .errors import EdgeNASError
-from .space import SKIP, Space
+from edgenas.errors import EdgeNASError
+from edgenas.space.arch import Arch, make_arch
+from edgenas.space.spec import SKIP, Space
 
 PRESETS = ("mobilenetv2", "largest", "smallest", "random")
 
@@ -29,7 +29,7 @@ def random_arch(space: Space, num_classes: int, seed: int) -> Arch:
 
 def extreme(space: Space, num_classes: int, largest: bool) -> Arch:
     """The architecture with the most (or fewest) FLOPs: each layer's extreme choice, since FLOPs add up."""
-    from .flops import cost_table
+    from edgenas.cost.flops import cost_table
 
     table = cost_table(space)
     sign = -1 if largest else 1

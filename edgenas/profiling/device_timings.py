@@ -7,11 +7,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import EdgeNASError
-from .files import atomic_write_bytes, make_folder, read_json, write_json
-from .latency import SCHEMA, LatencyTable, validate_table
-from .profiler import build_table, check_device_name, count_bar, network_piece, space_pieces, validation_archs
-from .space import Space, get_space
+from edgenas.cost.latency import SCHEMA, LatencyTable, validate_table
+from edgenas.errors import EdgeNASError
+from edgenas.files import atomic_write_bytes, make_folder, read_json, write_json
+from edgenas.profiling.profiler import (
+    build_table,
+    check_device_name,
+    count_bar,
+    network_piece,
+    space_pieces,
+    validation_archs,
+)
+from edgenas.space.spec import Space, get_space
 
 MANIFEST = "manifest.json"
 TIMINGS_HELP = ("Timings file: CSV with a header row holding 'key' and 'median_ms' (optional: p90_ms, mean_ms, "
@@ -88,7 +95,7 @@ def read_timings(path: Path) -> dict[str, dict]:
 def import_timings(device: str, timings_file: str | os.PathLike, manifest_file: str | os.PathLike | None = None,
                    out: str | os.PathLike | None = None, runtime: dict | None = None) -> tuple[Path, LatencyTable]:
     """Build a table from timings measured on the device for the files `export_blocks` wrote."""
-    from .arch import from_dict
+    from edgenas.space.arch import from_dict
 
     check_device_name(device)
     timings_path = Path(timings_file)

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from .errors import EdgeNASError
+from edgenas.errors import EdgeNASError
 
 # Bump when the blocks' structure changes (what a choice string builds), so old tables and caches stop matching.
 BLOCKS_VERSION = 1

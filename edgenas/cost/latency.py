@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .arch import Arch
-from .errors import EdgeNASError
-from .files import read_json
-from .space import Layer, Space
+from edgenas.errors import EdgeNASError
+from edgenas.files import read_json
+from edgenas.space.arch import Arch
+from edgenas.space.spec import Layer, Space
 
 SCHEMA = 1
 # The head is measured with two classifier sizes; other class counts are interpolated (a linear layer's cost is
@@ -100,7 +100,7 @@ class LatencyTable:
         """The table's fidelity as the commands that use it carry it (`describe_fidelity` words it): the share of
         its validation networks predicted within +/-10% and their median and p95 |error| (leave-one-out), with a
         note when the share is under the profiler's goal or the table has no validation networks."""
-        from .profiler import FIDELITY_GOAL
+        from edgenas.cost.notes import FIDELITY_GOAL
 
         v, name = self.data["validation"], Path(self.source).stem
         fidelity = {"table": name, "count": v.get("count") or 0, "within_10pct": v.get("within_10pct"),
@@ -151,7 +151,7 @@ class LatencyTable:
         calibration = self.data["calibration"]
         params = 0
         if calibration.get("ms_per_mparam") or calibration.get("ms_per_mparam_over_cache"):
-            from .flops import cost_table
+            from edgenas.cost.flops import cost_table
 
             params = cost_table(arch.resolve_space()).params(arch)
         return apply_calibration(self.raw_ms(arch), params, calls(arch, arch.resolve_space()), calibration)

@@ -24,10 +24,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .arch import Arch, make_arch
-from .blocks import ConvBNAct, InvertedResidual
-from .model import Network, build_model
-from .space import Layer, Space, make_divisible, parse_choice
+from edgenas.space.arch import Arch, make_arch
+from edgenas.space.blocks import ConvBNAct, InvertedResidual
+from edgenas.space.network import Network, build_model
+from edgenas.space.spec import Layer, Space, make_divisible, parse_choice
 
 
 def _bn(x: Tensor, bn: nn.BatchNorm2d, channels: int) -> Tensor:

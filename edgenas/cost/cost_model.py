@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .arch import Arch
-from .flops import CostTable
-from .latency import LatencyTable, apply_calibration, arch_keys, block_key, stem_key
-from .space import Space
+from edgenas.cost.flops import CostTable
+from edgenas.cost.latency import LatencyTable, apply_calibration, arch_keys, block_key, stem_key
+from edgenas.space.arch import Arch
+from edgenas.space.spec import Space
 
 
 @dataclass

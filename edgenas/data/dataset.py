@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .errors import EdgeNASError, listing
+from edgenas.errors import EdgeNASError, listing
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 SPLIT_SEED = 20200327  # splits do not depend on the run's seed: every run on a dataset sees the same test split
@@ -558,7 +558,7 @@ def _decode_cached(files: list[Path], resolution: int, problems: list[str]) -> t
     cannot be read goes to `problems` (and then None is returned)."""
     import hashlib
 
-    from .flops import cache_dir
+    from edgenas.files import cache_dir
 
     digest = hashlib.sha256(str(resolution).encode())
     for file in files:
@@ -584,7 +584,7 @@ def _decode_cached(files: list[Path], resolution: int, problems: list[str]) -> t
     try:
         import io
 
-        from .files import atomic_write_bytes
+        from edgenas.files import atomic_write_bytes
 
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()

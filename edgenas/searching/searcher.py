@@ -26,24 +26,25 @@ from pathlib import Path
 
 import torch
 
-from . import distributed
-from .arch import Arch, from_dict, make_arch
-from .cost import CostModel, CostObjective, check_keys
-from .data import Dataset, batch_sizes, count_images
-from .errors import EdgeNASError
-from .files import atomic_write_bytes, claim_folder
-from .flops import cost_table, count_flops
-from .latency import LatencyTable, load_table
-from .model import build_model
-from .progress import Bar, Clock, Work, silent
-from .runs import Run, load_weights
-from .settings import SearchSettings, default_resolution, load_data
-from .space import Space, get_space
-from .strategies import choice, danas, fairness, scoring
-from .strategies.baselines import mobilenetv2_within_budget, random_within_budget
-from .strategies.schedule import auto_scale, classes_admitted, parse_schedule, scale
-from .supernet import Supernet
-from .train import (
+from edgenas.cost.cost_model import CostModel, CostObjective, check_keys
+from edgenas.cost.flops import cost_table, count_flops
+from edgenas.cost.latency import LatencyTable, load_table
+from edgenas.data.dataset import Dataset, batch_sizes, count_images
+from edgenas.errors import EdgeNASError
+from edgenas.files import claim_folder
+from edgenas.progress import Bar, Clock, Work, silent
+from edgenas.runs.folder import Run
+from edgenas.runs.settings import SearchSettings, default_resolution, load_data
+from edgenas.runs.weights import load_model, save_weights
+from edgenas.space.arch import Arch, from_dict, make_arch
+from edgenas.space.network import build_model
+from edgenas.space.spec import Space, get_space
+from edgenas.space.supernet import Supernet
+from edgenas.strategies import choice, danas, fairness, scoring
+from edgenas.strategies.baselines import mobilenetv2_within_budget, random_within_budget
+from edgenas.strategies.schedule import auto_scale, classes_admitted, parse_schedule, scale
+from edgenas.training import distributed
+from edgenas.training.train import (
     Device,
     SupernetSettings,
     TrainSettings,
@@ -54,7 +55,7 @@ from .train import (
     supernet_epoch,
     train_epoch,
 )
-from .units import format_flops
+from edgenas.units import format_flops
 
 CHECKPOINT_SECONDS = 60.0  # the most training a kill between phases loses
 
@@ -89,7 +90,7 @@ def _versions() -> dict:
     import onnxruntime
     import torchvision
 
-    from . import __version__
+    from edgenas.version import __version__
 
     return {"edgenas": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
             "onnxruntime": onnxruntime.__version__, "python": platform.python_version()}
@@ -126,7 +127,7 @@ class _Context:
         flops = s.flops
         if flops is None:
             if space.spec.mobilenetv2_depths is not None:
-                from .presets import mobilenetv2
+                from edgenas.cost.presets import mobilenetv2
 
                 flops = self.flops_table.flops(mobilenetv2(space, self.num_classes))
             else:
@@ -165,7 +166,7 @@ class _Context:
 
     def _not_smallest(self, fastest_ms: float) -> str:
         """Where the fewest FLOPs are not the fastest, a clause that says so (`edgenas latency` shows both)."""
-        from .presets import preset
+        from edgenas.cost.presets import preset
 
         smallest = self.cost.of(preset("smallest", self.space, self.num_classes))[1]
         return (f" (the `smallest` preset, of fewest FLOPs, at {smallest:.3f} ms: fewest FLOPs is not fastest)"
@@ -182,7 +183,7 @@ def pick_device(settings: SearchSettings) -> Device:
 
 def read_class_order(path: str, names: list[str]) -> list[int]:
     """A class order file: {"order": [...]} (or a bare list) of class names or indices, easiest first."""
-    from .files import read_json
+    from edgenas.files import read_json
 
     data = read_json(path, "class order file")
     order = data.get("order") if isinstance(data, dict) else data
@@ -412,7 +413,7 @@ class _Search:
     def _report(self) -> Path | None:
         """Plots and report.html. The run is complete once summary.json is written, so a failure here is reported
         and costs only the report, which `edgenas report RUN` can write again."""
-        from .report import write_report
+        from edgenas.report.html import write_report
 
         try:
             return write_report(self.c.run.path).html
@@ -569,8 +570,8 @@ class _Search:
                 {"alpha_and_masks": distributed.fingerprint(net.alpha, net.active),
                  "active_choices": net.active_choices(), "layers": list(arch.layers)}, ranks)})
         if self.run.writer:  # the supernet's weights for the derived network; the whole supernet, to rank others
-            _save_weights(self.run.file("inherited.pt"), model)
-            _save_weights(self.run.file("supernet.pt"), net)
+            save_weights(self.run.file("inherited.pt"), model)
+            save_weights(self.run.file("supernet.pt"), net)
         state.update({"arch": arch.to_dict(), "search_seconds": time.perf_counter() - start,
                       "inherited_val_acc": val_acc, "schedule_scale": factor,
                       "full_data_epochs": sum(p.fraction * p.epochs for p in phases if p.scheduled)})
@@ -764,7 +765,7 @@ class _Search:
             raise
         model.eval()
         if self.run.writer:
-            _save_weights(self.run.file("model.pt"), model)
+            save_weights(self.run.file("model.pt"), model)
         state["retrain"] = {"done": True, "epochs": s.retrain_epochs, "seconds": time.perf_counter() - start,
                             "val_acc": evaluate(model, c.data, "val", c.device),
                             "test_acc": evaluate(model, c.data, "test", c.device)}
@@ -802,7 +803,7 @@ class _Search:
         return s.final_choice
 
     def _summary(self, arch: Arch, state: dict) -> dict:
-        from .latency import budget_verdict
+        from edgenas.cost.latency import budget_verdict
 
         c = self.c
         flops, ms = c.cost.of(arch)
@@ -886,30 +887,6 @@ def _layer_rows(table: torch.Tensor, space: Space) -> list[list[float | None]]:
     """Per layer, a value per choice (None where not measured: pruned, or NaN)."""
     return [[None if math.isnan(v) else round(v, 6) for v in row[: len(layer.choices)]]
             for row, layer in zip(table.tolist(), space, strict=True)]
-
-
-def _save_weights(path: Path, model) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def load_model(run_path: str | Path, weights: str = "model.pt"):
-    """A run's network with its weights (`model.pt`: retrained; `inherited.pt`: the supernet's), loaded safely."""
-    run = Run.open(run_path)
-    arch = from_dict(run.read("arch.json", "architecture file"), str(run.file("arch.json")))
-    model = build_model(arch)
-    path = run.file(weights)
-    if not path.is_file():
-        raise EdgeNASError(f"{path} does not exist")
-    state = load_weights(path, str(path))
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
-        raise EdgeNASError(f"{path} does not match {run.file('arch.json')}: {str(exc).splitlines()[0]}") from None
-    return model.eval(), arch
 
 
 MAX_RETRAIN_EPOCHS = 10_000  # `edgenas train --epochs`: more is a typo (ImageNet recipes retrain for 300-600)

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import EdgeNASError
-from .runs import Run
-from .space import SPACES
-from .strategies.schedule import DEFAULT_SCHEDULE, parse_schedule
+from edgenas.errors import EdgeNASError
+from edgenas.runs.folder import Run
+from edgenas.space.spec import SPACES
+from edgenas.strategies.schedule import DEFAULT_SCHEDULE, parse_schedule
 
 if TYPE_CHECKING:  # data.py imports torch; the command line reads these settings before it needs torch
-    from .data import Dataset
+    from edgenas.data.dataset import Dataset
 
 STRATEGIES = ("danas", "full", "random", "mobilenetv2")
 SAMPLINGS = ("uniform", "alpha")
@@ -177,7 +177,7 @@ class SearchSettings:
         for name, value, ok, expected in checks:
             if not ok:
                 raise EdgeNASError(f"bad {name} {value}: expected {expected}")
-        from .train import MEMORY_FORMATS, PRECISIONS
+        from edgenas.training.train import MEMORY_FORMATS, PRECISIONS
 
         for name, value, allowed in (("--precision", self.precision, PRECISIONS),
                                      ("--memory-format", self.memory_format, MEMORY_FORMATS)):
@@ -222,7 +222,7 @@ class SearchSettings:
 
 def load_data(settings: SearchSettings, resolution: int) -> Dataset:
     """The run's dataset, split and subset as its settings say (the same images on every call)."""
-    from .data import load_dataset
+    from edgenas.data.dataset import load_dataset
 
     return load_dataset(settings.data, resolution, flip=settings.flip, val_fraction=settings.val_fraction,
                         memory_gb=settings.memory_gb, train_per_class=settings.train_per_class,

@@ -13,9 +13,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .arch import Arch
-from .blocks import ConvBNAct, InvertedResidual, make_block
-from .space import Layer, Space
+from edgenas.space.arch import Arch
+from edgenas.space.blocks import ConvBNAct, InvertedResidual, make_block
+from edgenas.space.spec import Layer, Space
 
 
 class Stem(nn.Sequential):

@@ -17,11 +17,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from . import distributed
-from .cost import CostModel, CostObjective, budget_penalty
-from .data import Dataset, batches, cycle
-from .distributed import Ranks
-from .supernet import Supernet
+from edgenas.cost.cost_model import CostModel, CostObjective, budget_penalty
+from edgenas.data.dataset import Dataset, batches, cycle
+from edgenas.space.supernet import Supernet
+from edgenas.training import distributed
+from edgenas.training.distributed import Ranks
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MEMORY_FORMATS = ("auto", "channels-last", "contiguous")
@@ -47,7 +47,7 @@ class Device:
     @classmethod
     def pick(cls, name: str = "auto", precision: str = "auto", memory_format: str = "auto",
              compile: bool = False) -> Device:
-        from .errors import EdgeNASError
+        from edgenas.errors import EdgeNASError
 
         if name == "auto":
             name = "cuda" if torch.cuda.is_available() else "cpu"

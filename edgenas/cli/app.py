@@ -20,8 +20,8 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from .errors import EdgeNASError
-from .units import format_flops, format_params
+from edgenas.errors import EdgeNASError
+from edgenas.units import format_flops, format_params
 
 # typer vendors click in recent versions: reach click's UsageError through the public BadParameter.
 _UsageError = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
@@ -90,7 +90,7 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        from . import __version__
+        from edgenas.version import __version__
 
         sys.stdout.write(f"edgenas {__version__}\n")
         raise typer.Exit()
@@ -174,7 +174,7 @@ def _launch_ranks(nproc: int | None, device: str | None = None) -> None:
 def _rank():
     """Yields whether this process prints its result (rank 0 of a torchrun launch, or a single process), and leaves
     the process group, if one was joined, on the way out."""
-    from .distributed import Ranks, finish
+    from edgenas.training.distributed import Ranks, finish
 
     ranks = Ranks.from_env()
     try:
@@ -205,7 +205,7 @@ def _output(quiet: bool, verbose: bool, as_json: bool):
 
     A bar is drawn on a terminal only; elsewhere (a log, a pipe, CI) progress comes as plain lines on stderr, so
     that long work shows signs of life. --quiet silences both; --verbose asks for lines on a terminal too."""
-    from .progress import silent, wanted
+    from edgenas.progress import silent, wanted
 
     console = Console(stderr=True, soft_wrap=True, highlight=False)
     if quiet and verbose:
@@ -256,8 +256,8 @@ def profile(
     """Measure every candidate block's latency with ONNX Runtime and write a latency table.
 
     An interrupted profile continues where it stopped when the same command is run again."""
-    from . import device_timings, profiler
-    from .space import get_space
+    from edgenas.profiling import device_timings, profiler
+    from edgenas.space.spec import get_space
 
     console = Console(stderr=True, soft_wrap=True)
     progress, _, echo = _output(quiet, False, as_json)
@@ -301,7 +301,7 @@ def _print_table_summary(summary: dict) -> None:
                   f"{runtime.get('threads', '?')} thread(s)")
     v, c = summary["validation"], summary["calibration"]
     if v["count"]:
-        from .calibration import describe
+        from edgenas.cost.calibration import describe
 
         console.print(f"calibration: {describe(c)}, fitted on {v['count']} networks measured end to end")
         console.print(f"fidelity (leave-one-out): median |error| {v['median_abs_error_pct']:.1f}%, p95 "
@@ -315,7 +315,7 @@ def _print_table_summary(summary: dict) -> None:
             console.print(f"note: {v['count']} validation networks are too few to fit the {kinds} calibration"
                           f"{'s' if len(skipped) > 1 else ''} ({needed} needed): raise --validate by "
                           f"{needed - v['count']} to try every kind")
-        from .profiler import FIDELITY_GOAL
+        from edgenas.cost.notes import FIDELITY_GOAL
 
         if v["within_10pct"] < FIDELITY_GOAL["within_10pct"] and runtime.get("backend") != "imported":
             # a busy host needs more passes to find quiet minutes (docs/BENCHMARKS.md)
@@ -337,8 +337,8 @@ def latency(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Predicted latency of an architecture from a table; with --measure, measured here too."""
-    from .arch import load_arch
-    from .latency import load_table
+    from edgenas.cost.latency import load_table
+    from edgenas.space.arch import load_arch
 
     architecture = load_arch(arch_file)
     loaded = load_table(table)
@@ -346,14 +346,15 @@ def latency(
               "table": loaded.source, "device": loaded.name, "precision": loaded.precision,
               "runtime": loaded.data["runtime"],
               "method": "sum of the table's per-piece medians with its calibration, batch 1"}
-    from .cost import CostModel
-    from .flops import cost_table
+    from edgenas.cost.cost_model import CostModel
+    from edgenas.cost.flops import cost_table
 
     space = architecture.resolve_space()  # the fastest network a search of this space could derive, same classes
     index, result["fastest_ms"] = CostModel.build(space, architecture.num_classes, cost_table(space), loaded).fastest()
     result["fastest_layers"] = [layer.choices[j] for layer, j in zip(space, index, strict=True)]
     if measure:
-        from .profiler import host_note, measure_arch, miss_note
+        from edgenas.cost.notes import host_note, miss_note
+        from edgenas.profiling.profiler import measure_arch
 
         result["measured_ms"] = measure_arch(architecture, loaded)
         result["error_pct"] = 100.0 * (result["predicted_ms"] - result["measured_ms"]) / result["measured_ms"]
@@ -393,7 +394,7 @@ def _short_path(path: str) -> str:
 @_command()
 def tables(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
     """List the latency tables found in ./latency_tables and shipped with edgenas."""
-    from .latency import list_tables
+    from edgenas.cost.latency import list_tables
 
     tables_found, refused = list_tables()
     found = [t.summary() for t in tables_found]
@@ -425,7 +426,7 @@ def _settings_options(func):
     import inspect
     import typing
 
-    from .settings import SearchSettings
+    from edgenas.runs.settings import SearchSettings
 
     hints = typing.get_type_hints(SearchSettings)
     signature = inspect.signature(func, eval_str=True)
@@ -465,9 +466,9 @@ def search(
 ):
     """Search an architecture on your data with DA-NAS under FLOPs and latency budgets, then retrain it."""
     _launch_ranks(nproc, declared["device"])
-    from .searcher import search as run_search
-    from .settings import SearchSettings
-    from .units import parse_flops, parse_latency_ms
+    from edgenas.runs.settings import SearchSettings
+    from edgenas.searching.searcher import search as run_search
+    from edgenas.units import parse_flops, parse_latency_ms
 
     settings = SearchSettings(
         data=None if data is None else str(data), flops=None if flops is None else parse_flops(flops),
@@ -510,7 +511,7 @@ def _print_summary(run: Path, summary: dict) -> None:
                  "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1")
     fidelity = summary.get("latency_fidelity")  # None in runs from before it was recorded
     if summary["predicted_latency_ms"] is not None:
-        from .latency import describe_fidelity
+        from edgenas.cost.latency import describe_fidelity
 
         precision = (summary.get("latency_precision") or "fp32").upper()  # runs from before INT8 tables: FP32
         grid.add_row("latency", f"{summary['predicted_latency_ms']:.2f} ms",
@@ -522,7 +523,7 @@ def _print_summary(run: Path, summary: dict) -> None:
                          ("met" if summary.get("within_latency_budget") else "NOT met"))
     grid.add_row("parameters", format_params(summary["params"]), "")
     if summary.get("choice"):  # not for MobileNetV2, a single random draw, or a run from before it was recorded
-        from .strategies.choice import METHODS
+        from edgenas.strategies.choice import METHODS
 
         grid.add_row("chosen by", f"--choice {summary['choice']}", METHODS[summary["choice"]])
     if summary["inherited_val_acc"] is not None:
@@ -553,7 +554,7 @@ def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
     """Retrain a run's architecture from scratch and evaluate it on the test split (its results replace the run's
     once complete)."""
     _launch_ranks(nproc)
-    from .searcher import retrain
+    from edgenas.searching.searcher import retrain
 
     progress, log, echo = _output(quiet, verbose, as_json)
     with _rank() as prints:
@@ -567,7 +568,7 @@ def list_runs(root: Annotated[Path, typer.Argument(help="The folder of runs.")] 
               as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
     """List the runs in ./runs: strategy, budget, FLOPs, test accuracy and state (finished, retraining,
     interrupted)."""
-    from .runs import list_runs as find
+    from edgenas.runs.folder import list_runs as find
 
     found = find(root)
     if as_json:
@@ -591,7 +592,7 @@ def list_runs(root: Annotated[Path, typer.Argument(help="The folder of runs.")] 
 def evaluate_run(run: Annotated[Path, typer.Argument(help="A run folder.")],
                  as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
     """Evaluate a run's retrained network on its test split."""
-    from .searcher import evaluate_run as run_eval
+    from edgenas.searching.searcher import evaluate_run as run_eval
 
     result = run_eval(run)
     if as_json:
@@ -605,7 +606,7 @@ def evaluate_run(run: Annotated[Path, typer.Argument(help="A run folder.")],
 def report(run: Annotated[Path, typer.Argument(help="A finished run folder.")],
            as_json: Annotated[bool, typer.Option("--json", help="Print the written paths as JSON.")] = False):
     """Write a run's plots (RUN/plots/*.png) and RUN/report.html, which shows them with the run's summary."""
-    from .report import write_report
+    from edgenas.report.html import write_report
 
     result = write_report(run)
     if as_json:
@@ -624,7 +625,7 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
 ):
     """Compare runs: FLOPs, predicted latency, test accuracy and the Pareto front, as a table and a plot."""
-    from .compare import compare_runs
+    from edgenas.report.compare import compare_runs
 
     result = compare_runs(runs, out)
     if as_json:
@@ -729,7 +730,7 @@ def _print_report(report: dict, path: Path, report_path: Path) -> None:
                  f"{eager['median_ms']:.3f} ms: ONNX Runtime is {_speed(ort['median_ms'], eager['median_ms'])} "
                  "than PyTorch eager", report["latency_method"])
     if report["table"]:
-        from .latency import describe_fidelity
+        from edgenas.cost.latency import describe_fidelity
 
         t = report["table"]
         grid.add_row("table prediction", f"{t['predicted_ms']:.3f} ms ({t['error_pct']:+.1f}% vs the measured "
@@ -763,9 +764,8 @@ def predict(
 ):
     """Classify image files (or every image in a folder) with ONNX Runtime alone, using the preprocessing stored in
     the model. Files that cannot be read are named with the reason, after the others' classes, and exit code 1."""
+    from edgenas.errors import listing
     from exporters.predict import predict as run_predict
-
-    from .errors import listing
 
     if top < 1:
         raise EdgeNASError(f"bad --top {top}: expected 1 or more (how many classes to show per image)")
@@ -799,9 +799,9 @@ def space(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Show a search space: layers, shapes, candidates and the FLOPs range."""
-    from .flops import cost_table
-    from .presets import extreme
-    from .space import get_space
+    from edgenas.cost.flops import cost_table
+    from edgenas.cost.presets import extreme
+    from edgenas.space.spec import get_space
 
     resolved = get_space(name, resolution, width_mult)
     table = cost_table(resolved)
@@ -844,9 +844,9 @@ def arch(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
 ):
     """Write a preset architecture as JSON."""
-    from .arch import from_dict
-    from .presets import preset as make_preset
-    from .space import get_space
+    from edgenas.cost.presets import preset as make_preset
+    from edgenas.space.arch import from_dict
+    from edgenas.space.spec import get_space
 
     if num_classes < 2:
         raise EdgeNASError(f"bad --num-classes {num_classes}: expected at least 2")
@@ -866,16 +866,16 @@ def flops(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """FLOPs and parameters of an architecture, from the space's per-block table."""
-    from .arch import load_arch
-    from .flops import RULE, cost_table
+    from edgenas.cost.flops import RULE, cost_table
+    from edgenas.space.arch import load_arch
 
     architecture = load_arch(arch_file)
     table = cost_table(architecture.resolve_space())
     result = {"flops": table.flops(architecture), "params": table.params(architecture),
               "method": f"sum of the space's per-block table ({RULE})", "resolution": architecture.resolution}
     if verify:
-        from .flops import count_flops, count_params
-        from .model import build_model
+        from edgenas.cost.flops import count_flops, count_params
+        from edgenas.space.network import build_model
 
         model = build_model(architecture)
         shape = (3, architecture.resolution, architecture.resolution)

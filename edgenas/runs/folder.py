@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import EdgeNASError
-from .files import atomic_write_bytes, atomic_write_text, make_folder, read_json, write_json
-from .space import Space, get_space
+from edgenas.errors import EdgeNASError
+from edgenas.files import atomic_write_bytes, atomic_write_text, make_folder, read_json, write_json
+from edgenas.space.spec import Space, get_space
 
 RUN_FORMAT = 1
 FILES = ("config.json", "class_order.json", "history.jsonl", "checkpoint.pt", "arch.json", "model.pt",

@@ -1,0 +1,2 @@
+"""The `edgenas` command line: a thin shell over the Python API.
+"""

@@ -1,0 +1,2 @@
+"""The data: datasets (digits, ImageFolder, CIFAR folders, .npz), their splits, decoding, cache and batches.
+"""

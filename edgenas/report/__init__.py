@@ -1,0 +1,2 @@
+"""Reports of runs: the HTML report, its plots, and the comparison of several runs.
+"""
