@@ -99,7 +99,8 @@ def listing() -> str:
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
         summary = (_paragraphs(command.help) or [""])[0]
-        rows.append(f"| [`{_usage(name, command, options=False)}`](docs/COMMANDS.md#edgenas-{name}) | {_cell(summary)} |")
+        link = f"[`{_usage(name, command, options=False)}`](docs/COMMANDS.md#edgenas-{name})"
+        rows.append(f"| {link} | {_cell(summary)} |")
     return "\n".join(rows)
 
 
