@@ -455,7 +455,7 @@ def test_latency_and_tables_commands(tiny_table, tmp_path, monkeypatch):
 
 def test_an_interrupted_profile_leaves_no_table_only_its_journal(tmp_path):
     out = tmp_path / "interrupted.json"
-    command = [sys.executable, "-m", "edgenas", "profile", "x", "--space", "mobile", "--out", str(out)]
+    command = [sys.executable, "-m", "edgenas", "profile", "x", "--space", "tiny", "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=default_sigint)
     # Deadlines bound a hang only; on a loaded 2-core machine (CI, make demo beside it) a first timing and the
@@ -493,7 +493,8 @@ def test_python_api_profiles_then_searches_under_a_latency_budget(tmp_path):
     low, high = (measured.table.predict(preset(p, space, 10)) for p in ("smallest", "largest"))
     budget = (low + high) / 2
     result = edgenas.search(space="tiny", schedule="0.5:1,1.0:1", retrain_epochs=1, batch_size=128, flops="1M",
-                            latency=f"{budget:.4f}ms", table=str(measured.path), out=tmp_path / "run", **CHEAP)
+                            latency=f"{budget:.4f}ms", table=str(measured.path), out=tmp_path / "run",
+                            train_per_class=40, test_per_class=10, **CHEAP)
     assert result.summary["latency_budget_ms"] == pytest.approx(budget, abs=1e-4)  # the budget as given: 4 decimals
     given = result.summary["latency_budget_ms"]
     assert result.predicted_latency_ms <= given and result.summary["within_latency_budget"]
@@ -553,7 +554,8 @@ def test_a_search_with_an_int8_table_keeps_to_an_int8_budget(tiny_int8_table, tm
     monkeypatch.setenv("COLUMNS", "300")  # the summary's cells whole
     result = CliRunner().invoke(app, ["search", "--space", "tiny", "--schedule", "0.5:1,1.0:1", "--retrain-epochs",
                                       "1", "--batch-size", "128", "--flops", "1M", "--latency", f"{budget}ms",
-                                      "--table", str(path), "--out", str(tmp_path / "run"), "--verbose"])
+                                      "--table", str(path), "--out", str(tmp_path / "run"), "--verbose", *CHEAP_ARGS,
+                                      "--train-per-class", "40", "--test-per-class", "10"])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["latency_precision"] == "int8" and summary["within_latency_budget"]
