@@ -7,6 +7,7 @@ and a DistributedDataParallel replica on the device's process-group backend (NCC
 import contextlib
 import copy
 import warnings
+from dataclasses import replace
 
 import pytest
 import torch
@@ -31,7 +32,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def digits():
-    return load_dataset(None, 16)
+    """The digits cut to 384 training, 64 search-validation and 64 test images: seconds per epoch on one core."""
+    data = load_dataset(None, 16)
+    keep = {"train": 384, "val": 64, "test": 64}
+    return replace(data, x={k: v[:keep[k]] for k, v in data.x.items()}, y={k: v[:keep[k]] for k, v in data.y.items()})
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +104,7 @@ def test_supernet_and_standalone_epochs_train_in_bfloat16_and_channels_last_on_d
     before, alpha = _weights(net), net.alpha.detach().clone()
     weight_opt, arch_opt = _optimizers(net)
     budget = 0.5 * float(cost.fixed_flops + cost.flops.max(1).values.sum())  # half the largest: the penalty acts
-    settings = SupernetSettings(64, 0.1, 2, 2.0, budget, None)
+    settings = SupernetSettings(32, 0.1, 2, 2.0, budget, None)
     metrics = supernet_epoch(net, data, [0, 1, 2, 3], weight_opt, arch_opt, None, cost, settings,
                              torch.Generator().manual_seed(0), dev, dev.scaler())
     assert metrics["steps"] >= 4 and metrics["arch_steps"] == (metrics["steps"] + 1) // 2
@@ -161,12 +165,12 @@ def test_weight_steps_on_device_data_make_no_host_synchronisation_per_step(devic
 
     epoch([0, 1])  # warm-up: the first draw reads the sampling weights once, then keeps them
     counted = []
-    for classes in ([0, 1], [0, 1, 2, 3, 4, 5]):
+    for classes in ([0, 1], list(range(10))):
         with host_waits(device) as waits:
             steps = epoch(classes)["steps"]
         counted.append((steps, waits.count))
     (short, short_waits), (long, long_waits) = counted
-    assert long >= short + 10
+    assert long >= short + 6
     assert long_waits == short_waits <= 12, counted
 
 
@@ -185,7 +189,7 @@ def test_float16_trains_with_loss_scaling_where_it_exists(device, digits, tiny, 
     before = _weights(net)
     weight_opt, arch_opt = _optimizers(net)
     scaler = dev.scaler()
-    settings = SupernetSettings(64, 0.1, 2, 2.0, None, None)
+    settings = SupernetSettings(32, 0.1, 2, 2.0, None, None)
     metrics = supernet_epoch(net, data, [0, 1, 2, 3], weight_opt, arch_opt, None, cost, settings,
                              torch.Generator().manual_seed(0), dev, scaler)
     assert 0 < metrics["train_loss"] < 10 and 0 < scaler.get_scale() < float("inf")
@@ -222,7 +226,7 @@ def test_a_ddp_replica_trains_the_supernet_on_the_device_backend(device, digits,
         assert isinstance(replica, torch.nn.parallel.DistributedDataParallel)
         reference = copy.deepcopy(net)
         weight_opt, arch_opt = _optimizers(net)
-        settings = SupernetSettings(64, 0.1, 2, 2.0, None, None)
+        settings = SupernetSettings(32, 0.1, 2, 2.0, None, None)
         metrics = supernet_epoch(net, data, [0, 1, 2], weight_opt, arch_opt, None, cost, settings,
                                  torch.Generator().manual_seed(0), dev, dev.scaler(), replica=replica)
         assert metrics["steps"] >= 3 and metrics["arch_steps"] >= 2 and 0 < metrics["train_loss"] < 10
