@@ -87,8 +87,8 @@ class _ImageFiles(torch.utils.data.Dataset):
 
 def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     """uint8 images -> float, standardised per channel."""
-    m = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
+    m = _upload(torch.tensor(mean).view(1, 3, 1, 1), x.device)
+    s = _upload(torch.tensor(std).view(1, 3, 1, 1), x.device)
     return (x.float() / 255.0 - m) / s
 
 
@@ -119,9 +119,9 @@ def augment(x: torch.Tensor, generator: torch.Generator, flip: bool, pad: int,
 
 
 def _upload(values: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Random draws made on the CPU (from the shared generator) moved to `device`. On a GPU through pinned memory,
-    without waiting: a plain copy from pageable memory makes the host wait for every queued kernel, which in
-    `augment` would be three synchronisations per training batch."""
+    """Small tensors made on the CPU (random draws from the shared generator, constants) moved to `device`. On a GPU
+    through pinned memory, without waiting: a plain copy from pageable memory makes the host wait for every queued
+    kernel, which in `augment` and `normalize` would be five synchronisations per training batch."""
     if device.type != "cuda":
         return values.to(device)
     return values.pin_memory().to(device, non_blocking=True)

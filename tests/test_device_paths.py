@@ -142,7 +142,7 @@ def test_a_supernet_path_equals_its_extracted_network_in_channels_last(device):
     torch.backends.cudnn.allow_tf32 = False  # float32 convolutions on both sides, not TF32's 10-bit mantissa
     try:
         with torch.no_grad():
-            torch.testing.assert_close(net(x, net.path_of(arch)), model(x), atol=2e-5, rtol=1e-4)
+            torch.testing.assert_close(net(x, net.path_of(arch)), model(x), atol=1e-4, rtol=1e-3)
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
 
@@ -215,7 +215,7 @@ def test_a_ddp_replica_trains_the_supernet_on_the_device_backend(device, digits,
     # device_ids) on a real NCCL (GPU) or Gloo (CPU) group, while the epoch's own reductions see a world of one.
     import torch.distributed as dist
 
-    dev = Device.pick(device)
+    dev = Device.pick("cuda:0" if device == "cuda" else "cpu")  # as under torchrun: DDP's device_ids need the index
     dist.init_process_group("nccl" if device == "cuda" else "gloo", init_method=f"file://{tmp_path / 'store'}",
                             rank=0, world_size=1)
     try:
