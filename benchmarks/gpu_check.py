@@ -108,7 +108,11 @@ class Check:
         self.log(f"[{number}/4] {step.name}: {record['status']}"
                  + (f" in {record['seconds']} s" if "seconds" in record else "")
                  + (f" ({record['reason']})" if "reason" in record else ""))
-        for line in SUMMARIES[step.name](record.get("figures") or {}):
+        try:
+            lines = SUMMARIES[step.name](record.get("figures") or {})
+        except Exception as exc:  # the JSON holds the figures; a summary that cannot be written must not stop the run
+            lines = [f"(no summary: {type(exc).__name__}: {exc})"]
+        for line in lines:
             self.log(f"      {line}")
         if record["status"] in ("failed", "timed out"):
             for line in record["output_tail"][-15:]:
