@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-GPU_CASES = ["mobile:224:128", "mobile-small:32:256"]
+GPU_CASES = ["mobile-small:32:256", "mobile:224:128"]  # the quicker first: a time box that runs out keeps it
 CPU_CASES = ["mobile:32:4", "mobile-small:32:4"]  # toy sizes: the same code, seconds on 2 cores
 KINDS = ("supernet-weight", "supernet-weight+arch", "standalone")
 CLASSES = 10
@@ -97,7 +97,8 @@ def _where(filename: str, lineno: int) -> str:
     return here if Path(frame.filename) == Path(filename) and frame.lineno == lineno else f"{here} via {direct}"
 
 
-def measure_case(space_name: str, resolution: int, batch: int, args, dev) -> dict:
+def measure_case(space_name: str, resolution: int, batch: int, args, dev, measured=lambda case: None) -> dict:
+    """The case's figures; `measured(figures so far)` after each path, so that a run stopped early keeps them."""
     import torch
 
     from edgenas.cost import CostModel
@@ -126,9 +127,14 @@ def measure_case(space_name: str, resolution: int, batch: int, args, dev) -> dic
         print(json.dumps({"space": space_name, "resolution": resolution, "batch": batch, "path": index,
                           "img_s": {k: round(v, 1) for k, v in row["img_s"].items() if v is not None},
                           "weight_to_standalone": round(row["weight_to_standalone"], 3)}), flush=True)
+        measured(summarize(space_name, resolution, batch, rows, args.rounds, data.size("train")))
+    return summarize(space_name, resolution, batch, rows, args.rounds, data.size("train"))
+
+
+def summarize(space_name: str, resolution: int, batch: int, rows: list[dict], rounds: int, images: int) -> dict:
     ratios = [r["weight_to_standalone"] for r in rows]
-    return {"space": space_name, "resolution": resolution, "batch": batch, "classes": CLASSES, "rounds": args.rounds,
-            "images_per_epoch": data.size("train"), "paths": rows,
+    return {"space": space_name, "resolution": resolution, "batch": batch, "classes": CLASSES, "rounds": rounds,
+            "images_per_epoch": images, "paths": rows,
             "supernet_weight_img_s": statistics.mean(r["img_s"]["supernet-weight"] for r in rows),
             "supernet_arch_step_img_s": _mean([r["img_s"]["supernet-arch-step"] for r in rows]),
             "standalone_img_s": statistics.mean(r["img_s"]["standalone"] for r in rows),
@@ -280,14 +286,16 @@ def main() -> None:
         torch.set_num_threads(1)  # toy sizes: more threads only add overhead, and on a shared machine a lot of it
     result = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), **describe(dev), "steps_per_epoch": args.steps,
               "rounds": args.rounds, "paths_per_case": args.paths, "cases": []}
-    for case in cases:
+    def measured(index: int, figures: dict) -> None:
+        result["cases"][index:] = [figures]
+        if args.out:  # after every path: a run stopped by its time box keeps what it measured
+            tmp = args.out.with_suffix(".tmp")
+            tmp.write_text(json.dumps(result, indent=1) + "\n")
+            tmp.replace(args.out)
+
+    for index, case in enumerate(cases):
         space, resolution, batch = case.split(":")
-        result["cases"].append(measure_case(space, int(resolution), int(batch), args, dev))
-    text = json.dumps(result, indent=1)
-    if args.out:
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(text + "\n")
-        tmp.replace(args.out)
+        measure_case(space, int(resolution), int(batch), args, dev, lambda figures, i=index: measured(i, figures))
     print(f"{'case':<24} {'weight img/s':>13} {'arch-step img/s':>16} {'standalone img/s':>17} {'ratio (min)':>12}")
     for c in result["cases"]:
         print(f"{c['space'] + ':' + str(c['resolution']) + ' b' + str(c['batch']):<24} "
