@@ -91,9 +91,10 @@ class Check:
             record.update(status="skipped", reason=step.skip or f"{left:.0f} s left of the run's {BUDGET[self.mode]} s")
         else:
             output = self.out / f"{step.name}.txt"
-            start = time.monotonic()
+            start, used = time.monotonic(), _children_cpu()
             code = _run(step.command, output, box, {**os.environ, **(step.env or {})})
             record["seconds"] = round(time.monotonic() - start, 1)
+            record["cpu_seconds"] = round(_children_cpu() - used, 1)  # user + system, all its processes
             record["returncode"] = code
             try:
                 record["figures"] = step.read(self.work)
@@ -107,7 +108,7 @@ class Check:
         self.result["steps"][step.name] = record
         self.save()
         self.log(f"[{number}/4] {step.name}: {record['status']}"
-                 + (f" in {record['seconds']} s" if "seconds" in record else "")
+                 + (f" in {record['seconds']} s ({record['cpu_seconds']} s of CPU)" if "seconds" in record else "")
                  + (f" ({record['reason']})" if "reason" in record else ""))
         try:
             lines = SUMMARIES[step.name](record.get("figures") or {})
@@ -140,6 +141,14 @@ def _run(command: list[str], output: Path, timeout: float, env: dict) -> int | N
                     continue
             handle.write(f"\n[gpu_check: stopped after {timeout:.0f} s, the step's time box]\n")
             return None
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user and system) of the ended child processes so far: what a step costs, whatever the load."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _tail(path: Path, lines: int) -> list[str]:
