@@ -12,6 +12,7 @@ against `edgenas flops` for every architecture). Reading the table does not impo
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +28,10 @@ FILE = "nas-bench-macro_cifar10.json"
 
 
 def data_dir() -> Path | None:
-    """The shared data folder: /work/shared/data, else ../shared/data beside the checkout; None when neither exists."""
-    for folder in (Path("/work/shared/data"), Path(__file__).resolve().parents[2] / "shared" / "data"):
+    """The shared data folder: $EDGENAS_SHARED_DATA (benchmarks/gpu_check.sh's carried copy), else /work/shared/data,
+    else ../shared/data beside the checkout; None when none of them holds the table."""
+    given = [Path(os.environ["EDGENAS_SHARED_DATA"])] if os.environ.get("EDGENAS_SHARED_DATA") else []
+    for folder in (*given, Path("/work/shared/data"), Path(__file__).resolve().parents[2] / "shared" / "data"):
         if (folder / "nas-bench-macro" / FILE).is_file():
             return folder
     return None

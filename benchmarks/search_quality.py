@@ -15,7 +15,8 @@ Arms: `danas`; `full` (all classes and candidates for the schedule's total epoch
 candidates for as many image-steps as danas's run of the same budget and seed, so it needs danas first).
 
 Profiles: `cpu` (a class-balanced CIFAR-10 subset and a scaled schedule, about 5-10 minutes a search on 2 cores);
-`full` (all of CIFAR-10, the default schedule: a GPU job). `--set NAME=VALUE` changes any search setting (an
+`full` (all of CIFAR-10, the default schedule: a GPU job); `gpu` and `toy`, benchmarks/gpu_check.sh's on a GPU and
+on the CPU (see PROFILES). `--set NAME=VALUE` changes any search setting (an
 ablation) and `--tag` names it; results of separate invocations are merged by (tag, arm, budget, seed) into
 benchmarks/results/search_quality.json, and `--plot` draws the derived architectures on the table's
 accuracy-FLOPs cloud.
@@ -44,6 +45,12 @@ PROFILES = {
     # 200 training images a class (160 train + 40 search-validation), the schedule at 0.5 (auto-scale's floor).
     "cpu": {"train_per_class": 200, "val_fraction": 0.2, "test_per_class": 10, "epochs_scale": 0.5},
     "full": {},
+    # benchmarks/gpu_check.sh on a lent GPU: the 2,500 training and 500 test images a class it carries (the first
+    # of each class folder; from the whole folder, a random 2,500), the schedule at a quarter, to fit its minutes.
+    "gpu": {"train_per_class": 2500, "test_per_class": 500, "epochs_scale": 0.25},
+    # gpu_check.sh --cpu: the same code on a handful of images a class, in seconds (says nothing of quality).
+    "toy": {"train_per_class": 12, "test_per_class": 3, "schedule": "0.5:1,1.0:1", "warmup_epochs": 1,
+            "score_paths": 4, "batch_size": 32},
 }
 TAU_ARCHS = 50
 
@@ -62,16 +69,24 @@ def run_arm(arm: str, share: float, seed: int, table: NasBenchMacro, args, extra
                              "results file for the same tag, budget and seed)")
         settings = {"strategy": "full", "epochs": _iso_epochs(danas_images, common, seed)}
     run_dir = args.runs / f"{args.tag}-{arm}-b{share}-s{seed}-{time.strftime('%H%M%S')}"
+    start = time.perf_counter()
     result = search(SearchSettings(**common, **settings), out=run_dir, progress=False, log=lambda *a: None)
+    wall = time.perf_counter() - start
     s = result.summary
     key = to_key(result.arch)
     return {"tag": args.tag, "arm": arm, "share": share, "seed": seed, "budget_flops": budget, "key": key,
             "run": str(run_dir), "flops": s["flops"], "budget_use": s["flops"] / budget,
             "table_acc": table.accuracy(key), "regret": table.regret(key, budget),
             "percentile": table.percentile(table.accuracy(key), budget), "search_seconds": s["search_seconds"],
-            "image_steps": s["search_images"], "inherited_val_acc": s["inherited_val_acc"],
-            "settings": {**settings, **extra}, "tau": supernet_tau(run_dir, table, budget, args.tau_batches),
+            "search_wall_seconds": wall, "image_steps": s["search_images"], "inherited_val_acc": s["inherited_val_acc"],
+            "settings": {**settings, **extra}, **timed_tau(run_dir, table, budget, args),
             **candidate_figures(run_dir, table)}
+
+
+def timed_tau(run_dir: Path, table: NasBenchMacro, budget: float, args) -> dict:
+    start = time.perf_counter()
+    tau = supernet_tau(run_dir, table, budget, args.tau_batches, args.tau_archs)
+    return {"tau": tau, "tau_archs": args.tau_archs, "tau_seconds": time.perf_counter() - start}
 
 
 def candidate_figures(run_dir: Path, table: NasBenchMacro) -> dict:
@@ -99,8 +114,10 @@ def _iso_epochs(danas_images: int, common: dict, seed: int) -> int:
     return max(1, round(danas_images / per_epoch))
 
 
-def supernet_tau(run_dir: Path, table: NasBenchMacro, budget: float, bn_batches: int) -> float | None:
-    """Kendall's tau between inherited-weight search-validation accuracy and the table over 50 fixed architectures."""
+def supernet_tau(run_dir: Path, table: NasBenchMacro, budget: float, bn_batches: int,
+                 archs: int = TAU_ARCHS) -> float | None:
+    """Kendall's tau between inherited-weight search-validation accuracy and the table over `archs` fixed
+    architectures (the same ones in every run)."""
     import torch
 
     from edgenas.cost.calibration import kendall_tau
@@ -121,7 +138,7 @@ def supernet_tau(run_dir: Path, table: NasBenchMacro, budget: float, bn_batches:
     net.load_state_dict(load_weights(path, str(path)))
     generator = torch.Generator().manual_seed(0)
     predicted, truth = [], []
-    for entry in random.Random(0).sample(table.within(budget), TAU_ARCHS):
+    for entry in random.Random(0).sample(table.within(budget), archs):
         model = device.prepare(net.extract(to_arch(entry.key)))
         recalibrate_batch_norm(model, (
             (device.input(x), y) for i, (x, y) in enumerate(batches(data, "train", 64, generator=generator,
@@ -202,6 +219,7 @@ def main() -> None:
     parser.add_argument("--tag", default="default")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--tau-batches", type=int, default=10, help="training batches to recalibrate batch norm")
+    parser.add_argument("--tau-archs", type=int, default=TAU_ARCHS, help="architectures Kendall's tau is taken over")
     parser.add_argument("--runs", type=Path, default=Path("bench-runs/search_quality"))
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--plot", type=Path, default=None)

@@ -1,4 +1,5 @@
-"""Shared test set-up: a private FLOPs cache per test session, so tests never touch the user's cache."""
+"""Shared test set-up: a private FLOPs cache per test session, so tests never touch the user's cache; `cuda` tests
+skipped, with the reason, where no GPU is visible."""
 
 import pytest
 import torch
@@ -51,3 +52,14 @@ def default_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def pytest_collection_modifyitems(config, items):
+    """`cuda` tests need a CUDA GPU: where none is visible they are skipped, and the summary says why."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU and none is visible (benchmarks/gpu_check.sh runs the cuda tests "
+                                   "where one is lent)")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)

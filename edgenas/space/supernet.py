@@ -86,8 +86,10 @@ class MixedLayer(InvertedResidual):
             return first
         # Binary gates (1 on the sampled path, 0 on the other) with the gradient of their softmax probabilities:
         # dL/dalpha_i = sum_j dL/dg_j p_j (delta_ij - p_i), ProxylessNAS's estimator over the two paths.
+        # [1, 0] made on the device: a tensor of Python numbers is copied from the host, which on a GPU waits for
+        # every queued kernel (once per layer and architecture step).
         p = torch.softmax(logits, 0)
-        gates = torch.tensor([1.0, 0.0], device=p.device, dtype=p.dtype) - p.detach() + p
+        gates = torch.eye(2, device=p.device, dtype=p.dtype)[0] - p.detach() + p
         return gates[0] * first + gates[1] * self.run(x, path[1])
 
 
@@ -153,7 +155,8 @@ class Supernet(Network):
         x = self.stem(x)
         logits = self.masked_logits()
         for i, (block, path) in enumerate(zip(self.mixed_layers(), paths, strict=True)):
-            x = block(x, path, logits[i, list(path)] if len(path) > 1 else None)
+            # Stacked, not indexed with a list (which would be copied from the host, see MixedLayer.forward).
+            x = block(x, path, torch.stack([logits[i, j] for j in path]) if len(path) > 1 else None)
         return self.head(x)
 
     def path_of(self, arch: Arch) -> list[tuple[int]]:
