@@ -153,7 +153,7 @@ def main() -> None:
         if data is None:
             calibration = [rng.standard_normal((1, 3, resolution, resolution)).astype(np.float32) for _ in range(32)]
         else:
-            from edgenas.data.dataset import batches
+            from edgenas.data.batches import batches
 
             calibration = [x.numpy() for x, _ in list(batches(data, "train", 1))[:200]]
 
