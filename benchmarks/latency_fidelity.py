@@ -110,10 +110,11 @@ def profile_once(space, precision: str, threads: int, networks: int, keep: Path 
     """One table of `space`, measured here in `precision` with `threads` threads by `protocol` in `passes` passes,
     and its fidelity."""
     from edgenas.profiling import profiler
+    from edgenas.space.pieces import space_pieces
 
     timer = profiler.make_backend("ort", threads, "cpu", int8=precision == "int8")
     archs = profiler.validation_archs(space, networks, seed=1)
-    pieces = profiler.space_pieces(space)
+    pieces = space_pieces(space)
     networks = [profiler.network_piece(n, a) for n, a in archs]
     if protocol == "interleaved":  # as `edgenas profile` does: networks in the same passes as the pieces
         timed = profiler.measure(pieces + networks, timer, 10, 50, passes)

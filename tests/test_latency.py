@@ -16,13 +16,14 @@ from typer.testing import CliRunner
 from edgenas.cli.app import app
 from edgenas.cost.calibration import CALIBRATIONS, calibrate, fit, kendall_tau
 from edgenas.cost.flops import cost_table
-from edgenas.cost.latency import arch_keys, block_key, head_key, load_table, space_keys, stem_key, validate_table
+from edgenas.cost.latency import arch_keys, load_table, space_keys, validate_table
 from edgenas.cost.notes import host_info, host_note, miss_note
 from edgenas.cost.presets import preset, random_arch
 from edgenas.errors import EdgeNASError
 from edgenas.profiling.device_timings import export_blocks, import_timings
-from edgenas.profiling.profiler import OrtBackend, default_table_path, profile, space_pieces
+from edgenas.profiling.profiler import OrtBackend, default_table_path, profile
 from edgenas.space.arch import load_arch
+from edgenas.space.pieces import block_key, head_key, space_pieces, stem_key
 from edgenas.space.spec import get_space
 
 FAST = {"warmup": 2, "repeats": 5, "passes": 2, "progress": False}

@@ -17,6 +17,7 @@ from pathlib import Path
 from edgenas.errors import EdgeNASError
 from edgenas.files import cache_dir, read_json, write_json
 from edgenas.space.arch import Arch
+from edgenas.space.pieces import block_key, head_key, space_pieces, stem_key
 from edgenas.space.spec import Space
 
 FORMAT = 1
@@ -131,21 +132,15 @@ def count_table(space: Space) -> CostTable:
 
 
 def _count_pieces(space: Space, cost) -> CostTable:
-    from edgenas.space.blocks import make_block
-    from edgenas.space.network import Head, Stem
-
-    stem_cost = cost(Stem(space), (3, space.resolution, space.resolution))
-    head_shape = (space.last_channels, space.last_size, space.last_size)
-    head_costs = [cost(Head(space, classes), head_shape) for classes in (1, 2)]
+    """The table from `cost(module, input_shape)` of each of the space's pieces (`space.pieces`), each key once. The
+    head is counted with one and two classes, whose difference is what each further class adds; the identity `skip`
+    builds no module with a cost and counts (0, 0)."""
+    pieces = space_pieces(space, head_classes=(1, 2))
+    costs = {piece.key: cost(piece.build(), piece.input_shape) for piece in pieces}
+    stem_cost = costs[stem_key(space)]
+    head_costs = [costs[head_key(space, classes)] for classes in (1, 2)]
     per_class = (head_costs[1][0] - head_costs[0][0], head_costs[1][1] - head_costs[0][1])
-    seen: dict[tuple, tuple[int, int]] = {}
-    layers: dict[str, dict[str, tuple[int, int]]] = {}
-    for layer in space:
-        layers[layer.label] = {}
-        for choice in layer.choices:
-            key = (choice, layer.in_channels, layer.out_channels, layer.stride, layer.in_size)
-            if key not in seen:
-                block = make_block(choice, layer.in_channels, layer.out_channels, layer.stride, space.spec.activation)
-                seen[key] = cost(block, (layer.in_channels, layer.in_size, layer.in_size))
-            layers[layer.label][choice] = seen[key]
+    layers = {layer.label: {choice: costs[block_key(layer, choice)] if choice in layer.costly_choices else (0, 0)
+                            for choice in layer.choices}
+              for layer in space}
     return CostTable(space.name, space.hash, stem_cost, head_costs[0], per_class, layers)

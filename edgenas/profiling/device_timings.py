@@ -15,9 +15,9 @@ from edgenas.profiling.profiler import (
     check_device_name,
     count_bar,
     network_piece,
-    space_pieces,
     validation_archs,
 )
+from edgenas.space.pieces import space_pieces
 from edgenas.space.spec import Space, get_space
 
 MANIFEST = "manifest.json"

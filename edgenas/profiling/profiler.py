@@ -23,55 +23,17 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgenas.cost.calibration import calibrate, fit
-from edgenas.cost.latency import (
-    HEAD_CLASSES,
-    SCHEMA,
-    LatencyTable,
-    block_key,
-    calls,
-    head_key,
-    stem_key,
-    validate_table,
-)
+from edgenas.cost.latency import SCHEMA, LatencyTable, calls, validate_table
 from edgenas.cost.notes import fidelity_shortfall, host_info
 from edgenas.errors import EdgeNASError
 from edgenas.files import atomic_write_bytes, make_folder, write_json
 from edgenas.space.arch import Arch
+from edgenas.space.pieces import HEAD_CLASSES, Piece, block_key, head_key, space_pieces, stem_key
 from edgenas.space.spec import Space
-
-
-@dataclass(frozen=True)
-class Piece:
-    """Something to time: a table entry (a block, the stem, a head) or a whole validation network."""
-
-    key: str
-    build: Callable[[], Any]  # -> torch.nn.Module
-    input_shape: tuple[int, int, int]
-
-
-def space_pieces(space: Space) -> list[Piece]:
-    """Every entry a table of `space` needs, each distinct key once."""
-    from edgenas.space.blocks import make_block
-    from edgenas.space.network import Head, Stem
-
-    pieces = {stem_key(space): Piece(stem_key(space), lambda: Stem(space), (3, space.resolution, space.resolution))}
-    last = (space.last_channels, space.last_size, space.last_size)
-    for classes in HEAD_CLASSES:
-        key = head_key(space, classes)
-        pieces[key] = Piece(key, lambda c=classes: Head(space, c), last)
-    for layer in space:
-        for choice in layer.costly_choices:
-            key = block_key(layer, choice)
-            if key not in pieces:
-                pieces[key] = Piece(key, lambda c=choice, la=layer: make_block(c, la.in_channels, la.out_channels,
-                                                                                la.stride, space.spec.activation),
-                                    (layer.in_channels, layer.in_size, layer.in_size))
-    return list(pieces.values())
 
 
 def validation_archs(space: Space, count: int, seed: int) -> list[tuple[str, Arch]]:
