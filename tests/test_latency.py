@@ -142,7 +142,7 @@ def test_export_blocks_then_import_timings_reproduces_the_table(tiny_table, tmp_
     for record in manifest["networks"]:
         session = make_session(str(folder / record["file"]))
         x = np.zeros(record["input_shape"], np.float32)
-        network_ms[record["key"]] = float(np.median(time_calls(session, {record["input_name"]: x}, 2, 5)))
+        network_ms[record["key"]] = float(np.median(time_calls(session.run, (None, {record["input_name"]: x}), 2, 5)))
     timings = tmp_path / "timings.csv"
     with timings.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -179,6 +179,27 @@ def test_calibration_finds_a_constant_scale_and_ranks():
     assert validation["before_calibration"]["median_abs_error_pct"] == pytest.approx(100 * (1 / 1.05 - 1) * -1)
     assert validation["within_10pct"] == 1.0
     assert kendall_tau([1, 2, 3], [1, 2, 3]) == 1.0 and kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
+
+
+def test_one_p90_for_tables_and_export_reports():
+    """Latency tables (`summarize`) and export reports (`median_latency`) write the same p90: the sorted calls'
+    element at index int(0.9 n), numpy's "higher" percentile, one of the times measured."""
+    import numpy as np
+
+    from edgenas.profiling.profiler import summarize
+    from exporters.runtime import median_latency, p90
+
+    times = [float(t) for t in range(250, 0, -1)]  # 250 calls of 1-250 ms, as a table's 5 passes of 50 repeats
+    assert p90(times) == 226.0 == np.percentile(times, 90, method="higher")
+    assert p90([5.0]) == 5.0 and p90([float(t) for t in range(10)]) == 9.0 and p90([float(t) for t in range(11)]) == 9.0
+    assert summarize(times, [125.5, 130.0], 0.0)["p90_ms"] == 226.0
+    # 3 passes of 10 calls lasting 1, 2, ... 30 ms by the clock: the p90 of the 30 is the 28th, 28 ms (before, export
+    # reports took index int(0.9 (n - 1)): 27 ms)
+    clock = iter([t for k in range(30) for t in (k, k + (k + 1) / 1000.0)])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("exporters.runtime.time.perf_counter", lambda: next(clock))
+        latency = median_latency(lambda: None, 0, 10, 3)
+    assert latency == {"median_ms": pytest.approx(5.5), "p90_ms": pytest.approx(28.0), "calls": 30}
 
 
 def test_calibration_uses_an_offset_when_every_network_pays_one():

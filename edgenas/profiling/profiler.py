@@ -128,7 +128,7 @@ class OrtBackend:
         session = make_session(self._models[piece.key], self.threads, self.provider)
         x = np.random.default_rng(0).standard_normal((1, *piece.input_shape)).astype(np.float32)
         try:
-            return time_calls(session, {session.get_inputs()[0].name: x}, warmup, repeats)
+            return time_calls(session.run, (None, {session.get_inputs()[0].name: x}), warmup, repeats)
         finally:
             del session
 
@@ -160,27 +160,26 @@ class TorchBackend:
     def time(self, piece: Piece, warmup: int, repeats: int) -> list[float]:
         import torch
 
+        from exporters.runtime import time_calls
+
         module = self._modules[piece.key]
         x = torch.randn(1, *piece.input_shape, generator=torch.Generator().manual_seed(0)).to(self.device)
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
             with torch.inference_mode():
+                if self.device.type != "cuda":
+                    return time_calls(module, (x,), warmup, repeats)
                 for _ in range(warmup):
                     module(x)
                 times = []
-                for _ in range(repeats):
-                    if self.device.type == "cuda":
-                        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                        start.record()
-                        module(x)
-                        end.record()
-                        end.synchronize()
-                        times.append(start.elapsed_time(end))
-                    else:
-                        t0 = time.perf_counter()
-                        module(x)
-                        times.append((time.perf_counter() - t0) * 1000.0)
+                for _ in range(repeats):  # CUDA events time the GPU's work, which the host's clock would not see
+                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    start.record()
+                    module(x)
+                    end.record()
+                    end.synchronize()
+                    times.append(start.elapsed_time(end))
             return times
         finally:
             torch.set_num_threads(previous)
@@ -248,8 +247,9 @@ def measure(pieces: list[Piece], backend, warmup: int, repeats: int, passes: int
 def summarize(times: list[float], pass_medians: list[float], seconds: float) -> dict:
     """A piece's statistics; `seconds` the wall time its preparation and timing took here (0 for timings taken
     from a journal)."""
-    ordered = sorted(times)
-    return {"median_ms": min(pass_medians), "p90_ms": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
+    from exporters.runtime import p90
+
+    return {"median_ms": min(pass_medians), "p90_ms": p90(times),
             "mean_ms": statistics.fmean(times), "std_ms": statistics.pstdev(times), "n": len(times),
             "pass_medians_ms": pass_medians, "seconds": round(seconds, 3)}
 
