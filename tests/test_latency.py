@@ -21,7 +21,8 @@ from edgenas.cost.notes import host_info, host_note, miss_note
 from edgenas.cost.presets import preset, random_arch
 from edgenas.errors import EdgeNASError
 from edgenas.profiling.device_timings import export_blocks, import_timings
-from edgenas.profiling.profiler import OrtBackend, default_table_path, profile
+from edgenas.profiling.measure import OrtBackend
+from edgenas.profiling.profiler import default_table_path, profile
 from edgenas.space.arch import load_arch
 from edgenas.space.pieces import block_key, head_key, space_pieces, stem_key
 from edgenas.space.spec import get_space
@@ -186,7 +187,7 @@ def test_one_p90_for_tables_and_export_reports():
     element at index int(0.9 n), numpy's "higher" percentile, one of the times measured."""
     import numpy as np
 
-    from edgenas.profiling.profiler import summarize
+    from edgenas.profiling.measure import summarize
     from exporters.runtime import median_latency, p90
 
     times = [float(t) for t in range(250, 0, -1)]  # 250 calls of 1-250 ms, as a table's 5 passes of 50 repeats
@@ -707,7 +708,7 @@ def test_a_profile_interrupted_in_its_extra_passes_resumes_them_from_its_journal
     """Ctrl-C while --max-passes is timing more passes keeps every pass timed so far: the same command again times
     only the passes left, and the table equals one measured in a single go as to which passes it holds."""
     from edgenas.cost import notes
-    from edgenas.profiling import profiler
+    from edgenas.profiling.validation import validation_archs
 
     # out of reach: 2 passes, 2 more, then the last 1
     monkeypatch.setattr(notes, "FIDELITY_GOAL", {"within_10pct": 1.01, "median_abs_error_pct": 0.0})
@@ -720,7 +721,7 @@ def test_a_profile_interrupted_in_its_extra_passes_resumes_them_from_its_journal
     with pytest.raises(KeyboardInterrupt):
         profile("tiny-more", space, validate=3, out=out, max_passes=5, log=interrupt_before_the_last_pass, **FAST)
     assert not out.exists()
-    timed = len(space_pieces(space)) + len(profiler.validation_archs(space, 3, seed=0))
+    timed = len(space_pieces(space)) + len(validation_archs(space, 3, seed=0))
     said = []
     _, table = profile("tiny-more", space, validate=3, out=out, max_passes=5, log=said.append, **FAST)
     assert table.data["resumed_timings"] == 4 * timed  # passes 1-4 came from the journal, pass 5 was timed
