@@ -180,6 +180,9 @@ def test_calibration_finds_a_constant_scale_and_ranks():
     assert validation["before_calibration"]["median_abs_error_pct"] == pytest.approx(100 * (1 / 1.05 - 1) * -1)
     assert validation["within_10pct"] == 1.0
     assert kendall_tau([1, 2, 3], [1, 2, 3]) == 1.0 and kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
+    # tau-a, as tables have always written: a tie counts in the pairs, neither concordant nor discordant (tau-b,
+    # scipy's, would give 2 / sqrt(2 x 3) = 0.816)
+    assert kendall_tau([1, 1, 2], [1, 2, 3]) == 2 / 3 and kendall_tau([5.0], [1.0]) is None
 
 
 def test_one_p90_for_tables_and_export_reports():
