@@ -6,7 +6,7 @@ on one device with one runtime, thread count and precision (`fp32`, or `int8`: p
 `edgenas export --int8` quantises a network). The prediction of an architecture is the sum of its pieces'
 medians with the table's calibration applied (`apply_calibration`: a scale, an offset, a cost per call and per
 million parameters, each summing over pieces, and a cost per million parameters beyond what the cache holds;
-`calibration.py` fits them). Measuring lives in `profiler.py`; this module does not import torch.
+`calibration.py` fits them). Measuring lives in `edgenas.profiling`; this module does not import torch.
 """
 
 from __future__ import annotations
