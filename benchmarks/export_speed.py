@@ -84,18 +84,15 @@ def ort_conv_split(path: Path, x: np.ndarray, threads: int, runs: int = 100) -> 
 
 
 def interleaved(calls: dict, passes: int = 5, repeats: int = 50, warmup: int = 10) -> dict:
+    from exporters.runtime import time_calls
+
     for call in calls.values():
         for _ in range(warmup):
             call()
     medians = {name: [] for name in calls}
     for _ in range(passes):
         for name, call in calls.items():
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                call()
-                times.append((time.perf_counter() - start) * 1000)
-            medians[name].append(statistics.median(times))
+            medians[name].append(statistics.median(time_calls(call, (), 0, repeats)))
     return {name: min(values) for name, values in medians.items()}
 
 
@@ -153,7 +150,7 @@ def main() -> None:
         if data is None:
             calibration = [rng.standard_normal((1, 3, resolution, resolution)).astype(np.float32) for _ in range(32)]
         else:
-            from edgenas.data.dataset import batches
+            from edgenas.data.batches import batches
 
             calibration = [x.numpy() for x, _ in list(batches(data, "train", 1))[:200]]
 

@@ -110,16 +110,18 @@ def profile_once(space, precision: str, threads: int, networks: int, keep: Path 
     """One table of `space`, measured here in `precision` with `threads` threads by `protocol` in `passes` passes,
     and its fidelity."""
     from edgenas.profiling import profiler
+    from edgenas.profiling.measure import make_backend, measure
+    from edgenas.profiling.validation import network_piece, validation_archs
+    from edgenas.space.pieces import space_pieces
 
-    timer = profiler.make_backend("ort", threads, "cpu", int8=precision == "int8")
-    archs = profiler.validation_archs(space, networks, seed=1)
-    pieces = profiler.space_pieces(space)
-    networks = [profiler.network_piece(n, a) for n, a in archs]
+    timer = make_backend("ort", threads, "cpu", int8=precision == "int8")
+    archs = validation_archs(space, networks, seed=1)
+    pieces = space_pieces(space)
+    networks = [network_piece(n, a) for n, a in archs]
     if protocol == "interleaved":  # as `edgenas profile` does: networks in the same passes as the pieces
-        timed = profiler.measure(pieces + networks, timer, 10, 50, passes)
+        timed = measure(pieces + networks, timer, 10, 50, passes)
     else:  # the first shipped tables' protocol: every piece's passes, then the networks'
-        timed = {**profiler.measure(pieces, timer, 10, 50, passes),
-                 **profiler.measure(networks, timer, 10, 50, passes)}
+        timed = {**measure(pieces, timer, 10, 50, passes), **measure(networks, timer, 10, 50, passes)}
     nets = {net.key: timed.pop(net.key) for net in networks}
     pieces = timed
     pieces_s = sum(v.pop("seconds") for v in pieces.values())

@@ -57,15 +57,16 @@ def interval(values: list[float]) -> list[float]:
 def remeasure(fp32: dict, int8: dict, passes: int) -> dict[str, list[float]]:
     """The tables' validation networks timed here again in both precisions: precision -> best pass median (ms) per
     network, in the tables' order."""
-    from edgenas.profiling import profiler
+    from edgenas.profiling.measure import make_backend
+    from edgenas.profiling.validation import network_piece
     from edgenas.space.arch import make_arch
     from edgenas.space.spec import get_space
 
     space = get_space(fp32["space"], fp32["resolution"])
     nets = fp32["validation"]["networks"]
-    pieces = [profiler.network_piece(n["name"], make_arch(space, n["layers"], n["num_classes"])) for n in nets]
+    pieces = [network_piece(n["name"], make_arch(space, n["layers"], n["num_classes"])) for n in nets]
     threads = fp32["runtime"]["threads"]
-    backends = {p: profiler.make_backend("ort", threads, "cpu", int8=p == "int8") for p in ("fp32", "int8")}
+    backends = {p: make_backend("ort", threads, "cpu", int8=p == "int8") for p in ("fp32", "int8")}
     for backend in backends.values():
         for piece in pieces:
             backend.prepare(piece)

@@ -2,7 +2,7 @@
 
 A table's fidelity (`edgenas profile`'s validation) compares pieces and whole networks timed in one process, in the
 same minutes. A user's check (`edgenas latency --measure`, `edgenas export --table`) times the network in another
-process, later. This times the validation networks of each case (`profiler.validation_archs(space, N, seed=1)`, as
+process, later. This times the validation networks of each case (`validation_archs(space, N, seed=1)`, as
 `latency_fidelity.py` draws them) alone, the way a profile does (new session per pass, 10 warm-up and 50 timed calls,
 best pass median), in RUNS fresh processes one after the other, cases alternating, and reports per case:
 - each run's level: the median over networks of its latency divided by the networks' median over all runs;
@@ -28,14 +28,15 @@ from edgenas.cost import notes
 
 def worker(case: str, networks: int, passes: int) -> dict[str, float]:
     """One run: network name -> best pass median (ms)."""
-    from edgenas.profiling import profiler
+    from edgenas.profiling.measure import make_backend, measure
+    from edgenas.profiling.validation import network_piece, validation_archs
     from edgenas.space.spec import get_space
 
     name, resolution, precision = case.split(":")
     space = get_space(name, int(resolution))
-    backend = profiler.make_backend("ort", 1, "cpu", int8=precision == "int8")
-    pieces = [profiler.network_piece(n, a) for n, a in profiler.validation_archs(space, networks, seed=1)]
-    return {key: row["median_ms"] for key, row in profiler.measure(pieces, backend, 10, 50, passes).items()}
+    backend = make_backend("ort", 1, "cpu", int8=precision == "int8")
+    pieces = [network_piece(n, a) for n, a in validation_archs(space, networks, seed=1)]
+    return {key: row["median_ms"] for key, row in measure(pieces, backend, 10, 50, passes).items()}
 
 
 def kendall(a: dict[str, float], b: dict[str, float]) -> float:

@@ -121,7 +121,7 @@ def supernet_tau(run_dir: Path, table: NasBenchMacro, budget: float, bn_batches:
     import torch
 
     from edgenas.cost.calibration import kendall_tau
-    from edgenas.data.dataset import batches
+    from edgenas.data.batches import batches
     from edgenas.runs.folder import Run, load_weights
     from edgenas.runs.settings import SearchSettings, load_data
     from edgenas.space.spec import get_space

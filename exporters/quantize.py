@@ -24,7 +24,7 @@ def int8_path(fp32: Path) -> Path:
 
 def calibration_batches(data, images: int = 300, batch: int = 32) -> list[np.ndarray]:
     """Up to `images` training images (normalised, not augmented), in batches."""
-    from edgenas.data.dataset import batches
+    from edgenas.data.batches import batches
 
     calibration = []
     for x, _ in batches(data, "train", batch):
@@ -98,7 +98,7 @@ def check_int8(fp32: Path, int8: Path, data, threads: int, warmup: int, repeats:
                fp32_latency_ms: float, max_drop: float, on_batch=lambda: None) -> dict:
     """Accuracy, drop, size and latency of the INT8 file; deletes it when the drop exceeds `max_drop` points.
     `on_batch` is called after each test batch (a progress bar)."""
-    from edgenas.data.dataset import batches
+    from edgenas.data.batches import batches
     from exporters.runtime import make_session, median_latency
 
     session = make_session(str(int8), threads)

@@ -38,7 +38,7 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
     log = log or (lambda line: None)
     import torch
 
-    from edgenas.data.dataset import batch_sizes, batches
+    from edgenas.data.batches import batch_sizes, batches
     from edgenas.progress import Bar
     from edgenas.runs.folder import Run
     from edgenas.runs.settings import SearchSettings, load_data

@@ -10,7 +10,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from edgenas.cli.app import app
-from edgenas.data.dataset import Dataset, augment, batches, count_images, load_dataset, normalize
+from edgenas.data.batches import augment, batches, normalize
+from edgenas.data.dataset import Dataset, count_images, load_dataset
 from edgenas.errors import EdgeNASError
 
 COLOURS = {"ant": (10, 20, 30), "bee": (100, 110, 120), "cat": (200, 210, 220)}

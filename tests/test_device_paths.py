@@ -16,10 +16,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from edgenas.cost.cost_model import CostModel
 from edgenas.cost.flops import cost_table
 from edgenas.cost.presets import random_arch
-from edgenas.data.dataset import batches, load_dataset
+from edgenas.data.batches import batches
+from edgenas.data.dataset import load_dataset
 from edgenas.errors import EdgeNASError
-from edgenas.profiling.profiler import TorchBackend, space_pieces
+from edgenas.profiling.measure import TorchBackend
 from edgenas.space.network import build_model
+from edgenas.space.pieces import space_pieces
 from edgenas.space.spec import get_space
 from edgenas.space.supernet import Supernet
 from edgenas.training.distributed import Ranks, wrap

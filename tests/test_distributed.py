@@ -9,7 +9,8 @@ import pytest
 import torch
 from conftest import CHEAP_ARGS
 
-from edgenas.data.dataset import batches, load_dataset
+from edgenas.data.batches import batches
+from edgenas.data.dataset import load_dataset
 
 
 def test_shards_of_every_global_batch_are_what_one_process_would_see():

@@ -232,7 +232,8 @@ def test_a_killed_profile_resumes_from_its_journal_and_only_with_the_same_settin
 def test_a_profile_times_its_validation_networks_in_the_same_passes_as_the_pieces(tmp_path):
     """Timed after every piece's passes, whole networks saw another state of a shared machine than the pieces
     (small networks drifted by 10-18% within the hour): each pass times the networks too."""
-    from edgenas.profiling.profiler import space_pieces, validation_archs
+    from edgenas.profiling.validation import validation_archs
+    from edgenas.space.pieces import space_pieces
     from edgenas.space.spec import get_space
 
     space = get_space("tiny")

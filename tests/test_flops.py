@@ -132,3 +132,18 @@ def test_cached_table_is_reused_and_a_damaged_cache_is_recounted(tmp_path, monke
     path.write_text('{"format": 1, "space_hash": "')  # truncated
     assert cost_table(space) == first
     assert cost_table(space) == first
+
+
+@pytest.mark.parametrize(("name", "resolution", "width", "digest"), [
+    ("tiny", None, 1.0, "7d84df764f3e49f4"), ("tiny", 32, 0.5, "88d0ec86a3090a68"),
+    ("macro", None, 1.0, "25bb059a8c5bbfb1")])
+def test_the_counted_tables_are_those_counted_before_the_one_listing_of_pieces(name, resolution, width, digest):
+    """sha256 of the table's JSON as commit b6823b7 counted it (each layer's every choice built and counted; the
+    identity skip 0): counting the listed pieces once each must give the same table, byte for byte."""
+    import hashlib
+    import json
+
+    from edgenas.cost.flops import count_table
+
+    table = count_table(get_space(name, resolution, width)).to_dict()
+    assert hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()[:16] == digest

@@ -16,13 +16,15 @@ from typer.testing import CliRunner
 from edgenas.cli.app import app
 from edgenas.cost.calibration import CALIBRATIONS, calibrate, fit, kendall_tau
 from edgenas.cost.flops import cost_table
-from edgenas.cost.latency import arch_keys, block_key, head_key, load_table, space_keys, stem_key, validate_table
+from edgenas.cost.latency import arch_keys, load_table, space_keys, validate_table
 from edgenas.cost.notes import host_info, host_note, miss_note
 from edgenas.cost.presets import preset, random_arch
 from edgenas.errors import EdgeNASError
 from edgenas.profiling.device_timings import export_blocks, import_timings
-from edgenas.profiling.profiler import OrtBackend, default_table_path, profile, space_pieces
+from edgenas.profiling.measure import OrtBackend
+from edgenas.profiling.profiler import default_table_path, profile
 from edgenas.space.arch import load_arch
+from edgenas.space.pieces import block_key, head_key, space_pieces, stem_key
 from edgenas.space.spec import get_space
 
 FAST = {"warmup": 2, "repeats": 5, "passes": 2, "progress": False}
@@ -141,7 +143,7 @@ def test_export_blocks_then_import_timings_reproduces_the_table(tiny_table, tmp_
     for record in manifest["networks"]:
         session = make_session(str(folder / record["file"]))
         x = np.zeros(record["input_shape"], np.float32)
-        network_ms[record["key"]] = float(np.median(time_calls(session, {record["input_name"]: x}, 2, 5)))
+        network_ms[record["key"]] = float(np.median(time_calls(session.run, (None, {record["input_name"]: x}), 2, 5)))
     timings = tmp_path / "timings.csv"
     with timings.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -178,6 +180,30 @@ def test_calibration_finds_a_constant_scale_and_ranks():
     assert validation["before_calibration"]["median_abs_error_pct"] == pytest.approx(100 * (1 / 1.05 - 1) * -1)
     assert validation["within_10pct"] == 1.0
     assert kendall_tau([1, 2, 3], [1, 2, 3]) == 1.0 and kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
+    # tau-a, as tables have always written: a tie counts in the pairs, neither concordant nor discordant (tau-b,
+    # scipy's, would give 2 / sqrt(2 x 3) = 0.816)
+    assert kendall_tau([1, 1, 2], [1, 2, 3]) == 2 / 3 and kendall_tau([5.0], [1.0]) is None
+
+
+def test_one_p90_for_tables_and_export_reports():
+    """Latency tables (`summarize`) and export reports (`median_latency`) write the same p90: the sorted calls'
+    element at index int(0.9 n), numpy's "higher" percentile, one of the times measured."""
+    import numpy as np
+
+    from edgenas.profiling.measure import summarize
+    from exporters.runtime import median_latency, p90
+
+    times = [float(t) for t in range(250, 0, -1)]  # 250 calls of 1-250 ms, as a table's 5 passes of 50 repeats
+    assert p90(times) == 226.0 == np.percentile(times, 90, method="higher")
+    assert p90([5.0]) == 5.0 and p90([float(t) for t in range(10)]) == 9.0 and p90([float(t) for t in range(11)]) == 9.0
+    assert summarize(times, [125.5, 130.0], 0.0)["p90_ms"] == 226.0
+    # 3 passes of 10 calls lasting 1, 2, ... 30 ms by the clock: the p90 of the 30 is the 28th, 28 ms (before, export
+    # reports took index int(0.9 (n - 1)): 27 ms)
+    clock = iter([t for k in range(30) for t in (k, k + (k + 1) / 1000.0)])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("exporters.runtime.time.perf_counter", lambda: next(clock))
+        latency = median_latency(lambda: None, 0, 10, 3)
+    assert latency == {"median_ms": pytest.approx(5.5), "p90_ms": pytest.approx(28.0), "calls": 30}
 
 
 def test_calibration_uses_an_offset_when_every_network_pays_one():
@@ -687,7 +713,7 @@ def test_a_profile_interrupted_in_its_extra_passes_resumes_them_from_its_journal
     """Ctrl-C while --max-passes is timing more passes keeps every pass timed so far: the same command again times
     only the passes left, and the table equals one measured in a single go as to which passes it holds."""
     from edgenas.cost import notes
-    from edgenas.profiling import profiler
+    from edgenas.profiling.validation import validation_archs
 
     # out of reach: 2 passes, 2 more, then the last 1
     monkeypatch.setattr(notes, "FIDELITY_GOAL", {"within_10pct": 1.01, "median_abs_error_pct": 0.0})
@@ -700,7 +726,7 @@ def test_a_profile_interrupted_in_its_extra_passes_resumes_them_from_its_journal
     with pytest.raises(KeyboardInterrupt):
         profile("tiny-more", space, validate=3, out=out, max_passes=5, log=interrupt_before_the_last_pass, **FAST)
     assert not out.exists()
-    timed = len(space_pieces(space)) + len(profiler.validation_archs(space, 3, seed=0))
+    timed = len(space_pieces(space)) + len(validation_archs(space, 3, seed=0))
     said = []
     _, table = profile("tiny-more", space, validate=3, out=out, max_passes=5, log=said.append, **FAST)
     assert table.data["resumed_timings"] == 4 * timed  # passes 1-4 came from the journal, pass 5 was timed

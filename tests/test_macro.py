@@ -14,12 +14,12 @@ from benchmarks.nasbench_macro import POOL_FLOPS, NasBenchMacro, to_arch, to_key
 from edgenas.cli.app import app
 from edgenas.cost.cost_model import CostModel
 from edgenas.cost.flops import cost_table, count_flops, count_params
-from edgenas.cost.latency import arch_keys, block_key, space_keys, stem_key, validate_table
+from edgenas.cost.latency import arch_keys, space_keys, validate_table
 from edgenas.cost.presets import preset
 from edgenas.errors import EdgeNASError
-from edgenas.profiling.profiler import space_pieces
 from edgenas.space.blocks import StridedSkip, make_block
 from edgenas.space.network import build_model
+from edgenas.space.pieces import block_key, space_pieces, stem_key
 from edgenas.space.spec import SKIP, get_space
 
 DATA = nasbench_macro.data_dir()

@@ -83,3 +83,55 @@ def test_structural_hashes_of_the_existing_spaces_are_pinned():
               ("mobile-small", 32, 1.0): "c5e637cd9c0f4f10", ("mobile-small", 16, 0.5): "25e14d3170989a10",
               ("tiny", 16, 1.0): "27fcbd1645c5732b"}
     assert {key: get_space(*key).hash for key in pinned} == pinned
+
+
+# sha256 of the keys of each space's pieces, one per line, as the three listings before `space.pieces` gave them
+# (`latency.space_keys`, the profiler's `space_pieces`, FLOPs' counting; computed with commit b6823b7).
+PINNED_KEYS = {
+    ("mobile", None, 1.0): "5b34c1d8828714ff", ("mobile", None, 0.5): "d795a693b4cab5e7",
+    ("mobile", None, 1.4): "1db9fe9fa43aed79", ("mobile", 64, 1.0): "aa6ebe6b135785d0",
+    ("mobile", 64, 0.5): "c4353cd0ed039bc0", ("mobile", 64, 1.4): "01eca9191b0b8848",
+    ("mobile-small", None, 1.0): "dfe24ac7876c2200", ("mobile-small", None, 0.5): "98f03dff86eecf04",
+    ("mobile-small", None, 1.4): "976d017f2fc792aa", ("mobile-small", 64, 1.0): "1a1b4493e3e5d414",
+    ("mobile-small", 64, 0.5): "d87a645c66b374cc", ("mobile-small", 64, 1.4): "20a2521d9e995f89",
+    ("tiny", None, 1.0): "ba5679d40f14415a", ("tiny", None, 0.5): "77adb9774b8fb01e",
+    ("tiny", None, 1.4): "89fb11ff7d03c518", ("tiny", 64, 1.0): "9298801b4c4aece4",
+    ("tiny", 64, 0.5): "01ada0fe7fb74772", ("tiny", 64, 1.4): "cea079278568627d",
+    ("macro", None, 1.0): "66091eb1d57bf128", ("macro", None, 0.5): "ba944a2898d3865c",
+    ("macro", None, 1.4): "fb974757de5b5c1d", ("macro", 64, 1.0): "096760a7c0d42a7a",
+    ("macro", 64, 0.5): "48dfa0c14825c65d", ("macro", 64, 1.4): "6025562ba6795fd7",
+}
+
+
+def test_the_pieces_of_every_space_keep_the_keys_tables_were_written_with():
+    """Shipped and users' latency tables are keyed by these: the one listing must give the keys (and their order)
+    the three listings it replaced gave, for every registered space at two resolutions and three widths."""
+    import hashlib
+
+    from edgenas.cost.latency import space_keys
+    from edgenas.space.pieces import space_pieces
+
+    assert {name for name, _, _ in PINNED_KEYS} == set(SPACES.names())
+    digests = {}
+    for name, resolution, width in PINNED_KEYS:
+        space = get_space(name, resolution, width)
+        keys = [piece.key for piece in space_pieces(space)]
+        assert keys == space_keys(space) and len(set(keys)) == len(keys)
+        digests[name, resolution, width] = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+    assert digests == PINNED_KEYS
+
+
+def test_every_piece_builds_a_module_that_runs_on_the_shape_its_key_names():
+    import torch
+
+    from edgenas.space.pieces import space_pieces
+
+    space = get_space("macro")
+    pieces = space_pieces(space)
+    assert [p.key.split(":")[0] for p in pieces[:3]] == ["stem", "head", "head"]
+    for piece in pieces:
+        channels, height, width = piece.input_shape
+        if piece.key.startswith("ir:"):
+            assert f":{channels}x{height}x{width}:" in piece.key
+        with torch.no_grad():
+            piece.build().eval()(torch.zeros(1, *piece.input_shape))

@@ -494,3 +494,52 @@ def test_recalibrate_batch_norm_through_the_supernet(tiny):
     hidden = model.stages[0][0].dw.bn.num_features
     assert torch.allclose(net.stages[0][0].dw.bn.running_mean[:hidden], model.stages[0][0].dw.bn.running_mean,
                           atol=1e-5)
+
+
+@torch.no_grad()
+def _hand_written_recalibration(model: nn.Module, batches, forward=None) -> None:
+    """The loop `recalibrate_batch_norm` was until it became `torch.optim.swa_utils.update_bn` (commit b6823b7)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    was_training = model.training
+    model.train()
+    for x, _ in batches:
+        (forward or model)(x)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.train(was_training)
+
+
+@pytest.mark.parametrize("through", ["supernet path", "extracted network"])
+def test_update_bn_recalibrates_exactly_as_the_hand_written_loop(tiny, through):
+    """Same statistics bit for bit, same momenta and mode afterwards, the same augmented training batches drawn in the
+    same order and the same global RNG left (the network's dropout draws from it in training mode)."""
+    from edgenas.data.batches import batches
+    from edgenas.data.dataset import load_dataset
+
+    data = load_dataset(None, 16, train_per_class=12, test_per_class=2)
+    net = _supernet(tiny)
+    _randomise(net, 1)
+    arch = random_arch(tiny, CLASSES, 5)
+    path = net.path_of(arch)
+    results = []
+    for recalibrate in (_hand_written_recalibration, recalibrate_batch_norm):
+        model = copy.deepcopy(net) if through == "supernet path" else net.extract(arch)
+        model.eval()
+        before = copy.deepcopy(model.state_dict())
+        forward = (lambda x, m=model: m(x, path)) if through == "supernet path" else None
+        generator = torch.Generator().manual_seed(7)
+        stream = batches(data, "train", 16, generator=generator, train=True)
+        torch.manual_seed(11)
+        recalibrate(model, (b for _, b in zip(range(4), stream, strict=False)), forward)
+        norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+        results.append((model.state_dict(), [m.momentum for m in norms], [m.training for m in model.modules()],
+                        generator.get_state(), torch.get_rng_state()))
+    (old, old_momenta, old_modes, old_data, old_rng), (new, new_momenta, new_modes, new_data, new_rng) = results
+    assert old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old)
+    assert any(not torch.equal(old[k], before[k]) for k in old if k.endswith("running_mean"))  # recalibrated
+    assert old_momenta == new_momenta and old_modes == new_modes and not any(new_modes)
+    assert torch.equal(old_data, new_data) and torch.equal(old_rng, new_rng)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from edgenas.cost.flops import CostTable
+from edgenas.cost.flops import FlopsTable
 from edgenas.cost.latency import LatencyTable, apply_calibration, arch_keys, block_key, stem_key
 from edgenas.space.arch import Arch
 from edgenas.space.spec import Space
@@ -39,7 +39,7 @@ class CostModel:
     fixed_ms_cache: float = 0.0
 
     @classmethod
-    def build(cls, space: Space, num_classes: int, flops_table: CostTable,
+    def build(cls, space: Space, num_classes: int, flops_table: FlopsTable,
               latency_table: LatencyTable | None = None) -> CostModel:
         width = max(len(layer.choices) for layer in space)
         flops = torch.zeros(len(space), width, dtype=torch.float64)

@@ -17,6 +17,7 @@ from pathlib import Path
 from edgenas.errors import EdgeNASError
 from edgenas.files import cache_dir, read_json, write_json
 from edgenas.space.arch import Arch
+from edgenas.space.pieces import block_key, head_key, space_pieces, stem_key
 from edgenas.space.spec import Space
 
 FORMAT = 1
@@ -24,7 +25,7 @@ RULE = "fvcore count at batch 1, one multiply-add = one FLOP, batch norm folded 
 
 
 @dataclass(frozen=True)
-class CostTable:
+class FlopsTable:
     """FLOPs and parameters of every piece of one space at one resolution and width: (flops, params) pairs."""
 
     space: str
@@ -57,7 +58,7 @@ class CostTable:
                 "layers": {label: {c: list(v) for c, v in costs.items()} for label, costs in self.layers.items()}}
 
     @classmethod
-    def from_dict(cls, data: dict) -> CostTable:
+    def from_dict(cls, data: dict) -> FlopsTable:
         def pair(value) -> tuple[int, int]:
             flops, params = value
             return int(flops), int(params)
@@ -71,14 +72,14 @@ def _cache_path(space: Space) -> Path:
     return cache_dir() / "flops" / f"{space.name}-{space.hash}.json"
 
 
-def cost_table(space: Space, use_cache: bool = True) -> CostTable:
+def cost_table(space: Space, use_cache: bool = True) -> FlopsTable:
     """The space's FLOPs and parameter table: from the cache when it holds this space's hash, else counted."""
     path = _cache_path(space)
     if use_cache and path.is_file():
         try:
             data = read_json(path)
             if data.get("format") == FORMAT and data.get("space_hash") == space.hash:
-                return CostTable.from_dict(data)
+                return FlopsTable.from_dict(data)
         except (EdgeNASError, KeyError, TypeError, ValueError, AttributeError):
             pass  # a damaged cache entry is recounted and replaced
     table = count_table(space)
@@ -118,7 +119,7 @@ def count_params(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def count_table(space: Space) -> CostTable:
+def count_table(space: Space) -> FlopsTable:
     """Count every piece of the space with fvcore; identical blocks at identical shapes are counted once."""
     import torch
     from torch import nn
@@ -130,22 +131,16 @@ def count_table(space: Space) -> CostTable:
         return _count_pieces(space, cost)
 
 
-def _count_pieces(space: Space, cost) -> CostTable:
-    from edgenas.space.blocks import make_block
-    from edgenas.space.network import Head, Stem
-
-    stem_cost = cost(Stem(space), (3, space.resolution, space.resolution))
-    head_shape = (space.last_channels, space.last_size, space.last_size)
-    head_costs = [cost(Head(space, classes), head_shape) for classes in (1, 2)]
+def _count_pieces(space: Space, cost) -> FlopsTable:
+    """The table from `cost(module, input_shape)` of each of the space's pieces (`space.pieces`), each key once. The
+    head is counted with one and two classes, whose difference is what each further class adds; the identity `skip`
+    builds no module with a cost and counts (0, 0)."""
+    pieces = space_pieces(space, head_classes=(1, 2))
+    costs = {piece.key: cost(piece.build(), piece.input_shape) for piece in pieces}
+    stem_cost = costs[stem_key(space)]
+    head_costs = [costs[head_key(space, classes)] for classes in (1, 2)]
     per_class = (head_costs[1][0] - head_costs[0][0], head_costs[1][1] - head_costs[0][1])
-    seen: dict[tuple, tuple[int, int]] = {}
-    layers: dict[str, dict[str, tuple[int, int]]] = {}
-    for layer in space:
-        layers[layer.label] = {}
-        for choice in layer.choices:
-            key = (choice, layer.in_channels, layer.out_channels, layer.stride, layer.in_size)
-            if key not in seen:
-                block = make_block(choice, layer.in_channels, layer.out_channels, layer.stride, space.spec.activation)
-                seen[key] = cost(block, (layer.in_channels, layer.in_size, layer.in_size))
-            layers[layer.label][choice] = seen[key]
-    return CostTable(space.name, space.hash, stem_cost, head_costs[0], per_class, layers)
+    layers = {layer.label: {choice: costs[block_key(layer, choice)] if choice in layer.costly_choices else (0, 0)
+                            for choice in layer.choices}
+              for layer in space}
+    return FlopsTable(space.name, space.hash, stem_cost, head_costs[0], per_class, layers)

@@ -1,11 +1,12 @@
 """Latency lookup tables: keys, loading and validation, finding tables by device name, and prediction.
 
-A table maps a key naming a piece by its spec and input shape (`ir:k5_e6:16x112x112:24:s2`) to timings measured
+A table maps a key naming a piece by its spec and input shape (`ir:k5_e6:16x112x112:24:s2`; the pieces and their
+keys are listed once, in `edgenas.space.pieces`) to timings measured
 on one device with one runtime, thread count and precision (`fp32`, or `int8`: pieces quantised as
 `edgenas export --int8` quantises a network). The prediction of an architecture is the sum of its pieces'
 medians with the table's calibration applied (`apply_calibration`: a scale, an offset, a cost per call and per
 million parameters, each summing over pieces, and a cost per million parameters beyond what the cache holds;
-`calibration.py` fits them). Measuring lives in `profiler.py`; this module does not import torch.
+`calibration.py` fits them). Measuring lives in `edgenas.profiling`; this module does not import torch.
 """
 
 from __future__ import annotations
@@ -18,32 +19,15 @@ from typing import Any
 from edgenas.errors import EdgeNASError
 from edgenas.files import read_json
 from edgenas.space.arch import Arch
-from edgenas.space.spec import Layer, Space
+from edgenas.space.pieces import HEAD_CLASSES, block_key, head_key, space_pieces, stem_key
+from edgenas.space.spec import Space
 
 SCHEMA = 1
-# The head is measured with two classifier sizes; other class counts are interpolated (a linear layer's cost is
-# linear in its outputs).
-HEAD_CLASSES = (10, 1000)
 PRECISIONS = ("fp32", "int8")
 # The calibration's numbers (all optional, 0 when absent, scale 1): see `apply_calibration`.
 CALIBRATION_TERMS = ("scale", "offset_ms", "ms_per_mparam", "ms_per_call", "cache_mparams", "ms_per_mparam_over_cache")
 REQUIRED = ("schema", "device", "host", "runtime", "space", "space_hash", "resolution", "width_mult", "batch",
             "warmup", "repeats", "created", "entries", "fixed", "calibration", "validation")
-
-
-def block_key(layer: Layer, choice: str) -> str:
-    return f"ir:{choice}:{layer.in_channels}x{layer.in_size}x{layer.in_size}:{layer.out_channels}:s{layer.stride}"
-
-
-def stem_key(space: Space) -> str:
-    r = space.resolution
-    first = "" if space.first_channels is None else f":{space.first_channels}"  # a space without a fixed block
-    return f"stem:3x{r}x{r}:{space.stem_channels}:s{space.spec.stem_stride}{first}"
-
-
-def head_key(space: Space, num_classes: int) -> str:
-    s = space.last_size
-    return f"head:{space.last_channels}x{s}x{s}:{space.head_channels}:c{num_classes}"
 
 
 def arch_keys(arch: Arch, space: Space) -> list[str]:
@@ -59,10 +43,7 @@ def calls(arch: Arch, space: Space) -> int:
 
 def space_keys(space: Space) -> list[str]:
     """Every key a table of this space must hold: stem, heads and each distinct block at each layer shape."""
-    keys = [stem_key(space)] + [head_key(space, c) for c in HEAD_CLASSES]
-    for layer in space:
-        keys += [block_key(layer, choice) for choice in layer.costly_choices]
-    return list(dict.fromkeys(keys))
+    return [piece.key for piece in space_pieces(space)]
 
 
 @dataclass(frozen=True)

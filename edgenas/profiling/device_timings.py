@@ -10,14 +10,9 @@ from pathlib import Path
 from edgenas.cost.latency import SCHEMA, LatencyTable, validate_table
 from edgenas.errors import EdgeNASError
 from edgenas.files import atomic_write_bytes, make_folder, read_json, write_json
-from edgenas.profiling.profiler import (
-    build_table,
-    check_device_name,
-    count_bar,
-    network_piece,
-    space_pieces,
-    validation_archs,
-)
+from edgenas.profiling.profiler import build_table, check_device_name, count_bar
+from edgenas.profiling.validation import network_piece, validation_archs
+from edgenas.space.pieces import space_pieces
 from edgenas.space.spec import Space, get_space
 
 MANIFEST = "manifest.json"

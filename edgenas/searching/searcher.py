@@ -29,7 +29,8 @@ import torch
 from edgenas.cost.cost_model import CostModel, CostObjective, check_keys
 from edgenas.cost.flops import cost_table, count_flops
 from edgenas.cost.latency import LatencyTable, load_table
-from edgenas.data.dataset import Dataset, batch_sizes, count_images
+from edgenas.data.batches import batch_sizes
+from edgenas.data.dataset import Dataset, count_images
 from edgenas.errors import EdgeNASError
 from edgenas.files import claim_folder
 from edgenas.progress import Bar, Clock, Work, silent

@@ -210,18 +210,24 @@ def _slice(tensor: Tensor, shape: torch.Size) -> Tensor:
     return tensor[tuple(index)].clone()
 
 
-@torch.no_grad()
 def recalibrate_batch_norm(model: nn.Module, batches, forward=None) -> None:
-    """Re-estimate batch-norm statistics as a plain average over `batches` (inherited ones mix many paths)."""
-    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    was_training = model.training
-    model.train()
-    for x, _ in batches:
-        (forward or model)(x)
-    for m, momentum in zip(norms, momenta, strict=True):
-        m.momentum = momentum
-    model.train(was_training)
+    """Re-estimate batch-norm statistics as a plain average over `batches` of (images, labels) (inherited ones mix
+    many paths): `torch.optim.swa_utils.update_bn`, through `forward(images)` when given (a supernet runs a path).
+
+    Every batch norm's statistics are reset and averaged over the batches in training mode, then its momentum and
+    the model's mode are restored (tests/test_supernet.py compares it with the hand-written loop it replaced)."""
+    from torch.optim.swa_utils import update_bn
+
+    update_bn(batches, model if forward is None else _Through(model, forward))
+
+
+class _Through(nn.Module):
+    """`model` run by `forward(x)`: its modules (batch norms included) and its training mode, another call."""
+
+    def __init__(self, model: nn.Module, forward):
+        super().__init__()
+        self.model, self.run = model, forward
+        self.training = model.training  # restored by update_bn at the end, as the model's own mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.run(x)

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from edgenas.cost.cost_model import CostModel
-from edgenas.data.dataset import Dataset, batches
+from edgenas.data.batches import batches
+from edgenas.data.dataset import Dataset
 from edgenas.space.arch import make_arch
 from edgenas.space.network import build_model
 from edgenas.space.supernet import Supernet, recalibrate_batch_norm

@@ -21,7 +21,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from edgenas.data.dataset import Dataset, batches, cycle
+from edgenas.data.batches import batches, cycle
+from edgenas.data.dataset import Dataset
 from edgenas.errors import EdgeNASError
 from edgenas.space.supernet import Supernet
 from edgenas.training.train import class_index

@@ -18,7 +18,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from edgenas.cost.cost_model import CostModel, CostObjective, budget_penalty
-from edgenas.data.dataset import Dataset, batches, cycle
+from edgenas.data.batches import batches, cycle
+from edgenas.data.dataset import Dataset
 from edgenas.space.supernet import Supernet
 from edgenas.training import distributed
 from edgenas.training.distributed import Ranks
