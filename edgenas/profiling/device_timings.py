@@ -18,7 +18,9 @@ from edgenas.profiling.profiler import (
     space_pieces,
     validation_archs,
 )
+from edgenas.profiling.settings import ProfileSettings
 from edgenas.space.spec import Space, get_space
+from exporters.settings import ExportSettings
 
 MANIFEST = "manifest.json"
 TIMINGS_HELP = ("Timings file: CSV with a header row holding 'key' and 'median_ms' (optional: p90_ms, mean_ms, "
@@ -27,8 +29,9 @@ TIMINGS_HELP = ("Timings file: CSV with a header row holding 'key' and 'median_m
                 "after warm-up, for example with onnxruntime_perf_test -I -r 200 FILE.")
 
 
-def export_blocks(device: str, space: Space, folder: str | os.PathLike, *, validate: int = 20, seed: int = 0,
-                  opset: int = 17, progress: bool = True, echo=None) -> Path:
+def export_blocks(device: str, space: Space, folder: str | os.PathLike, *, validate: int = ProfileSettings.validate,
+                  seed: int = ProfileSettings.seed, opset: int = ExportSettings.opset, progress: bool = True,
+                  echo=None) -> Path:
     """Write every piece and validation network as ONNX plus a manifest, to be timed on the device itself."""
     from exporters.onnx_export import to_onnx
 
