@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgenas.errors import EdgeNASError
+from edgenas.profiling.settings import ProfileSettings
 
 
 def search(data: str | os.PathLike | None = None, *, flops: int | str | None = None,
@@ -58,8 +59,8 @@ class ProfileResult:
         return self.summary["validation"]["median_abs_error_pct"]
 
 
-def profile(device: str, space: str = "mobile", *, resolution: int | None = None, width_mult: float = 1.0,
-            progress: bool = False, **options: Any) -> ProfileResult:
+def profile(device: str, space: str = ProfileSettings.space, *, resolution: int | None = ProfileSettings.resolution,
+            width_mult: float = ProfileSettings.width_mult, progress: bool = False, **options: Any) -> ProfileResult:
     """Measure `space`'s blocks on this machine and write `latency_tables/DEVICE.json` (`DEVICE-int8.json` with
     `int8=True`; or `out=`).
 
@@ -67,7 +68,9 @@ def profile(device: str, space: str = "mobile", *, resolution: int | None = None
     int8.
     """
     from edgenas.profiling import profiler
+    from edgenas.runs.declared import check_ranges
     from edgenas.space.spec import get_space
 
+    check_ranges(ProfileSettings, options)
     path, table = profiler.profile(device, get_space(space, resolution, width_mult), progress=progress, **options)
     return ProfileResult(path, table, table.summary(str(path)))

@@ -15,6 +15,7 @@ from edgenas.errors import EdgeNASError
 from edgenas.files import make_folder
 from exporters.onnx_export import write_model
 from exporters.run_network import load_run_network
+from exporters.settings import ExportSettings
 
 
 def newest_run(root: str | os.PathLike = "runs") -> Path:
@@ -38,10 +39,13 @@ class ExportResult:
         return None if self.report is None else self.report["passed"]
 
 
-def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 17, verify: bool = True,
-                threads: int = 1, atol: float = 1e-4, table: str | None = None, int8: bool = False,
-                max_drop: float = 1.0, allow_supernet_weights: bool = False, warn=print, log=None,
-                pt2: bool = False, keep_failed: bool = False, progress: bool = False, echo=None) -> ExportResult:
+def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = ExportSettings.opset,
+                verify: bool = ExportSettings.verify, threads: int = ExportSettings.threads,
+                atol: float = ExportSettings.atol, table: str | None = ExportSettings.table,
+                int8: bool = ExportSettings.int8, max_drop: float = ExportSettings.max_drop,
+                allow_supernet_weights: bool = ExportSettings.allow_supernet_weights, warn=print, log=None,
+                pt2: bool = ExportSettings.pt2, keep_failed: bool = ExportSettings.keep_failed, progress: bool = False,
+                echo=None) -> ExportResult:
     """Export a run's retrained network to `out` (written atomically, after the ONNX checker accepts it); with
     `verify` (the default), prove it with ONNX Runtime (`verify.verify`) and write the report to OUT.report.json.
 
@@ -55,12 +59,8 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
     out = Path(out)
     if out.suffix != ".onnx":
         raise EdgeNASError(f"bad output file {out}: expected a name ending in .onnx")
-    if threads < 1:
-        raise EdgeNASError(f"bad --threads {threads}: expected 1 or more")
-    if max_drop < 0:
-        raise EdgeNASError(f"bad --max-drop {max_drop:g}: expected 0 or more points of accuracy")
-    if int8 and not verify:
-        raise EdgeNASError("--int8 needs the verification (its accuracy is checked against FP32): drop --no-verify")
+    ExportSettings(opset=opset, table=table, threads=threads, atol=atol, verify=verify, int8=int8, max_drop=max_drop,
+                   allow_supernet_weights=allow_supernet_weights, keep_failed=keep_failed, pt2=pt2).check()
     model, arch, describe = load_run_network(run, allow_supernet_weights, warn)
     if table is not None and verify:  # refuse a table of another space before writing anything
         from edgenas.cost.latency import load_table

@@ -18,11 +18,12 @@ from pathlib import Path
 
 from edgenas.errors import EdgeNASError
 from edgenas.files import atomic_write_bytes
+from exporters.settings import ExportSettings
 
 INPUT, OUTPUT = "input", "logits"  # the exported file's input (N x 3 x R x R float, dynamic batch) and output
 
 
-def to_onnx(module, input_shape: tuple[int, ...], *, opset: int = 17, dynamic_batch: bool = False,
+def to_onnx(module, input_shape: tuple[int, ...], *, opset: int = ExportSettings.opset, dynamic_batch: bool = False,
             input_name: str = "input", output_name: str = "output") -> bytes:
     """Serialise `module` (in eval mode) for inputs of `input_shape` (no batch axis) to ONNX bytes."""
     import torch

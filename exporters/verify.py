@@ -20,14 +20,16 @@ from edgenas.errors import EdgeNASError
 from exporters.onnx_export import INPUT, read_metadata
 from exporters.run_network import load_run_network
 from exporters.runtime import make_session, median_latency
+from exporters.settings import REPEATS, WARMUP, ExportSettings
 
 MIN_AGREEMENT = 0.999
 
 
-def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int = 1, atol: float = 1e-4,
-           table: str | None = None, warmup: int = 10, repeats: int = 50, allow_supernet_weights: bool = False,
-           data=None, int8: bool = False, max_drop: float = 1.0, log=None, progress: bool = False,
-           echo=None) -> dict:
+def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int = ExportSettings.threads,
+           atol: float = ExportSettings.atol, table: str | None = ExportSettings.table, warmup: int = WARMUP,
+           repeats: int = REPEATS, allow_supernet_weights: bool = ExportSettings.allow_supernet_weights, data=None,
+           int8: bool = ExportSettings.int8, max_drop: float = ExportSettings.max_drop, log=None,
+           progress: bool = False, echo=None) -> dict:
     """Compare the ONNX file with the run's PyTorch network; returns the report (see module docstring).
 
     With `int8`, also quantise it (see `quantize.py`) and report the INT8 file's accuracy, drop, size and latency.

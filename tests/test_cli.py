@@ -119,3 +119,89 @@ def test_tables_off_a_terminal_keep_every_cell_whole(runner, monkeypatch):
     result = runner.invoke(app, ["tables"])
     assert result.exit_code == 0, result.output
     assert "epyc-zen5-2core-ort-t1-mobilesmall32.json" in result.output and "…" not in result.output
+
+
+@pytest.mark.parametrize("args", [["--help"], ["space", "tiny"], ["tables"]])
+def test_help_space_and_tables_do_not_import_torch(args):
+    probe = ("import sys; from edgenas.cli.app import app; "
+             f"app({args!r}, standalone_mode=False); sys.exit(3 if 'torch' in sys.modules else 0)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("command", "settings_class"), [("profile", "ProfileSettings"), ("export", "ExportSettings")])
+def test_profile_and_export_take_their_options_from_their_settings(command, settings_class):
+    """Each declared setting is an option of its command with the declared flag, default and help (a setting that
+    is True unless `--no-...` is given shows as that flag, off)."""
+    import dataclasses
+
+    import typer.main
+
+    from edgenas.profiling.settings import ProfileSettings
+    from edgenas.runs.declared import flag_of
+    from exporters.settings import ExportSettings
+
+    declared = {"ProfileSettings": ProfileSettings, "ExportSettings": ExportSettings}[settings_class]
+    group = typer.main.get_command(app)
+    options = {param.opts[0]: param for param in group.get_command(None, command).params}
+    for field in dataclasses.fields(declared):
+        option = options[flag_of(field)]
+        negated = flag_of(field).startswith("--no-")
+        assert option.help == field.metadata["help"]
+        assert option.default == (False if negated else field.default), field.name
+    assert len(options) == len(dataclasses.fields(declared)) + (3 if command == "profile" else 4)  # own + --json, -q
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["profile", "d", "--warmup", "-1"], "bad --warmup -1: expected 0 or more"),
+    (["profile", "d", "--repeats", "0"], "bad --repeats 0: expected 1 or more"),
+    (["profile", "d", "--passes", "0"], "bad --passes 0: expected 1 or more"),
+    (["profile", "d", "--validate", "-2"], "bad --validate -2: expected 0 or more networks"),
+    (["export", "x.onnx", "--run", "nowhere", "--max-drop", "-0.5"],
+     "bad --max-drop -0.5: expected 0 or more points of accuracy"),
+])
+def test_a_value_outside_its_declared_range_is_one_line_naming_it(runner, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and result.output.strip() == f"error: {message}", result.output
+    assert not any(tmp_path.iterdir())  # refused before anything is written
+
+
+def test_the_api_checks_the_declared_ranges_too(tmp_path):
+    import edgenas
+    from edgenas.errors import EdgeNASError
+
+    with pytest.raises(EdgeNASError, match=r"^bad --warmup -1: expected 0 or more$"):
+        edgenas.profile("d", "tiny", warmup=-1, out=tmp_path / "t.json")
+
+
+def test_the_library_defaults_are_the_declared_settings():
+    """Each default is written once, in the settings; the library functions' keyword defaults are those."""
+    import dataclasses
+    import inspect
+
+    from edgenas import api
+    from edgenas.profiling import device_timings, profiler
+    from edgenas.profiling.settings import ProfileSettings
+    from exporters.export import export_onnx
+    from exporters.onnx_export import to_onnx
+    from exporters.settings import REPEATS, WARMUP, ExportSettings
+    from exporters.verify import verify
+
+    def agree(func, settings: dict) -> set[str]:
+        given = {name: p.default for name, p in inspect.signature(func).parameters.items()
+                 if p.default is not inspect.Parameter.empty}
+        shared = settings.keys() & given.keys()
+        assert {k: given[k] for k in shared} == {k: settings[k] for k in shared}, func.__name__
+        return shared
+
+    exported = {f.name: f.default for f in dataclasses.fields(ExportSettings)}
+    profiled = {f.name: f.default for f in dataclasses.fields(ProfileSettings)}
+    assert agree(export_onnx, exported) == exported.keys()
+    timing = {"warmup": WARMUP, "repeats": REPEATS}
+    assert agree(verify, {**exported, **timing}) >= {"threads", "atol", "max_drop", *timing}
+    assert "opset" in agree(to_onnx, exported) & agree(profiler.OrtBackend, exported)
+    assert agree(profiler.profile, profiled) >= {"threads", "warmup", "repeats", "passes", "validate", "seed"}
+    assert agree(device_timings.export_blocks, {**profiled, **exported}) == {"validate", "seed", "opset"}
+    assert agree(api.profile, profiled) == {"space", "resolution", "width_mult"}
+    assert (ProfileSettings.warmup, ProfileSettings.repeats) == (WARMUP, REPEATS)

@@ -278,7 +278,7 @@ def test_too_few_validation_networks_to_fit_the_cache_are_named_with_the_validat
     def measured(r, p, c):
         return 1.2 * r - 0.012 * c + 0.16 * max(0.0, p / 1e6 - 3.6)
 
-    from edgenas.cli.app import _print_table_summary
+    from edgenas.cli.render import print_table_summary
 
     few = _networks(RAW[:9], PARAMS[:9], CALLS[:9], measured)
     calibration, validation = calibrate(few)
@@ -286,12 +286,12 @@ def test_too_few_validation_networks_to_fit_the_cache_are_named_with_the_validat
     summary = {"path": "t.json", "entries": 1, "precision": "fp32", "space": "s", "resolution": 16, "width_mult": 1.0,
                "runtime": {"backend": "onnxruntime", "threads": 1}, "passes": 3, "calibration": calibration,
                "validation": validation, "fidelity": {"note": None}}
-    _print_table_summary(summary)
+    print_table_summary(summary)
     out = capsys.readouterr().out
     assert "note: 9 validation networks are too few to fit the cache calibration (10 needed): raise --validate by 1" \
         in " ".join(out.split())
     assert calibrate(_networks(RAW, PARAMS, CALLS, measured))[1]["kinds_not_tried"] == {}
-    _print_table_summary({**summary, "validation": calibrate(_networks(RAW, PARAMS, CALLS, measured))[1]})
+    print_table_summary({**summary, "validation": calibrate(_networks(RAW, PARAMS, CALLS, measured))[1]})
     assert "too few" not in capsys.readouterr().out
 
 
@@ -668,15 +668,15 @@ def test_a_measurement_that_misses_more_than_the_validation_did_says_to_measure_
 
 
 def test_a_profile_whose_validation_is_poor_says_how_to_measure_again(capsys):
-    from edgenas.cli.app import _print_table_summary
+    from edgenas.cli.render import print_table_summary
 
     table = load_table("epyc-zen5-2core-ort-t1-mobilesmall32-int8")
     summary = table.summary("t.json")
-    _print_table_summary(summary)
+    print_table_summary(summary)
     assert summary["validation"]["within_10pct"] >= 0.9 and "--fresh" not in capsys.readouterr().out
     # A profile that landed in a busy minute (this table's first run on 2026-12-03: 39% within 10%).
     summary["validation"] = {**summary["validation"], "within_10pct": 0.39}
-    _print_table_summary(summary)
+    print_table_summary(summary)
     out = capsys.readouterr().out
     assert "note: only 39% of the validation networks" in out and "--fresh --max-passes 15" in out
 

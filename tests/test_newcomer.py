@@ -245,9 +245,9 @@ def test_the_readme_python_snippets_run_as_written_in_an_empty_folder(tmp_path, 
 
 
 def test_progress_lines_are_printed_as_they_are_not_as_markup(capsys, monkeypatch):
-    from edgenas.cli.app import _output
+    from edgenas.cli.render import output
 
     monkeypatch.setenv("CI", "true")  # no bar: plain lines
-    _, _, lines = _output(quiet=False, verbose=True, as_json=False)
+    _, _, lines = output(quiet=False, verbose=True, as_json=False)
     lines("stage 0 [3/9] loss 0.5, E[FLOPs] 7.8M, E[latency] 0.39 ms")
     assert "E[latency] 0.39 ms" in capsys.readouterr().err

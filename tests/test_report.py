@@ -253,3 +253,40 @@ def test_phase_labels_that_would_overprint_are_left_out():
     assert [label for _, label in _phase_labels(_segments(rows), 10, (high - low) / 100)] == [
         "probe", "warm-up\n3/10 classes", "stage 0\n3/10 classes", "stage 1\n5/10 classes", "stage 2\n10/10 classes",
         "retrain\n10/10 classes"]
+
+
+def test_the_summary_reads_back_as_the_search_wrote_it(runs):
+    from edgenas.runs.summary import RunSummary
+
+    for result in runs:
+        written = json.loads((result.run / "summary.json").read_text())
+        summary = RunSummary.from_dict(written)
+        assert summary.to_dict() == written and list(summary.to_dict()) == list(written)  # key for key, in order
+        assert summary.flops == written["flops"] and summary.layers == written["arch"]["layers"]
+        assert summary.extra == {}
+
+
+# Keys a summary.json from before they were recorded lacks (the oldest runs have none of them).
+NEWER_KEYS = ("latency_fidelity", "latency_precision", "latency_budget_verdict", "choice", "schedule_scale",
+              "full_data_epochs", "flops_budget_default", "accuracy_method", "search_images", "flops_method")
+
+
+def test_a_run_written_before_the_newer_summary_keys_still_reports(runs, tmp_path):
+    from edgenas.report.html import _summary_rows
+    from edgenas.runs.summary import RunSummary
+
+    copy = tmp_path / "old"
+    shutil.copytree(runs[0].run, copy)
+    written = json.loads((copy / "summary.json").read_text())
+    old = {key: value for key, value in written.items() if key not in NEWER_KEYS}
+    (copy / "summary.json").write_text(json.dumps({**old, "key_of_a_newer_version": 1}))
+    summary = RunSummary.from_dict(json.loads((copy / "summary.json").read_text()))
+    assert summary.choice is None and summary.search_images == 0 and summary.precision == "fp32"
+    assert summary.extra == {"key_of_a_newer_version": 1}
+    rows = {what: (value, how) for what, value, how in _summary_rows(load_run(copy))}
+    assert rows["test accuracy"] == (f"{100 * old['test_acc']:.2f}%", "")
+    assert rows["search time"][1].endswith("; 0 image-steps")
+    for command in (["report", str(copy)], ["compare", str(copy), "--out", str(tmp_path / "c.png")],
+                    ["search", "--resume", str(copy)]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 0, (command, result.output)

@@ -139,12 +139,13 @@ def test_cli_search_json(tmp_path, monkeypatch):
     # The table `search` prints without --json shows the same numbers (it is drawn from the same summary).
     from rich.console import Console
 
-    from edgenas.cli import app as cli
+    from edgenas.cli import render
+    from edgenas.runs.summary import RunSummary
     from edgenas.units import format_flops
 
     console = Console(record=True, width=250)
-    monkeypatch.setattr(cli, "Console", lambda *a, **k: console)
-    cli._print_summary(out, summary)
+    monkeypatch.setattr(render, "Console", lambda *a, **k: console)
+    render.print_summary(out, RunSummary.from_dict(summary))
     shown = console.export_text()
     assert f"{100 * summary['test_acc']:.2f}%" in shown and format_flops(summary["flops"]) in shown
     assert f"{summary['search_seconds']:.0f} s" in shown and " ".join(summary["arch"]["layers"]) in shown

@@ -11,9 +11,11 @@ from edgenas.cost.latency import SCHEMA, LatencyTable, validate_table
 from edgenas.errors import EdgeNASError
 from edgenas.files import atomic_write_bytes, make_folder, read_json, write_json
 from edgenas.profiling.profiler import build_table, check_device_name, count_bar
+from edgenas.profiling.settings import ProfileSettings
 from edgenas.profiling.validation import network_piece, validation_archs
 from edgenas.space.pieces import space_pieces
 from edgenas.space.spec import Space, get_space
+from exporters.settings import ExportSettings
 
 MANIFEST = "manifest.json"
 TIMINGS_HELP = ("Timings file: CSV with a header row holding 'key' and 'median_ms' (optional: p90_ms, mean_ms, "
@@ -22,8 +24,9 @@ TIMINGS_HELP = ("Timings file: CSV with a header row holding 'key' and 'median_m
                 "after warm-up, for example with onnxruntime_perf_test -I -r 200 FILE.")
 
 
-def export_blocks(device: str, space: Space, folder: str | os.PathLike, *, validate: int = 20, seed: int = 0,
-                  opset: int = 17, progress: bool = True, echo=None) -> Path:
+def export_blocks(device: str, space: Space, folder: str | os.PathLike, *, validate: int = ProfileSettings.validate,
+                  seed: int = ProfileSettings.seed, opset: int = ExportSettings.opset, progress: bool = True,
+                  echo=None) -> Path:
     """Write every piece and validation network as ONNX plus a manifest, to be timed on the device itself."""
     from exporters.onnx_export import to_onnx
 

@@ -19,12 +19,13 @@ from edgenas.errors import EdgeNASError
 from edgenas.profiling.journal import Journal
 from edgenas.space.pieces import Piece
 from exporters.runtime import p90, time_calls
+from exporters.settings import ExportSettings
 
 
 class OrtBackend:
     """ONNX Runtime: each piece exported once to ONNX (and, with `int8`, quantised); one session alive at a time."""
 
-    def __init__(self, threads: int, provider: str = "cpu", opset: int = 17, int8: bool = False):
+    def __init__(self, threads: int, provider: str = "cpu", opset: int = ExportSettings.opset, int8: bool = False):
         from exporters.runtime import provider_name
 
         self.threads, self.opset, self.int8 = threads, opset, int8

@@ -29,6 +29,7 @@ from edgenas.errors import EdgeNASError
 from edgenas.files import make_folder, write_json
 from edgenas.profiling.journal import Journal
 from edgenas.profiling.measure import check_timing, make_backend, measure
+from edgenas.profiling.settings import ProfileSettings
 from edgenas.profiling.validation import network_piece, validation_archs
 from edgenas.space.arch import Arch
 from edgenas.space.pieces import HEAD_CLASSES, Piece, block_key, head_key, space_pieces, stem_key
@@ -79,10 +80,13 @@ def default_table_path(device: str, int8: bool = False) -> Path:
     return Path("latency_tables") / f"{device}{'-int8' if int8 else ''}.json"
 
 
-def profile(device: str, space: Space, *, threads: int = 1, provider: str = "cpu", backend: str = "ort",
-            warmup: int = 10, repeats: int = 50, passes: int = 5, max_passes: int | None = None, validate: int = 20,
-            seed: int = 0, out: str | os.PathLike | None = None, progress: bool = True, fresh: bool = False,
-            int8: bool = False, log: Callable[[str], None] = print,
+def profile(device: str, space: Space, *, threads: int = ProfileSettings.threads,
+            provider: str = ProfileSettings.provider, backend: str = ProfileSettings.backend,
+            warmup: int = ProfileSettings.warmup, repeats: int = ProfileSettings.repeats,
+            passes: int = ProfileSettings.passes, max_passes: int | None = ProfileSettings.max_passes,
+            validate: int = ProfileSettings.validate, seed: int = ProfileSettings.seed,
+            out: str | os.PathLike | None = ProfileSettings.out, progress: bool = True,
+            fresh: bool = ProfileSettings.fresh, int8: bool = ProfileSettings.int8, log: Callable[[str], None] = print,
             echo: Callable[[str], None] | None = None) -> tuple[Path, LatencyTable]:
     """Measure `space` on this machine and write its latency table atomically (with `int8`, of INT8 pieces and
     networks, quantised as `edgenas export --int8` quantises a network).
@@ -195,7 +199,7 @@ def count_bar(enabled: bool, description: str, total: int, echo: Callable[[str],
         yield bar
 
 
-def measure_arch(arch: Arch, table: LatencyTable, passes: int = 5) -> float:
+def measure_arch(arch: Arch, table: LatencyTable, passes: int = ProfileSettings.passes) -> float:
     """Measure one whole network on this machine with the runtime, thread count and precision the table was made
     with (an INT8 table's network quantised as its pieces were)."""
     runtime = table.data["runtime"]
@@ -208,5 +212,7 @@ def measure_arch(arch: Arch, table: LatencyTable, passes: int = 5) -> float:
         timer = make_backend("torch", runtime.get("threads", 1), device)
     else:
         raise EdgeNASError(f"table {table.source} was measured on another device ({name}); it cannot be measured here")
-    warmup, repeats = table.data.get("warmup") or 10, table.data.get("repeats") or 50
+    # an imported table records none: timed here with the profile's defaults
+    warmup = table.data.get("warmup") or ProfileSettings.warmup
+    repeats = table.data.get("repeats") or ProfileSettings.repeats
     return measure([network_piece("arch", arch)], timer, warmup, repeats, passes)["net:arch"]["median_ms"]

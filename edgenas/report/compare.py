@@ -41,7 +41,7 @@ def compare_runs(paths: list[str | Path], out: str | Path = "compare.png") -> Co
     names = [r.name for r in records]
     datasets: dict[str, list[str]] = {}
     for record in records:
-        datasets.setdefault(str(record.summary.get("dataset")), []).append(str(record.path))
+        datasets.setdefault(str(record.summary.dataset), []).append(str(record.path))
     if len(datasets) > 1:
         raise EdgeNASError("the runs are of different datasets (" + "; ".join(
             f"{name}: {', '.join(runs)}" for name, runs in datasets.items()) + "): test accuracies on different "
@@ -50,10 +50,10 @@ def compare_runs(paths: list[str | Path], out: str | Path = "compare.png") -> Co
     for record, name in zip(records, names, strict=True):
         s = record.summary
         rows.append({"run": str(record.path), "name": name if names.count(name) == 1 else str(record.path),
-                     "space": s["arch"]["space"], "dataset": s.get("dataset"), "strategy": s.get("strategy"),
-                     "flops": s["flops"], "params": s.get("params"),
-                     "predicted_latency_ms": s.get("predicted_latency_ms"),
-                     "latency_table": table_name(s.get("latency_table")), "test_acc": s.get("test_acc"),
+                     "space": s.arch["space"], "dataset": s.dataset, "strategy": s.strategy,
+                     "flops": s.flops, "params": s.params,
+                     "predicted_latency_ms": s.predicted_latency_ms,
+                     "latency_table": table_name(s.latency_table), "test_acc": s.test_acc,
                      "pareto_flops": None, "pareto_latency": None})
     scored = [r for r in rows if r["test_acc"] is not None]
     for row, optimal in zip(scored, pareto([(r["flops"], r["test_acc"]) for r in scored]), strict=True):

@@ -19,6 +19,7 @@ from edgenas.errors import EdgeNASError
 from edgenas.files import atomic_write_bytes, atomic_write_text
 from edgenas.report.plots import DRAW, png, table_name
 from edgenas.runs.folder import RunRecord, load_run
+from edgenas.runs.summary import RunSummary
 from edgenas.space.spec import get_space, parse_choice
 from edgenas.units import format_flops, format_params
 
@@ -112,53 +113,53 @@ def _summary_rows(record: RunRecord) -> list[tuple[str, str, str]]:
     """(what, value, how it was obtained), plain text; escaped when rendered."""
     s, settings, resolved = record.summary, record.config["settings"], record.config.get("resolved", {})
     data = resolved.get("data", {})
-    arch = s["arch"]
-    table = table_name(s.get("latency_table"))
-    rows = [("dataset", f"{s.get('dataset')}: {len(s.get('classes') or [])} classes",
+    arch = s.arch
+    table = table_name(s.latency_table)
+    rows = [("dataset", f"{s.dataset}: {len(s.classes or [])} classes",
              f"{data.get('train_images', '?')} training, {data.get('val_images', '?')} search-validation, "
-             f"{data.get('test_images', '?')} test images at {s.get('resolution')}x{s.get('resolution')}"),
+             f"{data.get('test_images', '?')} test images at {s.resolution}x{s.resolution}"),
             ("search space", f"{arch['space']} (width {arch['width_mult']})",
              f"{len(arch['layers'])} searchable layers, space hash {arch['space_hash']}"),
-            ("strategy", str(s.get("strategy")), f"schedule {settings.get('schedule')}{_scaled(s, settings, data)}, "
+            ("strategy", str(s.strategy), f"schedule {settings.get('schedule')}{_scaled(s, settings, data)}, "
              f"prune ratio {settings.get('prune_ratio')}, seed {settings.get('seed')}"),
-            ("FLOPs", f"{format_flops(s['flops'])} ({s['flops']:,} FLOPs)",
+            ("FLOPs", f"{format_flops(s.flops)} ({s.flops:,} FLOPs)",
              f"{FLOPS_HOW}, {arch['resolution']}x{arch['resolution']}"),
-            ("FLOPs budget", f"{format_flops(s['flops_budget'])} ({s['flops_budget']:,.0f} FLOPs)",
-             "met" if s.get("within_flops_budget") else "NOT met")]
-    precision = (s.get("latency_precision") or "fp32").upper()  # runs from before INT8 tables: FP32
-    fidelity = s.get("latency_fidelity")  # None in runs from before it was recorded
-    if s.get("predicted_latency_ms") is not None:
-        rows.append(("predicted latency", f"{s['predicted_latency_ms']:.3f} ms",
+            ("FLOPs budget", f"{format_flops(s.flops_budget)} ({s.flops_budget:,.0f} FLOPs)",
+             "met" if s.within_flops_budget else "NOT met")]
+    precision = s.precision.upper()
+    fidelity = s.latency_fidelity  # None in runs from before it was recorded
+    if s.predicted_latency_ms is not None:
+        rows.append(("predicted latency", f"{s.predicted_latency_ms:.3f} ms",
                      f"{precision} table {table}: batch 1, sum of per-block medians with the table's calibration"
                      + (f"; {describe_fidelity(fidelity)}, {fidelity['method']}" if fidelity else "")))
     else:
         rows.append(("predicted latency", "not predicted", "no latency table in this run (search with --table "
                                                            "DEVICE)"))
-    if s.get("latency_budget_ms") is not None:
-        rows.append(("latency budget", f"{s['latency_budget_ms']:g} ms ({precision} table {table})",
-                     s.get("latency_budget_verdict") or ("met" if s.get("within_latency_budget") else "NOT met")))
+    if s.latency_budget_ms is not None:
+        rows.append(("latency budget", f"{s.latency_budget_ms:g} ms ({precision} table {table})",
+                     s.budget_verdict))
     if fidelity and fidelity["note"]:
         rows.append(("latency table fidelity", "poor" if fidelity["count"] else "unknown",
                      fidelity["note"].removeprefix("note: ")))
-    rows.append(("parameters", f"{format_params(s['params'])} ({s['params']:,})", "weights of the built network"))
-    if s.get("test_acc") is not None:
-        rows.append(("test accuracy", f"{100 * s['test_acc']:.2f}%", str(s.get("accuracy_method", ""))))
+    rows.append(("parameters", f"{format_params(s.params)} ({s.params:,})", "weights of the built network"))
+    if s.test_acc is not None:
+        rows.append(("test accuracy", f"{100 * s.test_acc:.2f}%", s.accuracy_method))
     else:
         rows.append(("test accuracy", "not measured", "the network was not retrained (--retrain-epochs 0)"))
-    if s.get("inherited_val_acc") is not None:
-        rows.append(("validation accuracy", f"{100 * s['inherited_val_acc']:.2f}%",
+    if s.inherited_val_acc is not None:
+        rows.append(("validation accuracy", f"{100 * s.inherited_val_acc:.2f}%",
                      "derived network with the supernet's weights (batch norm recalibrated), search-validation split"))
-    rows.append(("search time", _seconds(s.get("search_seconds")),
-                 f"wall clock on {resolved.get('device', '?')}; {s.get('search_images', 0):,} image-steps"))
-    rows.append(("retraining time", _seconds(s.get("retrain_seconds")),
+    rows.append(("search time", _seconds(s.search_seconds),
+                 f"wall clock on {resolved.get('device', '?')}; {s.search_images:,} image-steps"))
+    rows.append(("retraining time", _seconds(s.retrain_seconds),
                  f"wall clock, {settings.get('retrain_epochs')} epochs from scratch"))
     return rows
 
 
-def _scaled(summary: dict, settings: dict, data: dict) -> str:
+def _scaled(summary: RunSummary, settings: dict, data: dict) -> str:
     """`, epochs x0.5 (--epochs-scale 0.5)`: how the schedule's epochs were scaled; empty where nothing was searched
     or the run is from before it was recorded."""
-    factor = summary.get("schedule_scale")
+    factor = summary.schedule_scale
     if factor is None:
         return ""
     given = settings.get("epochs_scale")
@@ -228,14 +229,14 @@ def render_html(record: RunRecord, plots: list[str]) -> str:
 <body>
 <main>
 <h1>edgenas run {_e(record.name)}</h1>
-<p class="sub">{_e(record.path.resolve())} &middot; {_e(s.get('strategy'))} on {_e(s.get('dataset'))} &middot;
-{len(s["arch"]["layers"])} searchable layers of {_e(s["arch"]["space"])}</p>
+<p class="sub">{_e(record.path.resolve())} &middot; {_e(s.strategy)} on {_e(s.dataset)} &middot;
+{len(s.layers)} searchable layers of {_e(s.arch["space"])}</p>
 <h2>Summary</h2>
 <table class="summary">
 {summary}
 </table>
 <h2>Architecture</h2>
-{arch_html(s["arch"])}
+{arch_html(s.arch)}
 <h2>Search</h2>
 {figures}
 <footer>Written by edgenas from {_e(record.path.resolve())}: summary.json, config.json, history.jsonl.

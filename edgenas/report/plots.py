@@ -85,7 +85,7 @@ def survival(record: RunRecord, space: Space):
     figure, (axes,) = new_figure(*_grid_size(space))
     prunes = record.prune_rows()
     classes = {h["phase"]: h.get("classes") for h in record.search_rows()}
-    total = len(record.summary.get("classes") or []) or "?"
+    total = len(record.summary.classes or []) or "?"
     shades = [colormaps["OrRd"](0.85 - 0.5 * k / max(1, len(prunes) - 1)) for k in range(len(prunes))]
     when: dict[tuple[int, str], int] = {}
     for k, row in enumerate(prunes):
@@ -105,8 +105,8 @@ def survival(record: RunRecord, space: Space):
                 texts[-1].append(f"s{prunes[when[(i, choice)]]['phase'].removeprefix('stage ')}")
             else:
                 colours[-1].append(_KEPT)
-                texts[-1].append("chosen" if choice == record.summary["arch"]["layers"][i] else "kept")
-    chosen = record.summary["arch"]["layers"]
+                texts[-1].append("chosen" if choice == record.summary.layers[i] else "kept")
+    chosen = record.summary.layers
     _grid(figure, axes, space, colours, texts, chosen)
     legend = [Patch(facecolor=shades[k], label=f"pruned after {row['phase']} ({classes.get(row['phase'], '?')}/"
                     f"{total} classes)") for k, row in enumerate(prunes)]
@@ -115,7 +115,7 @@ def survival(record: RunRecord, space: Space):
     axes.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     title = "Candidate survival per layer"
     if not prunes:
-        title += f" (strategy {record.summary.get('strategy')}: nothing pruned)"
+        title += f" (strategy {record.summary.strategy}: nothing pruned)"
     elif any(row.get("restored_cheapest") for row in prunes):
         title += " (some candidates were restored to keep the budget feasible)"
     axes.set_title(title, fontsize=11)
@@ -130,7 +130,7 @@ def alphas(record: RunRecord, space: Space):
     figure, (axes,) = new_figure(*_grid_size(space))
     probs = record.final_probs()
     if probs is None or len(probs) != len(space):
-        _message(axes, f"no architecture probabilities: strategy {record.summary.get('strategy')} trains no "
+        _message(axes, f"no architecture probabilities: strategy {record.summary.strategy} trains no "
                  "supernet" if probs is None else "the recorded probabilities do not match the space's layers")
         axes.set_title("Final architecture probabilities", fontsize=11)
         return figure
@@ -151,7 +151,7 @@ def alphas(record: RunRecord, space: Space):
             else:
                 colours[-1].append(to_hex(blues(0.1 + 0.85 * p)))
                 texts[-1].append(f"{p:.2f}")
-    _grid(figure, axes, space, colours, texts, record.summary["arch"]["layers"])
+    _grid(figure, axes, space, colours, texts, record.summary.layers)
     axes.legend(handles=[Patch(facecolor=to_hex(blues(0.1 + 0.85 * p)), label=f"p = {p:g}") for p in (0.1, 0.5, 1)]
                 + [Patch(facecolor="white", edgecolor="#bbbbbb", label="pruned (p = 0)"),
                    Patch(facecolor=_NA, label="not a choice here"),
@@ -217,7 +217,7 @@ def training(record: RunRecord, space: Space):
     if not rows:
         _message(axes[0], "no epochs recorded in history.jsonl")
         return figure
-    total = len(record.summary.get("classes") or []) or rows[0].get("classes") or 0
+    total = len(record.summary.classes or []) or rows[0].get("classes") or 0
     search = [(x, h) for x, h in enumerate(rows, 1) if h["phase"] != "retrain"]
     retrain = [(x, h) for x, h in enumerate(rows, 1) if h["phase"] == "retrain"]
     style = {"marker": "o", "markersize": 3} if len(rows) <= 40 else {}
@@ -233,13 +233,13 @@ def training(record: RunRecord, space: Space):
             axes[1].plot([x for x, _ in series], [100 * h["train_acc"] for _, h in series], color=colour,
                          label=label.replace(" (training split)", ", training accuracy"), **style)
     summary = record.summary
-    if summary.get("inherited_val_acc") is not None and search:
-        axes[1].plot([search[-1][0]], [100 * summary["inherited_val_acc"]], "D", color="tab:purple",
-                     label=f"derived network, supernet weights: {100 * summary['inherited_val_acc']:.1f}% "
+    if summary.inherited_val_acc is not None and search:
+        axes[1].plot([search[-1][0]], [100 * summary.inherited_val_acc], "D", color="tab:purple",
+                     label=f"derived network, supernet weights: {100 * summary.inherited_val_acc:.1f}% "
                            "(search-validation)")
-    if summary.get("test_acc") is not None:
-        axes[1].plot([len(rows)], [100 * summary["test_acc"]], "*", markersize=13, color="tab:red",
-                     label=f"retrained network: {100 * summary['test_acc']:.1f}% (test split)")
+    if summary.test_acc is not None:
+        axes[1].plot([len(rows)], [100 * summary.test_acc], "*", markersize=13, color="tab:red",
+                     label=f"retrained network: {100 * summary.test_acc:.1f}% (test split)")
     _mark_phases(axes, rows, total)
     axes[0].set_ylabel("loss (cross-entropy,\nlabel smoothing)")
     axes[1].set_ylabel("top-1 accuracy (%)")
@@ -259,13 +259,13 @@ def cost(record: RunRecord, space: Space):
     latency = any(h.get("expected_ms") is not None for h in rows)
     figure, axes = new_figure(9, 6.2 if latency else 4.6, rows=2, sharex=latency,
                               ratios=None if latency else [4, 1])
-    table = table_name(summary.get("latency_table"))
+    table = table_name(summary.latency_table)
     if not rows:
-        text = (f"strategy {summary.get('strategy')}: no supernet, so no expected cost per epoch.\n"
-                f"The network has {format_flops(summary['flops'])} FLOPs (budget "
-                f"{format_flops(summary['flops_budget'])})")
-        if summary.get("predicted_latency_ms") is not None:
-            text += f" and {summary['predicted_latency_ms']:.3f} ms predicted by table {table}"
+        text = (f"strategy {summary.strategy}: no supernet, so no expected cost per epoch.\n"
+                f"The network has {format_flops(summary.flops)} FLOPs (budget "
+                f"{format_flops(summary.flops_budget)})")
+        if summary.predicted_latency_ms is not None:
+            text += f" and {summary.predicted_latency_ms:.3f} ms predicted by table {table}"
         _message(axes[0], text + ".")
         axes[1].set_visible(False)
         return figure
@@ -273,20 +273,20 @@ def cost(record: RunRecord, space: Space):
     style = {"marker": "o", "markersize": 3} if len(rows) <= 40 else {}
     axes[0].plot(xs, [h["expected_flops"] / 1e6 for h in rows], color="tab:blue",
                  label="expected FLOPs under the architecture probabilities", **style)
-    axes[0].axhline(summary["flops_budget"] / 1e6, color="tab:red", linestyle="--",
-                    label=f"budget {format_flops(summary['flops_budget'])}")
-    axes[0].plot([xs[-1]], [summary["flops"] / 1e6], "*", markersize=13, color="tab:green",
-                 label=f"derived network: {format_flops(summary['flops'])} (fvcore)")
+    axes[0].axhline(summary.flops_budget / 1e6, color="tab:red", linestyle="--",
+                    label=f"budget {format_flops(summary.flops_budget)}")
+    axes[0].plot([xs[-1]], [summary.flops / 1e6], "*", markersize=13, color="tab:green",
+                 label=f"derived network: {format_flops(summary.flops)} (fvcore)")
     axes[0].set_ylabel("FLOPs (millions)")
     if latency:
         axes[1].plot(xs, [h.get("expected_ms") for h in rows], color="tab:blue",
                      label=f"expected latency (table {table})", **style)
-        if summary.get("latency_budget_ms") is not None:
-            axes[1].axhline(summary["latency_budget_ms"], color="tab:red", linestyle="--",
-                            label=f"budget {summary['latency_budget_ms']:g} ms")
-        if summary.get("predicted_latency_ms") is not None:
-            axes[1].plot([xs[-1]], [summary["predicted_latency_ms"]], "*", markersize=13, color="tab:green",
-                         label=f"derived network: {summary['predicted_latency_ms']:.3f} ms (table)")
+        if summary.latency_budget_ms is not None:
+            axes[1].axhline(summary.latency_budget_ms, color="tab:red", linestyle="--",
+                            label=f"budget {summary.latency_budget_ms:g} ms")
+        if summary.predicted_latency_ms is not None:
+            axes[1].plot([xs[-1]], [summary.predicted_latency_ms], "*", markersize=13, color="tab:green",
+                         label=f"derived network: {summary.predicted_latency_ms:.3f} ms (table)")
         axes[1].set_ylabel("predicted latency (ms, batch 1)")
         axes[1].legend(fontsize=8, loc="best")
         axes[1].grid(alpha=0.3)
@@ -297,7 +297,7 @@ def cost(record: RunRecord, space: Space):
     _integer_epochs(axes[0])
     axes[0].legend(fontsize=8, loc="best")
     axes[0].grid(alpha=0.3)
-    _mark_phases([axes[0]] + ([axes[1]] if axes[1].lines else []), rows, len(summary.get("classes") or []))
+    _mark_phases([axes[0]] + ([axes[1]] if axes[1].lines else []), rows, len(summary.classes or []))
     axes[0].set_title("Expected cost per search epoch against the budgets\n(FLOPs by fvcore, 1 multiply-add = 1 "
                       "FLOP; the expectation is over the architecture probabilities)", fontsize=10, pad=30)
     return figure

@@ -18,6 +18,7 @@ from typing import Any
 
 from edgenas.errors import EdgeNASError
 from edgenas.files import atomic_write_bytes, atomic_write_text, make_folder, read_json, write_json
+from edgenas.runs.summary import RunSummary
 from edgenas.space.spec import Space, get_space
 
 RUN_FORMAT = 1
@@ -230,7 +231,7 @@ class RunRecord:
 
     path: Path
     config: dict
-    summary: dict
+    summary: RunSummary
     history: list[dict]
 
     @property
@@ -254,7 +255,7 @@ class RunRecord:
         rows = [h for h in self.history if "probs" in h and h.get("phase") != "retrain"]
         if rows:
             return rows[-1]["probs"]
-        if self.summary.get("strategy") in ("random", "mobilenetv2"):
+        if self.summary.strategy in ("random", "mobilenetv2"):
             return None
         state = Run(self.path).load_checkpoint()
         return None if state is None else state.get("final_probs")
@@ -278,7 +279,7 @@ def load_run(path: str | Path) -> RunRecord:
     for key, data in (("settings", config), ("arch", summary)):
         if not isinstance(data, dict) or key not in data:
             raise EdgeNASError(f"run {path}: {'config' if key == 'settings' else 'summary'}.json has no {key!r}")
-    return RunRecord(run.path, config, summary, history)
+    return RunRecord(run.path, config, RunSummary.from_dict(summary, str(run.file("summary.json"))), history)
 
 
 def list_runs(root: str | os.PathLike = "runs") -> list[dict]:

@@ -7,10 +7,11 @@ checked, so `train`, `export` and `--resume` use exactly what the search used.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from edgenas.errors import EdgeNASError
+from edgenas.runs.declared import option as _option  # `edgenas search` generates its options from these
 from edgenas.runs.folder import Run
 from edgenas.space.spec import SPACES
 from edgenas.strategies.schedule import DEFAULT_SCHEDULE, parse_schedule
@@ -30,11 +31,6 @@ CHOICE_CANDIDATES = {"eval": 24, "train": 6, "alpha": 1}  # --choice-candidates'
 # written before a setting existed takes its value from here, so that `--resume` of an old run keeps its meaning.
 OLD_BEHAVIOUR = {"warmup_epochs": 0, "weight_sampling": "alpha", "filter_warmup": 0.0, "prune_score": "alpha",
                  "cost_form": "over", "cost_ramp": 0.0, "choice": "alpha", "choice_pool": "alpha", "budget_floor": 0.0}
-
-
-def _option(default, help: str, **extra):
-    """A setting with its command-line help declared here, once: cli.py generates `edgenas search`'s option."""
-    return field(default=default, metadata={"help": help, **extra})
 
 
 @dataclass

@@ -1,0 +1,62 @@
+"""`ProfileSettings`: what a profile is asked to do, each setting's default, help and range declared once.
+
+`edgenas profile` generates its options from these fields (`edgenas.cli.options`) and checks them with
+`ProfileSettings.check`; `edgenas.profile(...)` and `profiler.profile(...)` read their defaults from here. The
+space a table measures (`space`, `resolution`, `width_mult`) is declared here for every command that names one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgenas.errors import EdgeNASError
+from edgenas.runs.declared import check_ranges, option
+from exporters.settings import REPEATS, WARMUP
+
+# The settings that say where timings come from instead of measuring here (`edgenas profile` only).
+ELSEWHERE = ("export_blocks", "import_timings", "manifest")
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """Every setting of `edgenas profile`, defaults included, in the order its options are listed."""
+
+    space: str = option("mobile", "Search space.")
+    resolution: int | None = option(None, "Input resolution (default: the space's).")
+    width_mult: float = option(1.0, "Width multiplier.")
+    threads: int = option(1, "Intra-op threads, pinned.", at_least=1)
+    provider: str = option("cpu", "ONNX Runtime execution provider: cpu, cuda, ...")
+    backend: str = option("ort", "ort (ONNX Runtime) or torch (PyTorch eager; CUDA events on a GPU).")
+    warmup: int = option(WARMUP, "Untimed calls before each pass.", at_least=0)
+    repeats: int = option(REPEATS, "Timed calls per piece and pass.", at_least=1)
+    passes: int = option(5, "Interleaved passes; a piece's median is its best pass median.", at_least=1)
+    max_passes: int | None = option(None, "While under 90% of the validation networks are predicted within +/-10% "
+                                          "or their median error is over 2%, time --passes more passes, up to this "
+                                          "many in all (a busy machine; default: --passes).")
+    validate: int = option(20, "Random networks measured end to end to calibrate and check the table (MobileNetV2 "
+                               "is added where the space has it).", at_least=0, unit="networks")
+    seed: int = option(0, "Seed of the validation networks.")
+    out: Path | None = option(None, "Where to write the table.")
+    export_blocks: Path | None = option(None, "Instead of measuring here: write every piece and validation network "
+                                              "as ONNX plus a manifest to this folder.")
+    import_timings: Path | None = option(None, "Build the table from timings measured on the device (CSV or JSON, "
+                                               "see the manifest).")
+    manifest: Path | None = option(None, "Manifest of --import-timings (default: beside it).")
+    fresh: bool = option(False, "Measure everything again instead of continuing an interrupted profile of the same "
+                                "settings (OUT.partial).", flag="--fresh")
+    int8: bool = option(False, "An INT8 table: time every piece and validation network quantised as `edgenas export "
+                               "--int8` quantises a network.", flag="--int8")
+
+    def check(self) -> None:
+        """Refuse a value outside its declared range, or settings that contradict each other."""
+        check_ranges(ProfileSettings, vars(self))
+        if self.int8 and (self.export_blocks is not None or self.import_timings is not None):
+            given = "--export-blocks" if self.export_blocks is not None else "--import-timings"
+            raise EdgeNASError(f"--int8 with {given}: pieces exported for another device are FP32 ONNX files, and "
+                               "INT8 tables are measured where edgenas runs; drop --int8")
+
+    def measuring(self) -> dict:
+        """The keyword arguments of `profiler.profile` (all but the space and the settings of another device)."""
+        skip = ("space", "resolution", "width_mult", *ELSEWHERE)
+        return {name: value for name, value in vars(self).items() if name not in skip}

@@ -1,0 +1,45 @@
+"""`ExportSettings`: what an export is asked to do, each setting's default, help and range declared once, and the
+timing protocol that the export's verification and `edgenas profile` share.
+
+`export_onnx(...)` takes these settings as keyword arguments (its defaults are read from here) and checks them with
+`ExportSettings.check`; `edgenas export` generates its options from the fields (`edgenas.cli.options`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgenas.errors import EdgeNASError
+from edgenas.runs.declared import check_ranges, option
+
+# One timing pass: untimed calls, then timed calls. The export's verification times its files this way, and
+# `edgenas profile` times each piece this way by default (ProfileSettings), so that what a table predicts and what an
+# export measures are timed alike.
+WARMUP, REPEATS = 10, 50
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Every setting of an export (`export_onnx`'s keyword arguments), defaults included."""
+
+    opset: int = option(17, "ONNX opset.")
+    table: str | None = option(None, "Latency table to compare the measured latency with.")
+    threads: int = option(1, "Intra-op threads for the latency measurements.", at_least=1)
+    atol: float = option(1e-4, "Largest absolute output difference accepted.")
+    verify: bool = option(True, "Skip the ONNX Runtime verification.", flag="--no-verify")
+    int8: bool = option(False, "Also write OUT.int8.onnx (static INT8, QDQ, per-channel).", flag="--int8")
+    max_drop: float = option(1.0, "Largest INT8 accuracy drop accepted, in points.", at_least=0,
+                             unit="points of accuracy")
+    allow_supernet_weights: bool = option(False, "Export a run that was not retrained, with the supernet's weights.",
+                                          flag="--allow-supernet-weights")
+    keep_failed: bool = option(False, "Keep the ONNX file when its verification fails (default: delete it, keep the "
+                                      "report).", flag="--keep-failed")
+    pt2: bool = option(False, "Also write OUT.pt2 (torch.export), which PyTorch loads with "
+                              "torch.export.load(...).module(), without edgenas.", flag="--pt2")
+
+    def check(self) -> None:
+        """Refuse a value outside its declared range, or settings that contradict each other."""
+        check_ranges(ExportSettings, vars(self))
+        if self.int8 and not self.verify:
+            raise EdgeNASError("--int8 needs the verification (its accuracy is checked against FP32): drop "
+                               "--no-verify")
