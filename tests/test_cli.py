@@ -182,6 +182,7 @@ def test_the_library_defaults_are_the_declared_settings():
 
     from edgenas import api
     from edgenas.profiling import device_timings, profiler
+    from edgenas.profiling.measure import OrtBackend
     from edgenas.profiling.settings import ProfileSettings
     from exporters.export import export_onnx
     from exporters.onnx_export import to_onnx
@@ -200,7 +201,7 @@ def test_the_library_defaults_are_the_declared_settings():
     assert agree(export_onnx, exported) == exported.keys()
     timing = {"warmup": WARMUP, "repeats": REPEATS}
     assert agree(verify, {**exported, **timing}) >= {"threads", "atol", "max_drop", *timing}
-    assert "opset" in agree(to_onnx, exported) & agree(profiler.OrtBackend, exported)
+    assert "opset" in agree(to_onnx, exported) & agree(OrtBackend, exported)
     assert agree(profiler.profile, profiled) >= {"threads", "warmup", "repeats", "passes", "validate", "seed"}
     assert agree(device_timings.export_blocks, {**profiled, **exported}) == {"validate", "seed", "opset"}
     assert agree(api.profile, profiled) == {"space", "resolution", "width_mult"}
