@@ -88,19 +88,9 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
             scripted = write_pt2(model, arch, describe, pt2_path(path))
         if not verify:
             return ExportResult(path, pt2=scripted)
-        from edgenas.files import write_json
-        from exporters.verify import MIN_AGREEMENT
-        from exporters.verify import verify as check
-
-        report = check(path, run, threads=threads, atol=atol, table=table,
-                       allow_supernet_weights=allow_supernet_weights, int8=int8, max_drop=max_drop, log=log,
-                       progress=progress, echo=echo)
-        fp32_failed = report["outputs"]["max_abs_diff"] > atol or report["top1_agreement"] < MIN_AGREEMENT
-        if fp32_failed and not keep_failed:  # (an INT8 drop beyond --max-drop deletes the INT8 file alone)
-            path.unlink(missing_ok=True)
-            int8_path(path).unlink(missing_ok=True)
-            report["deleted"] = [str(path), str(int8_path(path))]
-        write_json(report_path, report)
+        report = _verify_and_report(path, run, report_path, keep_failed, threads=threads, atol=atol, table=table,
+                                    allow_supernet_weights=allow_supernet_weights, int8=int8, max_drop=max_drop,
+                                    log=log, progress=progress, echo=echo)
     except KeyboardInterrupt:
         # An export is kept only with its report (and a report only beside its file): every file this export
         # writes goes, an earlier export's report included, since the file it described was replaced.
@@ -112,6 +102,25 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
         raise KeyboardInterrupt(f"nothing kept: deleted {', '.join(str(p) for p in gone)} (an export is kept only "
                                 "with its verification report); run the same command again") from None
     return ExportResult(path, report, report_path, scripted)
+
+
+def _verify_and_report(path: Path, run, report_path: Path, keep_failed: bool, **options) -> dict:
+    """Prove the written file (`verify.verify`) and write its report beside it; a file whose FP32 outputs or
+    agreement fail is deleted with its INT8 file unless `keep_failed` (an INT8 drop beyond --max-drop deletes the
+    INT8 file alone, in `verify`)."""
+    from edgenas.files import write_json
+    from exporters.quantize import int8_path
+    from exporters.verify import MIN_AGREEMENT
+    from exporters.verify import verify as check
+
+    report = check(path, run, **options)
+    fp32_failed = report["outputs"]["max_abs_diff"] > options["atol"] or report["top1_agreement"] < MIN_AGREEMENT
+    if fp32_failed and not keep_failed:
+        path.unlink(missing_ok=True)
+        int8_path(path).unlink(missing_ok=True)
+        report["deleted"] = [str(path), str(int8_path(path))]
+    write_json(report_path, report)
+    return report
 
 
 def _remove_folder_made(folder: Path, made: bool) -> None:

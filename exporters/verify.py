@@ -40,7 +40,7 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
     log = log or (lambda line: None)
     import torch
 
-    from edgenas.data.batches import batch_sizes, batches
+    from edgenas.data.batches import batch_sizes
     from edgenas.progress import Bar
     from edgenas.runs.folder import Run
     from edgenas.runs.settings import SearchSettings, load_data
@@ -64,34 +64,34 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        agree = correct_onnx = correct_torch = total = 0
-        max_abs = max_rel = 0.0
-        first = True
-        test_batches = len(batch_sizes(data.size("test"), 64))
         with torch.inference_mode(), Bar(progress, echo, every=10.0, eta=True) as bar:
-            bar.begin(test_batches, "verifying: test split, 64 images a batch, ONNX Runtime and PyTorch")
-            for x, y in batches(data, "test", 64):
-                reference = model(x).numpy()
-                got = session.run(None, {INPUT: x.numpy()})[0]
-                if first:  # outputs compared on the first batch of real test images
-                    difference = np.abs(got - reference)
-                    max_abs = float(difference.max())
-                    max_rel = float((difference / np.maximum(np.abs(reference), 1e-6)).max())
-                    first = False
-                top_onnx, top_torch = got.argmax(1), reference.argmax(1)
-                labels = y.numpy()
-                agree += int((top_onnx == top_torch).sum())
-                correct_onnx += int((top_onnx == labels).sum())
-                correct_torch += int((top_torch == labels).sum())
-                total += len(labels)
-                bar.step()
+            compared = _compare_on_test_split(model, session, data, bar)
             log(f"timing batch-1 latency: ONNX Runtime and PyTorch eager, {threads} thread(s)")
-            one = np.random.default_rng(0).standard_normal((1, 3, arch.resolution, arch.resolution)).astype(np.float32)
-            ort_latency = median_latency(lambda: session.run(None, {INPUT: one}), warmup, repeats)
-            tensor = torch.from_numpy(one)
-            torch_latency = median_latency(lambda: model(tensor), warmup, repeats)
+            ort_latency, torch_latency = _time_batch_one(model, session, arch.resolution, warmup, repeats)
     finally:
         torch.set_num_threads(previous_threads)
+    report, failures = _fp32_report(onnx_path, run, arch, threads, atol, repeats, compared, ort_latency,
+                                    torch_latency)
+    test_batches = len(batch_sizes(data.size("test"), 64))
+    report["int8"] = None
+    if int8:
+        log("INT8: quantising, then its accuracy and latency")
+        report["int8"] = _check_int8(onnx_path, data, threads, warmup, repeats, report, ort_latency, max_drop,
+                                     Bar(progress, echo, every=10.0, eta=True), test_batches)
+        if not report["int8"]["kept"]:
+            failures.append(f"INT8 accuracy drops {report['int8']['drop_points']:.2f} points, more than --max-drop "
+                            f"{max_drop:g}; the INT8 file was deleted, the FP32 file is kept")
+    int8_ms = report["int8"]["latency"]["median_ms"] if report["int8"] else None
+    budget_ms = SearchSettings.of_run(Run.open(run)).latency_ms
+    report["table"] = _table_prediction(loaded, arch, ort_latency["median_ms"], int8_ms, threads, budget_ms)
+    report["passed"] = not failures
+    report["failures"] = failures
+    return report
+
+
+def _fp32_report(onnx_path, run, arch, threads, atol, repeats, compared, ort_latency, torch_latency):
+    """The FP32 file's part of the report, and what in it fails the verification."""
+    agree, correct_onnx, correct_torch, total, max_abs, max_rel = compared
     report = {
         "onnx": str(onnx_path), "run": str(run), "arch": arch.to_dict(), "threads": threads, "atol": atol,
         "outputs": {"max_abs_diff": max_abs, "max_rel_diff": max_rel, "images": min(64, total),
@@ -107,25 +107,56 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
         failures.append(f"outputs differ by up to {max_abs:.2e}, beyond --atol {atol:g}")
     if report["top1_agreement"] < MIN_AGREEMENT:
         failures.append(f"top-1 agreement {100 * report['top1_agreement']:.2f}% is below {100 * MIN_AGREEMENT:.1f}%")
-    report["int8"] = None
-    if int8:
-        from exporters.quantize import calibration_batches, check_int8, quantize
+    return report, failures
 
-        log("INT8: quantising, then its accuracy and latency")
-        quantized = quantize(onnx_path, calibration_batches(data))
-        with Bar(progress, echo, every=10.0, eta=True) as bar:
-            bar.begin(test_batches, "INT8: test split, 64 images a batch, ONNX Runtime")
-            report["int8"] = check_int8(onnx_path, quantized, data, threads, warmup, repeats,
-                                        report["accuracy_onnxruntime"], ort_latency["median_ms"], max_drop, bar.step)
-        if not report["int8"]["kept"]:
-            failures.append(f"INT8 accuracy drops {report['int8']['drop_points']:.2f} points, more than --max-drop "
-                            f"{max_drop:g}; the INT8 file was deleted, the FP32 file is kept")
-    int8_ms = report["int8"]["latency"]["median_ms"] if report["int8"] else None
-    budget_ms = SearchSettings.of_run(Run.open(run)).latency_ms
-    report["table"] = _table_prediction(loaded, arch, ort_latency["median_ms"], int8_ms, threads, budget_ms)
-    report["passed"] = not failures
-    report["failures"] = failures
-    return report
+
+def _compare_on_test_split(model, session, data, bar) -> tuple[int, int, int, int, float, float]:
+    """One pass over the test split with both: top-1 agreement, each one's correct answers, the image count, and the
+    largest absolute and relative output difference on the first batch of real test images."""
+    from edgenas.data.batches import batch_sizes, batches
+
+    agree = correct_onnx = correct_torch = total = 0
+    max_abs = max_rel = 0.0
+    first = True
+    bar.begin(len(batch_sizes(data.size("test"), 64)),
+              "verifying: test split, 64 images a batch, ONNX Runtime and PyTorch")
+    for x, y in batches(data, "test", 64):
+        reference = model(x).numpy()
+        got = session.run(None, {INPUT: x.numpy()})[0]
+        if first:  # outputs compared on the first batch of real test images
+            difference = np.abs(got - reference)
+            max_abs = float(difference.max())
+            max_rel = float((difference / np.maximum(np.abs(reference), 1e-6)).max())
+            first = False
+        top_onnx, top_torch = got.argmax(1), reference.argmax(1)
+        labels = y.numpy()
+        agree += int((top_onnx == top_torch).sum())
+        correct_onnx += int((top_onnx == labels).sum())
+        correct_torch += int((top_torch == labels).sum())
+        total += len(labels)
+        bar.step()
+    return agree, correct_onnx, correct_torch, total, max_abs, max_rel
+
+
+def _time_batch_one(model, session, resolution: int, warmup: int, repeats: int) -> tuple[dict, dict]:
+    """Batch-1 latency of the ONNX file in ONNX Runtime and of the network in PyTorch eager, on one random image."""
+    import torch
+
+    one = np.random.default_rng(0).standard_normal((1, 3, resolution, resolution)).astype(np.float32)
+    ort_latency = median_latency(lambda: session.run(None, {INPUT: one}), warmup, repeats)
+    tensor = torch.from_numpy(one)
+    return ort_latency, median_latency(lambda: model(tensor), warmup, repeats)
+
+
+def _check_int8(onnx_path, data, threads, warmup, repeats, report, ort_latency, max_drop, bar, test_batches) -> dict:
+    """Quantise the file and measure the INT8 file's accuracy, drop, size and latency (see `quantize.py`)."""
+    from exporters.quantize import calibration_batches, check_int8, quantize
+
+    quantized = quantize(onnx_path, calibration_batches(data))
+    with bar:
+        bar.begin(test_batches, "INT8: test split, 64 images a batch, ONNX Runtime")
+        return check_int8(onnx_path, quantized, data, threads, warmup, repeats, report["accuracy_onnxruntime"],
+                          ort_latency["median_ms"], max_drop, bar.step)
 
 
 def _table_prediction(loaded, arch, fp32_ms: float, int8_ms: float | None, threads: int,
