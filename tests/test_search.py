@@ -17,7 +17,7 @@ from edgenas.cost.flops import cost_table, count_flops
 from edgenas.cost.presets import preset
 from edgenas.errors import EdgeNASError
 from edgenas.runs.settings import SearchSettings
-from edgenas.searching.searcher import search
+from edgenas.searching.run import search
 from edgenas.space.network import build_model
 from edgenas.space.spec import get_space
 

@@ -18,7 +18,7 @@ from edgenas.cost.flops import cost_table
 from edgenas.cost.presets import preset
 from edgenas.data.dataset import load_dataset
 from edgenas.runs.settings import OLD_BEHAVIOUR, SearchSettings
-from edgenas.searching.searcher import search
+from edgenas.searching.run import search
 from edgenas.space.spec import get_space
 from edgenas.space.supernet import Supernet
 from edgenas.strategies import choice, danas, fairness, scoring
