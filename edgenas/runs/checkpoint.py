@@ -84,6 +84,7 @@ class Retraining:
     test_acc: float | None = None
 
     def planned(self, default: int) -> int:
+        """The epochs planned, `default` (the run's --retrain-epochs) where none is stored."""
         return default if self.total is None else self.total
 
     def to_dict(self) -> dict:

@@ -53,9 +53,9 @@ def _said(run: Run, work: Run, total: int, epochs: int | None, discarded: Retrai
             " stay until the new ones are complete"
     said = [f"retraining run {run.path} from scratch: {total} epochs ({how}), kept in {work.path}{kept}"]
     if discarded is not None and not discarded.done:
-        said.append(f"note: the stopped retraining that was there ({discarded.epoch} of "
-                    f"{discarded.planned('?')} epochs kept) is discarded; `edgenas train {run.path} --resume` "
-                    "would have continued it")
+        planned = "?" if discarded.total is None else discarded.total
+        said.append(f"note: the stopped retraining that was there ({discarded.epoch} of {planned} epochs kept) is "
+                    f"discarded; `edgenas train {run.path} --resume` would have continued it")
     return said
 
 
