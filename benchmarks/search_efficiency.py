@@ -86,7 +86,7 @@ def main() -> None:
     from edgenas.cost.presets import preset
     from edgenas.profiling.profiler import profile
     from edgenas.runs.settings import SearchSettings
-    from edgenas.searching.searcher import search
+    from edgenas.searching.run import search
     from edgenas.space.spec import get_space
 
     settings = dict(PROFILES[args.profile])
@@ -182,7 +182,7 @@ def retrain_existing(args) -> None:
     """Does the arms' ranking survive a longer retraining? The same architectures, same recipe, more epochs."""
     import shutil
 
-    from edgenas.searching.searcher import retrain
+    from edgenas.searching.retrain import retrain
 
     path = args.out.parent / "search_efficiency.json"
     results = json.loads(path.read_text())

@@ -57,7 +57,7 @@ TAU_ARCHS = 50
 
 def run_arm(arm: str, share: float, seed: int, table: NasBenchMacro, args, extra: dict, danas_images: int | None):
     from edgenas.runs.settings import SearchSettings
-    from edgenas.searching.searcher import search
+    from edgenas.searching.run import search
 
     budget = table.budget(share)
     common = {"data": str(data_dir() / "cifar10"), "space": "macro", "resolution": 32, "flops": int(budget),

@@ -24,7 +24,7 @@ def search(data: str | os.PathLike | None = None, *, flops: int | str | None = N
     """
     from edgenas.progress import silent
     from edgenas.runs.settings import SearchSettings
-    from edgenas.searching.searcher import search as run_search
+    from edgenas.searching.run import search as run_search
     from edgenas.units import parse_flops, parse_latency_ms
 
     known = {f.name for f in fields(SearchSettings)}

@@ -13,7 +13,7 @@ from edgenas.cli.app import app
 from edgenas.errors import EdgeNASError
 from edgenas.runs.settings import SearchSettings
 from edgenas.runs.weights import load_model
-from edgenas.searching.searcher import search
+from edgenas.searching.run import search
 from exporters import export_onnx, predict, read_metadata, verify
 from exporters.predict import preprocess
 

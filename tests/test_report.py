@@ -12,7 +12,7 @@ from edgenas.cli.app import app
 from edgenas.report.compare import pareto
 from edgenas.report.html import PLOTS, load_run
 from edgenas.runs.settings import SearchSettings
-from edgenas.searching.searcher import search
+from edgenas.searching.run import search
 from edgenas.units import format_flops
 
 QUICK = {"space": "tiny", "schedule": "0.2:1,0.5:1,1.0:1", "retrain_epochs": 1, "batch_size": 128, **CHEAP}

@@ -17,7 +17,7 @@ from edgenas.cost.flops import cost_table, count_flops
 from edgenas.cost.presets import preset
 from edgenas.errors import EdgeNASError
 from edgenas.runs.settings import SearchSettings
-from edgenas.searching.searcher import search
+from edgenas.searching.run import search
 from edgenas.space.network import build_model
 from edgenas.space.spec import get_space
 
@@ -175,6 +175,43 @@ def test_a_search_killed_and_resumed_gives_the_same_architecture(tmp_path):
     resumed = subprocess.run([*args[:4], "--resume", str(out), "--json"], capture_output=True, text=True, env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["arch"] == json.loads(reference.stdout)["arch"]
+
+
+def test_a_search_stopped_between_phases_resumes_from_the_checkpoint_as_earlier_versions_wrote_it(danas_run,
+                                                                                                    tmp_path):
+    import torch
+
+    lines = []
+
+    def stop_in_stage_1(line):  # the 4th epoch (probe, warm-up, stage 0, stage 1): Ctrl-C before its checkpoint
+        lines.append(line)
+        if len(lines) == 4:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt, match="3 epochs kept"):
+        search(SearchSettings(**QUICK, flops=250_000), out=out, progress=False, log=lambda *a: None,
+               echo=stop_in_stage_1)
+    # checkpoint.pt is the plain dictionary of before, key for key (runs/checkpoint.py reads it typed)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert set(state) == {"class_order", "phase", "epoch", "arch_steps", "supernet", "weight_opt", "arch_opt",
+                          "scheduler", "torch_rng", "generator", "history_rows", "images", "search_seconds"}
+    assert (state["phase"], state["epoch"], state["history_rows"]) == (3, 0, 4)  # after stage 0 and its pruning
+    resumed = search(resume=out, progress=False, log=lambda *a: None)
+    assert resumed.summary["arch"] == danas_run.summary["arch"]
+
+
+def test_a_given_class_order_is_searched_from_the_start(tmp_path):
+    order = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
+    (tmp_path / "order.json").write_text(json.dumps({"order": order}))
+    settings = SearchSettings(space="tiny", schedule="0.2:1,1.0:1", warmup_epochs=0, score_paths=4, retrain_epochs=0,
+                              batch_size=128, flops=250_000, class_order=str(tmp_path / "order.json"))
+    result = search(settings, out=tmp_path / "run", progress=False, log=lambda *a: None)
+    saved = json.loads((result.run / "class_order.json").read_text())
+    assert saved["order"] == order and saved["method"].startswith("given by")
+    rows = [row for row in _rows(result.run, "") if "epoch" in row]
+    assert [(row["phase"], row["classes"]) for row in rows] == [("stage 0", 2), ("stage 1", 10)]  # no probe
+    assert all(row["admitted"] == sorted(order[: row["classes"]]) for row in rows)
 
 
 def test_train_redoes_the_retraining_of_a_run(danas_run, tmp_path):

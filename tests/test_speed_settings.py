@@ -10,7 +10,8 @@ from conftest import CHEAP
 from edgenas.cost.presets import preset
 from edgenas.errors import EdgeNASError
 from edgenas.runs.settings import SearchSettings
-from edgenas.searching.searcher import evaluate_run, search
+from edgenas.searching.evaluate import evaluate_run
+from edgenas.searching.run import search
 from edgenas.space.network import build_model
 from edgenas.space.spec import get_space
 from edgenas.training.train import Device

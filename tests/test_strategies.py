@@ -18,7 +18,7 @@ from edgenas.cost.flops import cost_table
 from edgenas.cost.presets import preset
 from edgenas.data.dataset import load_dataset
 from edgenas.runs.settings import OLD_BEHAVIOUR, SearchSettings
-from edgenas.searching.searcher import search
+from edgenas.searching.run import search
 from edgenas.space.spec import get_space
 from edgenas.space.supernet import Supernet
 from edgenas.strategies import choice, danas, fairness, scoring
@@ -548,6 +548,30 @@ def test_plan_puts_the_warmup_before_the_first_stage_and_leaves_full_epochs_alon
     assert [(p.name, p.epochs, p.fraction, p.train_arch) for p in full] == [("warmup", 2, 1.0, False),
                                                                             ("full", 5, 1.0, True)]
     assert [p.name for p in danas.plan("danas", stages, 0)] == ["stage 0", "stage 1"]
+
+
+def test_a_strategy_keeps_its_own_state_and_says_what_it_does():
+    from edgenas.strategies.strategy import get_strategy
+
+    stages = [Stage(0.2, 1), Stage(1.0, 1)]
+    danas_strategy = get_strategy("danas")
+    probe, stage = danas_strategy.phases(stages, 1, None, 0)[:2]
+    assert danas_strategy.classes(probe, 10, lambda: pytest.fail("no order is needed in the probe")) == list(range(10))
+    assert danas_strategy.state_dict() == {}  # no class order before the probe's
+    assert danas_strategy.classes(stage, 10, lambda: [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]) == [8, 9]  # no probe: given
+    resumed = get_strategy("danas")
+    resumed.load_state_dict({**danas_strategy.state_dict(), "phase": 2})  # a checkpoint's other keys come along
+    assert resumed.class_order == [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
+    full = get_strategy("full")
+    assert [full.classes(p, 10, lambda: pytest.fail("full trains on every class")) for p in
+            full.phases(stages, 0, 3, 1)] == [list(range(10))] * 2 and full.state_dict() == {}
+    assert [get_strategy(name).trains_supernet for name in ("danas", "full", "random", "mobilenetv2")] == [
+        True, True, False, False]
+    assert [get_strategy(name).choice_made(choice_made) for name, choice_made in (
+        ("danas", "alpha"), ("random", "alpha"), ("random", "train"), ("mobilenetv2", "train"))] == [
+        "alpha", None, "train", None]
+    assert not get_strategy("mobilenetv2").trains_candidates("train") and get_strategy("random").trains_candidates(
+        "train")
 
 
 # ------------------------------------------------------------------ settings

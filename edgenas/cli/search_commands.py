@@ -41,7 +41,7 @@ def search(
 ):
     """Search an architecture on your data with DA-NAS under FLOPs and latency budgets, then retrain it."""
     launch_ranks(nproc, declared["device"])
-    from edgenas.searching.searcher import search as run_search
+    from edgenas.searching.run import search as run_search
     from edgenas.units import parse_flops, parse_latency_ms
 
     settings = SearchSettings(
@@ -82,7 +82,7 @@ def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
     """Retrain a run's architecture from scratch and evaluate it on the test split (its results replace the run's
     once complete)."""
     launch_ranks(nproc)
-    from edgenas.searching.searcher import retrain
+    from edgenas.searching.retrain import retrain
 
     progress, log, echo = output(quiet, verbose, as_json)
     with rank() as prints:
@@ -117,7 +117,7 @@ def list_runs(root: Annotated[Path, typer.Argument(help="The folder of runs.")] 
 
 def evaluate_run(run: Annotated[Path, typer.Argument(help="A run folder.")], as_json: Json = False):
     """Evaluate a run's retrained network on its test split."""
-    from edgenas.searching.searcher import evaluate_run as run_eval
+    from edgenas.searching.evaluate import evaluate_run as run_eval
 
     result = run_eval(run)
     if as_json:
