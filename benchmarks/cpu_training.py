@@ -149,7 +149,8 @@ def time_variants(kind: str, space: str, resolution: int, variants: list[Variant
 def retrain_accuracy(bf16: bool, channels_last: bool) -> dict:
     """30 epochs of the digits' retraining recipe on MobileNetV2 (mobile-small, 16x16), test accuracy."""
     from edgenas.data.dataset import load_dataset
-    from edgenas.training.train import Device, TrainSettings, evaluate, make_optimizer, train_epoch
+    from edgenas.training.device import Device
+    from edgenas.training.train import TrainSettings, evaluate, make_optimizer, train_epoch
 
     device = Device.pick("cpu", precision="bf16" if bf16 else "fp32",
                          memory_format="channels-last" if channels_last else "contiguous")

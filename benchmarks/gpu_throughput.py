@@ -277,7 +277,7 @@ def main() -> None:
     args.paths = args.paths or (1 if args.cpu else 2)
     cases = args.cases or (CPU_CASES if args.cpu else GPU_CASES)
 
-    from edgenas.training.train import Device
+    from edgenas.training.device import Device
 
     dev = Device.pick("cpu" if args.cpu else "auto")
     if args.cpu:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from edgenas.errors import EdgeNASError
 from edgenas.space.arch import Arch, make_arch
-from edgenas.space.spec import SKIP, get_space
+from edgenas.space.choices import SKIP
+from edgenas.space.spec import get_space
 
 SPACE, RESOLUTION, NUM_CLASSES = "macro", 32, 10
 CHOICES = (SKIP, "k3_e3", "k5_e6")  # digit d of a key is CHOICES[d]

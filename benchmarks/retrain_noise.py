@@ -46,7 +46,8 @@ def main() -> None:
     from edgenas.space.arch import make_arch
     from edgenas.space.spec import get_space
     from edgenas.strategies.choice import train_from_scratch
-    from edgenas.training.train import Device, TrainSettings, evaluate
+    from edgenas.training.device import Device
+    from edgenas.training.train import TrainSettings, evaluate
 
     results = json.loads(args.truth.read_text())
     profile = results["settings"]

@@ -126,7 +126,8 @@ def supernet_tau(run_dir: Path, table: NasBenchMacro, budget: float, bn_batches:
     from edgenas.runs.settings import SearchSettings, load_data
     from edgenas.space.spec import get_space
     from edgenas.space.supernet import Supernet, recalibrate_batch_norm
-    from edgenas.training.train import Device, evaluate
+    from edgenas.training.device import Device
+    from edgenas.training.train import evaluate
 
     path = run_dir / "supernet.pt"
     if not path.is_file():

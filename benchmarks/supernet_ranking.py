@@ -43,7 +43,8 @@ def main() -> None:
     from edgenas.space.spec import get_space
     from edgenas.space.supernet import Supernet
     from edgenas.strategies.choice import inherited, train_from_scratch
-    from edgenas.training.train import Device, TrainSettings, evaluate, make_optimizer, train_epoch
+    from edgenas.training.device import Device
+    from edgenas.training.train import TrainSettings, evaluate, make_optimizer, train_epoch
 
     settings = SearchSettings.of_run(Run.open(args.run))
 

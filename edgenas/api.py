@@ -68,9 +68,7 @@ def profile(device: str, space: str = ProfileSettings.space, *, resolution: int 
     int8.
     """
     from edgenas.profiling import profiler
-    from edgenas.runs.declared import check_ranges
     from edgenas.space.spec import get_space
 
-    check_ranges(ProfileSettings, options)
     path, table = profiler.profile(device, get_space(space, resolution, width_mult), progress=progress, **options)
     return ProfileResult(path, table, table.summary(str(path)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from edgenas.errors import EdgeNASError
 from edgenas.files import make_folder
@@ -92,16 +93,20 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, *, opset: int = 
                                     allow_supernet_weights=allow_supernet_weights, int8=int8, max_drop=max_drop,
                                     log=log, progress=progress, echo=echo)
     except KeyboardInterrupt:
-        # An export is kept only with its report (and a report only beside its file): every file this export
-        # writes goes, an earlier export's report included, since the file it described was replaced.
-        gone = [p for p in (path, int8_path(path) if int8 else None, pt2_path(path) if pt2 else None, report_path)
-                if p is not None and p.is_file()]
-        for stale in gone:
-            stale.unlink()
-        _remove_folder_made(out.parent, folder_made)
-        raise KeyboardInterrupt(f"nothing kept: deleted {', '.join(str(p) for p in gone)} (an export is kept only "
-                                "with its verification report); run the same command again") from None
+        _discard([path, int8_path(path) if int8 else None, pt2_path(path) if pt2 else None, report_path],
+                 out.parent, folder_made)
     return ExportResult(path, report, report_path, scripted)
+
+
+def _discard(paths: list[Path | None], folder: Path, folder_made: bool) -> NoReturn:
+    """After Ctrl-C: an export is kept only with its report (and a report only beside its file), so every file
+    this export writes goes, an earlier export's report included, since the file it described was replaced."""
+    gone = [p for p in paths if p is not None and p.is_file()]
+    for stale in gone:
+        stale.unlink()
+    _remove_folder_made(folder, folder_made)
+    raise KeyboardInterrupt(f"nothing kept: deleted {', '.join(str(p) for p in gone)} (an export is kept only "
+                            "with its verification report); run the same command again") from None
 
 
 def _verify_and_report(path: Path, run, report_path: Path, keep_failed: bool, **options) -> dict:

@@ -46,16 +46,7 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
     from edgenas.runs.settings import SearchSettings, load_data
 
     onnx_path = Path(onnx_path)
-    metadata = read_metadata(onnx_path)
-    model, arch, _ = load_run_network(run, allow_supernet_weights, warn=lambda *a: None)
-    if metadata["arch"] != arch.to_dict():
-        raise EdgeNASError(f"{onnx_path} holds another architecture than run {run}")
-    loaded = None
-    if table is not None:  # refused before anything is measured or written
-        from edgenas.cost.latency import load_table
-
-        loaded = load_table(table)
-        loaded.check(arch)
+    model, arch, loaded = _network_and_table(onnx_path, run, allow_supernet_weights, table)
     session = make_session(str(onnx_path), threads)
     if data is None:
         settings = SearchSettings.of_run(Run.open(run))
@@ -87,6 +78,22 @@ def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int
     report["passed"] = not failures
     report["failures"] = failures
     return report
+
+
+def _network_and_table(onnx_path: Path, run, allow_supernet_weights: bool, table: str | None):
+    """The run's network, refused when the file holds another architecture, and the latency table, refused when
+    of another space: before anything is measured or written."""
+    metadata = read_metadata(onnx_path)
+    model, arch, _ = load_run_network(run, allow_supernet_weights, warn=lambda *a: None)
+    if metadata["arch"] != arch.to_dict():
+        raise EdgeNASError(f"{onnx_path} holds another architecture than run {run}")
+    if table is None:
+        return model, arch, None
+    from edgenas.cost.latency import load_table
+
+    loaded = load_table(table)
+    loaded.check(arch)
+    return model, arch, loaded
 
 
 def _fp32_report(onnx_path, run, arch, threads, atol, repeats, compared, ort_latency, torch_latency):

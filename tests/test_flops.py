@@ -9,8 +9,9 @@ from edgenas.cost.flops import cost_table, count_flops, count_params
 from edgenas.cost.presets import preset, random_arch
 from edgenas.space.arch import make_arch
 from edgenas.space.blocks import ConvBNAct, InvertedResidual, SqueezeExcite, make_block
+from edgenas.space.choices import make_divisible
 from edgenas.space.network import build_model
-from edgenas.space.spec import get_space, make_divisible
+from edgenas.space.spec import get_space
 
 
 def test_conv_flops_closed_form():

@@ -570,7 +570,7 @@ def test_int8_pieces_are_quantised_with_per_channel_weights(tiny):
 
 def test_a_search_with_an_int8_table_keeps_to_an_int8_budget(tiny_int8_table, tmp_path, monkeypatch):
     from edgenas.report.html import _summary_rows
-    from edgenas.runs.folder import load_run
+    from edgenas.runs.record import load_run
     from edgenas.space.arch import from_dict
 
     path, table = tiny_int8_table

@@ -18,9 +18,10 @@ from edgenas.cost.latency import arch_keys, space_keys, validate_table
 from edgenas.cost.presets import preset
 from edgenas.errors import EdgeNASError
 from edgenas.space.blocks import StridedSkip, make_block
+from edgenas.space.choices import SKIP
 from edgenas.space.network import build_model
 from edgenas.space.pieces import block_key, space_pieces, stem_key
-from edgenas.space.spec import SKIP, get_space
+from edgenas.space.spec import get_space
 
 DATA = nasbench_macro.data_dir()
 needs_table = pytest.mark.skipif(DATA is None, reason="no NAS-Bench-Macro table in /work/shared/data or "

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from edgenas.cli.app import app
 from edgenas.report.compare import pareto
-from edgenas.report.html import PLOTS, load_run
+from edgenas.report.html import PLOTS
+from edgenas.runs.record import load_run
 from edgenas.runs.settings import SearchSettings
 from edgenas.searching.run import search
 from edgenas.units import format_flops
@@ -234,23 +235,24 @@ def test_phase_labels_that_would_overprint_are_left_out():
     matplotlib once drawn, do not overlap; wide phases keep their full label, narrow ones their name or none."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from edgenas.report.plots import _mark_phases, _phase_labels, _segments, new_figure
+    from edgenas.report.phases import mark_phases, phase_labels, segments
+    from edgenas.report.plots import new_figure
 
     rows = [{"phase": "probe"}, {"phase": "warm-up", "classes": 3}, {"phase": "stage 0", "classes": 3},
             *[{"phase": "stage 1", "classes": 5}] * 2, *[{"phase": "stage 2", "classes": 10}] * 2,
             *[{"phase": "retrain"}] * 40]
     figure, axes = new_figure(9, 6.2, rows=2, sharex=True)
     axes[0].plot(range(1, len(rows) + 1), [1.0] * len(rows))
-    _mark_phases(axes, rows, 10)
+    mark_phases(axes, rows, 10)
     FigureCanvasAgg(figure)
     figure.draw_without_rendering()  # the constrained layout placed, as png() would
     boxes = [text.get_window_extent() for text in axes[0].texts]
     assert all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
     drawn = [text.get_text() for text in axes[0].texts]
-    assert drawn[-1] == "retrain\n10/10 classes" and len(drawn) < len(_segments(rows))
+    assert drawn[-1] == "retrain\n10/10 classes" and len(drawn) < len(segments(rows))
     low, high = axes[0].get_xlim()
     # Wide enough, every phase keeps its full label.
-    assert [label for _, label in _phase_labels(_segments(rows), 10, (high - low) / 100)] == [
+    assert [label for _, label in phase_labels(segments(rows), 10, (high - low) / 100)] == [
         "probe", "warm-up\n3/10 classes", "stage 0\n3/10 classes", "stage 1\n5/10 classes", "stage 2\n10/10 classes",
         "retrain\n10/10 classes"]
 

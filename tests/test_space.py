@@ -1,7 +1,8 @@
 import pytest
 
 from edgenas.errors import EdgeNASError
-from edgenas.space.spec import SPACES, TINY, SpaceRegistry, get_space, make_divisible, parse_choice
+from edgenas.space.choices import make_divisible, parse_choice
+from edgenas.space.spec import SPACES, TINY, SpaceRegistry, get_space
 
 
 def test_mobile_space_has_21_layers_with_13_choices_where_skip_is_allowed():

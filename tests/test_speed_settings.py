@@ -14,7 +14,7 @@ from edgenas.searching.evaluate import evaluate_run
 from edgenas.searching.run import search
 from edgenas.space.network import build_model
 from edgenas.space.spec import get_space
-from edgenas.training.train import Device
+from edgenas.training.device import Device
 
 QUICK = {"space": "tiny", "schedule": "1.0:1", "probe_epochs": 0, "retrain_epochs": 1, "batch_size": 128,
          "device": "cpu", **CHEAP}

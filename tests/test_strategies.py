@@ -25,7 +25,8 @@ from edgenas.strategies import choice, danas, fairness, scoring
 from edgenas.strategies.baselines import random_within_budget
 from edgenas.strategies.derive import knapsack
 from edgenas.strategies.schedule import Stage
-from edgenas.training.train import Device, evaluate
+from edgenas.training.device import Device
+from edgenas.training.train import evaluate
 
 CLASSES = 10
 

@@ -95,7 +95,7 @@ def list_runs(root: Annotated[Path, typer.Argument(help="The folder of runs.")] 
               as_json: Json = False):
     """List the runs in ./runs: strategy, budget, FLOPs, test accuracy and state (finished, retraining,
     interrupted)."""
-    from edgenas.runs.folder import list_runs as find
+    from edgenas.runs.record import list_runs as find
 
     found = find(root)
     if as_json:

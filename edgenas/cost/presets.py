@@ -6,7 +6,8 @@ import random as _random
 
 from edgenas.errors import EdgeNASError
 from edgenas.space.arch import Arch, make_arch
-from edgenas.space.spec import SKIP, Space
+from edgenas.space.choices import SKIP
+from edgenas.space.spec import Space
 
 PRESETS = ("mobilenetv2", "largest", "smallest", "random")
 

@@ -28,7 +28,7 @@ from edgenas.cost.notes import fidelity_shortfall, host_info
 from edgenas.errors import EdgeNASError
 from edgenas.files import make_folder, write_json
 from edgenas.profiling.journal import Journal
-from edgenas.profiling.measure import check_timing, make_backend, measure
+from edgenas.profiling.measure import make_backend, measure
 from edgenas.profiling.settings import ProfileSettings
 from edgenas.profiling.validation import network_piece, validation_archs
 from edgenas.space.arch import Arch
@@ -102,13 +102,11 @@ def profile(device: str, space: Space, *, threads: int = ProfileSettings.threads
     run again with another `passes` or `max_passes` reuses the passes it needs. It is removed once the table is
     written. Without a bar, `echo` gets a plain line every 30 s at most (and at the end), with the time left.
     """
+    ProfileSettings(threads=threads, provider=provider, backend=backend, warmup=warmup, repeats=repeats,
+                    passes=passes, max_passes=max_passes, validate=validate, seed=seed, out=out, fresh=fresh,
+                    int8=int8).check()
     check_device_name(device)
-    if validate < 0:
-        raise EdgeNASError(f"bad --validate {validate}: expected 0 or more networks")
-    check_timing(warmup, repeats, passes)
     max_passes = passes if max_passes is None else max_passes
-    if max_passes < passes:
-        raise EdgeNASError(f"bad --max-passes {max_passes}: expected at least --passes ({passes})")
     path = Path(out) if out is not None else default_table_path(device, int8)
     timer = make_backend(backend, threads, provider, int8)
     make_folder(path.parent)  # once the settings are checked: a refused profile creates nothing

@@ -51,6 +51,8 @@ class ProfileSettings:
     def check(self) -> None:
         """Refuse a value outside its declared range, or settings that contradict each other."""
         check_ranges(ProfileSettings, vars(self))
+        if self.max_passes is not None and self.max_passes < self.passes:
+            raise EdgeNASError(f"bad --max-passes {self.max_passes}: expected at least --passes ({self.passes})")
         if self.int8 and (self.export_blocks is not None or self.import_timings is not None):
             given = "--export-blocks" if self.export_blocks is not None else "--import-timings"
             raise EdgeNASError(f"--int8 with {given}: pieces exported for another device are FP32 ONNX files, and "

@@ -15,7 +15,7 @@ from pathlib import Path
 from edgenas.errors import EdgeNASError
 from edgenas.files import atomic_write_bytes
 from edgenas.report.plots import new_figure, png, table_name
-from edgenas.runs.folder import load_run
+from edgenas.runs.record import load_run
 
 
 @dataclass

@@ -18,9 +18,10 @@ from edgenas.cost.latency import describe_fidelity
 from edgenas.errors import EdgeNASError
 from edgenas.files import atomic_write_bytes, atomic_write_text
 from edgenas.report.plots import DRAW, png, table_name
-from edgenas.runs.folder import RunRecord, load_run
+from edgenas.runs.record import RunRecord, load_run
 from edgenas.runs.summary import RunSummary
-from edgenas.space.spec import get_space, parse_choice
+from edgenas.space.choices import parse_choice
+from edgenas.space.spec import get_space
 from edgenas.units import format_flops, format_params
 
 PLOTS = {  # name -> how to read it (the figure caption)

@@ -3,7 +3,7 @@
 Four figures, each a function of a `RunRecord` and its space: candidate survival (`survival`), the final
 architecture probabilities (`alphas`), loss and accuracy per epoch (`training`) and the expected FLOPs and latency
 per epoch against the budgets (`cost`). A figure with nothing to show says why inside itself, so a report always
-has the same four images. `report.py` writes them; `compare.py` borrows `new_figure` and `png`.
+has the same four images. `html.py` writes them; `compare.py` borrows `new_figure` and `png`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from edgenas.runs.folder import RunRecord
-from edgenas.space.spec import SKIP, Space
+from edgenas.report.phases import mark_phases
+from edgenas.runs.record import RunRecord
+from edgenas.space.choices import SKIP
+from edgenas.space.spec import Space
 from edgenas.units import format_flops
 
 _NA, _KEPT = "#eeeeee", "#4c8fd6"
@@ -161,56 +163,6 @@ def alphas(record: RunRecord, space: Space):
     return figure
 
 
-def _segments(rows: list[dict]) -> list[tuple[str, int, int, int | None]]:
-    """Consecutive epochs of one phase: (phase, first x, last x, classes admitted), x counting epochs from 1."""
-    segments: list[list] = []
-    for x, row in enumerate(rows, 1):
-        if segments and segments[-1][0] == row["phase"]:
-            segments[-1][2] = x
-        else:
-            segments.append([row["phase"], x, x, row.get("classes")])
-    return [tuple(s) for s in segments]
-
-
-_LABEL_FONT = 8  # points
-_EM_PER_CHARACTER = 0.62  # DejaVu Sans, matplotlib's default: its widest common letters (m, w) are wider
-
-
-def _phase_labels(segments: list[tuple[str, int, int, int | None]], total_classes: int,
-                  epochs_per_inch: float) -> list[tuple[float, str]]:
-    """The phase labels to write above a plot, as (x, text): left to right, each phase's full label (name and
-    classes), else its name alone, where it clears the last label written by a gap; a phase too narrow for either
-    (1 or 2 epochs among many) goes unlabelled, so that no two labels overprint. Widths are estimated from the
-    longest line's characters at `_LABEL_FONT` points; `epochs_per_inch` is the x-axis scale."""
-    gap = 0.1  # inches
-    placed: list[tuple[float, str]] = []
-    right = float("-inf")
-    for phase, first, last, classes in segments:
-        centre = (first + last) / 2
-        full = phase if classes is None and phase != "retrain" else \
-            f"{phase}\n{classes or total_classes}/{total_classes} classes"
-        for label in dict.fromkeys((full, phase)):
-            half = max(map(len, label.split("\n"))) * _EM_PER_CHARACTER * _LABEL_FONT / 72 / 2 * epochs_per_inch
-            if centre - half >= right + gap * epochs_per_inch:
-                placed.append((centre, label))
-                right = centre + half
-                break
-    return placed
-
-
-def _mark_phases(axes_list, rows: list[dict], total_classes: int) -> None:
-    segments = _segments(rows)
-    for _, first, _, _ in segments:
-        for axes in axes_list:
-            if first > 1:
-                axes.axvline(first - 0.5, color="#888888", linestyle="--", linewidth=0.8)
-    top = axes_list[0]
-    low, high = top.get_xlim()
-    inches = top.figure.get_figwidth() * top.get_position().width  # before the layout: at most the width drawn
-    for x, label in _phase_labels(segments, total_classes, (high - low) / inches):
-        top.text(x, 1.02, label, ha="center", va="bottom", fontsize=_LABEL_FONT, transform=top.get_xaxis_transform())
-
-
 def training(record: RunRecord, space: Space):
     rows = [h for h in record.history if "epoch" in h]
     figure, axes = new_figure(9, 6.2, rows=2, sharex=True)
@@ -240,7 +192,7 @@ def training(record: RunRecord, space: Space):
     if summary.test_acc is not None:
         axes[1].plot([len(rows)], [100 * summary.test_acc], "*", markersize=13, color="tab:red",
                      label=f"retrained network: {100 * summary.test_acc:.1f}% (test split)")
-    _mark_phases(axes, rows, total)
+    mark_phases(axes, rows, total)
     axes[0].set_ylabel("loss (cross-entropy,\nlabel smoothing)")
     axes[1].set_ylabel("top-1 accuracy (%)")
     axes[1].set_xlabel("epoch (all phases in order)")
@@ -297,7 +249,7 @@ def cost(record: RunRecord, space: Space):
     _integer_epochs(axes[0])
     axes[0].legend(fontsize=8, loc="best")
     axes[0].grid(alpha=0.3)
-    _mark_phases([axes[0]] + ([axes[1]] if axes[1].lines else []), rows, len(summary.classes or []))
+    mark_phases([axes[0]] + ([axes[1]] if axes[1].lines else []), rows, len(summary.classes or []))
     axes[0].set_title("Expected cost per search epoch against the budgets\n(FLOPs by fvcore, 1 multiply-add = 1 "
                       "FLOP; the expectation is over the architecture probabilities)", fontsize=10, pad=30)
     return figure

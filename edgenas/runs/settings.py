@@ -173,7 +173,7 @@ class SearchSettings:
         for name, value, ok, expected in checks:
             if not ok:
                 raise EdgeNASError(f"bad {name} {value}: expected {expected}")
-        from edgenas.training.train import MEMORY_FORMATS, PRECISIONS
+        from edgenas.training.device import MEMORY_FORMATS, PRECISIONS
 
         for name, value, allowed in (("--precision", self.precision, PRECISIONS),
                                      ("--memory-format", self.memory_format, MEMORY_FORMATS)):

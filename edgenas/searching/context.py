@@ -15,7 +15,7 @@ from edgenas.runs.settings import SearchSettings, default_resolution, load_data
 from edgenas.searching.budgets import Budgets, resolve_budgets
 from edgenas.space.arch import make_arch
 from edgenas.space.spec import Space, get_space
-from edgenas.training.train import Device
+from edgenas.training.device import Device
 
 
 class Context:

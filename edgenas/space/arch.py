@@ -13,7 +13,8 @@ from typing import Any
 
 from edgenas.errors import EdgeNASError
 from edgenas.files import read_json, write_json
-from edgenas.space.spec import Space, get_space, parse_choice
+from edgenas.space.choices import parse_choice
+from edgenas.space.spec import Space, get_space
 
 FORMAT = 1
 KEYS = ("format", "space", "space_hash", "resolution", "width_mult", "num_classes", "layers")

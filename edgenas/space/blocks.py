@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from edgenas.space.spec import make_divisible, parse_choice
+from edgenas.space.choices import make_divisible, parse_choice
 
 # The modules of a space's `activation` (space.ACTIVATIONS names them).
 _ACTIVATIONS = {"relu6": nn.ReLU6, "relu": nn.ReLU}

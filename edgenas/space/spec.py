@@ -11,54 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from edgenas.errors import EdgeNASError
+from edgenas.space.choices import SKIP, make_divisible, parse_choice
 
 # Bump when the blocks' structure changes (what a choice string builds), so old tables and caches stop matching.
 BLOCKS_VERSION = 1
 
-SKIP = "skip"
 # Activations a space can declare; `relu6` is MobileNetV2's and the default.
 ACTIVATIONS = ("relu6", "relu")
-_CHOICE_RE = re.compile(r"^k(\d+)_e(\d+)(_se)?$")
-
-
-@dataclass(frozen=True)
-class BlockChoice:
-    """A decoded choice string: `k5_e6_se` is kernel 5, expansion 6, squeeze-excite on."""
-
-    kernel: int
-    expansion: int
-    se: bool
-
-    @property
-    def name(self) -> str:
-        return f"k{self.kernel}_e{self.expansion}" + ("_se" if self.se else "")
-
-
-def parse_choice(choice: str) -> BlockChoice | None:
-    """`k3_e6` -> BlockChoice(3, 6, False); `skip` -> None. Raises on anything else."""
-    if choice == SKIP:
-        return None
-    match = _CHOICE_RE.match(choice)
-    if not match:
-        raise EdgeNASError(f"bad block choice {choice!r}: expected 'skip' or k<kernel>_e<expansion>[_se], "
-                           "such as k3_e6 or k7_e3_se")
-    kernel, expansion = int(match.group(1)), int(match.group(2))
-    if kernel % 2 == 0 or kernel < 1 or expansion < 1:
-        raise EdgeNASError(f"bad block choice {choice!r}: the kernel must be odd and the expansion at least 1")
-    return BlockChoice(kernel, expansion, bool(match.group(3)))
-
-
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """Round a channel count to a multiple of `divisor`, never more than 10% down (MobileNetV2's rule)."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * value:
-        rounded += divisor
-    return rounded
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ from torch.nn import functional as F
 
 from edgenas.space.arch import Arch, make_arch
 from edgenas.space.blocks import ConvBNAct, InvertedResidual
+from edgenas.space.choices import make_divisible, parse_choice
 from edgenas.space.network import Network, build_model
-from edgenas.space.spec import Layer, Space, make_divisible, parse_choice
+from edgenas.space.spec import Layer, Space
 
 
 def _bn(x: Tensor, bn: nn.BatchNorm2d, channels: int) -> Tensor:

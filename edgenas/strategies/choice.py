@@ -33,7 +33,8 @@ from edgenas.space.network import build_model
 from edgenas.space.supernet import Supernet, recalibrate_batch_norm
 from edgenas.strategies.derive import knapsack
 from edgenas.training import distributed
-from edgenas.training.train import Device, TrainSettings, evaluate, make_optimizer, train_epoch
+from edgenas.training.device import Device
+from edgenas.training.train import TrainSettings, evaluate, make_optimizer, train_epoch
 
 DRAWS_PER_CANDIDATE = 200
 # Uniform draws land in a narrow band far less often than alpha's, which the cost term centres on the budget: on

@@ -3,15 +3,14 @@
 On a GPU: automatic mixed precision (bfloat16 where supported, else float16 with loss scaling), channels-last
 tensors, data resident on the device, and no host synchronisation inside the step loop (metrics are accumulated
 on the device and read once per epoch). On the CPU the same code runs in float32 and channels-last by default;
-each choice is a setting (`Device.pick`).
+each choice is a setting (`edgenas.training.device.Device.pick`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -22,85 +21,7 @@ from edgenas.data.batches import batches, cycle
 from edgenas.data.dataset import Dataset
 from edgenas.space.supernet import Supernet
 from edgenas.training import distributed
-from edgenas.training.distributed import Ranks
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-MEMORY_FORMATS = ("auto", "channels-last", "contiguous")
-
-
-@dataclass(frozen=True)
-class Device:
-    """Where training runs and how: precision, memory format and compilation; under torchrun, which rank this
-    process is (each rank takes the GPU of its LOCAL_RANK).
-
-    `auto` picks what docs/BENCHMARKS.md ("CPU training speed") measured to pay: on a GPU bfloat16 autocast
-    (float16 with loss scaling where bfloat16 is missing) and channels-last; on the CPU float32 and channels-last
-    (oneDNN's channels-last convolutions took 0.44-0.64x the NCHW step time of both the standalone network and
-    the sliced supernet).
-    """
-
-    device: torch.device
-    amp_dtype: torch.dtype | None
-    ranks: Ranks = field(default_factory=Ranks)
-    channels_last: bool = False
-    compile: bool = False  # standalone training only: a supernet's every path would compile anew
-
-    @classmethod
-    def pick(cls, name: str = "auto", precision: str = "auto", memory_format: str = "auto",
-             compile: bool = False) -> Device:
-        from edgenas.errors import EdgeNASError
-
-        if name == "auto":
-            name = "cuda" if torch.cuda.is_available() else "cpu"
-        if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-            raise EdgeNASError(f"bad device {name!r}: expected auto, cpu or cuda")
-        if name.startswith("cuda") and not torch.cuda.is_available():
-            raise EdgeNASError(f"device {name!r} asked for, but no CUDA GPU is visible")
-        if precision not in PRECISIONS:
-            raise EdgeNASError(f"bad precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-        if memory_format not in MEMORY_FORMATS:
-            raise EdgeNASError(f"bad memory format {memory_format!r}: expected one of {', '.join(MEMORY_FORMATS)}")
-        ranks = Ranks.from_env()
-        if ranks.many and name.startswith("cuda"):
-            name = f"cuda:{ranks.local_rank}"
-            torch.cuda.set_device(ranks.local_rank)
-        device = torch.device(name)
-        ranks.start(device.type)
-        cuda = device.type == "cuda"
-        if precision == "auto":
-            precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
-        if precision == "fp16" and not cuda:
-            raise EdgeNASError("precision fp16 needs a CUDA GPU: expected fp32 or bf16 on the CPU")
-        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-        return cls(device, dtype, ranks, channels_last=memory_format != "contiguous", compile=compile)
-
-    def describe(self) -> dict:
-        """What `auto` resolved to, for config.json."""
-        return {"device": str(self.device), "amp": str(self.amp_dtype),
-                "memory_format": "channels-last" if self.channels_last else "contiguous", "compile": self.compile}
-
-    def autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
-    def prepare(self, module: nn.Module) -> nn.Module:
-        module = module.to(self.device)
-        return module.to(memory_format=torch.channels_last) if self.channels_last else module
-
-    def compiled(self, module: nn.Module) -> nn.Module:
-        """`module` compiled when asked (its parameters stay `module`'s: save the original, not the result)."""
-        return torch.compile(module) if self.compile else module
-
-    def input(self, x: Tensor) -> Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-    @property
-    def shard(self) -> tuple[int, int]:
-        return self.ranks.rank, self.ranks.world
-
-    def scaler(self) -> torch.amp.GradScaler:
-        return torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+from edgenas.training.device import Device
 
 
 def class_index(classes: list[int], num_classes: int, device) -> tuple[Tensor, Tensor]:
@@ -146,6 +67,8 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
     totals = torch.zeros(5, device=device.device, dtype=torch.float64)  # loss sum, correct, images, arch steps, images
     arch_loss = torch.zeros((), device=device.device, dtype=torch.float64)
     steps = arch_steps_here = 0  # a host count: the ramp's step needs no device read
+    objective = objective or (lambda cost_, probs, _: budget_penalty(cost_, probs, settings.flops_budget,
+                                                                     settings.ms_budget, settings.cost_strength))
     for x, y in batches(data, "train", settings.batch_size, classes=classes, generator=generator, train=True,
                         drop_last=True, shard=device.shard):
         path = sampler(net, generator, steps) if sampler is not None else net.sample(generator, 1, uniform=uniform)
@@ -164,21 +87,9 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
         totals[2] += len(y)
         if train_arch and steps % settings.arch_every == 0:
             xv, yv = next(val_batches)
-            paths = net.sample(generator, 2)
-            with device.autocast():
-                logits_v = net(device.input(xv), paths)[:, admitted].float()
-            loss_v = F.cross_entropy(logits_v, remap[yv], label_smoothing=settings.label_smoothing)
-            if objective is not None:
-                loss_v = loss_v + objective(cost, net.probs(), arch_step + int(arch_steps_here))
-            else:
-                loss_v = loss_v + budget_penalty(cost, net.probs(), settings.flops_budget, settings.ms_budget,
-                                                 settings.cost_strength)
-            # The gradient of alpha alone: no weight gradients computed (nor seen by DDP's hooks), then averaged.
-            (grad,) = torch.autograd.grad(loss_v, [net.alpha])
-            net.alpha.grad = distributed.average_(grad, device.ranks)
-            arch_opt.step()
-            net.changed()
-            arch_loss += loss_v.detach()
+            arch_loss += _arch_step(net, arch_opt, device.input(xv), remap[yv], admitted,
+                                    lambda probs, k=arch_step + arch_steps_here: objective(cost, probs, k), settings,
+                                    generator, device)
             totals[3] += 1
             totals[4] += len(yv)
             arch_steps_here += 1
@@ -191,6 +102,23 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
     return {"train_loss": loss_sum / max(1, images), "train_acc": correct / max(1, images), "images": int(images),
             "arch_steps": int(arch_steps), "arch_images": int(arch_images),
             "arch_loss": float(arch_loss) / max(1, arch_steps), "steps": steps}
+
+
+def _arch_step(net: Supernet, arch_opt, x: Tensor, target: Tensor, admitted: Tensor,
+               penalty: Callable[[Tensor], Tensor], settings: SupernetSettings, generator: torch.Generator,
+               device: Device) -> Tensor:
+    """One architecture step on a search-validation batch: two sampled paths with binary gates, the loss plus
+    `penalty(probs)`, the gradient of alpha alone (no weight gradients computed, nor seen by DDP's hooks) averaged
+    over the ranks. Returns the loss, detached."""
+    paths = net.sample(generator, 2)
+    with device.autocast():
+        logits = net(x, paths)[:, admitted].float()
+    loss = F.cross_entropy(logits, target, label_smoothing=settings.label_smoothing) + penalty(net.probs())
+    (grad,) = torch.autograd.grad(loss, [net.alpha])
+    net.alpha.grad = distributed.average_(grad, device.ranks)
+    arch_opt.step()
+    net.changed()
+    return loss.detach()
 
 
 @torch.no_grad()
