@@ -103,14 +103,14 @@ def _create(context: Context, path: Path, claim: bool) -> Run:
 
 
 def _versions() -> dict:
-    import fvcore  # noqa: F401  (present: FLOPs are counted with it)
-    import onnxruntime
-    import torchvision
+    """What the run was made with. Installed versions are read from the packages' metadata: importing
+    torchvision and onnxruntime for their `__version__` took 3 s of every search."""
+    from importlib.metadata import version
 
     from edgenas.version import __version__
 
-    return {"edgenas": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "onnxruntime": onnxruntime.__version__, "python": platform.python_version()}
+    return {"edgenas": __version__, "torch": torch.__version__, "torchvision": version("torchvision"),
+            "onnxruntime": version("onnxruntime"), "python": platform.python_version()}
 
 
 def go(job: Job, progress: bool, echo=None) -> SearchResult:
