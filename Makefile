@@ -9,6 +9,8 @@ TORCH_INDEX ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgenas-installed
 DEMO_DIR ?= demo-output
+# Test processes (pytest-xdist; a file's tests stay in one, so its module fixtures are made once): 2 for 2 cores.
+TEST_WORKERS ?= 2
 
 .PHONY: test demo bench lint install clean
 
@@ -26,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # profile (a quick table of this machine) -> search (embedded digits) -> export with verification -> report.
 demo: $(STAMP)

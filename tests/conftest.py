@@ -1,6 +1,8 @@
 """Shared test set-up: a private FLOPs cache per test session, so tests never touch the user's cache; `cuda` tests
 skipped, with the reason, where no GPU is visible."""
 
+import os
+
 import pytest
 import torch
 
@@ -10,6 +12,17 @@ from edgenas.space.spec import get_space
 # that are not about them; tests/test_strategies.py tests the mechanisms themselves (and the opt-in --choice eval).
 CHEAP = {"warmup_epochs": 1, "score_paths": 8}
 CHEAP_ARGS = ["--warmup-epochs", "1", "--score-paths", "8"]
+# 40 training and 10 test digits a class (of about 180): for tests of what a search does, not of what it reaches.
+SMALL_DATA = {"train_per_class": 40, "test_per_class": 10}
+SMALL_DATA_ARGS = ["--train-per-class", "40", "--test-per-class", "10"]
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`make test` runs two workers), one intra-op thread per worker and per command a test
+    starts: two workers of two threads each would fight for the 2 cores that the suite is sized for."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import CHEAP
+from conftest import CHEAP, SMALL_DATA
 
 from edgenas.cost.presets import preset
 from edgenas.errors import EdgeNASError
@@ -17,7 +17,7 @@ from edgenas.space.spec import get_space
 from edgenas.training.device import Device
 
 QUICK = {"space": "tiny", "schedule": "1.0:1", "probe_epochs": 0, "retrain_epochs": 1, "batch_size": 128,
-         "device": "cpu", **CHEAP}
+         "device": "cpu", **CHEAP, **SMALL_DATA}
 
 
 def test_auto_on_the_cpu_is_float32_channels_last():
