@@ -60,7 +60,14 @@ def write_model(model, arch, describe: dict, out: Path, opset: int) -> Path:
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    proto.producer_name = "edgenas"
+    import torch
+
+    from edgenas.version import __version__
+
+    # Who made the file: edgenas's version (torch.onnx wrote torch's there, "edgenas 2.14.1"); the exporter's beside.
+    proto.producer_name, proto.producer_version = "edgenas", __version__
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "edgenas.exported_with", json.dumps({"torch": torch.__version__, "opset": opset})
     onnx.checker.check_model(proto, full_check=True)
     return atomic_write_bytes(out, proto.SerializeToString())
 

@@ -42,7 +42,16 @@ def test_export_passes_the_checker_and_matches_pytorch(run, tmp_path):
 
 
 def test_metadata_round_trips(run, tmp_path):
+    import onnx
+    import torch
+
+    from edgenas.version import __version__
+
     path = export_onnx(run, tmp_path / "model.onnx", verify=False).path
+    proto = onnx.load(str(path), load_external_data=False)
+    assert (proto.producer_name, proto.producer_version) == ("edgenas", __version__)  # was torch's version
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(props["edgenas.exported_with"]) == {"torch": torch.__version__, "opset": 17}
     metadata = read_metadata(path)
     assert metadata["arch"] == json.loads((run / "arch.json").read_text())
     config = json.loads((run / "config.json").read_text())["resolved"]["data"]
