@@ -4,6 +4,7 @@ edgenas, and help that matches the commands."""
 
 import datetime
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -192,6 +193,11 @@ def test_a_searched_model_is_usable_outside_edgenas_and_runs_are_listed(tmp_path
     (tmp_path / "runs" / "retraining" / "summary.json").unlink()
     shutil.copytree(tmp_path / "runs" / "retraining", tmp_path / "runs" / "stopped")
     (tmp_path / "runs" / "stopped" / "arch.json").unlink()
+    shutil.copytree(tmp_path / "runs" / "done", tmp_path / "runs" / "damaged")
+    (tmp_path / "runs" / "damaged" / "summary.json").write_text('{"flops": 1}')  # no architecture: not a summary
+    listed = _ok(runner.invoke(app, ["runs", "--json"])).stdout
+    states = {Path(row["run"]).name: row["state"] for row in json.loads(listed)}
+    assert states["damaged"].startswith("unreadable: ") and "'arch'" in states["damaged"], states
     listed = _ok(runner.invoke(app, ["runs"])).stdout
     summary = json.loads((tmp_path / "runs" / "done" / "summary.json").read_text())
     done = next(line for line in listed.splitlines() if "│ done " in line)

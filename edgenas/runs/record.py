@@ -94,8 +94,8 @@ def list_runs(root: str | os.PathLike = "runs") -> list[dict]:
             row.update(strategy=config.get("settings", {}).get("strategy"), flops_budget=budgets.get("flops"),
                        latency_budget_ms=budgets.get("latency_ms"))
             if run.has("summary.json"):
-                summary = run.read("summary.json", "run summary")
-                row.update(state="finished", flops=summary.get("flops"), test_acc=summary.get("test_acc"))
+                summary = RunSummary.from_dict(run.read("summary.json", "run summary"), str(run.file("summary.json")))
+                row.update(state="finished", flops=summary.flops, test_acc=summary.test_acc)
             else:
                 row["state"] = "retraining" if run.has("arch.json") else "interrupted"
         except EdgeNASError as exc:
