@@ -120,19 +120,19 @@ def test_a_search_killed_during_the_choice_by_training_resumes_with_the_scores_i
     # run must score the same candidates and train only those it had not scored: history (one `choice` row a
     # candidate), candidates.json and the architecture all as if never interrupted.
     args = ["--space", "tiny", "--schedule", "0.5:1,1.0:1", "--retrain-epochs", "0", "--flops", "250K",
-            "--batch-size", "32", *CHEAP_ARGS, *SMALL_DATA_ARGS, "--choice", "train", "--choice-candidates", "4",
-            "--choice-epochs", "3", "--json"]
+            "--batch-size", "32", *CHEAP_ARGS, "--choice", "train", "--choice-candidates", "3",
+            "--choice-epochs", "2", "--json"]
     reference = CliRunner().invoke(app, ["search", *args, "--out", str(tmp_path / "ref")])
     assert reference.exit_code == 0, reference.output
     out = tmp_path / "killed"
     process = _edgenas("search", *args, "--out", out)
     scored = lambda: [r for r in _rows_or_none(out) if r.get("phase") == "choice"]  # noqa: E731
     _kill_when(process, lambda: len(scored()) >= 1, "the first candidate's score was saved")
-    assert len(scored()) < 4, "killed after the choice: the test proves nothing"
+    assert len(scored()) < 3, "killed after the choice: the test proves nothing"
     resumed = CliRunner().invoke(app, ["search", "--resume", str(out), "--json"])
     assert resumed.exit_code == 0, resumed.output
     rows = _rows_without_seconds(out)
-    assert [r["candidate"] for r in rows if r["phase"] == "choice"] == [1, 2, 3, 4]
+    assert [r["candidate"] for r in rows if r["phase"] == "choice"] == [1, 2, 3]
     assert rows == _rows_without_seconds(tmp_path / "ref")
     assert (out / "candidates.json").read_text() == (tmp_path / "ref" / "candidates.json").read_text()
     res, ref = json.loads(resumed.stdout), json.loads(reference.stdout)
