@@ -68,7 +68,11 @@ def default_sigint() -> None:
 
 
 def pytest_collection_modifyitems(config, items):
-    """`cuda` tests need a CUDA GPU: where none is visible they are skipped, and the summary says why."""
+    """Files that hold a `slow` test run first (the order within a file kept): under pytest-xdist a long test
+    started last runs alone at the end while the other worker waits. `cuda` tests need a CUDA GPU: where none is
+    visible they are skipped, and the summary says why."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow_files)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU and none is visible (benchmarks/gpu_check.sh runs the cuda tests "

@@ -56,6 +56,7 @@ def _profile_here(folder, device: str) -> None:
     assert (folder / "latency_tables" / f"{device}.json").is_file()
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_run_one_search(tmp_path):
     # `edgenas search --nproc 2` relaunches itself under torchrun; each rank reports what it ended with. It runs
     # from a folder holding the ./latency_tables/ that `edgenas profile` writes, with a table from there: that

@@ -115,6 +115,7 @@ def test_a_search_killed_within_a_stage_resumes_epoch_for_epoch(tmp_path):
     assert json.loads(resumed.stdout)["arch"] == json.loads(reference.stdout)["arch"]
 
 
+@pytest.mark.slow
 def test_a_search_killed_during_the_choice_by_training_resumes_with_the_scores_it_had(tmp_path):
     # `--choice train` trains each candidate for a few epochs: a long job of its own on a user's data. A resumed
     # run must score the same candidates and train only those it had not scored: history (one `choice` row a

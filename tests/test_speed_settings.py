@@ -41,7 +41,8 @@ def test_bad_values_name_the_value(bad):
         SearchSettings(**bad).validate()
 
 
-@pytest.mark.parametrize("speed", [{"memory_format": "contiguous"}, {"precision": "bf16"}, {"compile": True}])
+@pytest.mark.parametrize("speed", [{"memory_format": "contiguous"}, {"precision": "bf16"},
+                                   pytest.param({"compile": True}, marks=pytest.mark.slow)])  # 30-70 s cold
 def test_a_search_trains_under_each_setting_and_records_it(tmp_path, speed):
     result = search(SearchSettings(**QUICK, **speed, flops=250_000), out=tmp_path / "run", progress=False,
                     log=lambda *a: None)
