@@ -36,33 +36,55 @@ def _features(network: dict, threshold: float = 0.0, piece_ms: float | None = No
             "ms_per_mparam_over_cache": max(0.0, mparams - threshold)}
 
 
-def _solve(names: tuple[str, ...], networks: list[dict], threshold: float = 0.0,
-           piece_ms: float | None = None) -> tuple[dict, float]:
-    """Least squares on relative errors, so that each network counts the same whatever its latency; returns the
-    coefficients and the sum of squared relative residuals.
+# Coefficients that physics bounds below by 0: a costlier piece (`scale`), a network with more parameters, or one
+# further past the cache, is never predicted faster. `scale` must moreover stay above 0.
+_AT_LEAST_ZERO = ("scale", "ms_per_mparam", "ms_per_mparam_over_cache")
 
-    A fitted cost per call may not make the space's cheapest piece (`piece_ms`, its median) cost less than nothing:
-    a network cannot get faster by gaining a block. Where it would, the per-call cost is bound to -scale x piece_ms
-    and the rest fitted again.
+
+def _solve(names: tuple[str, ...], networks: list[dict], threshold: float = 0.0,
+           piece_ms: float | None = None) -> tuple[dict, float] | None:
+    """Least squares on relative errors, so that each network counts the same whatever its latency, under the bounds
+    physics sets; returns the coefficients and the sum of squared relative residuals, or None where no fit keeps
+    them (`scale` would be 0 or less).
+
+    The bounds: `scale`, `ms_per_mparam` and `ms_per_mparam_over_cache` at least 0 (a free fit once gave a scale of
+    -0.11: every costlier block predicted a faster network), and a cost per call that does not make the space's
+    cheapest piece (`piece_ms`, its median) cost less than nothing (a network cannot get faster by gaining a block):
+    at least -scale x piece_ms. Where the free fit breaks a bound, each set of coefficients held at their bounds is
+    fitted (the rest free) and the best fit that keeps every bound is taken: with these few coefficients, the exact
+    bounded least-squares solution.
     """
+    import itertools
+
     import numpy as np
 
-    def solve(names, bound):
-        weights = np.array([1.0 / n["measured_ms"] for n in networks])
-        features = np.array([[_features(n, threshold, bound)[name] for name in names] for n in networks])
+    weights = np.array([1.0 / n["measured_ms"] for n in networks])
+
+    def solve(free: tuple[str, ...], bound: float | None):  # coefficients not in `free`: 0, or the per-call bound
+        features = np.array([[_features(n, threshold, bound)[name] for name in free] for n in networks])
         features = features * weights[:, None]
         coefficients = np.linalg.lstsq(features, np.ones(len(networks)), rcond=None)[0]
         residual = float(((features @ coefficients - 1.0) ** 2).sum())
-        return {name: float(value) for name, value in zip(names, coefficients, strict=True)}, residual
+        fitted = dict.fromkeys(names, 0.0) | {name: float(v) for name, v in zip(free, coefficients, strict=True)}
+        if bound is not None:
+            fitted["ms_per_call"] = -fitted["scale"] * bound
+        return fitted, residual
 
-    coefficients, residual = solve(names, None)
-    if piece_ms is None or "ms_per_call" not in names:
-        return coefficients, residual
-    if coefficients["scale"] * piece_ms + coefficients["ms_per_call"] >= 0:
-        return coefficients, residual
-    coefficients, residual = solve(tuple(n for n in names if n != "ms_per_call"), piece_ms)
-    coefficients["ms_per_call"] = -coefficients["scale"] * piece_ms
-    return coefficients, residual
+    def keeps_bounds(fitted: dict) -> bool:
+        if fitted["scale"] <= 0 or any(fitted[name] < 0 for name in _AT_LEAST_ZERO if name in fitted):
+            return False
+        call = fitted.get("ms_per_call")
+        return piece_ms is None or call is None or fitted["scale"] * piece_ms + call >= 0
+
+    free_fit = solve(names, None)
+    if keeps_bounds(free_fit[0]):
+        return free_fit
+    held = [name for name in names if name in _AT_LEAST_ZERO and name != "scale"]
+    bounds = [None] if piece_ms is None or "ms_per_call" not in names else [None, piece_ms]
+    fits = [solve(tuple(n for n in names if n not in zeros and not (bound is not None and n == "ms_per_call")), bound)
+            for k in range(len(held) + 1) for zeros in itertools.combinations(held, k) for bound in bounds]
+    kept = [f for f in fits if keeps_bounds(f[0])]
+    return min(kept, key=lambda f: f[1]) if kept else None
 
 
 def fit(kind: str, networks: list[dict], piece_ms: float | None = None) -> dict:
@@ -77,15 +99,18 @@ def fit(kind: str, networks: list[dict], piece_ms: float | None = None) -> dict:
     if not names or not networks:
         return calibration
     if kind != "cache":
-        calibration.update(_solve(names, networks, piece_ms=piece_ms)[0])
+        solved = _solve(names, networks, piece_ms=piece_ms)
+        if solved is None:  # no fit of this kind keeps the bounds: the plain scale, which always does
+            return fit("scale", networks) if kind != "scale" else calibration
+        calibration.update(solved[0])
         return calibration
     best = None
     for threshold in sorted({n["params"] / 1e6 for n in networks})[:-2]:  # at least two networks above it
-        coefficients, residual = _solve(names, networks, threshold, piece_ms)
-        if coefficients["ms_per_mparam_over_cache"] > 0 and (best is None or residual < best[0]):
-            best = residual, threshold, coefficients
+        solved = _solve(names, networks, threshold, piece_ms)
+        if solved and solved[0]["ms_per_mparam_over_cache"] > 0 and (best is None or solved[1] < best[0]):
+            best = solved[1], threshold, solved[0]
     if best is None:  # no network pays for the cache: the per-call fit alone
-        calibration.update(_solve(CALIBRATIONS["calls"], networks, piece_ms=piece_ms)[0])
+        calibration = {**fit("calls", networks, piece_ms), "kind": "cache"}
         calibration.update({"ms_per_mparam_over_cache": 0.0, "cache_mparams": 0.0})
         return calibration
     calibration.update(best[2])
@@ -175,7 +200,8 @@ def calibrate(networks: list[dict], floor: dict | None = None) -> tuple[dict, di
         if len(networks) < _MIN_NETWORKS[kind] or (kind != "none" and len(networks) < 2):
             too_few[kind] = max(2, _MIN_NETWORKS[kind])
             continue
-        if not _positive(fit(kind, networks, piece_ms), floor):
+        fitted = fit(kind, networks, piece_ms)
+        if fitted["kind"] != kind or not _positive(fitted, floor):  # no fit of the kind within the bounds
             continue
         errors = _errors(_leave_one_out(kind, networks, piece_ms), measured)
         tried[kind] = {"mean_abs_error_pct": statistics.fmean(abs(e) for e in errors), **error_stats(errors)}
