@@ -5,6 +5,7 @@ the saved supernet, and their settings."""
 import itertools
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from edgenas.cost.cost_model import CostModel, CostObjective, budget_penalty
 from edgenas.cost.flops import cost_table
 from edgenas.cost.presets import preset
 from edgenas.data.dataset import load_dataset
+from edgenas.errors import EdgeNASError
 from edgenas.runs.settings import OLD_BEHAVIOUR, SearchSettings
 from edgenas.searching.run import search
 from edgenas.space.spec import get_space
@@ -579,10 +581,10 @@ def test_a_strategy_keeps_its_own_state_and_says_what_it_does():
 @pytest.mark.parametrize(("args", "message"), [
     (["--budget-floor", "1.5"], "bad --budget-floor 1.5: expected a number in [0, 1]"),
     (["--filter-warmup", "-0.1"], "bad --filter-warmup -0.1: expected a number in [0, 1]"),
-    (["--cost-ramp", "2"], "bad --cost-ramp 2.0: expected a number in [0, 1]"),
+    (["--cost-ramp", "2"], "bad --cost-ramp 2: expected a number in [0, 1]"),
     (["--warmup-epochs", "-1"], "bad --warmup-epochs -1: expected 0 or more"),
     (["--score-paths", "0"], "bad --score-paths 0: expected 1 or more"),
-    (["--prune-confidence", "-1"], "bad --prune-confidence -1.0: expected 0 or more"),
+    (["--prune-confidence", "-1"], "bad --prune-confidence -1: expected 0 or more"),
     (["--choice-candidates", "0"], "bad --choice-candidates 0: expected 1 or more"),
     (["--choice-pool", "random"], "bad --choice-pool 'random': expected one of auto, alpha, uniform"),
     (["--choice", "best"], "bad --choice 'best': expected one of auto, eval, alpha, train"),
@@ -621,3 +623,16 @@ def dataclasses_asdict(value):
     import dataclasses
 
     return dataclasses.asdict(value)
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"lr": 0.0}, "bad --lr 0: expected a positive number"),
+    ({"epochs_scale": -0.5}, "bad --epochs-scale -0.5: expected a positive number"),
+    ({"prune_ratio": 1.0}, "bad --prune-ratio 1: expected a number in [0, 1)"),
+    ({"arch_every": 0}, "bad --arch-every 0: expected 1 or more"),
+])
+def test_ranges_declared_on_settings_without_an_option_are_checked_too(settings, message):
+    """Ranges live on the fields of SearchSettings (the Python API and config.json set the fields without an option,
+    such as lr); validate() generates the check from them, with the same one-line message."""
+    with pytest.raises(EdgeNASError, match=f"^{re.escape(message)}$"):
+        SearchSettings(**settings).validate()

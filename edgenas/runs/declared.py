@@ -15,11 +15,16 @@ from typing import Any
 from edgenas.errors import EdgeNASError
 
 
-def option(default, help: str, *, flag: str | None = None, at_least: float | None = None, unit: str | None = None):
-    """A setting with its command-line option: `help` (required: a field without one gets no option), `flag` (the
-    option's spelling where it is not `--the-name`: `--int8`, `--no-verify` for a setting that is True unless
-    given), `at_least` (its least value; None, where allowed, is not checked) and `unit` (said after the range)."""
-    metadata = {"help": help, "flag": flag, "at_least": at_least, "unit": unit}
+def option(default, help: str | None = None, *, flag: str | None = None, at_least: float | None = None,
+           above: float | None = None, at_most: float | None = None, below: float | None = None,
+           one_of: tuple[str, ...] | None = None, unit: str | None = None):
+    """A setting, with its command-line option where it has a `help` (a field without one gets no option: the
+    Python API and config.json set it). `flag`: the option's spelling where it is not `--the-name` (`--int8`,
+    `--no-verify` for a setting that is True unless given). The range it must lie in: `at_least`/`above` below,
+    `at_most`/`below` above (None, where allowed, is not checked), or `one_of` its allowed values; `unit` is said
+    after the range."""
+    metadata = {"help": help, "flag": flag, "at_least": at_least, "above": above, "at_most": at_most, "below": below,
+                "one_of": one_of, "unit": unit}
     return dataclasses.field(default=default, metadata={k: v for k, v in metadata.items() if v is not None})
 
 
@@ -31,9 +36,28 @@ def flag_of(field: dataclasses.Field) -> str:
 def check_ranges(settings_class, values: Mapping[str, Any]) -> None:
     """Refuse the first of `values` (setting name -> value) outside its declared range, in field order."""
     for field in dataclasses.fields(settings_class):
-        least, value = field.metadata.get("at_least"), values.get(field.name)
-        if least is None or value is None or value >= least:
-            continue
-        shown = f"{value:g}" if isinstance(value, float) else str(value)
-        unit = f" {field.metadata['unit']}" if "unit" in field.metadata else ""
-        raise EdgeNASError(f"bad {flag_of(field)} {shown}: expected {least:g} or more{unit}")
+        value = values.get(field.name)
+        if value is not None and (expected := _outside(field.metadata, value)):
+            shown = repr(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
+            raise EdgeNASError(f"bad {flag_of(field)} {shown}: expected {expected}")
+
+
+def _outside(declared: Mapping[str, Any], value) -> str | None:
+    """What a value outside the declared range was expected to be (`0 or more networks`, `a number in [0, 1)`,
+    `one of a, b`); None when it lies inside."""
+    if "one_of" in declared:
+        return None if value in declared["one_of"] else f"one of {', '.join(declared['one_of'])}"
+    least, above, most, below = (declared.get(k) for k in ("at_least", "above", "at_most", "below"))
+    if ((least is None or value >= least) and (above is None or value > above) and (most is None or value <= most)
+            and (below is None or value < below)):
+        return None
+    unit = f" {declared['unit']}" if "unit" in declared else ""
+    low, high = (least if least is not None else above), (most if most is not None else below)
+    if high is not None and low is not None:
+        opening, closing = "[" if least is not None else "(", "]" if most is not None else ")"
+        return f"a number in {opening}{low:g}, {high:g}{closing}{unit}"
+    if high is not None:
+        return f"{high:g} or less{unit}" if most is not None else f"less than {high:g}{unit}"
+    if least is not None:
+        return f"{least:g} or more{unit}"
+    return f"a positive number{unit}" if above == 0 else f"more than {above:g}{unit}"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from edgenas.errors import EdgeNASError
+from edgenas.runs.declared import check_ranges
 from edgenas.runs.declared import option as _option  # `edgenas search` generates its options from these
 from edgenas.runs.folder import Run
 from edgenas.space.spec import SPACES
@@ -47,24 +48,24 @@ class SearchSettings:
     strategy: str = _option("danas", f"{', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}.")
     schedule: str = _option(DEFAULT_SCHEDULE, "Stages as class-fraction:epochs.")
     epochs_scale: float | None = _option(None, "Multiply the schedule's epochs (default: 1.0, down to 0.5 below "
-                                               "20,000 training images).")
-    epochs: int | None = _option(None, "--strategy full: its epochs (default: the schedule's total).")
-    prune_ratio: float = _option(0.4, "Share of each layer's candidates dropped after a stage.")
-    probe_epochs: int = _option(1, "Epochs of the difficulty probe.")
+                                               "20,000 training images).", above=0)
+    epochs: int | None = _option(None, "--strategy full: its epochs (default: the schedule's total).", at_least=1)
+    prune_ratio: float = _option(0.4, "Share of each layer's candidates dropped after a stage.", at_least=0, below=1)
+    probe_epochs: int = _option(1, "Epochs of the difficulty probe.", at_least=0)
     class_order: str | None = None  # a JSON file: {"order": [class names or indices, easiest first]}; skips the probe
-    batch_size: int = _option(64, "Batch size.")
-    lr: float = 0.02  # supernet weights: SGD, Nesterov momentum 0.9, cosine over the stages
+    batch_size: int = _option(64, "Batch size.", at_least=1)
+    lr: float = _option(0.02, above=0)  # supernet weights: SGD, Nesterov momentum 0.9, cosine over the stages
     arch_lr: float = 0.03  # architecture parameters: Adam (beta1 = 0, as ProxylessNAS)
-    arch_every: int = 4  # one architecture step per this many weight steps
-    cost_strength: float = _option(2.0, "Strength of the budget penalty on alpha.")
+    arch_every: int = _option(4, at_least=1)  # one architecture step per this many weight steps
+    cost_strength: float = _option(2.0, "Strength of the budget penalty on alpha.", at_least=0)
     weight_decay: float = 4e-5
     label_smoothing: float = 0.1
-    retrain_epochs: int = _option(30, "Epochs of retraining the derived network.")
+    retrain_epochs: int = _option(30, "Epochs of retraining the derived network.", at_least=0)
     retrain_lr: float = 0.02
     retrain_weight_decay: float = 4e-5
     val_fraction: float = 0.1
     memory_gb: float = _option(8.0, "Keep decoded images in memory up to this size; a larger image tree streams "
-                                    "through DataLoader workers.")
+                                    "through DataLoader workers.", at_least=0)
     train_per_class: int | None = _option(None, "Use at most this many training images per class (a fixed "
                                                 "class-balanced subset).")
     test_per_class: int | None = _option(None, "Use at most this many test images per class.")
@@ -79,38 +80,43 @@ class SearchSettings:
                                    "only on long retrainings).", flag="--compile")
     # Issue 14's mechanisms (docs/SEARCH.md); OLD_BEHAVIOUR above lists the values that switch each one off.
     warmup_epochs: int = _option(10, "Epochs of weight-only warm-up before the first stage (on its classes; `full`: "
-                                     "all classes), at the schedule's scale (scaled like the stages); 0: none.")
+                                     "all classes), at the schedule's scale (scaled like the stages); 0: none.",
+                                     at_least=0)
     weight_sampling: str = _option("uniform", "Weight steps' paths: uniform over each layer's active candidates "
-                                              "(SPOS) or alpha (drawn from the architecture probabilities).")
+                                              "(SPOS) or alpha (drawn from the architecture probabilities).",
+                                              one_of=SAMPLINGS)
     filter_warmup: float = _option(0.25, "Share of the warm-up during which each layer runs its largest active "
-                                         "candidate with a probability falling from 1 to 0 (TuNAS); 0: off.")
+                                         "candidate with a probability falling from 1 to 0 (TuNAS); 0: off.",
+                                         at_least=0, at_most=1)
     prune_score: str = _option("eval", "Pruning ranks candidates by eval (search-validation loss of random paths "
-                                       "through them, inherited weights) or alpha (their probability).")
-    score_paths: int = _option(48, "--prune-score eval: random paths scored (one search-validation batch each).")
+                                       "through them, inherited weights) or alpha (their probability).", one_of=SCORES)
+    score_paths: int = _option(48, "--prune-score eval: random paths scored (one search-validation batch each).",
+                                   at_least=1)
     prune_confidence: float = _option(3.0, "--prune-score eval: keep a candidate whose mean loss is within this many "
                                            "standard errors of its layer's best (the paths cannot tell them apart); "
-                                           "0: prune by the ratio alone.")
+                                           "0: prune by the ratio alone.", at_least=0)
     cost_form: str = _option("two-sided", "Cost penalty: two-sided (strength x |expected cost / budget - 1|, TuNAS) or "
-                                          "over (only above the budget).")
+                                          "over (only above the budget).", one_of=COST_FORMS)
     cost_ramp: float | None = _option(None, "Share of the architecture steps over which the cost strength rises "
-                                            "from 0 (default: the first stage's share); 0: full strength at once.")
+                                            "from 0 (default: the first stage's share); 0: full strength at once.",
+                                            at_least=0, at_most=1)
     choice: str = _option("auto", "Final choice: alpha (the knapsack's most probable architecture that fills the "
                                   "budget), eval (best search-validation accuracy among such candidates, supernet "
                                   "weights), train (the same, each trained from scratch for --choice-epochs) or auto: "
                                   "train when the search retrains the winner for more than --choice-epochs, else "
-                                  "alpha (docs/SEARCH.md).")
+                                  "alpha (docs/SEARCH.md).", one_of=CHOICES)
     choice_candidates: int | None = _option(None, "--choice eval or train: architectures scored (the knapsack's best "
                                                   "and samples from --choice-pool, all from floor x budget to budget; "
-                                                  "default: 24 for eval, 6 for train).")
+                                                  "default: 24 for eval, 6 for train).", at_least=1)
     choice_pool: str = _option("auto", "--choice eval or train: where the candidates after the knapsack's come "
                                        "from: alpha (drawn from the architecture probabilities), uniform (drawn "
                                        "uniformly from each layer's surviving candidates: the pruned space, SPOS) or "
-                                       "auto: uniform for train, alpha for eval.")
+                                       "auto: uniform for train, alpha for eval.", one_of=CHOICE_POOLS)
     choice_epochs: int = _option(3, "--choice train: epochs each candidate trains from its initial weights, with the "
-                                    "retraining's settings.")
+                                    "retraining's settings.", at_least=1)
     budget_floor: float = _option(0.95, "Least share of a binding FLOPs or latency budget the derived network uses "
                                         "(where reachable), the random baseline's too; pruning keeps it reachable; "
-                                        "0: no floor.")
+                                        "0: no floor.", at_least=0, at_most=1)
 
     @property
     def final_choice(self) -> str:
@@ -142,37 +148,8 @@ class SearchSettings:
         if self.strategy not in STRATEGIES:
             raise EdgeNASError(f"unknown strategy {self.strategy!r}: expected one of {', '.join(STRATEGIES)}")
         SPACES.get(self.space)
-        for name, value, options in (("--weight-sampling", self.weight_sampling, SAMPLINGS),
-                                     ("--prune-score", self.prune_score, SCORES),
-                                     ("--cost-form", self.cost_form, COST_FORMS), ("--choice", self.choice, CHOICES),
-                                     ("--choice-pool", self.choice_pool, CHOICE_POOLS)):
-            if value not in options:
-                raise EdgeNASError(f"bad {name} {value!r}: expected one of {', '.join(options)}")
         parse_schedule(self.schedule)
-        checks = [("--prune-ratio", self.prune_ratio, 0 <= self.prune_ratio < 1, "a number in [0, 1)"),
-                  ("--retrain-epochs", self.retrain_epochs, self.retrain_epochs >= 0, "0 or more"),
-                  ("--probe-epochs", self.probe_epochs, self.probe_epochs >= 0, "0 or more"),
-                  ("--batch-size", self.batch_size, self.batch_size >= 1, "1 or more"),
-                  ("--arch-every", self.arch_every, self.arch_every >= 1, "1 or more"),
-                  ("--epochs", self.epochs, self.epochs is None or self.epochs >= 1, "1 or more"),
-                  ("--epochs-scale", self.epochs_scale, self.epochs_scale is None or self.epochs_scale > 0,
-                   "a positive number"),
-                  ("--lr", self.lr, self.lr > 0, "a positive number"),
-                  ("--cost-strength", self.cost_strength, self.cost_strength >= 0, "0 or more"),
-                  ("--memory-gb", self.memory_gb, self.memory_gb >= 0, "0 or more"),
-                  ("--warmup-epochs", self.warmup_epochs, self.warmup_epochs >= 0, "0 or more"),
-                  ("--filter-warmup", self.filter_warmup, 0 <= self.filter_warmup <= 1, "a number in [0, 1]"),
-                  ("--score-paths", self.score_paths, self.score_paths >= 1, "1 or more"),
-                  ("--prune-confidence", self.prune_confidence, self.prune_confidence >= 0, "0 or more"),
-                  ("--cost-ramp", self.cost_ramp, self.cost_ramp is None or 0 <= self.cost_ramp <= 1,
-                   "a number in [0, 1]"),
-                  ("--choice-candidates", self.choice_candidates,
-                   self.choice_candidates is None or self.choice_candidates >= 1, "1 or more"),
-                  ("--choice-epochs", self.choice_epochs, self.choice_epochs >= 1, "1 or more"),
-                  ("--budget-floor", self.budget_floor, 0 <= self.budget_floor <= 1, "a number in [0, 1]")]
-        for name, value, ok, expected in checks:
-            if not ok:
-                raise EdgeNASError(f"bad {name} {value}: expected {expected}")
+        check_ranges(SearchSettings, vars(self))
         from edgenas.training.device import MEMORY_FORMATS, PRECISIONS
 
         for name, value, allowed in (("--precision", self.precision, PRECISIONS),
