@@ -24,7 +24,7 @@ from edgenas.space.spec import get_space
 SPACE, RESOLUTION, NUM_CLASSES = "macro", 32, 10
 CHOICES = (SKIP, "k3_e3", "k5_e6")  # digit d of a key is CHOICES[d]
 POOL_FLOPS = 1280 * 4 * 4  # fvcore counts the global average pool; the table does not
-BUDGET_SHARES = (0.4, 0.6)  # the issue's budgets, as shares of the largest architecture's FLOPs
+BUDGET_SHARES = (0.4, 0.6, 0.7)  # budgets as shares of the largest architecture's FLOPs (issues 13 and 38)
 FILE = "nas-bench-macro_cifar10.json"
 
 
@@ -123,6 +123,21 @@ class NasBenchMacro:
         """Mean accuracy of an architecture drawn uniformly among those within the budget (exact)."""
         fits = self.within(budget_flops)
         return sum(e.mean_acc for e in fits) / len(fits)
+
+    def fewest_skips(self, budget_flops: float, floor: float = 0.95) -> list[Entry]:
+        """A rule that needs no training (issue 38): among the architectures in [floor x budget, budget], those with
+        the fewest skip layers (all of them: the rule cannot choose between its ties)."""
+        band = [e for e in self.within(budget_flops) if e.flops >= floor * budget_flops]
+        if not band:
+            raise EdgeNASError(f"no NAS-Bench-Macro architecture in [{floor} x {budget_flops:,.0f}, "
+                               f"{budget_flops:,.0f}] FLOPs")
+        fewest = min(e.key.count("0") for e in band)
+        return [e for e in band if e.key.count("0") == fewest]
+
+    def fewest_skips_mean(self, budget_flops: float, floor: float = 0.95) -> float:
+        """The fewest-skips rule's expected accuracy: the mean over its ties (exact)."""
+        ties = self.fewest_skips(budget_flops, floor)
+        return sum(e.mean_acc for e in ties) / len(ties)
 
     def matched_random_mean(self, budget_flops: float, floor: float = 0.95) -> float:
         """Mean accuracy of an architecture drawn uniformly among those in [floor x budget, budget] (exact)."""

@@ -6,8 +6,9 @@ CVPR 2021). Reported per arm, budget and seed: the table accuracy, the regret to
 budget, its percentile among all architectures within the budget, the share of the budget used, the search time,
 and how well the final supernet ranks: Kendall's tau between the search-validation accuracy with inherited weights
 (batch norm recalibrated) and the table's accuracy, over 50 architectures drawn within the budget (the same 50 for
-every run). Beside them, the two random baselines computed exactly from the table: any architecture within B, and
-FLOPs-matched (within [0.95B, B]). From the run's candidates.json: the table accuracy of the knapsack's most probable
+every run). Beside them, baselines computed exactly from the table: a random architecture within B, a FLOPs-matched
+one (within [0.95B, B]), and a rule that needs no training (the fewest skip layers within [0.95B, B], the mean over
+its ties). From the run's candidates.json: the table accuracy of the knapsack's most probable
 architecture in the band, which is exactly what `--choice alpha` derives from the same supernet (so one run with
 `--choice eval` measures both choices), and the best and mean table accuracy of the candidates scored.
 
@@ -22,7 +23,7 @@ benchmarks/results/search_quality.json, and `--plot` draws the derived architect
 accuracy-FLOPs cloud.
 
 Run by hand:  .venv/bin/python benchmarks/search_quality.py [--profile cpu] [--arms danas full-iso] [--seeds 0 1 2]
-              [--budgets 0.4 0.6] [--set choice=alpha --tag alpha-choice] [--plot docs/search_quality.png]
+              [--budgets 0.4 0.6 0.7] [--set choice=alpha --tag alpha-choice] [--plot docs/search_quality.png]
 """
 
 from __future__ import annotations
@@ -168,21 +169,23 @@ def summarize(rows: list[dict], table: NasBenchMacro) -> list[dict]:
                     "alpha_choice_acc": (statistics.mean(r["alpha_choice_acc"] for r in rs)
                                          if all("alpha_choice_acc" in r for r in rs) else None),
                     "best_within": table.best_within(budget).mean_acc,
-                    "random_mean": table.random_mean(budget), "matched_random_mean": table.matched_random_mean(budget)})
+                    "random_mean": table.random_mean(budget), "matched_random_mean": table.matched_random_mean(budget),
+                    "fewest_skips_mean": table.fewest_skips_mean(budget),
+                    "fewest_skips_ties": len(table.fewest_skips(budget))})
     return out
 
 
 def print_summary(summary: list[dict]) -> None:
     print("| tag | arm | budget | seeds | table acc (mean, min) | regret | percentile | min budget use | "
-          "search s | tau | knapsack pick | best | random | matched random |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "search s | tau | knapsack pick | best | random | matched random | fewest-skips rule (ties) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in summary:
         tau = "-" if s["tau"] is None else f"{s['tau']:.2f}"
         pick = "-" if s.get("alpha_choice_acc") is None else f"{s['alpha_choice_acc']:.2f}%"
         print(f"| {s['tag']} | {s['arm']} | {s['share']:.0%} | {len(s['seeds'])} | {s['table_acc']:.2f}% "
               f"({s['table_acc_min']:.2f}) | {s['regret']:.2f} | {s['percentile']:.1f} | {s['budget_use_min']:.1%} | "
               f"{s['search_seconds']:.0f} | {tau} | {pick} | {s['best_within']:.2f}% | {s['random_mean']:.2f}% | "
-              f"{s['matched_random_mean']:.2f}% |")
+              f"{s['matched_random_mean']:.2f}% | {s['fewest_skips_mean']:.2f}% ({s['fewest_skips_ties']}) |")
 
 
 def plot(rows: list[dict], table: NasBenchMacro, path: Path) -> None:

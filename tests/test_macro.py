@@ -160,3 +160,17 @@ def test_cli_space_arch_and_flops_on_macro(tmp_path):
     assert result.exit_code == 1 and "cannot be expressed in space macro" in result.output
     assert preset("smallest", get_space("macro"), 10).layers == (SKIP,) * 8
 
+
+
+@needs_table
+@pytest.mark.parametrize(("share", "mean", "ties"), [(0.4, 91.10, 8), (0.6, 92.12, 3), (0.7, 92.43, 37)])
+def test_the_no_training_rule_is_computed_exactly_from_the_table(bench, share, mean, ties):
+    """The baseline a search must beat (issue 38): the fewest skip layers within [0.95B, B], the mean over its ties;
+    every tie in the band, none in the band with fewer skips, and the figures the issue quoted at 60% and 70%."""
+    budget = bench.budget(share)
+    rule = bench.fewest_skips(budget)
+    band = [e for e in bench.within(budget) if e.flops >= 0.95 * budget]
+    assert all(e in band for e in rule) and len(rule) == ties
+    assert min(e.key.count("0") for e in band) == rule[0].key.count("0")
+    assert sum(e.key.count("0") == rule[0].key.count("0") for e in band) == ties
+    assert bench.fewest_skips_mean(budget) == pytest.approx(mean, abs=0.005)
