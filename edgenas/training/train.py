@@ -156,11 +156,12 @@ def evaluate(model: nn.Module, data: Dataset, split: str, device: Device, batch_
     model.eval()
     correct = torch.zeros((), device=device.device)
     total = 0
+    if classes is not None:  # once, not per batch: each index built is a host-to-device copy
+        admitted, remap = class_index(classes, data.num_classes, device.device)
     for x, y in batches(data, split, batch_size, classes=classes):
         with device.autocast():
             logits = model(device.input(x))
         if classes is not None:
-            admitted, remap = class_index(classes, data.num_classes, device.device)
             correct += (logits[:, admitted].argmax(1) == remap[y]).sum()
         else:
             correct += (logits.argmax(1) == y).sum()
