@@ -11,7 +11,7 @@ from one exact Pareto front of the summed costs (`cheapest`), so that every mess
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -37,6 +37,8 @@ class CostModel:
     fixed_ms: float
     ms_cache: Tensor | None = None
     fixed_ms_cache: float = 0.0
+    # The tables as `expected` needs them, per (device, dtype): copied once, not at every architecture step.
+    _copies: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def build(cls, space: Space, num_classes: int, flops_table: FlopsTable,
@@ -89,8 +91,12 @@ class CostModel:
     def expected(self, probs: Tensor) -> tuple[Tensor, Tensor | None]:
         """Expected FLOPs and milliseconds of a network drawn from per-layer probabilities (differentiable; with a
         cache term, the larger of the two expected costs)."""
-        flops = (probs * self.flops.to(probs)).sum() + self.fixed_flops
-        columns = [(probs * table.to(probs)).sum() + fixed for table, fixed in self.ms_columns()]
+        key = (probs.device, probs.dtype)
+        if key not in self._copies:
+            self._copies[key] = (self.flops.to(probs), [(table.to(probs), fixed) for table, fixed in self.ms_columns()])
+        flops_table, ms_columns = self._copies[key]
+        flops = (probs * flops_table).sum() + self.fixed_flops
+        columns = [(probs * table).sum() + fixed for table, fixed in ms_columns]
         return flops, (torch.stack(columns).max() if columns else None)
 
     def of(self, arch: Arch) -> tuple[int, float | None]:
