@@ -524,3 +524,27 @@ def test_search_warns_of_a_class_of_3_images_and_records_it(tmp_path):
     assert warning in result.stderr and "add images (20 or more per class)" in result.stderr
     notes = json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]["data"]["notes"]
     assert len(notes) == 1 and notes[0].startswith("class 'fly' (3 images")
+
+
+def test_a_subset_of_a_tree_decodes_only_its_images_and_equals_the_whole_tree_subset(tmp_path, monkeypatch):
+    """`--train-per-class` on an image folder decoded every image of the tree before keeping a few (12 a class of
+    CIFAR-10 decoded all 60,000). The subset is now chosen from the file lists: the same images, labels and splits as
+    subsetting the decoded tree, and only the kept images are decoded."""
+    from edgenas.data import cache, splits
+    from edgenas.data.readers import read_image_folder
+
+    for i, name in enumerate(("cat", "dog", "owl")):
+        _write_images(tmp_path / "tree" / "train" / name, 9, seed=i)
+        _write_images(tmp_path / "tree" / "test" / name, 4, seed=10 + i)
+    decoded = []
+    real_decode = cache.decode
+    monkeypatch.setattr(cache, "decode", lambda file, resolution: decoded.append(file) or real_decode(file, resolution))
+    small = load_dataset(tmp_path / "tree", 16, train_per_class=3, test_per_class=2)
+    assert len(decoded) == 3 * 3 + 3 * 2  # the kept images, no others
+    whole_classes, whole = read_image_folder(tmp_path / "tree", 16, 0.2, 10**9)  # every image decoded, as before
+    assert small.classes == whole_classes
+    x_train, y_train = splits.subset(*whole["train"], 3, 3)
+    x_test, y_test = splits.subset(*whole["test"], 2, 3)
+    assert torch.equal(torch.cat([small.x["train"], small.x["val"]]).sort(0).values, x_train.sort(0).values)
+    assert torch.equal(small.x["test"], x_test) and torch.equal(small.y["test"], y_test)
+    assert sorted(torch.cat([small.y["train"], small.y["val"]]).tolist()) == sorted(y_train.tolist())

@@ -88,7 +88,8 @@ def load_dataset(path: str | os.PathLike | None, resolution: int, *, flip: bool 
             classes, splits = read_cifar(root, resolution)
         elif root.is_dir():
             limit = int(memory_gb * 2**30) // (3 * resolution * resolution)
-            classes, splits = read_image_folder(root, resolution, test_fraction, limit)
+            classes, splits = read_image_folder(root, resolution, test_fraction, limit,
+                                                {"train": train_per_class, "test": test_per_class})
         else:
             raise EdgeNASError(f"dataset path {root}: expected an ImageFolder root, a CIFAR python folder or an .npz "
                                "file")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from edgenas.data.cache import check_headers, decode_cached, resize
-from edgenas.data.splits import balanced_split, refuse
+from edgenas.data.splits import balanced_split, refuse, subset
 from edgenas.errors import EdgeNASError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -165,8 +165,11 @@ def _list_folder(folder: Path, problems: list[str]) -> list[Path]:
     return [file for file in files if file.suffix.lower() in IMAGE_SUFFIXES]
 
 
-def read_image_folder(root: Path, resolution: int, test_fraction: float, limit: int):
+def read_image_folder(root: Path, resolution: int, test_fraction: float, limit: int,
+                      keep: dict[str, int | None] | None = None):
     """Classes and splits of an ImageFolder tree: decoded uint8 tensors, or file lists beyond `limit` images.
+    `keep` ({"train": n, "test": m} images a class) keeps `subset`'s class-balanced choice of a split before it is decoded:
+    the other images' headers are read, not their pixels (12 a class of CIFAR-10 decoded all 60,000 before).
 
     Every problem of the tree (a class missing from a split, an empty class folder, a non-image file, a class too
     small to split, an unreadable image) is collected, and all of them are reported in one error."""
@@ -205,8 +208,10 @@ def read_image_folder(root: Path, resolution: int, test_fraction: float, limit: 
         if total > limit:
             check_headers(files, problems)
             splits[split] = (files, labels)
-        else:
-            splits[split] = (decode_cached(files, resolution, problems), labels)
+            continue
+        kept, kept_labels = subset(files, labels, (keep or {}).get(split), len(classes))
+        check_headers(sorted(set(files) - set(kept)), problems)
+        splits[split] = (decode_cached(kept, resolution, problems), kept_labels)
     refuse(root.name, problems)
     return classes, splits
 
