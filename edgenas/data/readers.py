@@ -168,8 +168,8 @@ def _list_folder(folder: Path, problems: list[str]) -> list[Path]:
 def read_image_folder(root: Path, resolution: int, test_fraction: float, limit: int,
                       keep: dict[str, int | None] | None = None):
     """Classes and splits of an ImageFolder tree: decoded uint8 tensors, or file lists beyond `limit` images.
-    `keep` ({"train": n, "test": m} images a class) keeps `subset`'s class-balanced choice of a split before it is decoded:
-    the other images' headers are read, not their pixels (12 a class of CIFAR-10 decoded all 60,000 before).
+    `keep` ({"train": n, "test": m} images a class) applies `subset`'s class-balanced choice to a split before it
+    is decoded: the other images' headers are read, not their pixels (12 a class of CIFAR-10 decoded all 60,000).
 
     Every problem of the tree (a class missing from a split, an empty class folder, a non-image file, a class too
     small to split, an unreadable image) is collected, and all of them are reported in one error."""
