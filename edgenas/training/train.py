@@ -87,9 +87,8 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
         totals[2] += len(y)
         if train_arch and steps % settings.arch_every == 0:
             xv, yv = next(val_batches)
-            arch_loss += _arch_step(net, arch_opt, device.input(xv), remap[yv], admitted,
-                                    lambda probs, k=arch_step + arch_steps_here: objective(cost, probs, k), settings,
-                                    generator, device)
+            arch_loss += _arch_step(net, arch_opt, device.input(xv), remap[yv], admitted, objective, cost,
+                                    arch_step + arch_steps_here, settings, generator, device)
             totals[3] += 1
             totals[4] += len(yv)
             arch_steps_here += 1
@@ -104,16 +103,17 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
             "arch_loss": float(arch_loss) / max(1, arch_steps), "steps": steps}
 
 
-def _arch_step(net: Supernet, arch_opt, x: Tensor, target: Tensor, admitted: Tensor,
-               penalty: Callable[[Tensor], Tensor], settings: SupernetSettings, generator: torch.Generator,
+def _arch_step(net: Supernet, arch_opt, x: Tensor, target: Tensor, admitted: Tensor, objective: CostObjective,
+               cost: CostModel, step: int, settings: SupernetSettings, generator: torch.Generator,
                device: Device) -> Tensor:
-    """One architecture step on a search-validation batch: two sampled paths with binary gates, the loss plus
-    `penalty(probs)`, the gradient of alpha alone (no weight gradients computed, nor seen by DDP's hooks) averaged
-    over the ranks. Returns the loss, detached."""
+    """Architecture step `step` on a search-validation batch: two sampled paths with binary gates, the loss plus the
+    budget penalty `objective(cost, probs, step)`, the gradient of alpha alone (no weight gradients computed, nor
+    seen by DDP's hooks) averaged over the ranks. Returns the loss, detached."""
     paths = net.sample(generator, 2)
     with device.autocast():
         logits = net(x, paths)[:, admitted].float()
-    loss = F.cross_entropy(logits, target, label_smoothing=settings.label_smoothing) + penalty(net.probs())
+    loss = F.cross_entropy(logits, target, label_smoothing=settings.label_smoothing)
+    loss = loss + objective(cost, net.probs(), step)
     (grad,) = torch.autograd.grad(loss, [net.alpha])
     net.alpha.grad = distributed.average_(grad, device.ranks)
     arch_opt.step()
