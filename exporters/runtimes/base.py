@@ -1,0 +1,86 @@
+"""The runtime interface: what every deployment runtime (ONNX Runtime, LiteRT, OpenVINO) offers the exporter, the
+verifier and the profiler, so that each of them is written once for all runtimes.
+
+A runtime converts a run's PyTorch network (and the ONNX file edgenas exports first) into its own file, quantises
+that file to INT8 by its own route, opens a session pinned to a thread count, and runs batches of NCHW float32
+images to logits. Everything that measures (outputs against PyTorch, accuracy, batch-1 latency, the table's
+prediction) lives in the verifier and the profiler and only calls these methods.
+
+A runtime whose package is missing says which extra installs it (`require`), in one line, before anything is written.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from edgenas.errors import EdgeNASError
+
+
+class Session(Protocol):
+    """An opened model file: `run` takes N x 3 x R x R float32 images (NCHW, normalised as the run's data is) and
+    returns N x classes float32 logits, whatever layout or batch handling the file itself uses."""
+
+    def run(self, images: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A file a runtime wrote, and what a report says of it: the runtime, its version, the precision it runs at,
+    how it was made, and the sidecar JSON holding edgenas's metadata when the format cannot carry it."""
+
+    path: Path
+    runtime: str
+    version: str
+    precision: str  # what the session computes in: "fp32", "int8", "bf16", ...
+    method: str  # e.g. "openvino.convert_model from the ONNX file, saved without FP16 compression"
+    sidecar: Path | None = None
+
+
+class Runtime(ABC):
+    """One deployment runtime. Subclasses set the class attributes and implement the abstract methods."""
+
+    name: str  # "onnxruntime", "litert", "openvino": the value of --runtime
+    suffix: str  # the file extension that selects it: ".onnx", ".tflite", ".xml"
+    modules: tuple[str, ...]  # the Python modules it needs
+    extra: str | None  # the pip extra that installs them (None: a core dependency)
+
+    def require(self) -> None:
+        """Refuse, in one line naming the extra, when this runtime's packages are not installed."""
+        missing = [m for m in self.modules if importlib.util.find_spec(m.split(".")[0]) is None]
+        if missing:
+            how = f"pip install 'edgenas[{self.extra}]'" if self.extra else "reinstall edgenas"
+            raise EdgeNASError(f"runtime {self.name} needs {', '.join(missing)}, which is not installed: {how}")
+
+    @abstractmethod
+    def version(self) -> str:
+        """The installed runtime's version."""
+
+    @abstractmethod
+    def convert(self, model, onnx_path: Path, out: Path, metadata: dict[str, str]) -> Converted:
+        """Write the FP32 file `out` (atomically) from the run's network `model` (eval mode, PyTorch) or the ONNX file
+        edgenas exported from it (`onnx_path`, with its metadata), carrying `metadata` (edgenas's keys: arch, classes,
+        preprocessing, ...) in the file or in a sidecar JSON beside it."""
+
+    @abstractmethod
+    def quantize(self, model, fp32: Converted, calibration: list[np.ndarray], out: Path) -> Converted:
+        """Write the INT8 file `out` (atomically) by this runtime's own route, calibrated on `calibration` batches of
+        training images (NCHW float32); raise EdgeNASError with the reason where this runtime cannot make one."""
+
+    @abstractmethod
+    def open(self, path: Path, threads: int, batch: int | None = None) -> Session:
+        """A session of the file pinned to `threads` threads; `batch`, when given, fixes the batch size (batch-1
+        latency is timed on a session opened with batch=1)."""
+
+    @abstractmethod
+    def int8_weights(self, path: Path) -> int:
+        """How many weight tensors of the file are stored as int8: proof that an INT8 file runs int8 kernels."""
+
+    def int8_path(self, fp32: Path) -> Path:
+        """Where the INT8 file of `fp32` goes: NAME.int8 + the runtime's suffix."""
+        return fp32.with_name(fp32.name[: -len(self.suffix)] + ".int8" + self.suffix)
