@@ -1,14 +1,15 @@
 """edgenas: find, prove and ship small image classifiers for edge devices.
 
-The Python API: `edgenas.search(...)` and `edgenas.profile(...)` (see `api.py`), `edgenas.load_model(run)` (a run's
-network as a plain `torch.nn.Module`), `exporters.export_onnx(...)`.
+The Python API: `edgenas.search(...)` and `edgenas.profile(...)` (see `api.py`), `edgenas.check(run)` (the run against
+random architectures of its budget), `edgenas.load_model(run)` (a run's network as a plain `torch.nn.Module`),
+`exporters.export_onnx(...)`.
 Importing this package does not import torch; the functions that need it import it.
 """
 
 from edgenas.errors import EdgeNASError
 from edgenas.version import __version__
 
-__all__ = ["EdgeNASError", "__version__", "load_model", "profile", "search"]
+__all__ = ["EdgeNASError", "__version__", "check", "load_model", "profile", "search"]
 
 
 def search(data=None, **options):
@@ -16,6 +17,16 @@ def search(data=None, **options):
     from edgenas.api import search as run
 
     return run(data, **options)
+
+
+def check(run, random: int = 3, **options):
+    """Train `random` architectures of a finished run's budget (and MobileNetV2) with the run's own recipe and rank
+    the searched network among them: a `CheckResult` (`.rank`, `.margin_points`, `.arms`), also in RUN/check.json.
+    See `edgenas.searching.check.check`."""
+    from edgenas.progress import silent
+    from edgenas.searching.check import check as run_check
+
+    return run_check(run, random, **{"log": silent, **options})
 
 
 def load_model(run, weights: str = "model.pt"):

@@ -1,5 +1,6 @@
-"""Commands about runs: `search` (a run: search, then retrain), `train` (retrain a run's architecture), `runs` (the
-runs in a folder) and `eval` (a run's network on its test split)."""
+"""Commands about runs: `search` (a run: search, then retrain), `train` (retrain a run's architecture), `check` (a run
+against random and MobileNetV2 arms trained alike), `runs` (the runs in a folder) and `eval` (a run's network on its
+test split)."""
 
 from __future__ import annotations
 
@@ -91,6 +92,42 @@ def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
         print_run(result, as_json)
 
 
+def check(run: Annotated[Path, typer.Argument(help="A finished, retrained run folder.")],
+          random: Annotated[int, typer.Option(help="Random architectures of the run's budget band to train.")] = 3,
+          mobilenetv2: Annotated[bool, typer.Option(help="Also train MobileNetV2 width-scaled to the budget.")] = True,
+          as_json: json_flag("Print the outcome as JSON.") = False,
+          quiet: Quiet = False, verbose: Verbose = False):
+    """Prove a search on your data: train random architectures of the same budget (and MobileNetV2) with exactly the
+    run's recipe, and rank the searched network among them (resumable: run it again to continue)."""
+    from edgenas.searching.check import check as run_check
+
+    progress, log, echo = output(quiet, verbose, as_json)
+    result = run_check(run, random=random, mobilenetv2=mobilenetv2, progress=progress, log=log, echo=echo)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    print_check(result)
+
+
+def print_check(result) -> None:
+    grid = Table("network", "FLOPs (fvcore)", "latency (ms, table)", "test acc. (%)", "run",
+                 title=f"check of {result.run}",
+                 caption="each network retrained from scratch with the run's recipe (data, epochs, seed scheme); "
+                         "test accuracy: top-1 on the run's test split; FLOPs: fvcore, 1 multiply-add = 1 FLOP; "
+                         "latency: predicted by the run's table")
+    for arm in result.arms:
+        ms = "-" if arm.predicted_latency_ms is None else f"{arm.predicted_latency_ms:.3f}"
+        grid.add_row(arm.name, format_flops(arm.flops), ms, f"{100 * arm.test_acc:.2f}", arm.run)
+    console = table_console()
+    console.print(grid)
+    tied = f", tied with {result.ties}" if result.ties else ""
+    spread = "" if result.margin_se_points is None else f" +/- {result.margin_se_points:.2f} (standard error)"
+    randoms = sum(a.name.startswith("random-") for a in result.arms)
+    console.print(f"searched network: rank {result.rank} of {len(result.arms)}{tied}; "
+                  f"{result.margin_points:+.2f} points of test accuracy over the mean of {randoms} random "
+                  f"architecture(s){spread}; written to {result.run}/check.json")
+
+
 def list_runs(root: Annotated[Path, typer.Argument(help="The folder of runs.")] = Path("runs"),
               as_json: Json = False):
     """List the runs in ./runs: strategy, budget, FLOPs, test accuracy and state (finished, retraining,
@@ -127,4 +164,4 @@ def evaluate_run(run: Annotated[Path, typer.Argument(help="A run folder.")], as_
                                        f"images of {result['dataset']}, top-1, retrained weights in {run}/model.pt)")
 
 
-COMMANDS = {"search": search, "train": train, "runs": list_runs, "eval": evaluate_run}
+COMMANDS = {"search": search, "train": train, "check": check, "runs": list_runs, "eval": evaluate_run}

@@ -4,7 +4,7 @@ A run is Pareto-optimal when no other run has at least its test accuracy at no m
 strictly better. Cost is FLOPs (fvcore, comparable across runs) or predicted latency; latencies are compared only
 between runs predicted by the same table, since two tables describe two devices. Runs without a test accuracy
 (not retrained) are listed but stay out of the fronts. Runs of different datasets are refused: their accuracies
-come from different test sets.
+come from different test sets. A run that was checked (`edgenas check`) brings its arms.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from edgenas.errors import EdgeNASError
 from edgenas.files import atomic_write_bytes
+from edgenas.report.check_plot import read_check
 from edgenas.report.plots import new_figure, png, table_name
 from edgenas.runs.record import load_run
 
@@ -37,7 +38,7 @@ def compare_runs(paths: list[str | Path], out: str | Path = "compare.png") -> Co
         raise EdgeNASError(f"bad --out {out}: expected a .png file")
     if not paths:
         raise EdgeNASError("no runs to compare: give one or more run folders")
-    records = [load_run(p) for p in paths]  # every run is checked before anything is written
+    records = [load_run(p) for p in with_check_arms(paths)]  # every run is checked before anything is written
     names = [r.name for r in records]
     datasets: dict[str, list[str]] = {}
     for record in records:
@@ -65,6 +66,17 @@ def compare_runs(paths: list[str | Path], out: str | Path = "compare.png") -> Co
             row["pareto_latency"] = optimal
     plot = atomic_write_bytes(out, png(_scatter(rows)))
     return Comparison(rows, plot, _notes(rows))
+
+
+def with_check_arms(paths: list[str | Path]) -> list[Path]:
+    """The runs given, each followed by the arms of its check (`edgenas check`), once each."""
+    found: dict[Path, Path] = {}  # resolved -> as given
+    for path in map(Path, paths):
+        found.setdefault(path.resolve(), path)
+        check = read_check(path)
+        for arm in check["arms"][1:] if check is not None else []:
+            found.setdefault(Path(arm["run"]).resolve(), Path(arm["run"]))
+    return list(found.values())
 
 
 def _notes(rows: list[dict]) -> list[str]:

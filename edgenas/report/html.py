@@ -1,4 +1,4 @@
-"""The report of one finished run: four PNG plots in `RUN/plots/` and `RUN/report.html`, which shows them.
+"""The report of one finished run: four PNG plots in `RUN/plots/` (five once checked) and `RUN/report.html`.
 
 This module owns the HTML page (the finished run it shows is read by `runs.load_run`):
 the run's summary with units and how each number was obtained, the architecture as a row of boxes, and the plots
@@ -17,6 +17,7 @@ from pathlib import Path
 from edgenas.cost.latency import describe_fidelity
 from edgenas.errors import EdgeNASError
 from edgenas.files import atomic_write_bytes, atomic_write_text
+from edgenas.report.check_plot import CAPTION, check_figure, read_check
 from edgenas.report.plots import DRAW, png, table_name
 from edgenas.runs.record import RunRecord, load_run
 from edgenas.runs.summary import RunSummary
@@ -56,6 +57,9 @@ def write_report(run_dir: str | Path) -> ReportResult:
         raise EdgeNASError(f"cannot write the plots: {folder} exists and is not a folder")
     folder.mkdir(exist_ok=True)
     plots = {name: atomic_write_bytes(folder / f"{name}.png", png(draw(record, space))) for name, draw in DRAW.items()}
+    check = read_check(record.path)
+    if check is not None:  # `edgenas check` was run on it
+        plots["check"] = atomic_write_bytes(folder / "check.png", png(check_figure(check)))
     page = atomic_write_text(record.path / "report.html", render_html(record, list(plots)))
     return ReportResult(page, plots)
 
@@ -216,8 +220,9 @@ def render_html(record: RunRecord, plots: list[str]) -> str:
     s = record.summary
     summary = "\n".join(f'<tr><th>{_e(what)}</th><td class="value">{_e(value)}</td><td class="how">{_e(how)}</td>'
                         f"</tr>" for what, value, how in _summary_rows(record))
-    figures = "\n".join(f'<figure><img src="plots/{_e(name)}.png" alt="{_e(PLOTS[name].split(".")[0])}">'
-                        f"<figcaption>{_e(PLOTS[name])}</figcaption></figure>" for name in plots)
+    captions = {**PLOTS, "check": CAPTION}  # the check's plot once `edgenas check` has run
+    figures = "\n".join(f'<figure><img src="plots/{_e(name)}.png" alt="{_e(captions[name].split(".")[0])}">'
+                        f"<figcaption>{_e(captions[name])}</figcaption></figure>" for name in plots)
     versions = ", ".join(f"{k} {v}" for k, v in record.config.get("versions", {}).items())
     return f"""<!doctype html>
 <html lang="en">
