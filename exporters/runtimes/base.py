@@ -24,7 +24,11 @@ from edgenas.errors import EdgeNASError
 
 class Session(Protocol):
     """An opened model file: `run` takes N x 3 x R x R float32 images (NCHW, normalised as the run's data is) and
-    returns N x classes float32 logits, whatever layout or batch handling the file itself uses."""
+    returns N x classes float32 logits, whatever layout or batch handling the file itself uses. `precision` is what
+    it computes in, as the runtime reports it once loaded ("fp32", "bf16", "int8"): OpenVINO decides at load time,
+    and on a CPU without bf16 a bf16 request runs in fp32."""
+
+    precision: str
 
     def run(self, images: np.ndarray) -> np.ndarray: ...
 
@@ -49,6 +53,14 @@ class Runtime(ABC):
     suffix: str  # the file extension that selects it: ".onnx", ".tflite", ".xml"
     modules: tuple[str, ...]  # the Python modules it needs
     extra: str | None  # the pip extra that installs them (None: a core dependency)
+    method: str = "not described"  # how `convert` makes the file, for the report
+    precisions: tuple[str, ...] = ("fp32",)  # what an FP32 file's session can be asked to compute in (--precision)
+
+    def __init__(self, precision: str = "fp32"):
+        if precision not in self.precisions:
+            raise EdgeNASError(f"bad --precision {precision}: runtime {self.name} runs its FP32 file in "
+                               f"{' or '.join(self.precisions)}")
+        self.precision = precision
 
     def require(self) -> None:
         """Refuse, in one line naming the extra, when this runtime's packages are not installed."""
@@ -80,6 +92,16 @@ class Runtime(ABC):
     @abstractmethod
     def int8_weights(self, path: Path) -> int:
         """How many weight tensors of the file are stored as int8: proof that an INT8 file runs int8 kernels."""
+
+    def files(self, path: Path) -> list[Path]:
+        """Every file that makes up the model `path`, the model file first: what a failed or interrupted export
+        deletes. A format spread over several files (OpenVINO's .xml and .bin) or with a sidecar overrides it."""
+        return [path]
+
+    def metadata(self, path: Path) -> dict[str, str]:
+        """edgenas's metadata of the file (`edgenas.arch`, `edgenas.classes`, `edgenas.preprocessing`, ...: JSON
+        strings, as the ONNX file holds them), from the file or its sidecar; `exporters.read_metadata` parses it."""
+        raise EdgeNASError(f"cannot read edgenas metadata from {path}: runtime {self.name} does not say how")
 
     def int8_path(self, fp32: Path) -> Path:
         """Where the INT8 file of `fp32` goes: NAME.int8 + the runtime's suffix."""
