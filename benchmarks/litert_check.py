@@ -35,8 +35,8 @@ def compare(model, data, run) -> dict:
         with torch.no_grad():
             reference = model(x).numpy()
         if first is None:
-            difference = float(np.abs(got - reference).max())
-            first = {"max_abs_diff": difference, "max_diff_of_largest_logit": difference / float(np.abs(reference).max())}
+            difference, largest = float(np.abs(got - reference).max()), float(np.abs(reference).max())
+            first = {"max_abs_diff": difference, "max_diff_of_largest_logit": difference / largest}
         agree += int((got.argmax(1) == reference.argmax(1)).sum())
         correct += int((got.argmax(1) == y.numpy()).sum())
         total += len(y)
