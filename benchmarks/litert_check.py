@@ -68,11 +68,13 @@ def main() -> None:
 
     from edgenas.runs.folder import Run
     from edgenas.runs.settings import SearchSettings, load_data
-    from exporters.onnx_export import INPUT, read_metadata, write_model
-    from exporters.quantize import calibration_batches, quantize
+    from exporters.metadata import file_metadata
+    from exporters.onnx_export import INPUT, write_model
+    from exporters.quantize import calibration_batches
     from exporters.run_network import load_run_network
-    from exporters.runtime import make_session, median_latency
     from exporters.runtimes.litert import LiteRT
+    from exporters.runtimes.onnxruntime import make_session, quantized_file
+    from exporters.timing import median_latency
 
     torch.set_num_threads(1)
     model, arch, describe = load_run_network(args.run)
@@ -81,8 +83,7 @@ def main() -> None:
     one = np.random.default_rng(0).standard_normal((1, 3, arch.resolution, arch.resolution)).astype(np.float32)
     folder = Path(tempfile.mkdtemp(prefix="litert-check-"))
     onnx_path = write_model(model, arch, describe, folder / "model.onnx", 17)
-    metadata = {f"edgenas.{key}": value if isinstance(value, str) else json.dumps(value)
-                for key, value in read_metadata(onnx_path).items()}
+    metadata = file_metadata(arch, describe, 17)
     runtime, report = LiteRT(), {"run": args.run, "arch": " ".join(arch.layers), "litert": LiteRT().version()}
     start = time.perf_counter()
     fp32 = runtime.convert(model, onnx_path, folder / "model.tflite", metadata)
@@ -102,7 +103,9 @@ def main() -> None:
                          "size_bytes": path.stat().st_size}
         single = runtime.open(path, threads=1, batch=1)
         report[label]["latency_ms"] = median_latency(lambda s=single: s.run(one), 50, 500)["median_ms"]
-    for label, path in {"onnxruntime_fp32": onnx_path, "onnxruntime_int8": quantize(onnx_path, calibration)}.items():
+    int8_onnx = folder / "model.int8.onnx"
+    int8_onnx.write_bytes(quantized_file(onnx_path, calibration))
+    for label, path in {"onnxruntime_fp32": onnx_path, "onnxruntime_int8": int8_onnx}.items():
         session = make_session(str(path), 1)
         report[label] = {**compare(model, data, lambda x, s=session: s.run(None, {INPUT: x})[0]),
                          "size_bytes": Path(path).stat().st_size}

@@ -83,9 +83,9 @@ def export_model(run: str | os.PathLike, out: str | os.PathLike, *, runtime: str
     report_path = out.with_suffix(".report.json")
     try:
         if log is not None:
-            how = "" if rt.name == "onnxruntime" else f"{rt.method}, from "
-            log(f"exported the {arch.space} network of run {run} to {path} ({how}ONNX opset {opset}, onnx.checker "
-                "passed)")
+            how = f"ONNX opset {opset}, onnx.checker passed"
+            how = how if rt.name == "onnxruntime" else f"{rt.method}, from {how}" if rt.from_onnx else rt.method
+            log(f"exported the {arch.space} network of run {run} to {path} ({how})")
         scripted = None
         if pt2:
             from exporters.torch_export import write_pt2
@@ -108,7 +108,7 @@ export_onnx = export_model  # its name before other runtimes, kept for the Pytho
 def _write(rt, model, arch, describe: dict, out: Path, opset: int):
     """The runtime's FP32 file at `out`, from the ONNX file: `out` itself for ONNX Runtime; for another runtime, a
     temporary ONNX file that goes once converted (the user asked for the runtime's format, and the ONNX file was
-    not verified)."""
+    not verified); none for a runtime that converts the PyTorch network itself (LiteRT)."""
     import tempfile
 
     from exporters.metadata import file_metadata
@@ -117,6 +117,8 @@ def _write(rt, model, arch, describe: dict, out: Path, opset: int):
     metadata = file_metadata(arch, describe, opset)
     if rt.suffix == ".onnx":
         return rt.convert(model, write_model(model, arch, describe, out, opset), out, metadata)
+    if not rt.from_onnx:
+        return rt.convert(model, None, out, metadata)
     with tempfile.TemporaryDirectory() as folder:
         onnx = write_model(model, arch, describe, Path(folder) / "model.onnx", opset)
         return rt.convert(model, onnx, out, metadata)

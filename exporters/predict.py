@@ -1,5 +1,5 @@
-"""Classification of image files with an exported file's runtime alone (ONNX Runtime for .onnx, OpenVINO for .xml),
-using the preprocessing stored in the file.
+"""Classification of image files with an exported file's runtime alone (ONNX Runtime for .onnx, OpenVINO for .xml,
+LiteRT for .tflite), using the preprocessing stored in the file.
 
 Needs the runtime, numpy and Pillow only: proof that an exported file deploys without edgenas's PyTorch code.
 A file that cannot be read does not stop the others: it gets the reason in place of its classes.

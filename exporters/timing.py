@@ -51,4 +51,4 @@ def time_file(rt, path, threads: int, one, warmup: int, repeats: int) -> tuple[d
     """Batch-1 latency of the file on `one` image, in a session opened for batch 1 and closed after; and how the
     session ran (threads, and the runtime's own settings)."""
     session = rt.open(path, threads, batch=1)
-    return median_latency(lambda: session.run(one), warmup, repeats), getattr(session, "how", f"{threads} thread(s)")
+    return median_latency(lambda: session.run(one), warmup, repeats), session.how

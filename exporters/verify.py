@@ -62,14 +62,14 @@ def verify(path: str | os.PathLike, run: str | os.PathLike, *, threads: int = Ex
         with torch.inference_mode(), Bar(progress, echo, every=10.0, eta=True) as bar:
             session = rt.open(path, threads)
             compared = _compare_on_test_split(model, session, data, bar, title)
-            ran = session.precision
+            ran, layout = session.precision, session.layout
             del session  # one session alive at a time
             log(f"timing batch-1 latency: {title} and PyTorch eager, {threads} thread(s)")
             latency, torch_latency, how = _time_batch_one(rt, path, model, arch.resolution, threads, warmup, repeats)
     finally:
         torch.set_num_threads(previous_threads)
     report, failures = _fp32_report(rt, path, run, arch, threads, atol, compared, latency, torch_latency)
-    report["runtime"]["precision"] = ran
+    report["runtime"]["precision"], report["runtime"]["input_layout"] = ran, layout
     report["latency_method"] = f"batch 1, {how}, best of 3 pass medians of {repeats} calls"
     report["notes"] = _precision_notes(rt, ran)
     report["int8"] = None
@@ -109,7 +109,7 @@ def _fp32_report(rt, path, run, arch, threads, atol, compared, latency, torch_la
     title = TITLES.get(rt.name, rt.name)
     report = {
         "file": str(path), "run": str(run), "arch": arch.to_dict(), "threads": threads, "atol": atol,
-        "runtime": {"name": rt.name, "title": title, "version": rt.version(), "precision": None,
+        "runtime": {"name": rt.name, "title": title, "version": rt.version(), "precision": None, "input_layout": None,
                     "precision_asked": rt.precision, "method": rt.method},
         "outputs": {"max_abs_diff": max_abs, "max_rel_diff": max_rel, "images": min(64, total),
                     "method": f"first batch of test images, {title} against PyTorch (eval mode)"},

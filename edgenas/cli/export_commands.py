@@ -67,14 +67,14 @@ def export(
 
 
 def predict(
-    model: Annotated[Path, typer.Argument(help="A file written by edgenas export (.onnx, .xml).")],
+    model: Annotated[Path, typer.Argument(help="A file written by edgenas export (.onnx, .xml, .tflite).")],
     images: Annotated[list[Path], typer.Argument(help="Image files, or folders of them.")],
     top: Annotated[int, typer.Option(help="How many classes to show per image.")] = 1,
     as_json: Json = False,
 ):
-    """Classify image files (or every image in a folder) with the model's runtime alone (ONNX Runtime, OpenVINO),
-    using the preprocessing stored in the model. Files that cannot be read are named with the reason, after the
-    others' classes, and exit code 1."""
+    """Classify image files (or every image in a folder) with the model's runtime alone (ONNX Runtime, OpenVINO,
+    LiteRT), using the preprocessing stored in the model. Files that cannot be read are named with the reason, after
+    the others' classes, and exit code 1."""
     from edgenas.errors import listing
     from exporters.predict import predict as run_predict
 

@@ -152,7 +152,8 @@ def print_report(report: dict, path: Path, report_path: Path) -> None:
     grid = Table("check", "value", "how", title=f"{path} (report: {report_path})")
     out, ran = report["outputs"], report["runtime"]
     title = ran.get("title", ran["name"])
-    grid.add_row("runtime", f"{title} {ran['version']}, {ran['precision'].upper()}", ran["method"])
+    grid.add_row("runtime", f"{title} {ran['version']}, {ran['precision'].upper()}, {ran['input_layout']} input",
+                 ran["method"])
     grid.add_row("outputs", f"max |diff| {out['max_abs_diff']:.2e}, max relative {out['max_rel_diff']:.2e}",
                  f"{out['images']} test images, {title} vs PyTorch; tolerance {report['atol']:g}")
     grid.add_row("top-1 agreement", f"{100 * report['top1_agreement']:.2f}%", f"{report['test_images']} test images")

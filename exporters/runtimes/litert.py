@@ -47,6 +47,7 @@ class LiteRT(Runtime):
     modules = ("ai_edge_litert", "litert_torch", "torchao")
     extra = "litert"
     method = "litert-torch from the PyTorch network, NHWC input, batch 1 (resized by the session)"
+    from_onnx = False
 
     def version(self) -> str:
         return _version("ai-edge-litert")
@@ -105,6 +106,7 @@ class LiteRTSession:
         layout = json.loads(metadata.get("edgenas.preprocessing", "{}")).get("layout")
         self.layout = layout or ("NCHW" if self._input["shape"][1] == 3 else LAYOUT)
         self.precision = "int8" if count_int8_weights(flat, str(path)) else "fp32"
+        self.how = f"{threads} thread(s), LiteRT's default CPU kernels (XNNPACK), {self.layout} input"
         self._shape: tuple[int, ...] | None = None
         if batch is not None:
             self._resize((batch, 3, self._input["shape"][2], self._input["shape"][2]))

@@ -117,6 +117,8 @@ def quantized_file(fp32: Path, calibration: list[np.ndarray]) -> bytes:
 class OrtSession:
     """An ONNX Runtime session of an exported file, taking NCHW images and giving logits; `how` it runs."""
 
+    layout = "NCHW"
+
     def __init__(self, session, precision: str, threads: int):
         self.session, self.precision = session, precision
         self.how = f"{threads} intra-op thread(s)"

@@ -63,6 +63,8 @@ def _convert(onnx_path: Path, what: Path):
 class OvSession:
     """A compiled model and one inference request: NCHW float32 images in, logits out; `how` it runs."""
 
+    layout = "NCHW"
+
     def __init__(self, compiled, precision: str, how: str):
         self.compiled, self.precision, self.how = compiled, precision, how
         self.request = compiled.create_infer_request()
