@@ -51,7 +51,8 @@ def export_model(run: str | os.PathLike, out: str | os.PathLike, *, runtime: str
                  progress: bool = False, echo=None) -> ExportResult:
     """Export a run's retrained network to `out` in its runtime's format (by `out`'s suffix, or `runtime`; written
     atomically, from an ONNX file the ONNX checker accepts); with `verify` (the default), prove it on that runtime
-    (`verify.verify`) and write the report to OUT.report.json.
+    (`verify.verify`) and write the report beside it (`Runtime.report_path`: OUT.report.json for ONNX Runtime,
+    NAME.openvino.report.json, NAME.litert.report.json).
 
     A failed verification is not an exception: the result's `passed` is False and the report says why; when the
     FP32 file fails (outputs or agreement), it and its INT8 file are deleted, unless `keep_failed`. `log`, when
@@ -80,7 +81,7 @@ def export_model(run: str | os.PathLike, out: str | os.PathLike, *, runtime: str
     except KeyboardInterrupt:  # written atomically: the previous file, if any, is as it was
         _remove_folder_made(out.parent, folder_made)
         raise KeyboardInterrupt(f"nothing was written; {out} is as it was") from None
-    report_path = out.with_suffix(".report.json")
+    report_path = rt.report_path(out)
     try:
         if log is not None:
             how = f"ONNX opset {opset}, onnx.checker passed"

@@ -138,7 +138,7 @@ def test_a_perturbed_file_is_told_by_its_outputs(run, network, fp32, tmp_path):
 def test_export_tflite_is_proven_on_litert_in_its_layout(run, tmp_path):
     out = tmp_path / "model.tflite"
     result = CliRunner().invoke(app, ["export", str(out), "--run", str(run), "--int8"])  # --max-drop 1: the gate
-    report = json.loads(out.with_suffix(".report.json").read_text())
+    report = json.loads(out.with_name("model.litert.report.json").read_text())
     assert (report["runtime"]["name"], report["runtime"]["input_layout"]) == ("litert", "NHWC")
     assert report["outputs"]["max_abs_diff"] <= 1e-4 and report["top1_agreement"] == 1.0
     assert "NHWC input" in report["latency_method"]
@@ -149,10 +149,10 @@ def test_export_tflite_is_proven_on_litert_in_its_layout(run, tmp_path):
     assert report["passed"] == q["kept"] and (result.exit_code == 0) == q["kept"], result.output
     assert q["kept"] or "more than --max-drop 1; the INT8 file was deleted" in result.output
     kept = ["model.int8.tflite"] if q["kept"] else []
-    assert sorted(p.name for p in tmp_path.iterdir()) == [*kept, "model.report.json", "model.tflite"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [*kept, "model.litert.report.json", "model.tflite"]
     failed = CliRunner().invoke(app, ["export", str(tmp_path / "strict.tflite"), "--run", str(run), "--atol", "0"])
     assert failed.exit_code == 1 and "verification failed: outputs differ" in failed.output, failed.output
-    assert not (tmp_path / "strict.tflite").exists() and (tmp_path / "strict.report.json").is_file()
+    assert not (tmp_path / "strict.tflite").exists() and (tmp_path / "strict.litert.report.json").is_file()
 
 
 def test_metadata_travels_inside_the_file(network, fp32, int8):

@@ -13,7 +13,7 @@ from edgenas.cli.app import app
 from edgenas.errors import EdgeNASError
 from exporters import export_model, predict, read_metadata
 from exporters.export import _verify_and_report
-from exporters.runtimes import runtime
+from exporters.runtimes import RUNTIMES, runtime
 
 FAST = {"warmup": 2, "repeats": 5}  # timing is not what these tests check
 WHY = "OpenVINO is an extra: pip install 'edgenas[openvino]' (the README's test command installs it)"
@@ -35,13 +35,13 @@ def xml(ov, run, tmp_path_factory):
     out = tmp_path_factory.mktemp("openvino") / "model.xml"
     result = CliRunner().invoke(app, ["export", str(out), "--run", str(run), "--int8", "--max-drop", "100"])
     assert result.exit_code == 0, result.output
-    return out, json.loads(out.with_suffix(".report.json").read_text()), result.output
+    return out, json.loads(out.with_name("model.openvino.report.json").read_text()), result.output
 
 
 def test_an_openvino_export_is_proven_on_openvino_in_fp32(run, xml):
     path, report, said = xml
     assert {p.name for p in path.parent.iterdir()} == {"model.xml", "model.bin", "model.int8.xml", "model.int8.bin",
-                                                       "model.report.json"}  # no ONNX file left over
+                                                       "model.openvino.report.json"}  # no ONNX file left over
     assert report["passed"] and report["runtime"]["name"] == "openvino"
     assert report["runtime"]["precision"] == report["runtime"]["precision_asked"] == "fp32"  # pinned, not bf16
     assert report["outputs"]["max_abs_diff"] <= 1e-4 and report["top1_agreement"] == 1.0
@@ -125,7 +125,7 @@ def test_a_conversion_that_changes_the_answers_fails_and_leaves_no_file(run, tmp
     for keep_failed in (False, True):
         path = export_model(run, tmp_path / f"keep-{keep_failed}{suffix}", verify=False).path
         perturb(path)  # a weight of the written file changed: a conversion gone wrong
-        report_path = path.with_suffix(".report.json")
+        report_path = rt.report_path(path)
         report = _verify_and_report(rt, path, run, report_path, keep_failed, atol=1e-4, **FAST)
         assert not report["passed"] and report["failures"][0].startswith("outputs differ by up to")
         assert json.loads(report_path.read_text())["passed"] is False
@@ -134,7 +134,7 @@ def test_a_conversion_that_changes_the_answers_fails_and_leaves_no_file(run, tmp
     out = tmp_path / f"cli{suffix}"
     result = CliRunner().invoke(app, ["export", str(out), "--run", str(run), "--atol", "0"])
     assert result.exit_code == 1 and "verification failed: outputs differ" in result.output, result.output
-    assert not any(p.exists() for p in rt.files(out)) and out.with_suffix(".report.json").is_file()
+    assert not any(p.exists() for p in rt.files(out)) and rt.report_path(out).is_file()
 
 
 def test_a_missing_extra_is_named_in_one_line():
@@ -149,6 +149,15 @@ def test_a_missing_extra_is_named_in_one_line():
     assert message == ("runtime openvino needs no_such_module, which is not installed: "
                        "pip install 'edgenas[openvino]'")
     runtime("openvino").require()  # installed here: no error
+
+
+def test_each_runtime_names_its_own_report_so_one_name_in_one_folder_keeps_both():
+    from pathlib import Path
+
+    names = {name: runtime(name).report_path(Path(f"out/model{suffix}")).name
+             for name, (_, _, suffix) in RUNTIMES.items()}
+    assert names == {"onnxruntime": "model.report.json", "openvino": "model.openvino.report.json",
+                     "litert": "model.litert.report.json"}
 
 
 def test_onnx_runtime_reports_keep_their_old_keys_beside_the_generic_ones(run, tmp_path):

@@ -109,6 +109,12 @@ class Runtime(ABC):
         strings, as the ONNX file holds them), from the file or its sidecar; `exporters.read_metadata` parses it."""
         raise EdgeNASError(f"cannot read edgenas metadata from {path}: runtime {self.name} does not say how")
 
+    def report_path(self, path: Path) -> Path:
+        """Where the verification report of the file `path` goes: NAME.RUNTIME.report.json (ONNX Runtime keeps the
+        NAME.report.json it had before other runtimes), so that one name exported to several runtimes in one folder
+        (model.onnx, model.xml) keeps a report for each file."""
+        return path.with_name(f"{path.name[: -len(self.suffix)]}.{self.name}.report.json")
+
     def int8_path(self, fp32: Path) -> Path:
         """Where the INT8 file of `fp32` goes: NAME.int8 + the runtime's suffix."""
         return fp32.with_name(fp32.name[: -len(self.suffix)] + ".int8" + self.suffix)

@@ -162,3 +162,6 @@ class OnnxRuntime(Runtime):
 
     def metadata(self, path: Path) -> dict[str, str]:
         return onnx_metadata(path)
+
+    def report_path(self, path: Path) -> Path:
+        return path.with_suffix(".report.json")
