@@ -3,7 +3,7 @@
 Networks: the `mobilenetv2` preset built by edgenas, torchvision's `mobilenet_v2` exported plainly (same opset),
 and optionally searched runs (`--run RUN`, repeatable; their retrained weights and data). For each network and
 thread count: latency at batch 1 (best of 5 interleaved pass medians of 50 calls, after warm-up) for ONNX Runtime
-FP32, ONNX Runtime INT8 (`exporters.quantize`: static QDQ, per-channel; calibrated on random inputs for the
+FP32, ONNX Runtime INT8 (`exporters.runtimes.onnxruntime`: static QDQ, per-channel; calibrated on random inputs for the
 MobileNetV2s, on training images for runs) and PyTorch eager; the achieved multiply-adds per second against those
 of PyTorch's fp32 matrix product at the same thread count (the densest kernel the machine runs, measured, since
 the nominal clock understates the boost clock), and, from ONNX Runtime's node profiler, the time and rate of its
@@ -40,9 +40,9 @@ def sgemm_gmacs(threads: int, n: int = 1024) -> float:
 
 
 def ort_session(path: Path, threads: int, level: str = "ALL", profile: bool = False):
-    """An ONNX Runtime session set up as `exporters.runtime.make_session` does (pinned threads, sequential), at
-    graph optimisation `level` (EXTENDED: every fusion but the blocked NCHWc layout of ALL), optionally profiling
-    its nodes into a file beside `path`."""
+    """An ONNX Runtime session set up as `exporters.runtimes.onnxruntime.make_session` does (pinned threads,
+    sequential), at graph optimisation `level` (EXTENDED: every fusion but the blocked NCHWc layout of ALL),
+    optionally profiling its nodes into a file beside `path`."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -84,7 +84,7 @@ def ort_conv_split(path: Path, x: np.ndarray, threads: int, runs: int = 100) -> 
 
 
 def interleaved(calls: dict, passes: int = 5, repeats: int = 50, warmup: int = 10) -> dict:
-    from exporters.runtime import time_calls
+    from exporters.timing import time_calls
 
     for call in calls.values():
         for _ in range(warmup):
@@ -112,8 +112,7 @@ def main() -> None:
     from edgenas.space.network import build_model
     from edgenas.space.spec import get_space
     from exporters.onnx_export import to_onnx
-    from exporters.quantize import quantize
-    from exporters.runtime import make_session
+    from exporters.runtimes.onnxruntime import make_session, quantized_file
 
     sgemm = {threads: sgemm_gmacs(threads) for threads in args.threads}
     print(json.dumps({"sgemm_gmacs_per_s": sgemm}), flush=True)
@@ -154,7 +153,8 @@ def main() -> None:
 
             calibration = [x.numpy() for x, _ in list(batches(data, "train", 1))[:200]]
 
-        int8 = quantize(fp32, calibration, fp32.with_suffix(".int8.onnx"))
+        int8 = fp32.with_suffix(".int8.onnx")
+        int8.write_bytes(quantized_file(fp32, calibration))
         x = rng.standard_normal((1, 3, resolution, resolution)).astype(np.float32)
         tensor = torch.from_numpy(x)
         for threads in args.threads:

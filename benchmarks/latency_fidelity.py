@@ -93,7 +93,8 @@ def null_call_ms(resolution: int, threads: int) -> float:
     import numpy as np
     from onnx import TensorProto, helper
 
-    from exporters.runtime import make_session, median_latency
+    from exporters.runtimes.onnxruntime import make_session
+    from exporters.timing import median_latency
 
     shape = [1, 3, resolution, resolution]
     graph = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "null",

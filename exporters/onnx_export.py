@@ -1,7 +1,7 @@
 """ONNX export of edgenas modules: eval mode, one self-contained file, a named input and output; and the exported
 model file, which also describes itself in its metadata (the architecture JSON, the space hash, the class names and
-the preprocessing: resolution, mean, std), so that `edgenas predict` (ONNX Runtime alone) can use it without
-edgenas's PyTorch code.
+the preprocessing: resolution, mean, std; `metadata.py`), so that `edgenas predict` can use it without edgenas's
+PyTorch code. ONNX Runtime runs this file; OpenVINO converts it (`runtimes/`).
 
 Uses PyTorch's TorchScript-based exporter (`dynamo=False`): on this project's machine it exported MobileNetV2 in
 0.8 s against 15 s for the dynamo exporter, and 0.025 s against 1.35 s for a single block, which decides the
@@ -11,7 +11,6 @@ profiler's cost (hundreds of blocks); both give the same ONNX operators for thes
 from __future__ import annotations
 
 import io
-import json
 import os
 import warnings
 from pathlib import Path
@@ -45,44 +44,31 @@ def to_onnx(module, input_shape: tuple[int, ...], *, opset: int = ExportSettings
 
 
 def write_model(model, arch, describe: dict, out: Path, opset: int) -> Path:
-    """Write a run's network to `out` with its metadata, atomically, once the ONNX checker accepts it."""
+    """Write a run's network to `out` with its metadata (`metadata.file_metadata`), atomically, once the ONNX checker
+    accepts it: the file ONNX Runtime runs, and the one the other runtimes convert."""
     import onnx
+
+    from edgenas.version import __version__
+    from exporters.metadata import file_metadata
 
     shape = (3, arch.resolution, arch.resolution)
     proto = onnx.load_from_string(to_onnx(model, shape, opset=opset, dynamic_batch=True, input_name=INPUT,
                                           output_name=OUTPUT))
-    metadata = {"edgenas.arch": json.dumps(arch.to_dict()), "edgenas.space_hash": arch.space_hash,
-                "edgenas.classes": json.dumps(describe["classes"]),
-                "edgenas.preprocessing": json.dumps({"resolution": arch.resolution, "mean": describe["mean"],
-                                                     "std": describe["std"], "channels": "RGB", "layout": "NCHW",
-                                                     "scale": "pixel / 255, then (x - mean) / std",
-                                                     "resize": "shorter side to resolution, centre crop"})}
-    for key, value in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    import torch
-
-    from edgenas.version import __version__
-
-    # Who made the file: edgenas's version (torch.onnx wrote torch's there, "edgenas 2.14.1"); the exporter's beside.
+    for key, value in file_metadata(arch, describe, opset).items():
+        proto.metadata_props.add(key=key, value=value)
+    # Who made the file: edgenas's version (torch.onnx wrote torch's there, "edgenas 2.14.1"); the exporter's in
+    # edgenas.exported_with.
     proto.producer_name, proto.producer_version = "edgenas", __version__
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "edgenas.exported_with", json.dumps({"torch": torch.__version__, "opset": opset})
     onnx.checker.check_model(proto, full_check=True)
     return atomic_write_bytes(out, proto.SerializeToString())
 
 
-def read_metadata(path: str | os.PathLike) -> dict:
-    """The edgenas metadata of an exported file, parsed (without loading the weights into Python objects)."""
+def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata of an ONNX file (`metadata_props`), read without loading its weights into Python objects."""
     import onnx
 
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and others for files that are not ONNX
         raise EdgeNASError(f"{path} is not an ONNX file: {str(exc).splitlines()[0] if str(exc) else exc}") from None
-    props = {p.key: p.value for p in proto.metadata_props}
-    if "edgenas.preprocessing" not in props:
-        raise EdgeNASError(f"{path} was not exported by edgenas (no edgenas.preprocessing metadata)")
-    return {"arch": json.loads(props["edgenas.arch"]), "space_hash": props["edgenas.space_hash"],
-            "classes": json.loads(props["edgenas.classes"]),
-            "preprocessing": json.loads(props["edgenas.preprocessing"])}
+    return {p.key: p.value for p in proto.metadata_props}

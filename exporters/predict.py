@@ -1,6 +1,7 @@
-"""Classification of image files with ONNX Runtime alone, using the preprocessing stored in the exported file.
+"""Classification of image files with an exported file's runtime alone (ONNX Runtime for .onnx, OpenVINO for .xml,
+LiteRT for .tflite), using the preprocessing stored in the file.
 
-Needs onnxruntime, numpy and Pillow only: proof that an exported file deploys without edgenas's PyTorch code.
+Needs the runtime, numpy and Pillow only: proof that an exported file deploys without edgenas's PyTorch code.
 A file that cannot be read does not stop the others: it gets the reason in place of its classes.
 """
 
@@ -12,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from edgenas.errors import EdgeNASError
-from exporters.onnx_export import INPUT, read_metadata
-from exporters.runtime import make_session
+from exporters.metadata import read_metadata
+from exporters.runtimes import runtime_for_path
 
 
 def preprocess(path: str | os.PathLike, preprocessing: dict) -> np.ndarray:
@@ -58,14 +59,16 @@ def image_files(paths: list[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def predict(onnx_path: str | os.PathLike, images: list[str | os.PathLike], threads: int = 1, top: int = 1) -> list:
+def predict(path: str | os.PathLike, images: list[str | os.PathLike], threads: int = 1, top: int = 1) -> list:
     """Per image, in order (a folder stands for the image files under it): the `top` classes with their softmax
     probabilities (`"top"`), or, for a file that cannot be read, why (`"error"`)."""
     if top < 1:
         raise EdgeNASError(f"bad top {top}: expected 1 or more classes per image")
     images = image_files(images)
-    metadata = read_metadata(onnx_path)
-    session = make_session(str(onnx_path), threads)
+    runtime = runtime_for_path(path)
+    runtime.require()
+    metadata = read_metadata(path)
+    session = runtime.open(Path(path), threads)
     results, inputs = [], []
     for path in images:
         try:
@@ -75,7 +78,7 @@ def predict(onnx_path: str | os.PathLike, images: list[str | os.PathLike], threa
             results.append({"image": str(path), "error": str(exc)})
     if not inputs:
         return results
-    logits = session.run(None, {INPUT: np.stack(inputs)})[0]
+    logits = session.run(np.stack(inputs))
     shifted = np.exp(logits - logits.max(1, keepdims=True))
     probs = shifted / shifted.sum(1, keepdims=True)
     classes = metadata["classes"]

@@ -1,7 +1,7 @@
 """`ExportSettings`: what an export is asked to do, each setting's default, help and range declared once, and the
 timing protocol that the export's verification and `edgenas profile` share.
 
-`export_onnx(...)` takes these settings as keyword arguments (its defaults are read from here) and checks them with
+`export_model(...)` takes these settings as keyword arguments (its defaults are read from here) and checks them with
 `ExportSettings.check`; `edgenas export` generates its options from the fields (`edgenas.cli.options`).
 """
 
@@ -20,20 +20,26 @@ WARMUP, REPEATS = 10, 50
 
 @dataclass(frozen=True)
 class ExportSettings:
-    """Every setting of an export (`export_onnx`'s keyword arguments), defaults included."""
+    """Every setting of an export (`export_model`'s keyword arguments), defaults included."""
 
+    runtime: str | None = option(None, "Runtime to export to and verify on: onnxruntime, openvino or litert "
+                                       "(default: by OUT's suffix: .onnx, .xml, .tflite).",
+                                 one_of=("onnxruntime", "openvino", "litert"))
+    precision: str = option("fp32", "What the runtime computes the FP32 file in: bf16 is asked of OpenVINO on CPUs "
+                                    "with bf16 (it is then verified in bf16).", one_of=("fp32", "bf16"))
     opset: int = option(17, "ONNX opset.")
     table: str | None = option(None, "Latency table to compare the measured latency with.")
-    threads: int = option(1, "Intra-op threads for the latency measurements.", at_least=1)
+    threads: int = option(1, "Threads of the runtime and of PyTorch for the latency measurements.", at_least=1)
     atol: float = option(1e-4, "Largest absolute output difference accepted.")
-    verify: bool = option(True, "Skip the ONNX Runtime verification.", flag="--no-verify")
-    int8: bool = option(False, "Also write OUT.int8.onnx (static INT8, QDQ, per-channel).", flag="--int8")
+    verify: bool = option(True, "Skip the verification on the runtime.", flag="--no-verify")
+    int8: bool = option(False, "Also write the INT8 file OUT.int8.onnx (or .int8.xml, ...; static, per-channel).",
+                        flag="--int8")
     max_drop: float = option(1.0, "Largest INT8 accuracy drop accepted, in points.", at_least=0,
                              unit="points of accuracy")
     allow_supernet_weights: bool = option(False, "Export a run that was not retrained, with the supernet's weights.",
                                           flag="--allow-supernet-weights")
-    keep_failed: bool = option(False, "Keep the ONNX file when its verification fails (default: delete it, keep the "
-                                      "report).", flag="--keep-failed")
+    keep_failed: bool = option(False, "Keep the exported file when its verification fails (default: delete it, "
+                                      "keep the report).", flag="--keep-failed")
     pt2: bool = option(False, "Also write OUT.pt2 (torch.export), which PyTorch loads with "
                               "torch.export.load(...).module(), without edgenas.", flag="--pt2")
 

@@ -1,12 +1,11 @@
-"""Verification of an exported file with ONNX Runtime against the PyTorch network it came from.
+"""Verification of an exported file on its own runtime (ONNX Runtime, OpenVINO, LiteRT: `runtimes/`) against the
+PyTorch network it came from.
 
 Checks, on the run's real data: outputs on a batch of test images (maximum absolute and relative difference),
-top-1 agreement and accuracy over the whole test split from both runtimes, and latency at batch 1 with pinned
-threads for ONNX Runtime and PyTorch eager, plus the latency table's prediction and its error when a table of
-the same space is given: an INT8 table's against the INT8 file, an FP32 table's against the FP32 file, any other
-pairing named in a note, as is a table measured on another CPU; the table's own fidelity (`LatencyTable.fidelity`)
-comes with it, and a note where it is poor. The verdict fails when outputs differ beyond `atol`
-or agreement is below 99.9%.
+top-1 agreement and accuracy over the whole test split from both, and latency at batch 1 with pinned threads for
+the runtime and PyTorch eager, plus the latency table's prediction and its error when a table of the same space is
+given (`table_check.py`). The verdict fails when outputs differ beyond `atol` or agreement is below 99.9%; with
+`int8`, also when the INT8 file drops more than `max_drop` points or holds no int8 weights.
 """
 
 from __future__ import annotations
@@ -17,76 +16,83 @@ from pathlib import Path
 import numpy as np
 
 from edgenas.errors import EdgeNASError
-from exporters.onnx_export import INPUT, read_metadata
+from exporters.metadata import read_metadata
 from exporters.run_network import load_run_network
-from exporters.runtime import make_session, median_latency
+from exporters.runtimes import runtime_for_path
 from exporters.settings import REPEATS, WARMUP, ExportSettings
+from exporters.table_check import table_prediction
+from exporters.timing import median_latency, time_file
 
 MIN_AGREEMENT = 0.999
+TITLES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO", "litert": "LiteRT"}
 
 
-def verify(onnx_path: str | os.PathLike, run: str | os.PathLike, *, threads: int = ExportSettings.threads,
+def verify(path: str | os.PathLike, run: str | os.PathLike, *, threads: int = ExportSettings.threads,
            atol: float = ExportSettings.atol, table: str | None = ExportSettings.table, warmup: int = WARMUP,
            repeats: int = REPEATS, allow_supernet_weights: bool = ExportSettings.allow_supernet_weights, data=None,
-           int8: bool = ExportSettings.int8, max_drop: float = ExportSettings.max_drop, log=None,
+           int8: bool = ExportSettings.int8, max_drop: float = ExportSettings.max_drop,
+           runtime: str | None = ExportSettings.runtime, precision: str = ExportSettings.precision, log=None,
            progress: bool = False, echo=None) -> dict:
-    """Compare the ONNX file with the run's PyTorch network; returns the report (see module docstring).
+    """Compare the file (its runtime by its suffix, or `runtime`) with the run's PyTorch network; returns the report
+    (see module docstring).
 
-    With `int8`, also quantise it (see `quantize.py`) and report the INT8 file's accuracy, drop, size and latency.
-    `log`, when given, receives one line as each phase starts. Each pass over the test split (the long part on a
-    large one) draws a bar with `progress`; without one, `echo` gets a line every 10 s at most (and at its end),
-    with the time that pass has left.
+    With `int8`, also quantise it by the runtime's route and report the INT8 file's accuracy, drop, int8 weights,
+    size and latency. `log`, when given, receives one line as each phase starts. Each pass over the test split (the
+    long part on a large one) draws a bar with `progress`; without one, `echo` gets a line every 10 s at most (and
+    at its end), with the time that pass has left.
     """
     log = log or (lambda line: None)
     import torch
 
-    from edgenas.data.batches import batch_sizes
     from edgenas.progress import Bar
     from edgenas.runs.folder import Run
     from edgenas.runs.settings import SearchSettings, load_data
 
-    onnx_path = Path(onnx_path)
-    model, arch, loaded = _network_and_table(onnx_path, run, allow_supernet_weights, table)
-    session = make_session(str(onnx_path), threads)
+    path = Path(path)
+    rt = runtime_for_path(path, runtime, precision)
+    rt.require()
+    model, arch, loaded = _network_and_table(path, run, allow_supernet_weights, table)
     if data is None:
-        settings = SearchSettings.of_run(Run.open(run))
-        data = load_data(settings, arch.resolution)
-    log(f"verifying {onnx_path} with ONNX Runtime: outputs and top-1 accuracy on {data.size('test')} test images")
+        data = load_data(SearchSettings.of_run(Run.open(run)), arch.resolution)
+    title = TITLES.get(rt.name, rt.name)
+    log(f"verifying {path} with {title}: outputs and top-1 accuracy on {data.size('test')} test images")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with torch.inference_mode(), Bar(progress, echo, every=10.0, eta=True) as bar:
-            compared = _compare_on_test_split(model, session, data, bar)
-            log(f"timing batch-1 latency: ONNX Runtime and PyTorch eager, {threads} thread(s)")
-            ort_latency, torch_latency = _time_batch_one(model, session, arch.resolution, warmup, repeats)
+            session = rt.open(path, threads)
+            compared = _compare_on_test_split(model, session, data, bar, title)
+            ran, layout = session.precision, session.layout
+            del session  # one session alive at a time
+            log(f"timing batch-1 latency: {title} and PyTorch eager, {threads} thread(s)")
+            latency, torch_latency, how = _time_batch_one(rt, path, model, arch.resolution, threads, warmup, repeats)
     finally:
         torch.set_num_threads(previous_threads)
-    report, failures = _fp32_report(onnx_path, run, arch, threads, atol, repeats, compared, ort_latency,
-                                    torch_latency)
-    test_batches = len(batch_sizes(data.size("test"), 64))
+    report, failures = _fp32_report(rt, path, run, arch, threads, atol, compared, latency, torch_latency)
+    report["runtime"]["precision"], report["runtime"]["input_layout"] = ran, layout
+    report["latency_method"] = f"batch 1, {how}, best of 3 pass medians of {repeats} calls"
+    report["notes"] = _precision_notes(rt, ran)
     report["int8"] = None
     if int8:
         log("INT8: quantising, then its accuracy and latency")
-        report["int8"] = _check_int8(onnx_path, data, threads, warmup, repeats, report, ort_latency, max_drop,
-                                     Bar(progress, echo, every=10.0, eta=True), test_batches)
-        if not report["int8"]["kept"]:
-            failures.append(f"INT8 accuracy drops {report['int8']['drop_points']:.2f} points, more than --max-drop "
-                            f"{max_drop:g}; the INT8 file was deleted, the FP32 file is kept")
+        report["int8"] = _check_int8(rt, path, model, data, threads, warmup, repeats, report,
+                                     Bar(progress, echo, every=10.0, eta=True), max_drop)
+        failures += _int8_failures(report["int8"], max_drop)
     int8_ms = report["int8"]["latency"]["median_ms"] if report["int8"] else None
     budget_ms = SearchSettings.of_run(Run.open(run)).latency_ms
-    report["table"] = _table_prediction(loaded, arch, ort_latency["median_ms"], int8_ms, threads, budget_ms)
+    report["table"] = table_prediction(loaded, arch, latency["median_ms"], int8_ms, threads, budget_ms, rt.name)
     report["passed"] = not failures
     report["failures"] = failures
     return report
 
 
-def _network_and_table(onnx_path: Path, run, allow_supernet_weights: bool, table: str | None):
+def _network_and_table(path: Path, run, allow_supernet_weights: bool, table: str | None):
     """The run's network, refused when the file holds another architecture, and the latency table, refused when
     of another space: before anything is measured or written."""
-    metadata = read_metadata(onnx_path)
+    metadata = read_metadata(path)
     model, arch, _ = load_run_network(run, allow_supernet_weights, warn=lambda *a: None)
     if metadata["arch"] != arch.to_dict():
-        raise EdgeNASError(f"{onnx_path} holds another architecture than run {run}")
+        raise EdgeNASError(f"{path} holds another architecture than run {run}")
     if table is None:
         return model, arch, None
     from edgenas.cost.latency import load_table
@@ -96,19 +102,25 @@ def _network_and_table(onnx_path: Path, run, allow_supernet_weights: bool, table
     return model, arch, loaded
 
 
-def _fp32_report(onnx_path, run, arch, threads, atol, repeats, compared, ort_latency, torch_latency):
-    """The FP32 file's part of the report, and what in it fails the verification."""
-    agree, correct_onnx, correct_torch, total, max_abs, max_rel = compared
+def _fp32_report(rt, path, run, arch, threads, atol, compared, latency, torch_latency):
+    """The FP32 file's part of the report, and what in it fails the verification. ONNX Runtime's reports also keep
+    the keys they had before other runtimes (`onnx`, `accuracy_onnxruntime`, ...), for their readers."""
+    agree, correct_runtime, correct_torch, total, max_abs, max_rel = compared
+    title = TITLES.get(rt.name, rt.name)
     report = {
-        "onnx": str(onnx_path), "run": str(run), "arch": arch.to_dict(), "threads": threads, "atol": atol,
+        "file": str(path), "run": str(run), "arch": arch.to_dict(), "threads": threads, "atol": atol,
+        "runtime": {"name": rt.name, "title": title, "version": rt.version(), "precision": None, "input_layout": None,
+                    "precision_asked": rt.precision, "method": rt.method},
         "outputs": {"max_abs_diff": max_abs, "max_rel_diff": max_rel, "images": min(64, total),
-                    "method": "first batch of test images, ONNX Runtime against PyTorch (eval mode)"},
+                    "method": f"first batch of test images, {title} against PyTorch (eval mode)"},
         "test_images": total, "top1_agreement": agree / max(1, total),
-        "accuracy_onnxruntime": correct_onnx / max(1, total), "accuracy_pytorch": correct_torch / max(1, total),
-        "latency_onnxruntime": ort_latency, "latency_pytorch_eager": torch_latency,
-        "latency_method": f"batch 1, {threads} intra-op thread(s), best of 3 pass medians of {repeats} calls",
+        "accuracy_runtime": correct_runtime / max(1, total), "accuracy_pytorch": correct_torch / max(1, total),
+        "latency_runtime": latency, "latency_pytorch_eager": torch_latency,
+        "runtime_vs_pytorch": latency["median_ms"] / torch_latency["median_ms"],
     }
-    report["onnxruntime_vs_pytorch"] = ort_latency["median_ms"] / torch_latency["median_ms"]
+    if rt.name == "onnxruntime":
+        report.update({"onnx": str(path), "accuracy_onnxruntime": report["accuracy_runtime"],
+                       "latency_onnxruntime": latency, "onnxruntime_vs_pytorch": report["runtime_vs_pytorch"]})
     failures = []
     if max_abs > atol:
         failures.append(f"outputs differ by up to {max_abs:.2e}, beyond --atol {atol:g}")
@@ -117,91 +129,72 @@ def _fp32_report(onnx_path, run, arch, threads, atol, repeats, compared, ort_lat
     return report, failures
 
 
-def _compare_on_test_split(model, session, data, bar) -> tuple[int, int, int, int, float, float]:
+def _precision_notes(rt, ran: str) -> list[str]:
+    """A note when the runtime ran another precision than asked (bf16 asked of a CPU without bf16)."""
+    if ran in (rt.precision, "int8"):
+        return []
+    return [f"note: --precision {rt.precision} was asked, but {TITLES.get(rt.name, rt.name)} runs the file in {ran} "
+            f"on this CPU: what this report verified is what runs here"]
+
+
+def _compare_on_test_split(model, session, data, bar, title) -> tuple[int, int, int, int, float, float]:
     """One pass over the test split with both: top-1 agreement, each one's correct answers, the image count, and the
     largest absolute and relative output difference on the first batch of real test images."""
     from edgenas.data.batches import batch_sizes, batches
 
-    agree = correct_onnx = correct_torch = total = 0
+    agree = correct_runtime = correct_torch = total = 0
     max_abs = max_rel = 0.0
     first = True
-    bar.begin(len(batch_sizes(data.size("test"), 64)),
-              "verifying: test split, 64 images a batch, ONNX Runtime and PyTorch")
+    bar.begin(len(batch_sizes(data.size("test"), 64)), f"verifying: test split, 64 images a batch, {title} and PyTorch")
     for x, y in batches(data, "test", 64):
         reference = model(x).numpy()
-        got = session.run(None, {INPUT: x.numpy()})[0]
+        got = session.run(x.numpy())
         if first:  # outputs compared on the first batch of real test images
             difference = np.abs(got - reference)
             max_abs = float(difference.max())
             max_rel = float((difference / np.maximum(np.abs(reference), 1e-6)).max())
             first = False
-        top_onnx, top_torch = got.argmax(1), reference.argmax(1)
+        top_runtime, top_torch = got.argmax(1), reference.argmax(1)
         labels = y.numpy()
-        agree += int((top_onnx == top_torch).sum())
-        correct_onnx += int((top_onnx == labels).sum())
+        agree += int((top_runtime == top_torch).sum())
+        correct_runtime += int((top_runtime == labels).sum())
         correct_torch += int((top_torch == labels).sum())
         total += len(labels)
         bar.step()
-    return agree, correct_onnx, correct_torch, total, max_abs, max_rel
+    return agree, correct_runtime, correct_torch, total, max_abs, max_rel
 
 
-def _time_batch_one(model, session, resolution: int, warmup: int, repeats: int) -> tuple[dict, dict]:
-    """Batch-1 latency of the ONNX file in ONNX Runtime and of the network in PyTorch eager, on one random image."""
+def _time_batch_one(rt, path, model, resolution: int, threads: int, warmup: int, repeats: int):
+    """Batch-1 latency of the file in a session opened for batch 1 and of the network in PyTorch eager, on one
+    random image; and how the session ran (threads, and the runtime's own settings)."""
     import torch
 
     one = np.random.default_rng(0).standard_normal((1, 3, resolution, resolution)).astype(np.float32)
-    ort_latency = median_latency(lambda: session.run(None, {INPUT: one}), warmup, repeats)
+    latency, how = time_file(rt, path, threads, one, warmup, repeats)
     tensor = torch.from_numpy(one)
-    return ort_latency, median_latency(lambda: model(tensor), warmup, repeats)
+    return latency, median_latency(lambda: model(tensor), warmup, repeats), how
 
 
-def _check_int8(onnx_path, data, threads, warmup, repeats, report, ort_latency, max_drop, bar, test_batches) -> dict:
-    """Quantise the file and measure the INT8 file's accuracy, drop, size and latency (see `quantize.py`)."""
-    from exporters.quantize import calibration_batches, check_int8, quantize
+def _check_int8(rt, path, model, data, threads, warmup, repeats, report, bar, max_drop) -> dict:
+    """Quantise the file by the runtime's route and measure the INT8 file (`quantize.check_int8`)."""
+    from edgenas.data.batches import batch_sizes
+    from exporters.quantize import calibration_batches, check_int8
+    from exporters.runtimes import Converted
 
-    quantized = quantize(onnx_path, calibration_batches(data))
+    fp32 = Converted(path, rt.name, report["runtime"]["version"], report["runtime"]["precision"], rt.method)
+    quantized = rt.quantize(model, fp32, calibration_batches(data), rt.int8_path(path))
     with bar:
-        bar.begin(test_batches, "INT8: test split, 64 images a batch, ONNX Runtime")
-        return check_int8(onnx_path, quantized, data, threads, warmup, repeats, report["accuracy_onnxruntime"],
-                          ort_latency["median_ms"], max_drop, bar.step)
+        bar.begin(len(batch_sizes(data.size("test"), 64)), "INT8: test split, 64 images a batch, "
+                  f"{TITLES.get(rt.name, rt.name)}")
+        return check_int8(rt, path, quantized, data, threads, warmup, repeats, report["accuracy_runtime"],
+                          report["latency_runtime"]["median_ms"], max_drop, bar.step)
 
 
-def _table_prediction(loaded, arch, fp32_ms: float, int8_ms: float | None, threads: int,
-                      budget_ms: float | None = None) -> dict | None:
-    """The table's prediction against the measured file of its precision (the FP32 file when there is no INT8 one),
-    with a note for each reason the comparison may not hold: a precision mixed up, another CPU; and, comparing like
-    with like, one when it misses by more than the table's validation did (`miss_note`). With the run's latency
-    budget (`budget_ms`), whether the measured file keeps to it, and a note when it does not: the search met the
-    budget as its table predicted, and only the measurement says what the device does."""
-    if loaded is None:
-        return None
-    from edgenas.cost.notes import host_note, miss_note
-
-    predicted = loaded.predict(arch)
-    name = loaded.describe()
-    compared, notes = "fp32", []
-    if loaded.precision == "int8" and int8_ms is not None:
-        compared = "int8"
-    elif loaded.precision == "int8":
-        notes.append(f"note: {name} predicts the INT8 network, but this export is FP32 only: its prediction is "
-                     "compared with the FP32 file (add --int8 to compare it with the INT8 file)")
-    elif int8_ms is not None:
-        notes.append(f"note: {name} predicts the FP32 network: its prediction is compared with the FP32 file, not "
-                     "the INT8 one (edgenas profile --int8 makes a table that predicts the INT8 file)")
-    measured_ms = int8_ms if compared == "int8" else fp32_ms
-    error_pct = 100.0 * (predicted - measured_ms) / measured_ms
-    notes += [note for note in [host_note(loaded)] if note]
-    if compared == loaded.precision and loaded.data["runtime"].get("threads") == threads:  # like for like
-        notes += [note for note in [miss_note(loaded, error_pct)] if note]
-    fidelity = loaded.fidelity()
-    notes += [note for note in [fidelity["note"]] if note]
-    within = None if budget_ms is None else measured_ms <= budget_ms
-    if within is False:
-        notes.append(f"note: the {compared.upper()} file measured {measured_ms:.3f} ms here, over the run's latency "
-                     f"budget of {budget_ms:g} ms, which the search met as its table predicted; search again with "
-                     "a lower --latency, or with a table of higher fidelity (edgenas profile --fresh --max-passes 15)")
-    return {"table": loaded.source, "table_precision": loaded.precision, "compared_with": compared,
-            "run_latency_budget_ms": budget_ms, "measured_within_budget": within,
-            "predicted_ms": predicted, "measured_ms": measured_ms, "error_pct": error_pct,
-            "table_threads": loaded.data["runtime"].get("threads"), "measured_threads": threads,
-            "table_fidelity": fidelity, "notes": notes}
+def _int8_failures(q: dict, max_drop: float) -> list[str]:
+    if q["int8_weights"] == 0:
+        return ["the INT8 file holds no int8 weights, so it would not run int8 kernels; it was deleted, the FP32 "
+                "file is kept"]
+    if not q["kept"]:
+        return [f"INT8 accuracy drops {q['drop_points']:.2f} points, more than --max-drop {max_drop:g}; the INT8 "
+                "file was deleted, the FP32 file is kept"]
+    return []

@@ -80,3 +80,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("cuda") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A tiny searched and retrained run, made once for the tests that export it (tests/test_export.py,
+    tests/test_runtimes.py); they write their files elsewhere and change only copies of it."""
+    from edgenas.runs.settings import SearchSettings
+    from edgenas.searching.run import search
+
+    out = tmp_path_factory.mktemp("export") / "run"
+    search(SearchSettings(space="tiny", schedule="0.5:1,1.0:1", retrain_epochs=2, batch_size=128, flops=300_000,
+                          **CHEAP), out=out, progress=False, log=lambda *a: None)
+    return out

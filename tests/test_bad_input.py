@@ -141,6 +141,12 @@ CASES = {
     "out-missing-folder-search": ([*SEARCH, "--flops", "1K", "--out", "nodir/run"], 1, ["1.0K", "infeasible"]),
     "out-missing-folder-export": (["export", "nodir/m.onnx", "--run", "run_v0"], 1, ["'format' is 0"]),
     "out-not-onnx-name": (["export", "m.txt", "--run", "run_v0"], 1, ["m.txt", "ending in .onnx"]),
+    "export-runtime-suffix": (["export", "m.xml", "--run", "run_v0", "--runtime", "onnxruntime"], 1,
+                              ["bad output file m.xml", "--runtime onnxruntime writes a name ending in .onnx"]),
+    "export-runtime-unknown": (["export", "m.onnx", "--run", "run_v0", "--runtime", "tvm"], 1,
+                               ["bad --runtime 'tvm'", "expected one of onnxruntime, openvino, litert"]),
+    "export-precision-onnxruntime": (["export", "m.onnx", "--run", "run_v0", "--precision", "bf16"], 1,
+                                     ["bad --precision bf16", "runtime onnxruntime runs its FP32 file in fp32"]),
     "usage-threads-not-a-number": (["profile", "d", "--threads", "many"], 2, ["bad --threads 'many'", "integer"]),
     "usage-missing-argument": (["flops"], 2, ["Missing argument"]),
 }

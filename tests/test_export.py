@@ -5,15 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import CHEAP
 from PIL import Image
 from typer.testing import CliRunner
 
 from edgenas.cli.app import app
 from edgenas.errors import EdgeNASError
-from edgenas.runs.settings import SearchSettings
 from edgenas.runs.weights import load_model
-from edgenas.searching.run import search
 from exporters import export_onnx, predict, read_metadata, verify
 from exporters.predict import preprocess
 
@@ -23,11 +20,8 @@ REPORT_FIELDS = ("onnx", "run", "arch", "threads", "atol", "outputs", "test_imag
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("export") / "run"
-    search(SearchSettings(space="tiny", schedule="0.5:1,1.0:1", retrain_epochs=2, batch_size=128, flops=300_000,
-                          **CHEAP), out=out, progress=False, log=lambda *a: None)
-    return out
+def run(tiny_run):
+    return tiny_run
 
 
 def test_export_passes_the_checker_and_matches_pytorch(run, tmp_path):
@@ -60,7 +54,7 @@ def test_metadata_round_trips(run, tmp_path):
 
 
 def test_the_batch_axis_is_dynamic(run, tmp_path):
-    from exporters.runtime import make_session
+    from exporters.runtimes.onnxruntime import make_session
 
     session = make_session(str(export_onnx(run, tmp_path / "model.onnx", verify=False).path))
     for batch in (1, 5):

@@ -143,16 +143,23 @@ def test_a_budget_within_the_tables_error_is_met_only_as_predicted(predicted, p9
 
 def test_the_export_says_when_the_measured_file_misses_the_runs_latency_budget(poor_table):
     # Issue 33: the search "met" 0.2 ms as predicted (0.172 ms); export measured 0.216 ms and said nothing of it.
-    from exporters.verify import _table_prediction
+    from exporters.table_check import table_prediction
 
     table = load_table(str(poor_table[0]))
     arch = preset("smallest", get_space("tiny"), 10)
     predicted = table.predict(arch)
-    over = _table_prediction(table, arch, 1.25 * predicted, None, 1, budget_ms=1.1 * predicted)
+    over = table_prediction(table, arch, 1.25 * predicted, None, 1, budget_ms=1.1 * predicted)
     assert over["measured_within_budget"] is False and over["run_latency_budget_ms"] == 1.1 * predicted
     assert any("over the run's latency budget" in note for note in over["notes"])
-    under = _table_prediction(table, arch, 1.05 * predicted, None, 1, budget_ms=1.1 * predicted)
+    under = table_prediction(table, arch, 1.05 * predicted, None, 1, budget_ms=1.1 * predicted)
     assert under["measured_within_budget"] is True
     assert not any("latency budget" in note for note in under["notes"])
-    unbudgeted = _table_prediction(table, arch, 1.25 * predicted, None, 1)
+    unbudgeted = table_prediction(table, arch, 1.25 * predicted, None, 1)
     assert unbudgeted["measured_within_budget"] is None
+    # Issue 36: a table timed with ONNX Runtime beside an OpenVINO file is named as such, not silently compared.
+    table.data["runtime"]["backend"] = "onnxruntime"  # an imported table says nothing of the runtime it timed
+    assert not any("was measured with" in n for n in table_prediction(table, arch, predicted, None, 1)["notes"])
+    other = table_prediction(table, arch, predicted, None, 1, runtime="openvino")
+    assert (other["table_runtime"], other["measured_runtime"]) == ("onnxruntime", "openvino")
+    assert any(n.startswith(f"note: {table.describe()} was measured with onnxruntime, this file runs in openvino")
+               for n in other["notes"]), other["notes"]

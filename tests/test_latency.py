@@ -137,7 +137,8 @@ def test_export_blocks_then_import_timings_reproduces_the_table(tiny_table, tmp_
     # Time the networks like a device would (any runner): here ONNX Runtime on the exported files themselves.
     import numpy as np
 
-    from exporters.runtime import make_session, time_calls
+    from exporters.runtimes.onnxruntime import make_session
+    from exporters.timing import time_calls
 
     network_ms = {}
     for record in manifest["networks"]:
@@ -191,7 +192,7 @@ def test_one_p90_for_tables_and_export_reports():
     import numpy as np
 
     from edgenas.profiling.measure import summarize
-    from exporters.runtime import median_latency, p90
+    from exporters.timing import median_latency, p90
 
     times = [float(t) for t in range(250, 0, -1)]  # 250 calls of 1-250 ms, as a table's 5 passes of 50 repeats
     assert p90(times) == 226.0 == np.percentile(times, 90, method="higher")
@@ -201,7 +202,7 @@ def test_one_p90_for_tables_and_export_reports():
     # reports took index int(0.9 (n - 1)): 27 ms)
     clock = iter([t for k in range(30) for t in (k, k + (k + 1) / 1000.0)])
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("exporters.runtime.time.perf_counter", lambda: next(clock))
+        patch.setattr("exporters.timing.time.perf_counter", lambda: next(clock))
         latency = median_latency(lambda: None, 0, 10, 3)
     assert latency == {"median_ms": pytest.approx(5.5), "p90_ms": pytest.approx(28.0), "calls": 30}
 
@@ -540,7 +541,7 @@ def test_an_int8_table_is_written_and_read_back(tiny_int8_table):
     assert loaded.precision == "int8" and loaded.data == json.loads(path.read_text())
     assert set(loaded.data["entries"]) == set(space_keys(get_space("tiny")))
     assert all(entry["median_ms"] > 0 for entry in loaded.data["entries"].values())
-    from exporters.quantize import RECIPE
+    from exporters.runtimes.onnxruntime import RECIPE
 
     assert loaded.data["runtime"]["quantization"] == RECIPE and loaded.summary()["precision"] == "int8"
     # Calibrated against the INT8 validation networks, measured end to end, as an FP32 table is against FP32 ones.

@@ -1,5 +1,5 @@
-"""Commands that ship a network: `export` (the run's network as a verified ONNX file) and `predict` (classify images
-with that file and ONNX Runtime alone)."""
+"""Commands that ship a network: `export` (the run's network as a file of a runtime, verified on it) and `predict`
+(classify images with that file and its runtime alone)."""
 
 from __future__ import annotations
 
@@ -19,14 +19,15 @@ from exporters.settings import ExportSettings
 
 @settings_options(ExportSettings, before="as_json")
 def export(
-    out: Annotated[Path, typer.Argument(help="The ONNX file to write.")],
+    out: Annotated[Path, typer.Argument(help="The file to write: .onnx (ONNX Runtime), .xml (OpenVINO), .tflite "
+                                             "(LiteRT).")],
     run: Annotated[Path | None, typer.Option(help="Run folder (default: the newest in ./runs).")] = None,
     as_json: json_flag("Print the report as JSON.") = False,
     quiet: Quiet = False,
     **declared,  # the options generated from ExportSettings
 ):
-    """Export the searched network to ONNX and prove it with ONNX Runtime."""
-    from exporters.export import export_onnx, newest_run
+    """Export the searched network for a runtime (by OUT's suffix, or --runtime) and prove it on that runtime."""
+    from exporters.export import export_model, newest_run
 
     settings = settings_from(ExportSettings, declared)
     console = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -35,7 +36,7 @@ def export(
         run = newest_run()
         if not quiet:
             console.print(f"run {run} (the newest in ./runs; --run chooses another)")
-    result = export_onnx(run, out, **asdict(settings), warn=lambda text: console.print(f"[yellow]{text}[/yellow]"),
+    result = export_model(run, out, **asdict(settings), warn=lambda text: console.print(f"[yellow]{text}[/yellow]"),
                          log=None if quiet else console.print, progress=progress, echo=echo)
     if result.pt2 is not None:
         console.print(f"wrote {result.pt2} (torch.export, same outputs as the network on random inputs; load it "
@@ -50,14 +51,14 @@ def export(
                                                        f"(report: {result.report_path})")
     else:
         print_report(result.report, result.path, result.report_path)
-    if result.report["table"] and not quiet:
-        for note in result.report["table"]["notes"]:
-            console.print(f"[yellow]{escape(note)}[/yellow]")
+    notes = result.report["notes"] + (result.report["table"]["notes"] if result.report["table"] else [])
+    for note in [] if quiet else notes:
+        console.print(f"[yellow]{escape(note)}[/yellow]")
     q = result.report["int8"]
     if q and q["file"] and q["latency"]["median_ms"] > q["fp32_latency_ms"] and not quiet:
         console.print(f"[yellow]note: the INT8 file is {speed(q['latency']['median_ms'], q['fp32_latency_ms'])} "
-                      "than the FP32 file here (ONNX Runtime, batch 1): it saves size, not time, on this "
-                      "machine[/yellow]")
+                      f"than the FP32 file here ({result.report['runtime']['title']}, batch 1): it saves size, not "
+                      "time, on this machine[/yellow]")
     if not result.passed:
         deleted = "; ".join(result.report["failures"])
         if result.report.get("deleted"):
@@ -66,13 +67,14 @@ def export(
 
 
 def predict(
-    model: Annotated[Path, typer.Argument(help="An ONNX file written by edgenas export.")],
+    model: Annotated[Path, typer.Argument(help="A file written by edgenas export (.onnx, .xml, .tflite).")],
     images: Annotated[list[Path], typer.Argument(help="Image files, or folders of them.")],
     top: Annotated[int, typer.Option(help="How many classes to show per image.")] = 1,
     as_json: Json = False,
 ):
-    """Classify image files (or every image in a folder) with ONNX Runtime alone, using the preprocessing stored in
-    the model. Files that cannot be read are named with the reason, after the others' classes, and exit code 1."""
+    """Classify image files (or every image in a folder) with the model's runtime alone (ONNX Runtime, OpenVINO,
+    LiteRT), using the preprocessing stored in the model. Files that cannot be read are named with the reason, after
+    the others' classes, and exit code 1."""
     from edgenas.errors import listing
     from exporters.predict import predict as run_predict
 

@@ -150,15 +150,18 @@ def print_table_summary(summary: dict) -> None:
 def print_report(report: dict, path: Path, report_path: Path) -> None:
     """An export's verification report as `export` prints it: one row per check, with how it was made."""
     grid = Table("check", "value", "how", title=f"{path} (report: {report_path})")
-    out = report["outputs"]
+    out, ran = report["outputs"], report["runtime"]
+    title = ran.get("title", ran["name"])
+    grid.add_row("runtime", f"{title} {ran['version']}, {ran['precision'].upper()}, {ran['input_layout']} input",
+                 ran["method"])
     grid.add_row("outputs", f"max |diff| {out['max_abs_diff']:.2e}, max relative {out['max_rel_diff']:.2e}",
-                 f"{out['images']} test images, ONNX Runtime vs PyTorch; tolerance {report['atol']:g}")
+                 f"{out['images']} test images, {title} vs PyTorch; tolerance {report['atol']:g}")
     grid.add_row("top-1 agreement", f"{100 * report['top1_agreement']:.2f}%", f"{report['test_images']} test images")
-    grid.add_row("accuracy", f"ONNX Runtime {100 * report['accuracy_onnxruntime']:.2f}%, PyTorch "
+    grid.add_row("accuracy", f"{title} {100 * report['accuracy_runtime']:.2f}%, PyTorch "
                  f"{100 * report['accuracy_pytorch']:.2f}%", "top-1 on the test split")
-    ort, eager = report["latency_onnxruntime"], report["latency_pytorch_eager"]
-    grid.add_row("latency", f"ONNX Runtime {ort['median_ms']:.3f} ms (p90 {ort['p90_ms']:.3f}), PyTorch eager "
-                 f"{eager['median_ms']:.3f} ms: ONNX Runtime is {speed(ort['median_ms'], eager['median_ms'])} "
+    measured, eager = report["latency_runtime"], report["latency_pytorch_eager"]
+    grid.add_row("latency", f"{title} {measured['median_ms']:.3f} ms (p90 {measured['p90_ms']:.3f}), PyTorch eager "
+                 f"{eager['median_ms']:.3f} ms: {title} is {speed(measured['median_ms'], eager['median_ms'])} "
                  "than PyTorch eager", report["latency_method"])
     if report["table"]:
         from edgenas.cost.latency import describe_fidelity
@@ -173,8 +176,9 @@ def print_report(report: dict, path: Path, report_path: Path) -> None:
         grid.add_row("INT8", f"accuracy {100 * q['accuracy']:.2f}% (drop {q['drop_points']:.2f} points), "
                      f"{q['size_bytes'] / 1e6:.2f} MB vs {q['fp32_size_bytes'] / 1e6:.2f} MB, "
                      f"{q['latency']['median_ms']:.3f} ms, {speed(q['latency']['median_ms'], q['fp32_latency_ms'])} "
-                     f"than FP32 ({q['fp32_latency_ms']:.3f} ms)",
-                     q["file"] or "deleted: drop above --max-drop")
+                     f"than FP32 ({q['fp32_latency_ms']:.3f} ms), {q['int8_weights']} int8 weight tensors",
+                     q["file"] or ("deleted: no int8 weights" if not q["int8_weights"] else
+                                   "deleted: drop above --max-drop"))
     grid.add_row("verdict", "[green]passed[/green]" if report["passed"] else "[red]failed[/red]", "")
     table_console().print(grid)
 

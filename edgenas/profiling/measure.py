@@ -2,9 +2,9 @@
 list of pieces, with each piece's statistics.
 
 Every piece is timed in several passes; each pass creates the piece's session, warms it up, times `repeats` calls
-(`exporters.runtime.time_calls`) and closes it, so only one session is alive at a time. Passes alternate their order
+(`exporters.timing.time_calls`) and closes it, so only one session is alive at a time. Passes alternate their order
 so that drift during a pass does not always hit the same pieces. A piece's `median_ms` is its smallest pass median,
-which discards passes disturbed by other processes; `p90_ms` (`exporters.runtime.p90`), `mean_ms` and `std_ms` are
+which discards passes disturbed by other processes; `p90_ms` (`exporters.timing.p90`), `mean_ms` and `std_ms` are
 over all timed calls, and `pass_medians_ms` shows the spread.
 """
 
@@ -18,15 +18,15 @@ from typing import Any
 from edgenas.errors import EdgeNASError
 from edgenas.profiling.journal import Journal
 from edgenas.space.pieces import Piece
-from exporters.runtime import p90, time_calls
 from exporters.settings import ExportSettings
+from exporters.timing import p90, time_calls
 
 
 class OrtBackend:
     """ONNX Runtime: each piece exported once to ONNX (and, with `int8`, quantised); one session alive at a time."""
 
     def __init__(self, threads: int, provider: str = "cpu", opset: int = ExportSettings.opset, int8: bool = False):
-        from exporters.runtime import provider_name
+        from exporters.runtimes.onnxruntime import provider_name
 
         self.threads, self.opset, self.int8 = threads, opset, int8
         self.provider = provider_name(provider)
@@ -39,7 +39,7 @@ class OrtBackend:
                 "threads": self.threads, "graph_optimization": "ORT_ENABLE_ALL", "execution": "sequential",
                 "opset": self.opset}
         if self.int8:
-            from exporters.quantize import RECIPE
+            from exporters.runtimes.onnxruntime import RECIPE
 
             info["quantization"] = RECIPE
         return info
@@ -53,7 +53,7 @@ class OrtBackend:
         if self.int8:
             import numpy as np
 
-            from exporters.quantize import int8_model
+            from exporters.runtimes.onnxruntime import int8_model
 
             # Calibration only sets the activations' scales, which do not change what the INT8 kernels cost: two
             # fixed random inputs stand in for real data (a piece alone has no real inputs anyway).
@@ -65,7 +65,7 @@ class OrtBackend:
     def time(self, piece: Piece, warmup: int, repeats: int) -> list[float]:
         import numpy as np
 
-        from exporters.runtime import make_session
+        from exporters.runtimes.onnxruntime import make_session
 
         session = make_session(self._models[piece.key], self.threads, self.provider)
         x = np.random.default_rng(0).standard_normal((1, *piece.input_shape)).astype(np.float32)

@@ -9,9 +9,9 @@ whole small networks drifted by 10-18% against them on a shared machine), and a 
 `max_passes`, a profile whose validation networks are not predicted well enough (FIDELITY_GOAL: the share within
 +/-10% and the median error, leave-one-out) times everything in more passes, up to `max_passes`: on a busy host a
 best pass median needs more passes to find a quiet minute (docs/BENCHMARKS.md). With `int8`, every piece and
-validation network is quantised before it is timed, by the recipe `edgenas export --int8` ships
-(`exporters.quantize.int8_model`), so that the table and its calibration describe INT8 networks. Each timing is
-journaled as it is measured (`journal`), so that an interrupted profile resumes.
+validation network is quantised before it is timed, by the recipe `edgenas export --int8` ships for ONNX Runtime
+(`exporters.runtimes.onnxruntime.int8_model`), so that the table and its calibration describe INT8 networks. Each
+timing is journaled as it is measured (`journal`), so that an interrupted profile resumes.
 """
 
 from __future__ import annotations

@@ -24,7 +24,14 @@ from edgenas.errors import EdgeNASError
 
 class Session(Protocol):
     """An opened model file: `run` takes N x 3 x R x R float32 images (NCHW, normalised as the run's data is) and
-    returns N x classes float32 logits, whatever layout or batch handling the file itself uses."""
+    returns N x classes float32 logits, whatever layout or batch handling the file itself uses. `precision` is what
+    it computes in, as the runtime reports it once loaded ("fp32", "bf16", "int8"): OpenVINO decides at load time,
+    and on a CPU without bf16 a bf16 request runs in fp32. `layout` is the file's own input layout ("NCHW", or
+    "NHWC" for LiteRT), which the session converts to; `how` says how it runs (threads, the runtime's settings)."""
+
+    precision: str
+    layout: str
+    how: str
 
     def run(self, images: np.ndarray) -> np.ndarray: ...
 
@@ -49,23 +56,34 @@ class Runtime(ABC):
     suffix: str  # the file extension that selects it: ".onnx", ".tflite", ".xml"
     modules: tuple[str, ...]  # the Python modules it needs
     extra: str | None  # the pip extra that installs them (None: a core dependency)
+    method: str = "not described"  # how `convert` makes the file, for the report
+    from_onnx: bool = True  # whether `convert` reads the ONNX file (False: from the PyTorch network alone)
+    precisions: tuple[str, ...] = ("fp32",)  # what an FP32 file's session can be asked to compute in (--precision)
+
+    def __init__(self, precision: str = "fp32"):
+        if precision not in self.precisions:
+            raise EdgeNASError(f"bad --precision {precision}: runtime {self.name} runs its FP32 file in "
+                               f"{' or '.join(self.precisions)}")
+        self.precision = precision
 
     def require(self) -> None:
         """Refuse, in one line naming the extra, when this runtime's packages are not installed."""
         missing = [m for m in self.modules if importlib.util.find_spec(m.split(".")[0]) is None]
         if missing:
             how = f"pip install 'edgenas[{self.extra}]'" if self.extra else "reinstall edgenas"
-            raise EdgeNASError(f"runtime {self.name} needs {', '.join(missing)}, which is not installed: {how}")
+            verb = "is" if len(missing) == 1 else "are"
+            raise EdgeNASError(f"runtime {self.name} needs {', '.join(missing)}, which {verb} not installed: {how}")
 
     @abstractmethod
     def version(self) -> str:
         """The installed runtime's version."""
 
     @abstractmethod
-    def convert(self, model, onnx_path: Path, out: Path, metadata: dict[str, str]) -> Converted:
+    def convert(self, model, onnx_path: Path | None, out: Path, metadata: dict[str, str]) -> Converted:
         """Write the FP32 file `out` (atomically) from the run's network `model` (eval mode, PyTorch) or the ONNX file
-        edgenas exported from it (`onnx_path`, with its metadata), carrying `metadata` (edgenas's keys: arch, classes,
-        preprocessing, ...) in the file or in a sidecar JSON beside it."""
+        edgenas exported from it (`onnx_path`, with its metadata; None for a runtime that is not `from_onnx`),
+        carrying `metadata` (edgenas's keys: arch, classes, preprocessing, ...) in the file or in a sidecar JSON
+        beside it."""
 
     @abstractmethod
     def quantize(self, model, fp32: Converted, calibration: list[np.ndarray], out: Path) -> Converted:
@@ -80,6 +98,22 @@ class Runtime(ABC):
     @abstractmethod
     def int8_weights(self, path: Path) -> int:
         """How many weight tensors of the file are stored as int8: proof that an INT8 file runs int8 kernels."""
+
+    def files(self, path: Path) -> list[Path]:
+        """Every file that makes up the model `path`, the model file first: what a failed or interrupted export
+        deletes. A format spread over several files (OpenVINO's .xml and .bin) or with a sidecar overrides it."""
+        return [path]
+
+    def metadata(self, path: Path) -> dict[str, str]:
+        """edgenas's metadata of the file (`edgenas.arch`, `edgenas.classes`, `edgenas.preprocessing`, ...: JSON
+        strings, as the ONNX file holds them), from the file or its sidecar; `exporters.read_metadata` parses it."""
+        raise EdgeNASError(f"cannot read edgenas metadata from {path}: runtime {self.name} does not say how")
+
+    def report_path(self, path: Path) -> Path:
+        """Where the verification report of the file `path` goes: NAME.RUNTIME.report.json (ONNX Runtime keeps the
+        NAME.report.json it had before other runtimes), so that one name exported to several runtimes in one folder
+        (model.onnx, model.xml) keeps a report for each file."""
+        return path.with_name(f"{path.name[: -len(self.suffix)]}.{self.name}.report.json")
 
     def int8_path(self, fp32: Path) -> Path:
         """Where the INT8 file of `fp32` goes: NAME.int8 + the runtime's suffix."""
