@@ -159,6 +159,10 @@ def candidates(net: Supernet, cost: CostModel, limits: Band, count: int, generat
     logp = _log_probs(net)
     floors = reachable_floors(net, limits, notices)
     best = limits.solve(list(logp), floors)
+    if best is None and floors != limits.floors:
+        # A floor lowered to the highest reachable cost admits that one architecture exactly, which the knapsack's
+        # grid can round below it: a thousandth lower lets the grid see it.
+        best = limits.solve(list(logp), [f * (1 - 1e-3) for f in floors])
     if best is None:
         notices.append("no architecture fills the budget floors together: the floors are dropped")
         floors = [0.0] * len(floors)
