@@ -3,7 +3,7 @@
 A `SpaceSpec` is the declaration (stem, stages, head, candidate blocks); `resolve()` turns it into a `Space`:
 the concrete list of searchable layers with their shapes, the choices each admits, and a structural hash that
 latency tables, FLOPs caches, architectures and runs record so that nothing measured for one space is used
-for another. This module does not import torch: `edgenas flops` and `edgenas space` answer without it.
+for another. This module does not import torch: `edgenas cost` and `edgenas space` answer without it.
 """
 
 from __future__ import annotations
