@@ -1,17 +1,24 @@
 """A search under model size and peak memory budgets, through the command line, on the tiny space and the embedded
-digits: both bind, the derived network is within both (counted on the built network) and fills the additive one."""
+digits: both bind, the derived network is within both (counted on the built network) and fills the additive one;
+and budgets that each network meets alone but none together, refused."""
 
 import json
 
 import pytest
+import torch
 from conftest import CHEAP_ARGS
 from rich.console import Console
 from typer.testing import CliRunner
 
 from edgenas.cli import render
 from edgenas.cli.app import app
+from edgenas.cost.cost_model import CostModel
+from edgenas.cost.flops import cost_table
 from edgenas.cost.memory_table import memory_of_network, memory_table
+from edgenas.cost.presets import preset
+from edgenas.errors import EdgeNASError
 from edgenas.runs.summary import RunSummary
+from edgenas.searching.budgets import resolve_budgets
 from edgenas.space.arch import from_dict
 from edgenas.space.network import build_model
 from edgenas.space.spec import get_space
@@ -67,3 +74,20 @@ def test_the_summary_shows_them_with_units_and_how_obtained(memory_run, monkeypa
     assert f"{summary['model_size_bytes']:,} bytes (budget 30.0KB: met)" in shown
     assert f"{summary['peak_memory_bytes']:,} bytes (budget 3.5KB: met)" in shown
     assert "INT8 weights after batch norm folding, counted on the built network" in shown
+
+
+def test_budgets_each_met_alone_but_not_together_are_refused_naming_what_the_others_leave():
+    # A cost model whose model sizes run against the FLOPs (the shipped spaces' move together, so none conflicts):
+    # the fewest FLOPs come with the most bytes, and a budget on each cannot be met at once.
+    space = get_space("tiny")
+    flops = cost_table(space)
+    cost = CostModel.build(space, 10, flops).with_memory(memory_table(space), "int8")
+    cost.size = torch.where(cost.flops > 0, cost.flops.amax(1, keepdim=True) - cost.flops + 1000, 0.0)
+    cost.size[[0, 2], :] = cost.flops.amax(1, keepdim=True)[[0, 2]] - cost.flops[[0, 2]] + 1000  # no skip there
+    low_size, _ = cost.size_range()
+    low_flops = flops.flops(preset("smallest", space, 10))
+    resolve_budgets(low_flops * 1.01, None, space, 10, flops, cost, None, print, size=None)  # each alone is met
+    resolve_budgets(None, None, space, 10, flops, cost, None, print, size=low_size * 1.01)
+    with pytest.raises(EdgeNASError, match=r"cannot be met together .* within the other budgets the least model size "
+                                           r"is \d+\.\dKB"):
+        resolve_budgets(low_flops * 1.01, None, space, 10, flops, cost, None, print, size=low_size * 1.01)
