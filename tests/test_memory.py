@@ -48,8 +48,8 @@ def test_a_stride_two_block_does_not_hold_its_input():
     assert counts.peak == 48 * 64 + 48 * 16  # expansion 48x8x8 while the depthwise writes 48x4x4
 
 
-@pytest.mark.parametrize(("name", "resolution", "width"), [("tiny", None, 1.0), ("mcu", 32, 1.0),
-                                                            ("mobile-small", 32, 0.35)])
+# mcu at width 1.0 has mobile-small 0.35's blocks (its head aside): a third space would only cost a minute
+@pytest.mark.parametrize(("name", "resolution", "width"), [("tiny", None, 1.0), ("mcu", 32, 1.0)])
 def test_the_table_equals_the_count_of_the_whole_network(name, resolution, width):
     space = get_space(name, resolution, width)
     table = memory_table(space)
