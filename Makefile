@@ -37,7 +37,7 @@ demo: $(STAMP)
 	rm -rf $(DEMO_DIR)/run $(DEMO_DIR)/this-machine.json*
 	$(BIN)/edgenas space mobile-small --resolution 16
 	$(BIN)/edgenas arch mobilenetv2 --space mobile -o $(DEMO_DIR)/mobilenetv2.json
-	$(BIN)/edgenas flops $(DEMO_DIR)/mobilenetv2.json --verify
+	$(BIN)/edgenas cost $(DEMO_DIR)/mobilenetv2.json --verify
 	$(BIN)/edgenas latency $(DEMO_DIR)/mobilenetv2.json --table epyc-zen5-2core-ort-t1-mobile224 --measure
 	$(BIN)/edgenas profile this-machine --space mobile-small --resolution 16 --out $(DEMO_DIR)/this-machine.json
 	$(BIN)/edgenas tables

@@ -1,6 +1,6 @@
 """The Python API behind `edgenas.search(...)` and `edgenas.profile(...)`: the CLI's options as keyword arguments
-(budgets as numbers or as the CLI's strings, "300M", "12ms"), each call returning a result object that holds the
-numbers the CLI prints. The CLI and this module call the same library functions.
+(budgets as numbers or as the CLI's strings, "300M", "12ms", "512KB"), each call returning a result object that holds
+the numbers the CLI prints. The CLI and this module call the same library functions.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ def search(data: str | os.PathLike | None = None, *, flops: int | str | None = N
     Other keyword arguments are `SearchSettings` fields (space, width_mult, schedule, retrain_epochs, seed, ...).
     """
     from edgenas.progress import silent
+    from edgenas.runs.declared import parse_values
     from edgenas.runs.settings import SearchSettings
     from edgenas.searching.run import search as run_search
     from edgenas.units import parse_flops, parse_latency_ms
@@ -42,7 +43,8 @@ def search(data: str | os.PathLike | None = None, *, flops: int | str | None = N
     chosen = SearchSettings(
         data=None if data is None else str(data),
         flops=parse_flops(flops) if isinstance(flops, str) else flops,
-        latency_ms=parse_latency_ms(latency) if isinstance(latency, str) else latency, table=table, **settings)
+        latency_ms=parse_latency_ms(latency) if isinstance(latency, str) else latency, table=table,
+        **parse_values(SearchSettings, settings))
     return run_search(chosen, out=out, progress=progress, log=log or silent)
 
 

@@ -19,8 +19,9 @@ def test_help_lists_the_commands(runner):
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     for command in ("profile", "search", "export", "predict", "latency", "tables", "train", "eval", "space", "arch",
-                    "flops"):
+                    "cost"):
         assert command in result.output
+    assert " flops " not in result.output  # the old name still answers (below), without a line of its own
 
 
 def test_space_json(runner):
@@ -29,25 +30,42 @@ def test_space_json(runner):
     data = json.loads(result.output)
     assert data["space"] == "tiny" and data["resolution"] == 16 and len(data["layers"]) == 4
     assert 0 < data["smallest"]["flops"] < data["largest"]["flops"] < 1_000_000
+    # tiny's 10-class ranges (docs/COSTS.md): INT8 weights 8.2-56.1 KB, INT8 activations 2.0-5.1 KB at 16x16
+    ranges = runner.invoke(app, ["space", "tiny", "--json", "--num-classes", "10"])
+    memory = json.loads(ranges.output)["memory_range"]
+    assert memory["int8"]["model_size_bytes"] == [8210, 56138] and memory["fp32"]["model_size_bytes"] == [23816, 178664]
+    assert memory["int8"]["peak_memory_bytes"][0] < memory["int8"]["peak_memory_bytes"][1]
+    assert memory["fp32"]["peak_memory_bytes"] == [4 * b for b in memory["int8"]["peak_memory_bytes"]]
 
 
 def test_space_table(runner):
     result = runner.invoke(app, ["space", "mobile-small", "--width-mult", "0.5"])
     assert result.exit_code == 0, result.output
     assert "stages.5.0" in result.output and "FLOPs" in result.output and "fvcore" in result.output
+    for line in ("model size  FP32 ", "peak memory FP32 "):
+        assert line in result.output and "INT8" in result.output and "docs/COSTS.md" in result.output
 
 
-def test_arch_then_flops_with_verification(runner, tmp_path):
+def test_arch_then_cost_with_verification(runner, tmp_path):
     path = tmp_path / "mbv2.json"
     result = runner.invoke(app, ["arch", "mobilenetv2", "--space", "mobile", "-o", str(path)])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["flops", str(path), "--verify", "--json"])
+    result = runner.invoke(app, ["cost", str(path), "--verify", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["flops"] == data["verify"]["flops"] == 300_836_992
     assert data["params"] == 3_504_872 and data["verify"]["agrees"]
-    result = runner.invoke(app, ["flops", str(path)])
-    assert "300.8M" in result.output and "batch norm folded" in result.output
+    memory = data["memory"]
+    # FP32: 4 bytes a parameter once batch norm is folded (its 34,112 parameters become 17,056 biases)
+    assert memory["fp32"]["model_size_bytes"] == 4 * (3_504_872 - 17_056) and memory["verify"]["agrees"]
+    # the largest live set: the first searchable block's expansion (96x112x112) while its stride-2 depthwise
+    # convolution writes 96x56x56 (its input is not held: no residual around a stride-2 block)
+    assert memory["fp32"]["peak_memory_bytes"] == 4 * memory["int8"]["peak_memory_bytes"] == 4 * 96 * (112**2 + 56**2)
+    result = runner.invoke(app, ["cost", str(path)])
+    for said in ("300.8M", "batch norm folded", "(13,951,264 bytes), INT8 ",
+                 "peak memory  FP32 6.0MB (6,021,120 bytes), INT8 1.5MB (1,505,280 bytes)", "docs/COSTS.md"):
+        assert said in result.output
+    assert runner.invoke(app, ["flops", str(path)]).output == result.output  # the old name, the same answer
 
 
 def test_arch_to_stdout_is_valid_json(runner):
@@ -123,6 +141,7 @@ def test_tables_off_a_terminal_keep_every_cell_whole(runner, monkeypatch):
 
 @pytest.mark.parametrize("args", [["--help"], ["space", "tiny"], ["tables"]])
 def test_help_space_and_tables_do_not_import_torch(args):
+    subprocess.run([sys.executable, "-m", "edgenas", *args], check=True, capture_output=True)  # fills the caches
     probe = ("import sys; from edgenas.cli.app import app; "
              f"app({args!r}, standalone_mode=False); sys.exit(3 if 'torch' in sys.modules else 0)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)

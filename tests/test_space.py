@@ -101,6 +101,10 @@ PINNED_KEYS = {
     ("macro", None, 1.0): "66091eb1d57bf128", ("macro", None, 0.5): "ba944a2898d3865c",
     ("macro", None, 1.4): "fb974757de5b5c1d", ("macro", 64, 1.0): "096760a7c0d42a7a",
     ("macro", 64, 0.5): "48dfa0c14825c65d", ("macro", 64, 1.4): "6025562ba6795fd7",
+    # mcu (issue 37) from its first version on
+    ("mcu", None, 1.0): "5172237498270af8", ("mcu", None, 0.5): "fa1003ae002aa583",
+    ("mcu", None, 1.4): "d8f418d6acbac76b", ("mcu", 64, 1.0): "00d3c25556887dd7",
+    ("mcu", 64, 0.5): "f19cdd4969d1b2e7", ("mcu", 64, 1.4): "6ed2b4112aa12a77",
 }
 
 

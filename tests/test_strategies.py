@@ -476,6 +476,28 @@ def test_an_unreachable_floor_is_lowered_to_the_highest_reachable_with_a_notice(
     assert floors == [pytest.approx(only)] and [c.flops for c in found] == [round(only)]
 
 
+def test_a_lowered_floor_admits_the_architecture_it_was_lowered_to():
+    # mobile-small with two candidates left a layer: the highest reachable cost is one architecture's exactly, which
+    # the knapsack's cost grid rounded below the lowered floor in 21 of these 40 cases before (the floors were then
+    # dropped and the choice could land anywhere under the budget).
+    space = get_space("mobile-small", 16)
+    model = CostModel.build(space, CLASSES, cost_table(space))
+    for seed in range(40):
+        generator = torch.Generator().manual_seed(seed)
+        net = Supernet(space, CLASSES)
+        with torch.no_grad():
+            for i, layer in enumerate(space):
+                net.active[i] = False
+                net.active[i, torch.randperm(len(layer.choices), generator=generator)[:2]] = True
+        net.changed()
+        highest = model.fixed_flops + sum(float(model.flops[i][net.active[i]].max()) for i in range(len(space)))
+        notices = []
+        found, floors = choice.candidates(net, model, choice.band(model, highest / 0.9, None, 0.95, True, False), 1,
+                                          generator, notices)
+        assert floors == [pytest.approx(highest)] and not any("dropped" in n for n in notices), (seed, notices)
+        assert 0.999 * highest <= found[0].flops <= highest
+
+
 def test_the_random_baseline_draws_uniformly_within_the_floor_and_budget_or_below_without_a_floor(tiny, cost):
     archs = list(itertools.product(*[range(len(layer.choices)) for layer in tiny]))
     flops = {a: _flops(cost, a) for a in archs}

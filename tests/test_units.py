@@ -1,7 +1,7 @@
 import pytest
 
 from edgenas.errors import EdgeNASError
-from edgenas.units import format_flops, parse_flops, parse_latency_ms
+from edgenas.units import format_bytes, format_flops, parse_bytes, parse_flops, parse_latency_ms
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -39,3 +39,23 @@ def test_format_flops():
     assert format_flops(300_836_992) == "300.8M"
     assert format_flops(1_500_000_000) == "1.5G"
     assert format_flops(108_288) == "108.3K"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("512KB", 512_000), ("1.5MB", 1_500_000), ("1MiB", 1_048_576), ("256KiB", 262_144), ("300000", 300_000),
+    ("300000B", 300_000), ("0.5 kb", 500), ("2GB", 2_000_000_000), ("1e3KB", 1_000_000),
+])
+def test_sizes_accepted(text, expected):
+    assert parse_bytes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "0KB", "5XB", "-1KB", "", "KB", "1Mi", "12ms", "nan", "inf", "0.0001B"])
+def test_bad_sizes_name_the_flag_the_value_and_an_accepted_form(text):
+    with pytest.raises(EdgeNASError) as info:
+        parse_bytes(text, "--model-size")
+    message = str(info.value)
+    assert f"--model-size {text!r}" in message and "512KB" in message and "\n" not in message
+
+
+def test_format_bytes():
+    assert format_bytes(262_144) == "262.1KB" and format_bytes(1_500_000) == "1.5MB" and format_bytes(999) == "999B"

@@ -98,6 +98,8 @@ def listing() -> str:
     rows = ["| command | what it does |", "|---|---|"]
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
+        if command.hidden:  # an old name, still answered (`flops`): in the reference, not in the list
+            continue
         summary = (_paragraphs(command.help) or [""])[0]
         link = f"[`{_usage(name, command, options=False)}`](docs/COMMANDS.md#edgenas-{name})"
         rows.append(f"| {link} | {_cell(summary)} |")

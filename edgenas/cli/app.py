@@ -3,7 +3,7 @@ search_commands, report_commands, export_commands, inspect_commands) and the one
 
 An `EdgeNASError` from any command becomes one red line on stderr and exit code 1; a usage error (an option value
 of the wrong type, an unknown option or command, a missing argument) one line naming the bad value and exit code 2.
-torch is imported only inside the commands that need it, so `--help`, `space` and a cached `flops` answer fast.
+torch is imported only inside the commands that need it, so `--help`, `space` and a cached `cost` answer fast.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def _one_line_errors(func):
 # then the commands that describe without training.
 for _group in (profile_commands, search_commands, report_commands, export_commands, inspect_commands):
     for _name, _func in _group.COMMANDS.items():
-        app.command(name=_name)(_one_line_errors(_func))
+        app.command(name=_name, hidden=_name in getattr(_group, "OLD_NAMES", ()))(_one_line_errors(_func))
 
 
 def main() -> None:

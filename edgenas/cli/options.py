@@ -6,13 +6,14 @@ help and range (`edgenas.runs.declared`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import typing
 from typing import Annotated
 
 import typer
 
-from edgenas.runs.declared import flag_of
+from edgenas.runs.declared import flag_of, parse_values
 
 
 def json_flag(help: str = "Print JSON."):
@@ -33,8 +34,10 @@ def _negated(field: dataclasses.Field) -> bool:
 
 
 def _parameter(field: dataclasses.Field, kind) -> inspect.Parameter:
-    """The typer option of one declared setting (a negated one as `no_NAME`, False unless given)."""
+    """The typer option of one declared setting (a negated one as `no_NAME`, False unless given; one with a unit as
+    text, parsed before the command runs)."""
     name, default = ("no_" + field.name, False) if _negated(field) else (field.name, field.default)
+    kind = str | None if "parse" in field.metadata else kind
     return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
                              annotation=Annotated[bool if _negated(field) else kind,
                                                   typer.Option(flag_of(field), help=field.metadata["help"])])
@@ -49,16 +52,20 @@ def setting(settings_class, name: str):
 def settings_options(settings_class, before: str):
     """Add to a command one option per field of `settings_class` that declares a help, before its parameter
     `before`; their values reach the command as keyword arguments (`**declared`), from which `settings_from` makes
-    the settings."""
+    the settings; a value with a unit (`--model-size 512KB`) reaches it parsed, or is refused in one line."""
 
     def decorate(func):
+        @functools.wraps(func)
+        def parsed(*args, **kwargs):
+            return func(*args, **parse_values(settings_class, kwargs))
+
         hints = typing.get_type_hints(settings_class)
         signature = inspect.signature(func, eval_str=True)
         params = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
         generated = [_parameter(f, hints[f.name]) for f in dataclasses.fields(settings_class) if "help" in f.metadata]
         at = next(i for i, p in enumerate(params) if p.name == before)
-        func.__signature__ = signature.replace(parameters=params[:at] + generated + params[at:])
-        return func
+        parsed.__signature__ = signature.replace(parameters=params[:at] + generated + params[at:])
+        return parsed
 
     return decorate
 

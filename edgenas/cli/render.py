@@ -15,9 +15,10 @@ from rich.table import Table
 
 from edgenas.errors import EdgeNASError
 from edgenas.runs.summary import RunSummary
-from edgenas.units import format_flops, format_params
+from edgenas.units import format_bytes, format_flops, format_params
 
 FLOPS_HOW = "fvcore, 1 multiply-add = 1 FLOP, batch norm folded, batch 1"
+MEMORY_HOW = "docs/COSTS.md"
 
 
 def table_console(*renderables) -> Console:
@@ -84,6 +85,7 @@ def print_summary(run: Path, summary: RunSummary) -> None:
         if summary.latency_budget_ms is not None:
             grid.add_row("latency budget", f"{summary.latency_budget_ms:g} ms ({precision} table "
                          f"{Path(summary.latency_table).stem})", summary.budget_verdict)
+    _memory_rows(grid, summary)
     grid.add_row("parameters", format_params(summary.params), "")
     if summary.choice:  # not for MobileNetV2, a single random draw, or a run from before it was recorded
         from edgenas.strategies.choice import METHODS
@@ -104,6 +106,21 @@ def print_summary(run: Path, summary: RunSummary) -> None:
     console.print(grid)
     if fidelity and fidelity["note"]:
         console.print(f"[yellow]{escape(fidelity['note'])}[/yellow]")
+
+
+def _memory_rows(grid: Table, summary: RunSummary) -> None:
+    """Model size and peak memory with their budgets (runs from before they were counted have none)."""
+    if summary.model_size_bytes is None:
+        return
+    precision = summary.deploy_precision.upper()
+    for name, value, budget, within, how in (
+            ("model size", summary.model_size_bytes, summary.model_size_budget_bytes, summary.within_model_size_budget,
+             f"{precision} weights after batch norm folding, counted on the built network ({MEMORY_HOW})"),
+            ("peak memory", summary.peak_memory_bytes, summary.peak_memory_budget_bytes,
+             summary.within_peak_memory_budget,
+             f"{precision} activations live at once, batch 1, counted on the built network ({MEMORY_HOW})")):
+        verdict = "" if budget is None else f" (budget {format_bytes(budget)}: {'met' if within else 'NOT met'})"
+        grid.add_row(name, f"{format_bytes(value)} = {value:,} bytes{verdict}", how)
 
 
 def print_table_summary(summary: dict) -> None:

@@ -40,7 +40,8 @@ def search(
     verbose: Verbose = False,
     **declared,  # the options generated from SearchSettings' own declarations
 ):
-    """Search an architecture on your data with DA-NAS under FLOPs and latency budgets, then retrain it."""
+    """Search an architecture on your data with DA-NAS under FLOPs, latency, model size and peak memory budgets, then
+    retrain it."""
     launch_ranks(nproc, declared["device"])
     from edgenas.searching.run import search as run_search
     from edgenas.units import parse_flops, parse_latency_ms

@@ -1,12 +1,15 @@
-"""An architecture's costs as `edgenas flops` and `edgenas latency` report them: FLOPs and parameters from the
-space's per-block table (checked, on request, against fvcore's count of the built network), the latency a table
-predicts (beside the fastest network of the space by that table), and a prediction set against a measurement.
+"""An architecture's costs as `edgenas cost` (`flops`) and `edgenas latency` report them: FLOPs and parameters from
+the space's per-block table (checked, on request, against fvcore's count of the built network), model size and peak
+memory at FP32 and INT8 from the memory table (checked, on request, against a count of the built network), the latency
+a table predicts (beside the fastest network of the space by that table), and a prediction set against a measurement.
 """
 
 from __future__ import annotations
 
 from edgenas.cost.flops import RULE, cost_table
 from edgenas.cost.latency import LatencyTable
+from edgenas.cost.memory import PRECISIONS, check_precision
+from edgenas.cost.memory_table import PEAK_RULE, SIZE_RULE, memory_of_network, memory_table
 from edgenas.cost.notes import host_note, miss_note
 from edgenas.space.arch import Arch
 
@@ -28,6 +31,42 @@ def flops_of(arch: Arch, verify: bool = False) -> dict:
         result["verify"]["agrees"] = (result["verify"]["flops"] == result["flops"]
                                       and result["verify"]["params"] == result["params"])
     return result
+
+
+def memory_of(arch: Arch, verify: bool = False) -> dict:
+    """Model size and peak memory in bytes at each precision, from the space's memory table (summed, and the largest
+    of the pieces' peaks); with `verify`, counted on the whole built network too (`verify.agrees`: all equal)."""
+    table = memory_table(arch.resolve_space())
+    result = {precision: {"model_size_bytes": table.model_size(arch, precision),
+                          "peak_memory_bytes": table.peak_memory(arch, precision)} for precision in PRECISIONS}
+    result.update(model_size_method=f"sum of the space's per-block memory table ({SIZE_RULE})",
+                  peak_memory_method=f"largest of the space's per-block peaks ({PEAK_RULE})")
+    if verify:
+        from edgenas.space.network import build_model
+
+        model = build_model(arch)
+        result["verify"] = {precision: memory_of_network(model, arch, precision) for precision in PRECISIONS}
+        result["verify"]["method"] = "counted on the whole built network"
+        result["verify"]["agrees"] = all(result["verify"][p] == result[p] for p in PRECISIONS)
+    return result
+
+
+def peak_memory_bytes(arch: Arch, precision: str = "int8", counted: bool = False) -> int:
+    """The peak of live activation bytes of `arch` at batch 1 and `precision` (fp32 or int8), as docs/COSTS.md
+    defines it: the figure to set against a runtime's arena. The architecture carries its space, resolution, width
+    and classes (`make_arch(get_space(name, resolution, width), layers, classes)`). From the space's memory table,
+    or (`counted`) counted on the built network: the two are equal (tests/test_memory.py)."""
+    if counted:
+        from edgenas.space.network import build_model
+
+        return memory_of_network(build_model(arch), arch, check_precision(precision))["peak_memory_bytes"]
+    return memory_table(arch.resolve_space()).peak_memory(arch, check_precision(precision))
+
+
+def model_size_bytes(arch: Arch, precision: str = "int8") -> int:
+    """The bytes of `arch`'s weights at `precision` (fp32 or int8), as docs/COSTS.md defines them: what an exported
+    file's weight initializers hold (`exporters.weight_bytes`)."""
+    return memory_table(arch.resolve_space()).model_size(arch, check_precision(precision))
 
 
 def latency_of(arch: Arch, table: LatencyTable) -> dict:

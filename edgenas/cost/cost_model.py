@@ -19,6 +19,8 @@ from torch import Tensor
 
 from edgenas.cost.flops import FlopsTable
 from edgenas.cost.latency import LatencyTable, apply_calibration, arch_keys, block_key, stem_key
+from edgenas.cost.memory import ELEMENT_BYTES
+from edgenas.cost.memory_table import MemoryTable
 from edgenas.space.arch import Arch
 from edgenas.space.spec import Space
 
@@ -37,6 +39,13 @@ class CostModel:
     fixed_ms: float
     ms_cache: Tensor | None = None
     fixed_ms_cache: float = 0.0
+    # With a memory table (`with_memory`): bytes of each candidate's weights and its peak activation bytes at the
+    # deployment precision (0 for the identity and padding), the stem's and head's apart.
+    precision: str | None = None
+    size: Tensor | None = None
+    fixed_size: float = 0.0
+    peak: Tensor | None = None
+    fixed_peak: float = 0.0
     # The tables as `expected` needs them, per (device, dtype): copied once, not at every architecture step.
     _copies: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -69,6 +78,56 @@ class CostModel:
         return cls(space, num_classes, flops, float(fixed_flops), ms, fixed_ms, ms + over * params,
                    fixed_ms + over * (fixed_params / 1e6 - c.get("cache_mparams", 0.0)))
 
+    def with_memory(self, table: MemoryTable, precision: str) -> CostModel:
+        """This model with the memory table's model size and peak memory at `precision` (fp32 or int8)."""
+        size, peak = (torch.zeros_like(self.flops) for _ in range(2))
+        for i, layer in enumerate(self.space):
+            for j, choice in enumerate(layer.choices):
+                counts = table.layers[layer.label][choice]
+                size[i, j] = counts.size(precision)
+                peak[i, j] = counts.peak * ELEMENT_BYTES[precision]
+        self.precision, self.size, self.peak = precision, size, peak
+        self.fixed_size = float(table.fixed_size(self.num_classes, precision))
+        self.fixed_peak = float(table.fixed_peak(self.num_classes, precision))
+        return self
+
+    def allowed(self, peak_budget: float | None) -> np.ndarray | None:
+        """Per layer and candidate (padded to the widest layer), whether its peak memory is within `peak_budget`
+        (None without a budget): the peak cap as a mask."""
+        if peak_budget is None:
+            return None
+        mask = (self.peak <= peak_budget).numpy()
+        for i, layer in enumerate(self.space):
+            mask[i, len(layer.choices):] = False
+        return mask
+
+    def size_range(self, allowed: np.ndarray | None = None) -> tuple[float, float]:
+        """The least and the most model size of a network of the space (of the `allowed` candidates, default all),
+        in bytes (exact: sums of extremes)."""
+        mask = self.allowed(np.inf) if allowed is None else allowed  # the padding past a layer's choices left out
+        ends = [self.fixed_size + float(sum(reduce(self.size[i][torch.as_tensor(mask[i])])
+                                            for i in range(len(self.space)))) for reduce in (torch.min, torch.max)]
+        return ends[0], ends[1]
+
+    def peak_range(self) -> tuple[float, float]:
+        """The least and the most peak memory of a network of the space, in bytes (exact: maxima of extremes)."""
+        ends = [max(self.fixed_peak, max(float(reduce(self.peak[i, : len(layer.choices)]))
+                                         for i, layer in enumerate(self.space))) for reduce in (torch.min, torch.max)]
+        return ends[0], ends[1]
+
+    def memory_of(self, arch: Arch) -> tuple[int, int]:
+        """Model size and peak memory of an architecture in bytes, from the same numbers the search uses."""
+        index = [layer.choices.index(c) for layer, c in zip(self.space, arch.layers, strict=True)]
+        size = self.fixed_size + sum(float(self.size[i, j]) for i, j in enumerate(index))
+        return round(size), round(max(self.fixed_peak, *(float(self.peak[i, j]) for i, j in enumerate(index))))
+
+    def expected_size(self, probs: Tensor) -> Tensor:
+        """Expected model size in bytes of a network drawn from per-layer probabilities (differentiable)."""
+        key = ("size", probs.device, probs.dtype)
+        if key not in self._copies:
+            self._copies[key] = self.size.to(probs)
+        return (probs * self._copies[key]).sum() + self.fixed_size
+
     def ms_columns(self) -> list[tuple[Tensor, float]]:
         """The additive latency costs whose maximum is the prediction: (per-candidate ms, fixed ms) each."""
         if self.ms is None:
@@ -76,12 +135,15 @@ class CostModel:
         cache = [(self.ms_cache, self.fixed_ms_cache)] if self.ms_cache is not None else []
         return [(self.ms, self.fixed_ms), *cache]
 
-    def constraints(self, flops_budget: float | None, ms_budget: float | None) -> tuple[list, list[float]]:
+    def constraints(self, flops_budget: float | None, ms_budget: float | None,
+                    size_budget: float | None = None) -> tuple[list, list[float]]:
         """The knapsack's view of the budgets: per layer, its candidates' costs (candidates x constraints, a numpy
         array), and each constraint's budget with the fixed costs taken off; ([], []) without a budget."""
         columns = [(self.flops, flops_budget - self.fixed_flops)] if flops_budget is not None else []
         if ms_budget is not None:
             columns += [(table, ms_budget - fixed) for table, fixed in self.ms_columns()]
+        if size_budget is not None:
+            columns.append((self.size, size_budget - self.fixed_size))
         if not columns:
             return [], []
         costs = [torch.stack([table[i, : len(layer.choices)] for table, _ in columns], 1).numpy()
@@ -181,10 +243,12 @@ def _block_ms(table: LatencyTable, key: str, params: int) -> float:
 
 
 def budget_penalty(model: CostModel, probs: Tensor, flops_budget: float | None, ms_budget: float | None,
-                   strength: float, form: str = "over") -> Tensor:
+                   strength: float, form: str = "over", size_budget: float | None = None) -> Tensor:
     """`over`: strength x (relu(E[FLOPs] / budget - 1) + relu(E[ms] / budget - 1)): zero inside the budget, a pull
     toward cheaper candidates that grows with the excess outside it. `two-sided`: strength x (|E[FLOPs] / budget -
-    1| + |E[ms] / budget - 1|), TuNAS's absolute reward: it also pulls toward costlier candidates below the budget."""
+    1| + |E[ms] / budget - 1|), TuNAS's absolute reward: it also pulls toward costlier candidates below the budget.
+    A model size budget adds its own term of the same form. Peak memory has none: candidates over its cap are
+    removed before training, so every network the search can draw is within it."""
     shape = torch.relu if form == "over" else torch.abs
     flops, ms = model.expected(probs)
     penalty = probs.new_zeros(())
@@ -192,6 +256,8 @@ def budget_penalty(model: CostModel, probs: Tensor, flops_budget: float | None, 
         penalty = penalty + shape(flops / flops_budget - 1)
     if ms_budget is not None and ms is not None:
         penalty = penalty + shape(ms / ms_budget - 1)
+    if size_budget is not None:
+        penalty = penalty + shape(model.expected_size(probs) / size_budget - 1)
     return strength * penalty
 
 
@@ -205,6 +271,7 @@ class CostObjective:
     ramp_steps: int
     flops_budget: float | None
     ms_budget: float | None
+    size_budget: float | None = None
 
     def strength_at(self, step: int) -> float:
         if self.ramp_steps <= 0:
@@ -212,7 +279,8 @@ class CostObjective:
         return self.strength * min(1.0, step / self.ramp_steps)
 
     def __call__(self, model: CostModel, probs: Tensor, step: int) -> Tensor:
-        return budget_penalty(model, probs, self.flops_budget, self.ms_budget, self.strength_at(step), self.form)
+        return budget_penalty(model, probs, self.flops_budget, self.ms_budget, self.strength_at(step), self.form,
+                              self.size_budget)
 
 
 def check_keys(model: CostModel, table: LatencyTable, arch: Arch) -> None:

@@ -17,7 +17,7 @@ def mobilenetv2(space: Space, num_classes: int) -> Arch:
     depths = space.spec.mobilenetv2_depths
     if depths is None or "k3_e6" not in space.spec.candidates:
         raise EdgeNASError(f"preset 'mobilenetv2' cannot be expressed in space {space.name}; spaces that can: "
-                           "mobile, mobile-small")
+                           "mobile, mobile-small, mcu")
     return make_arch(space, ["k3_e6" if layer.index < depths[layer.stage] else SKIP for layer in space],
                      num_classes)
 

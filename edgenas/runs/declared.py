@@ -9,7 +9,7 @@ and the range: `bad --threads 0: expected 1 or more`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from edgenas.errors import EdgeNASError
@@ -17,20 +17,33 @@ from edgenas.errors import EdgeNASError
 
 def option(default, help: str | None = None, *, flag: str | None = None, at_least: float | None = None,
            above: float | None = None, at_most: float | None = None, below: float | None = None,
-           one_of: tuple[str, ...] | None = None, unit: str | None = None):
+           one_of: tuple[str, ...] | None = None, unit: str | None = None,
+           parse: Callable[[str, str], Any] | None = None):
     """A setting, with its command-line option where it has a `help` (a field without one gets no option: the
     Python API and config.json set it). `flag`: the option's spelling where it is not `--the-name` (`--int8`,
     `--no-verify` for a setting that is True unless given). The range it must lie in: `at_least`/`above` below,
     `at_most`/`below` above (None, where allowed, is not checked), or `one_of` its allowed values; `unit` is said
-    after the range."""
+    after the range. `parse(text, flag)`: the option is text with a unit (`512KB`), turned into the setting's value
+    by it (`parse_values`), which names the flag when it refuses the text."""
     metadata = {"help": help, "flag": flag, "at_least": at_least, "above": above, "at_most": at_most, "below": below,
-                "one_of": one_of, "unit": unit}
+                "one_of": one_of, "unit": unit, "parse": parse}
     return dataclasses.field(default=default, metadata={k: v for k, v in metadata.items() if v is not None})
 
 
 def flag_of(field: dataclasses.Field) -> str:
     """A declared setting's option as spelled on the command line: `--max-drop`, or its own `flag`."""
     return field.metadata.get("flag", "--" + field.name.replace("_", "-"))
+
+
+def parse_values(settings_class, values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` with each text given to a setting declared with a `parse` turned into its value (`512KB` ->
+    512000); other values as they are."""
+    parsed = dict(values)
+    for field in dataclasses.fields(settings_class):
+        parse = field.metadata.get("parse")
+        if parse is not None and isinstance(parsed.get(field.name), str):
+            parsed[field.name] = parse(parsed[field.name], flag_of(field))
+    return parsed
 
 
 def check_ranges(settings_class, values: Mapping[str, Any]) -> None:

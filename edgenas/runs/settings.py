@@ -16,6 +16,7 @@ from edgenas.runs.declared import option as _option  # `edgenas search` generate
 from edgenas.runs.folder import Run
 from edgenas.space.spec import SPACES
 from edgenas.strategies.schedule import DEFAULT_SCHEDULE, parse_schedule
+from edgenas.units import parse_bytes
 
 if TYPE_CHECKING:  # data.py imports torch; the command line reads these settings before it needs torch
     from edgenas.data.dataset import Dataset
@@ -26,6 +27,7 @@ SCORES = ("eval", "alpha")
 COST_FORMS = ("two-sided", "over")
 CHOICES = ("auto", "eval", "alpha", "train")
 CHOICE_POOLS = ("auto", "alpha", "uniform")
+DEPLOY_PRECISIONS = ("auto", "fp32", "int8")
 CHOICE_CANDIDATES = {"eval": 24, "train": 6, "alpha": 1}  # --choice-candidates' default by --choice
 
 # The values that give the search as it was before issue 14's mechanisms (each switchable on its own). A config.json
@@ -45,6 +47,16 @@ class SearchSettings:
     flops: int | None = None  # None: MobileNetV2's FLOPs in the space (the midpoint of its range without one)
     latency_ms: float | None = None
     table: str | None = _option(None, "Latency table: device name or path.")
+    # Memory budgets (docs/COSTS.md): bytes at the deployment precision, given with a unit on the command line.
+    model_size: int | None = _option(None, "Model size budget: the weights' bytes at --deploy-precision, such as "
+                                           "512KB, 1.5MB or 1MiB (KB = 1000 bytes, KiB = 1024).", at_least=1,
+                                     parse=parse_bytes)
+    peak_memory: int | None = _option(None, "Peak memory budget: the most activation bytes live at once at batch 1 "
+                                            "and --deploy-precision, such as 256KB.", at_least=1, parse=parse_bytes)
+    deploy_precision: str = _option("auto", "Precision of --model-size and --peak-memory: fp32 (4 bytes a "
+                                            "parameter and an activation), int8 (1 byte, and per channel a scale, "
+                                            "a zero point and an int32 bias) or auto: the --table's precision, "
+                                            "else fp32.", one_of=DEPLOY_PRECISIONS)
     strategy: str = _option("danas", f"{', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}.")
     schedule: str = _option(DEFAULT_SCHEDULE, "Stages as class-fraction:epochs.")
     epochs_scale: float | None = _option(None, "Multiply the schedule's epochs (default: 1.0, down to 0.5 below "
@@ -114,9 +126,10 @@ class SearchSettings:
                                        "auto: uniform for train, alpha for eval.", one_of=CHOICE_POOLS)
     choice_epochs: int = _option(3, "--choice train: epochs each candidate trains from its initial weights, with the "
                                     "retraining's settings.", at_least=1)
-    budget_floor: float = _option(0.95, "Least share of a binding FLOPs or latency budget the derived network uses "
-                                        "(where reachable), the random baseline's too; pruning keeps it reachable; "
-                                        "0: no floor.", at_least=0, at_most=1)
+    budget_floor: float = _option(0.95, "Least share of a binding FLOPs, latency or model size budget the derived "
+                                        "network uses (where reachable), the random baseline's too; pruning keeps it "
+                                        "reachable; 0: no floor. (Peak memory is a cap: no floor.)", at_least=0,
+                                  at_most=1)
 
     @property
     def final_choice(self) -> str:

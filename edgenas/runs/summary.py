@@ -32,6 +32,15 @@ class RunSummary:
     within_latency_budget: bool | None = None
     latency_budget_verdict: str | None = None  # "met", "met only as predicted ...", ...
     latency_fidelity: dict | None = None  # the table's fidelity (count, within_10pct, ..., note)
+    deploy_precision: str | None = None  # of model size and peak memory: fp32 or int8; None before they were counted
+    model_size_bytes: int | None = None  # the weights' bytes, counted on the built network (docs/COSTS.md)
+    model_size_method: str | None = None
+    model_size_budget_bytes: float | None = None
+    within_model_size_budget: bool | None = None
+    peak_memory_bytes: int | None = None  # the most activation bytes live at once at batch 1
+    peak_memory_method: str | None = None
+    peak_memory_budget_bytes: float | None = None
+    within_peak_memory_budget: bool | None = None
     params: int | None = None
     inherited_val_acc: float | None = None  # supernet weights, search-validation split (fraction, not %)
     val_acc: float | None = None

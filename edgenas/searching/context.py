@@ -7,6 +7,7 @@ from __future__ import annotations
 from edgenas.cost.cost_model import CostModel
 from edgenas.cost.flops import cost_table
 from edgenas.cost.latency import LatencyTable, load_table
+from edgenas.cost.memory_table import memory_table
 from edgenas.data.dataset import Dataset
 from edgenas.errors import EdgeNASError
 from edgenas.files import read_json
@@ -35,21 +36,44 @@ class Context:
         if self.table is not None:
             probe = make_arch(self.space, [layer.choices[0] for layer in self.space], self.num_classes)
             self.table.check(probe)
+        self.precision = deploy_precision(settings, self.table)
         self.cost = CostModel.build(self.space, self.num_classes, self.flops_table, self.table)
+        if settings.model_size is not None or settings.peak_memory is not None:
+            self.cost.with_memory(memory_table(self.space), self.precision)
         self.budgets: Budgets = resolve_budgets(settings.flops, settings.latency_ms, self.space, self.num_classes,
-                                                self.flops_table, self.cost, self.table, log)
+                                                self.flops_table, self.cost, self.table, log, settings.model_size,
+                                                settings.peak_memory)
         self.class_order = read_class_order(settings.class_order, self.data.classes) if settings.class_order else None
 
     def describe_budgets(self) -> dict:
         """The budgets as config.json's `resolved.budgets` holds them."""
         b = self.budgets
-        return {"flops": b.flops, "flops_binds": b.flops_binds, "latency_ms": b.ms, "latency_binds": b.latency_binds,
-                "table": self.table.source if self.table else None}
+        described = {"flops": b.flops, "flops_binds": b.flops_binds, "latency_ms": b.ms,
+                     "latency_binds": b.latency_binds, "table": self.table.source if self.table else None}
+        if b.size is None and b.peak is None:
+            return described
+        return {**described, "precision": b.precision, "model_size_bytes": b.size, "model_size_binds": b.size_binds,
+                "peak_memory_bytes": b.peak, "peak_memory_binds": b.peak_binds}
 
     def binding_budgets(self) -> tuple[float | None, float | None]:
         """The FLOPs and latency budgets that bind (None where one does not): the ones the search works against."""
         b = self.budgets
         return (b.flops if b.flops_binds else None), (b.ms if b.latency_binds else None)
+
+    def binding_size(self) -> float | None:
+        """The model size budget in bytes where it binds (an additive cost, like FLOPs), else None."""
+        return self.budgets.size if self.budgets.size_binds else None
+
+    def allowed(self):
+        """Per layer and candidate, whether it is within the peak memory budget where one binds (else None)."""
+        return self.cost.allowed(self.budgets.peak) if self.budgets.peak_binds else None
+
+
+def deploy_precision(settings: SearchSettings, table: LatencyTable | None) -> str:
+    """The precision the memory budgets count at: as given, or (`auto`) the latency table's, else fp32."""
+    if settings.deploy_precision != "auto":
+        return settings.deploy_precision
+    return table.precision if table is not None else "fp32"
 
 
 def pick_device(settings: SearchSettings) -> Device:

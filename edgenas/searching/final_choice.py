@@ -14,7 +14,7 @@ from edgenas.searching.plan import plan
 from edgenas.space.arch import Arch, make_arch
 from edgenas.space.supernet import Supernet
 from edgenas.strategies import choice
-from edgenas.strategies.baselines import random_within_budget
+from edgenas.strategies.baselines import MemoryBudgets, random_within_budget
 from edgenas.training.train import evaluate
 from edgenas.units import format_flops
 
@@ -92,8 +92,10 @@ def baseline(job: Job, checkpoint: Checkpoint, history: list[dict], bar, start: 
         arch, images = _best_trained_random(job, checkpoint, history, bar, start)
     else:
         budgets = context.budgets
+        memory = None if budgets.size is None and budgets.peak is None else MemoryBudgets(
+            budgets.precision, budgets.size, budgets.peak)
         arch, images = job.strategy.draw(context.space, context.num_classes, job.band(), budgets.flops, budgets.ms,
-                                         context.table, job.generator), 0
+                                         context.table, job.generator, memory), 0
     checkpoint.arch, checkpoint.search_seconds = arch.to_dict(), time.perf_counter() - start
     checkpoint.images, checkpoint.inherited_val_acc, checkpoint.choice = images, None, None
     job.save(checkpoint, history)

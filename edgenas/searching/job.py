@@ -63,7 +63,7 @@ class Job:
         """Where a derived (or random) network must lie: within the budgets, above the floor of a binding one."""
         context, budgets = self.context, self.context.budgets
         return choice.band(context.cost, budgets.flops, budgets.ms, self.settings.budget_floor, budgets.flops_binds,
-                           budgets.latency_binds)
+                           budgets.latency_binds, context.binding_size(), context.allowed())
 
     def train_settings(self, epochs: int) -> TrainSettings:
         """Standalone training of `epochs` epochs with the retraining's settings."""

@@ -22,7 +22,7 @@ from edgenas.strategies import danas, fairness
 from edgenas.strategies.schedule import parse_schedule
 from edgenas.training import distributed
 from edgenas.training.train import SupernetSettings, per_class_accuracy, supernet_epoch
-from edgenas.units import format_flops
+from edgenas.units import format_bytes, format_flops
 
 
 def search_supernet(job: Job, checkpoint: Checkpoint, history: list[dict], bar, start: float) -> None:
@@ -81,7 +81,9 @@ class PhaseRunner:
         self.ranks = context.device.ranks
         self.replica = distributed.wrap(self.net, self.ranks, context.device.device)
         self.settings = SupernetSettings(s.batch_size, s.label_smoothing, s.arch_every, s.cost_strength,
-                                         *context.binding_budgets())
+                                         *context.binding_budgets(), size_budget=context.binding_size())
+        if checkpoint.loop is None and context.allowed() is not None:
+            _cap_peak(job, self.net)
 
     def run(self) -> None:
         """Every phase left, from where the checkpoint stopped."""
@@ -139,15 +141,20 @@ class PhaseRunner:
                                  job.generator, context.device, self.scaler, train_arch=phase.train_arch,
                                  uniform=phase.uniform, replica=self.replica, sampler=sampler,
                                  objective=self.objective, arch_step=self.loop.arch_steps, on_step=job.clock.tick)
-        flops, ms = context.cost.expected(net.probs().detach().double().cpu())
+        probs = net.probs().detach().double().cpu()
+        flops, ms = context.cost.expected(probs)
+        size = {} if self.settings.size_budget is None else {
+            "expected_model_size_bytes": float(context.cost.expected_size(probs))}
         self.history.append({"phase": phase.name, "epoch": epoch, "classes": len(classes), "admitted": classes,
                              "active": net.active_counts(), **metrics, "expected_flops": float(flops),
-                             "expected_ms": None if ms is None else float(ms),
+                             "expected_ms": None if ms is None else float(ms), **size,
                              "probs": layer_probs(net, context.space), "seconds": time.perf_counter() - t0})
         self.loop.phase, self.loop.epoch = index, epoch + 1
         self.checkpoint.images = (self.checkpoint.images or 0) + metrics["images"] + metrics["arch_images"]
         self.loop.arch_steps += metrics["arch_steps"]
         latency = "" if ms is None else f", E[latency] {float(ms):.2f} ms"
+        if size:
+            latency += f", E[model size] {format_bytes(size['expected_model_size_bytes'])}"
         self.bar.step(f"loss {metrics['train_loss']:.3f}, acc {100 * metrics['train_acc']:.1f}%, "
                       f"E[FLOPs] {format_flops(float(flops))}{latency}")
         self.save(every_epoch=True)
@@ -190,4 +197,20 @@ def _objective(job: Job, phases: list[danas.Phase], per_epoch: list[int], settin
         share = (arch_steps[first] / max(1, sum(arch_steps)) if first is not None
                  else stages[0].epochs / sum(st.epochs for st in stages))
     return CostObjective(s.cost_form, s.cost_strength, round(share * sum(arch_steps)), settings.flops_budget,
-                         settings.ms_budget)
+                         settings.ms_budget, settings.size_budget)
+
+
+def _cap_peak(job: Job, net: Supernet) -> None:
+    """A binding peak memory budget is a cap per candidate (the network's peak is its pieces' largest): the
+    candidates over it leave the supernet before any training, so that no path, pruning or choice can take them."""
+    context = job.context
+    allowed = torch.as_tensor(context.allowed(), device=net.active.device)
+    removed = [[c for j, c in enumerate(layer.choices) if net.active[i, j] and not allowed[i, j]]
+               for i, layer in enumerate(context.space)]
+    net.active &= allowed
+    net.changed()
+    context.log(f"peak memory budget {format_bytes(context.budgets.peak)} ({context.budgets.precision.upper()}): "
+                f"{sum(map(len, removed))} candidates over it removed before training")
+    job.run.write("peak_cap.json", {"peak_memory_budget_bytes": context.budgets.peak,
+                                    "precision": context.budgets.precision, "removed": removed,
+                                    "method": "candidates whose own peak of live activation bytes exceeds the budget"})

@@ -34,7 +34,7 @@ def prune(job: Job, net: Supernet, phase: danas.Phase, classes: list[int], setti
                          "undecided": [[layer.choices[j] for j in range(len(layer.choices)) if undecided[i, j]]
                                        for i, layer in enumerate(context.space)]}
     pruned = danas.prune(net, s.prune_ratio, context.cost, settings.flops_budget, settings.ms_budget, scores,
-                         s.budget_floor, undecided)
+                         s.budget_floor, undecided, settings.size_budget)
     return {**row, "pruned": pruned.dropped, "restored_cheapest": pruned.restored,
             "given_back_for_floor": pruned.given_back, "active": net.active_counts(),
             "active_choices": net.active_choices(), "probs": layer_probs(net, context.space),

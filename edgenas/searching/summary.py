@@ -1,12 +1,14 @@
 """A finished run's summary (summary.json, what `edgenas search` prints): the derived network's FLOPs, checked by
-fvcore on the built network against the table, its predicted latency and budget verdicts, accuracies and the cost
-of the search; units in the key names."""
+fvcore on the built network against the table, its predicted latency, its model size and peak memory counted on the
+built network (against the memory table where the search used one), budget verdicts, accuracies and the cost of the
+search; units in the key names."""
 
 from __future__ import annotations
 
 from edgenas.cost.cost_model import check_keys
 from edgenas.cost.flops import cost_table, count_flops
 from edgenas.cost.latency import budget_verdict
+from edgenas.cost.memory_table import PEAK_RULE, SIZE_RULE, memory_of_network
 from edgenas.errors import EdgeNASError
 from edgenas.runs.checkpoint import Checkpoint
 from edgenas.searching.job import Job
@@ -31,6 +33,25 @@ def costs(job: Job, arch: Arch) -> tuple[int, float | None]:
     return flops, ms
 
 
+def memory(job: Job, arch: Arch, model) -> dict:
+    """summary.json's model size and peak memory of `arch` at the run's deployment precision, counted on the built
+    network `model`, checked against the memory table the search used (where it used one), and their budgets."""
+    context, budgets = job.context, job.context.budgets
+    counted = memory_of_network(model, arch, context.precision)
+    size, peak = counted["model_size_bytes"], counted["peak_memory_bytes"]
+    checked = context.cost.size is not None and arch.width_mult == context.space.width_mult
+    if checked and (size, peak) != context.cost.memory_of(arch):
+        raise EdgeNASError(f"internal check failed: memory table {context.cost.memory_of(arch)} != counted on the "
+                               f"built network {(size, peak)} (model size, peak memory in bytes)")
+    return {"deploy_precision": context.precision,
+            "model_size_bytes": size, "model_size_method": f"counted on the built network: {SIZE_RULE}",
+            "model_size_budget_bytes": budgets.size,
+            "within_model_size_budget": None if budgets.size is None else size <= budgets.size,
+            "peak_memory_bytes": peak, "peak_memory_method": f"counted on the built network: {PEAK_RULE}",
+            "peak_memory_budget_bytes": budgets.peak,
+            "within_peak_memory_budget": None if budgets.peak is None else peak <= budgets.peak}
+
+
 def summary(job: Job, arch: Arch, checkpoint: Checkpoint) -> dict:
     """summary.json's keys and values, in their order (`flops_budget_default` is added last by the caller)."""
     context, budgets, table = job.context, job.context.budgets, job.context.table
@@ -52,6 +73,7 @@ def summary(job: Job, arch: Arch, checkpoint: Checkpoint) -> dict:
         "within_latency_budget": ms <= budgets.ms if judged else None,
         "latency_budget_verdict": budget_verdict(ms, budgets.ms, fidelity) if judged else None,
         "latency_fidelity": fidelity,
+        **memory(job, arch, model),
         "params": sum(p.numel() for p in model.parameters()),
         "inherited_val_acc": checkpoint.inherited_val_acc,
         "val_acc": retraining.val_acc, "test_acc": retraining.test_acc,

@@ -3,7 +3,7 @@
 A `SpaceSpec` is the declaration (stem, stages, head, candidate blocks); `resolve()` turns it into a `Space`:
 the concrete list of searchable layers with their shapes, the choices each admits, and a structural hash that
 latency tables, FLOPs caches, architectures and runs record so that nothing measured for one space is used
-for another. This module does not import torch: `edgenas flops` and `edgenas space` answer without it.
+for another. This module does not import torch: `edgenas cost` and `edgenas space` answer without it.
 """
 
 from __future__ import annotations
@@ -259,6 +259,20 @@ MOBILE_SMALL = SpaceSpec(
     mobilenetv2_depths=(2, 3, 4, 3, 3, 1),
 )
 
+# For microcontrollers (issue 37): `mobile-small` at MobileNetV2 0.35's widths, with a 320-channel head where
+# `mobile-small` keeps 1280 at every width (that 1x1 convolution alone held 143 KB of the 226 KB of INT8 weights of
+# mobile-small's smallest network at width 0.35). With 10 classes its networks hold 0.10 to 0.96 MB of INT8 weights
+# (MobileNetV2 in it: 0.33 MB) and need 33 to 61 KB of INT8 activations at once at 32x32, 131 to 246 KB at 64x64
+# (docs/COSTS.md): the SRAM and flash of a 256-512 KB microcontroller.
+MCU = SpaceSpec(
+    name="mcu",
+    summary="mobile-small at MobileNetV2 0.35's widths with a 320-channel head: microcontroller sizes at 32-64 px",
+    stem_channels=16, stem_stride=1, first_channels=8,
+    stages=(Stage(8, 4, 2), Stage(16, 4, 2), Stage(24, 4, 2), Stage(32, 4, 1), Stage(56, 4, 2), Stage(112, 1, 1)),
+    head_channels=320, candidates=_MOBILE_CANDIDATES, default_resolution=32,
+    mobilenetv2_depths=(2, 3, 4, 3, 3, 1),
+)
+
 # For tests: 4 layers, 3 blocks + skip, 144 architectures (few enough to enumerate), about 0.1M FLOPs at 16x16.
 TINY = SpaceSpec(
     name="tiny",
@@ -281,7 +295,7 @@ MACRO = SpaceSpec(
     activation="relu", strided_skip=True,
 )
 
-SPACES = SpaceRegistry((MOBILE, MOBILE_SMALL, TINY, MACRO))
+SPACES = SpaceRegistry((MOBILE, MOBILE_SMALL, TINY, MACRO, MCU))
 
 
 def get_space(name: str, resolution: int | None = None, width_mult: float = 1.0) -> Space:

@@ -3,6 +3,8 @@ width-scaled to the budget."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -16,6 +18,23 @@ from edgenas.space.spec import Space, get_space
 from edgenas.strategies.choice import Band
 
 MAX_DRAWS = 10000
+
+
+@dataclass(frozen=True)
+class MemoryBudgets:
+    """Model size and peak memory budgets in bytes (None: not given) at a deployment precision."""
+
+    precision: str
+    size: float | None
+    peak: float | None
+
+    def met_by(self, model, arch: Arch) -> bool:
+        """Whether the built network `model` of `arch` is within both, counted on the whole network."""
+        from edgenas.cost.memory_table import memory_of_network
+
+        counted = memory_of_network(model, arch, self.precision)
+        return ((self.size is None or counted["model_size_bytes"] <= self.size)
+                and (self.peak is None or counted["peak_memory_bytes"] <= self.peak))
 
 
 def random_within_budget(limits: Band, space: Space, num_classes: int, generator: torch.Generator) -> Arch:
@@ -42,12 +61,14 @@ def random_within_budget(limits: Band, space: Space, num_classes: int, generator
 
 
 def mobilenetv2_within_budget(space_name: str, resolution: int, num_classes: int, flops_budget: float | None,
-                              ms_budget: float | None, table: LatencyTable | None) -> Arch:
+                              ms_budget: float | None, table: LatencyTable | None,
+                              memory: MemoryBudgets | None = None) -> Arch:
     """MobileNetV2 in the space at the largest width multiplier (0.10 to 2.00, steps of 0.05) within the budget.
 
     Cost grows with width, so the widths are bisected. Each width tried counts the one network with fvcore (the
     same figure as its space's table, which would count every piece of a space that is used once). With a latency
-    budget only the table's own width can be predicted, so only that width is tried.
+    budget only the table's own width can be predicted, so only that width is tried. Memory budgets, where given,
+    are counted on the same built network.
     """
     widths = [step / 20 for step in range(2, 41)]
     if ms_budget is not None and table is not None:
@@ -56,7 +77,10 @@ def mobilenetv2_within_budget(space_name: str, resolution: int, num_classes: int
     def fits(width: float) -> bool:
         space = get_space(space_name, resolution, width)
         arch = mobilenetv2(space, num_classes)
-        if flops_budget is not None and count_flops(build_model(arch), (3, resolution, resolution)) > flops_budget:
+        model = build_model(arch)
+        if flops_budget is not None and count_flops(model, (3, resolution, resolution)) > flops_budget:
+            return False
+        if memory is not None and not memory.met_by(model, arch):
             return False
         if ms_budget is not None and table is not None:
             return table.data["space_hash"] == space.hash and table.predict(arch) <= ms_budget

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -57,12 +57,19 @@ class Candidate:
 
 @dataclass
 class Band:
-    """Per cost column (FLOPs, then latency when given): the budget and the floor, both with fixed costs included."""
+    """Per cost column (FLOPs, then latency when given, then model size when it binds): the budget and the floor,
+    both with fixed costs included; and the candidates within a binding peak memory budget (a cap per candidate)."""
 
     tables: list[np.ndarray]  # layers x candidates
     fixed: list[float]
     budgets: list[float]
     floors: list[float]  # 0 where no floor applies
+    names: list[str] = field(default_factory=lambda: ["FLOPs", "latency (ms)"])
+    allowed: np.ndarray | None = None  # layers x candidates; None: every candidate
+    solved: list[int] | None = None  # the columns the knapsack is given (None: all); the others cannot bind
+
+    def column(self, name: str) -> int | None:
+        return self.names.index(name) if name in self.names else None
 
     def totals(self, index: np.ndarray) -> np.ndarray:
         """Costs of architectures `index` (archs x layers): archs x columns."""
@@ -73,19 +80,28 @@ class Band:
         """Which architectures `index` (archs x layers) cost at most each budget and at least each floor."""
         totals = self.totals(index)
         floors = self.floors if floors is None else floors
-        return np.all(totals <= np.array(self.budgets) * (1 + 1e-12), 1) & np.all(totals >= np.array(floors), 1)
+        within = np.all(totals <= np.array(self.budgets) * (1 + 1e-12), 1) & np.all(totals >= np.array(floors), 1)
+        if self.allowed is not None:
+            within &= self.allowed[np.arange(index.shape[1]), index].all(1)
+        return within
 
     def solve(self, scores: list[np.ndarray], floors: list[float] | None = None) -> list[int] | None:
         floors = self.floors if floors is None else floors
-        costs = [np.stack([t[i] for t in self.tables], 1) for i in range(len(scores))]
-        return knapsack(scores, costs, [b - f for b, f in zip(self.budgets, self.fixed, strict=True)],
-                        [max(0.0, lo - f) if lo > 0 else 0.0 for lo, f in zip(floors, self.fixed, strict=True)])
+        if self.allowed is not None:
+            scores = [np.where(self.allowed[i, : len(s)], s, -np.inf) for i, s in enumerate(scores)]
+        keep = range(len(self.tables)) if self.solved is None else self.solved
+        costs = [np.stack([self.tables[k][i] for k in keep], 1) for i in range(len(scores))]
+        return knapsack(scores, costs, [self.budgets[k] - self.fixed[k] for k in keep],
+                        [max(0.0, floors[k] - self.fixed[k]) if floors[k] > 0 else 0.0 for k in keep])
 
 
 def band(cost: CostModel, flops_budget: float, ms_budget: float | None, floor: float, flops_binds: bool,
-         latency_binds: bool) -> Band:
+         latency_binds: bool, size_budget: float | None = None, allowed: np.ndarray | None = None) -> Band:
+    """The band of a search's budgets; `size_budget` a binding model size budget (with its floor, like FLOPs),
+    `allowed` the candidates within a binding peak memory budget (`CostModel.allowed`)."""
     tables, fixed, budgets, floors = [cost.flops.numpy()], [cost.fixed_flops], [flops_budget], [
         floor * flops_budget if flops_binds else 0.0]
+    names = ["FLOPs"]
     if ms_budget is not None:
         # The floor on the cost without the cache term: reaching it there reaches it for the prediction, the larger.
         for k, (table, fixed_ms) in enumerate(cost.ms_columns()):
@@ -93,7 +109,15 @@ def band(cost: CostModel, flops_budget: float, ms_budget: float | None, floor: f
             fixed.append(fixed_ms)
             budgets.append(ms_budget)
             floors.append(floor * ms_budget if latency_binds and k == 0 else 0.0)
-    return Band(tables, fixed, budgets, floors)
+            names.append("latency (ms)" if k == 0 else "latency with the cache term (ms)")
+    if size_budget is None:
+        return Band(tables, fixed, budgets, floors, names, allowed)
+    tables, fixed, budgets = [*tables, cost.size.numpy()], [*fixed, cost.fixed_size], [*budgets, size_budget]
+    floors, names = [*floors, floor * size_budget], [*names, "model size (bytes)"]
+    # A column no architecture can exceed, without a floor, constrains nothing: the knapsack is spared it (finer grid).
+    solved = [k for k, (t, f, b, lo) in enumerate(zip(tables, fixed, budgets, floors, strict=True))
+              if lo > 0 or f + t.max(1).sum() > b]
+    return Band(tables, fixed, budgets, floors, names, allowed, solved or [0])
 
 
 def _log_probs(net: Supernet) -> np.ndarray:
@@ -108,7 +132,8 @@ def reachable_floors(net: Supernet, limits: Band, notices: list[str]) -> list[fl
     floors = list(limits.floors)
     if limits.solve([np.where(a, 0.0, -np.inf) for a in active]) is not None:
         return floors
-    names = ["FLOPs", "latency (ms)"]
+    active = active if limits.allowed is None else active & limits.allowed
+    names = limits.names
     for k, floor in enumerate(floors):
         if floor <= 0:
             continue
@@ -134,6 +159,10 @@ def candidates(net: Supernet, cost: CostModel, limits: Band, count: int, generat
     logp = _log_probs(net)
     floors = reachable_floors(net, limits, notices)
     best = limits.solve(list(logp), floors)
+    if best is None and floors != limits.floors:
+        # A floor lowered to the highest reachable cost admits that one architecture exactly, which the knapsack's
+        # grid can round below it: a thousandth lower lets the grid see it.
+        best = limits.solve(list(logp), [f * (1 - 1e-3) for f in floors])
     if best is None:
         notices.append("no architecture fills the budget floors together: the floors are dropped")
         floors = [0.0] * len(floors)
@@ -158,12 +187,13 @@ def candidates(net: Supernet, cost: CostModel, limits: Band, count: int, generat
                     break
     rows = np.arange(logp.shape[0])
     out = []
+    ms = limits.column("latency (ms)")
     for n, row in enumerate(chosen):
         totals = limits.totals(row[None, :])[0]
         out.append(Candidate([int(j) for j in row], [layer.choices[int(j)] for layer, j in zip(net.space, row,
                                                                                                strict=True)],
                              "knapsack" if n == 0 else "sampled", round(float(totals[0])),
-                             float(totals[1]) if len(totals) > 1 else None, float(logp[rows, row].sum())))
+                             float(totals[ms]) if ms is not None else None, float(logp[rows, row].sum())))
     return out, floors
 
 
@@ -229,5 +259,6 @@ METHODS = {"eval": "search-validation accuracy of each candidate with the supern
 def describe(found: list[Candidate], limits: Band, floors: list[float], notices: list[str], how: str) -> dict:
     return {"method": METHODS[how],
             "budgets": limits.budgets, "floors_asked": limits.floors, "floors": floors, "notices": notices,
-            "units": "FLOPs (fvcore table), then milliseconds (latency table) where a latency budget is given",
+            "units": "FLOPs (fvcore table), then milliseconds (latency table) where a latency budget is given, then "
+                     "bytes of the weights where a model size budget binds", "columns": limits.names,
             "candidates": [{k: v for k, v in asdict(c).items() if k != "index"} for c in found]}

@@ -59,9 +59,10 @@ def admitted(order: list[int], fraction: float) -> list[int]:
     return sorted(order[: classes_admitted(fraction, len(order))])
 
 
-def min_cost_feasible(net: Supernet, cost: CostModel, flops_budget: float | None, ms_budget: float | None) -> bool:
+def min_cost_feasible(net: Supernet, cost: CostModel, flops_budget: float | None, ms_budget: float | None,
+                      size_budget: float | None = None) -> bool:
     """Whether some architecture of the active candidates meets every budget."""
-    return derive(net, cost, flops_budget, ms_budget, uniform=True) is not None
+    return derive(net, cost, flops_budget, ms_budget, uniform=True, size_budget=size_budget) is not None
 
 
 @dataclass
@@ -72,20 +73,21 @@ class Pruned:
 
 
 def prune(net: Supernet, ratio: float, cost: CostModel, flops_budget: float | None, ms_budget: float | None,
-          scores=None, floor: float = 0.0, undecided=None) -> Pruned:
+          scores=None, floor: float = 0.0, undecided=None, size_budget: float | None = None) -> Pruned:
     """Prune every layer by `ratio` on alpha (or on `scores`, higher is better). If that leaves no architecture
     within the budgets, the candidates of the most probable architecture that met them before pruning are given
     back; if it leaves the most expensive architecture below `floor` x a (binding) budget, dropped candidates are
-    given back, most expensive first, until it reaches it again."""
-    keep = derive(net, cost, flops_budget, ms_budget)
+    given back, most expensive first, until it reaches it again. (A peak memory budget needs nothing here: the
+    candidates over it were never active.)"""
+    keep = derive(net, cost, flops_budget, ms_budget, size_budget=size_budget)
     dropped = net.prune(ratio, scores, undecided)
-    restored = keep is not None and not min_cost_feasible(net, cost, flops_budget, ms_budget)
+    restored = keep is not None and not min_cost_feasible(net, cost, flops_budget, ms_budget, size_budget)
     if restored:
         for i, (layer, j) in enumerate(zip(net.space, keep, strict=True)):
             if not net.active[i, j]:
                 net.active[i, j] = True
                 dropped[i].remove(layer.choices[j])
-    given_back = _keep_floor(net, cost, dropped, floor, flops_budget, ms_budget)
+    given_back = _keep_floor(net, cost, dropped, floor, flops_budget, ms_budget, size_budget)
     net.changed()
     return Pruned(dropped, restored, given_back)
 
@@ -100,13 +102,15 @@ def largest_cost_of_layer(net: Supernet, table, layer: int) -> float:
 
 
 def _keep_floor(net: Supernet, cost: CostModel, dropped: list[list[str]], floor: float, flops_budget: float | None,
-                ms_budget: float | None) -> list[list[str]]:
+                ms_budget: float | None, size_budget: float | None = None) -> list[list[str]]:
     given = [[] for _ in dropped]
     if floor <= 0:
         return given
     columns = [(cost.flops, flops_budget, cost.fixed_flops)] if flops_budget is not None else []
     if ms_budget is not None and cost.ms is not None:
         columns.append((cost.ms, ms_budget, cost.fixed_ms))
+    if size_budget is not None:
+        columns.append((cost.size, size_budget, cost.fixed_size))
     layers = list(net.space)
     for table, budget, fixed in columns:
         target = floor * budget - fixed  # what the layers' own costs must reach
@@ -124,7 +128,7 @@ def _keep_floor(net: Supernet, cost: CostModel, dropped: list[list[str]], floor:
 
 
 def derive(net: Supernet, cost: CostModel, flops_budget: float | None, ms_budget: float | None,
-           uniform: bool = False) -> list[int] | None:
+           uniform: bool = False, size_budget: float | None = None) -> list[int] | None:
     """Per layer, the candidate index that maximises the summed log-probability within the budgets (knapsack).
 
     Without any budget this is each layer's most probable candidate.
@@ -133,7 +137,7 @@ def derive(net: Supernet, cost: CostModel, flops_budget: float | None, ms_budget
     active = net.active.cpu().numpy()
     with np.errstate(divide="ignore"):
         scores = [np.where(active[i], 0.0 if uniform else np.log(probs[i]), -np.inf) for i in range(len(probs))]
-    costs, budgets = cost.constraints(flops_budget, ms_budget)
+    costs, budgets = cost.constraints(flops_budget, ms_budget, size_budget)
     if not costs:
         return [int(np.argmax(s)) for s in scores]
     return knapsack([s[: len(layer.choices)] for s, layer in zip(scores, net.space, strict=True)], costs, budgets)

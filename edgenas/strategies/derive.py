@@ -4,8 +4,9 @@ budgets, solved as a multiple-choice knapsack by dynamic programming.
 One budget: exact, over the Pareto front of (cost, score) of partial architectures, layer by layer (a partial
 architecture is dropped only when another costs no more and scores at least as well). Two budgets: over a grid
 of 400 x 400 cost steps (three budgets, as a FLOPs budget with a latency table whose calibration has a cache term:
-100 x 100 x 100), costs rounded to the nearest step; the winner's exact costs are checked, and if rounding let it
-exceed a budget the grid budget is tightened and the problem solved again. An infeasible problem gives None.
+100 x 100 x 100; four, with a model size budget as well: 30 steps each), costs rounded to the nearest step; the
+winner's exact costs are checked, and if rounding let it exceed a budget the grid budget is tightened and the
+problem solved again. An infeasible problem gives None.
 
 With floors (the least summed cost k wanted: a budget to fill, not just to meet) the Pareto front is no longer
 exact (a cheaper partial architecture that scores better may end below the floor), so the floored problem runs on
@@ -26,6 +27,7 @@ from edgenas.cost.cost_model import cheapest
 GRID_1D = 20000
 GRID_2D = 400
 GRID_3D = 100
+GRID_4D = 30
 
 
 def knapsack(scores: list[np.ndarray], costs: list[np.ndarray], budgets: list[float],
@@ -37,8 +39,8 @@ def knapsack(scores: list[np.ndarray], costs: list[np.ndarray], budgets: list[fl
     the least summed cost k accepted (0: none).
     """
     budgets = np.asarray(budgets, dtype=np.float64)
-    if len(budgets) not in (1, 2, 3):
-        raise ValueError("one, two or three budgets")
+    if len(budgets) not in (1, 2, 3, 4):
+        raise ValueError("one to four budgets")
     floors = np.zeros_like(budgets) if floors is None else np.asarray(floors, dtype=np.float64)
     available = [np.isfinite(s) for s in scores]
     if not all(a.any() for a in available):
@@ -59,7 +61,7 @@ def knapsack(scores: list[np.ndarray], costs: list[np.ndarray], budgets: list[fl
 
 def _grid(scores, costs, budgets, floors) -> list[int] | None:
     """The knapsack on the grid, the winner's exact costs checked; None where the grid finds none that fits."""
-    grid = {1: GRID_1D, 2: GRID_2D, 3: GRID_3D}[len(budgets)]
+    grid = {1: GRID_1D, 2: GRID_2D, 3: GRID_3D, 4: GRID_4D}[len(budgets)]
     limit, low = budgets.copy(), floors.copy()
     for _ in range(8):
         choice = _solve(scores, costs, limit, grid, low)

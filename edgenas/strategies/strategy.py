@@ -15,7 +15,7 @@ from edgenas.cost.latency import LatencyTable
 from edgenas.space.arch import Arch
 from edgenas.space.spec import Space
 from edgenas.strategies import danas
-from edgenas.strategies.baselines import mobilenetv2_within_budget, random_within_budget
+from edgenas.strategies.baselines import MemoryBudgets, mobilenetv2_within_budget, random_within_budget
 from edgenas.strategies.choice import Band
 from edgenas.strategies.schedule import Stage
 
@@ -83,7 +83,8 @@ class Baseline(Strategy):
     """A network drawn within the budgets without a supernet."""
 
     def draw(self, space: Space, num_classes: int, limits: Band, flops_budget: float, ms_budget: float | None,
-             table: LatencyTable | None, generator: torch.Generator) -> Arch:
+             table: LatencyTable | None, generator: torch.Generator, memory: MemoryBudgets | None = None) -> Arch:
+        """`memory`: the model size and peak memory budgets, where given (`limits` holds them for this space)."""
         raise NotImplementedError
 
 
@@ -95,7 +96,7 @@ class Random(Baseline):
     def choice_made(self, final_choice: str) -> str | None:
         return final_choice if final_choice == "train" else None
 
-    def draw(self, space, num_classes, limits, flops_budget, ms_budget, table, generator) -> Arch:
+    def draw(self, space, num_classes, limits, flops_budget, ms_budget, table, generator, memory=None) -> Arch:
         return random_within_budget(limits, space, num_classes, generator)
 
 
@@ -110,8 +111,9 @@ class MobileNetV2(Baseline):
     def choice_made(self, final_choice: str) -> str | None:
         return None
 
-    def draw(self, space, num_classes, limits, flops_budget, ms_budget, table, generator) -> Arch:
-        return mobilenetv2_within_budget(space.name, space.resolution, num_classes, flops_budget, ms_budget, table)
+    def draw(self, space, num_classes, limits, flops_budget, ms_budget, table, generator, memory=None) -> Arch:
+        return mobilenetv2_within_budget(space.name, space.resolution, num_classes, flops_budget, ms_budget, table,
+                                         memory)
 
 
 STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (DANAS, Full, Random, MobileNetV2)}

@@ -40,6 +40,7 @@ class SupernetSettings:
     cost_strength: float
     flops_budget: float | None
     ms_budget: float | None
+    size_budget: float | None = None  # a binding model size budget, bytes
 
 
 def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt, arch_opt, scheduler,
@@ -67,8 +68,9 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
     totals = torch.zeros(5, device=device.device, dtype=torch.float64)  # loss sum, correct, images, arch steps, images
     arch_loss = torch.zeros((), device=device.device, dtype=torch.float64)
     steps = arch_steps_here = 0  # a host count: the ramp's step needs no device read
-    objective = objective or (lambda cost_, probs, _: budget_penalty(cost_, probs, settings.flops_budget,
-                                                                     settings.ms_budget, settings.cost_strength))
+    objective = objective or (lambda cost_, probs, _: budget_penalty(
+        cost_, probs, settings.flops_budget, settings.ms_budget, settings.cost_strength,
+        size_budget=settings.size_budget))
     for x, y in batches(data, "train", settings.batch_size, classes=classes, generator=generator, train=True,
                         drop_last=True, shard=device.shard):
         path = sampler(net, generator, steps) if sampler is not None else net.sample(generator, 1, uniform=uniform)
