@@ -51,7 +51,7 @@ def file_rows(random_count: int) -> list[dict]:
     from edgenas.errors import EdgeNASError
     from edgenas.space.spec import get_space
     from exporters.onnx_export import to_onnx
-    from exporters.quantize import int8_model
+    from exporters.runtimes.onnxruntime import int8_model
     from exporters.weight_bytes import weight_bytes
 
     rows = []
