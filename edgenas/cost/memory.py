@@ -15,8 +15,12 @@ that writes it to the last one that reads it; the peak is the largest sum of liv
 that are still needed, and its output), times the bytes of an element (FP32 4, INT8 1). An activation, identity,
 dropout or flatten whose input has no other reader works in place (a deployed convolution fuses its activation) and
 adds no tensor. So an inverted residual with a residual connection holds its input while its expansion output,
-depthwise output (and squeeze-excite product) and projection output are written. Scratch buffers that a runtime's
-kernels ask for (im2col, depthwise INT8 buffers) are not counted.
+depthwise output (and squeeze-excite product) and projection output are written. A strided convolution whose
+padding TFLite cannot fold into it (PyTorch pads k // 2 on every side; TFLite's SAME padding puts an odd pixel after)
+reads a padded copy of its input, which LiteRT's converter writes with a PAD operation: the copy is counted, live from
+the PAD to the convolution. With it the count equals the peak of live tensors of the LiteRT file, and TFLite Micro's
+arena to within its planner's packing (docs/COSTS.md). Scratch buffers that a runtime's kernels ask for (im2col,
+depthwise INT8 buffers) are not counted.
 """
 
 from __future__ import annotations
@@ -128,23 +132,56 @@ def _in_place(node, modules: dict) -> bool:
     return False
 
 
+def _padded_copy(node, modules: dict) -> int:
+    """Elements of the padded copy of its input that `node` reads: a convolution whose padding is not TFLite's SAME
+    padding for its input size (in practice a strided one on an even size), else 0."""
+    from torch import nn
+
+    if node.op != "call_module" or not isinstance(modules[node.target], nn.Conv2d):
+        return 0
+    conv = modules[node.target]
+    if isinstance(conv.padding, str):
+        return 0
+    _, channels, height, width = (int(d) for d in node.all_input_nodes[0].meta["tensor_meta"].shape)
+    sizes = (height, width)
+    if all(_same(*args) for args in zip(sizes, conv.kernel_size, conv.stride, conv.padding, strict=True)):
+        return 0
+    (pad_h, pad_w) = conv.padding
+    return channels * (height + 2 * pad_h) * (width + 2 * pad_w)
+
+
+def _same(size: int, kernel: int, stride: int, padding: int) -> bool:
+    """Whether padding `padding` on both sides computes what TFLite's SAME padding does on `size`."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2 == padding and (size + 2 * padding - kernel) // stride + 1 == out
+
+
 def _live_steps(graph_module) -> tuple[list[int], int]:
     """Per operation that writes a tensor, in execution order, the live activation elements while it runs; and the
-    elements of the graph's output."""
-    nodes = list(graph_module.graph.nodes)
+    elements of the graph's output. Node k runs at position 2k + 1; a padded copy is written at 2k."""
     modules = dict(graph_module.named_modules())
-    buffer, size, written, last_read, output = {}, {}, {}, {}, 0
-    for k, node in enumerate(nodes):
-        for source in node.all_input_nodes:
-            if source in buffer:  # a constant (get_attr) is a weight, not an activation
-                last_read[buffer[source]] = k
+    buffer, size, written, last_read, writes, output = {}, {}, {}, {}, [], 0
+    for k, node in enumerate(graph_module.graph.nodes):
+        at = 2 * k + 1
+        inputs = [source for source in node.all_input_nodes if source in buffer]  # a get_attr is a weight
+        padded = _padded_copy(node, modules)
+        if padded:  # the PAD reads the input at 2k, the convolution reads the copy
+            copy = ("pad", node)
+            last_read[buffer[inputs[0]]] = at - 1
+            size[copy], written[copy], last_read[copy] = padded, at - 1, at
+            writes.append(at - 1)
+            inputs = inputs[1:]
+        for source in inputs:
+            last_read[buffer[source]] = at
         if node.op == "output":
             output = sum(size[buffer[source]] for source in node.all_input_nodes if source in buffer)
         elif node.op != "placeholder" and _in_place(node, modules):
             buffer[node] = buffer[node.all_input_nodes[0]]
         elif node.op != "get_attr":
-            buffer[node], size[node], written[node] = node, _elements(node), k
-    steps = [sum(size[b] for b, start in written.items() if start <= k <= last_read.get(b, start))
-             for k, node in enumerate(nodes)
-             if node.op not in ("placeholder", "output", "get_attr") and buffer.get(node) is node]
+            buffer[node], size[node], written[node] = node, _elements(node), at
+            if node.op != "placeholder":
+                writes.append(at)
+    steps = [sum(size[b] for b, start in written.items() if start <= at <= last_read.get(b, start))
+             for at in writes]
     return steps, output

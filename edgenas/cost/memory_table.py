@@ -21,11 +21,12 @@ from edgenas.space.arch import Arch
 from edgenas.space.pieces import block_key, head_key, space_pieces, stem_key
 from edgenas.space.spec import Space
 
-FORMAT = 1
+FORMAT = 2  # 2: strided convolutions' padded copies counted (LiteRT's PAD)
 SIZE_RULE = ("weights after batch norm folding: FP32 4 bytes a parameter; INT8 1 byte a weight, and per output "
              "channel a float32 scale, an int8 zero point and an int32 bias")
 PEAK_RULE = ("largest sum of live activation tensors at batch 1 over the network's operations, in execution order "
-             "(FP32 4 bytes, INT8 1 byte an element; in-place activations; no runtime scratch buffers)")
+             "(FP32 4 bytes, INT8 1 byte an element; in-place activations; the padded copy LiteRT makes for a strided "
+             "convolution; no runtime scratch buffers)")
 
 
 @dataclass(frozen=True)

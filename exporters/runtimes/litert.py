@@ -69,7 +69,7 @@ class LiteRT(Runtime):
         if not images:
             raise EdgeNASError(f"cannot quantise {fp32.path}: no calibration images")
         metadata = self.metadata(Path(fp32.path))
-        flat = _quantize_int8(model, int(_json(metadata, "edgenas.preprocessing")["resolution"]), calibration)
+        flat = int8_flatbuffer(model, int(_json(metadata, "edgenas.preprocessing")["resolution"]), calibration)
         metadata["edgenas.quantization"] = f"{INT8_RECIPE}, calibrated on {images} training images"
         atomic_write_bytes(out, with_metadata(flat, metadata))
         method = f"{INT8_RECIPE}; litert-torch {_version('litert-torch')}, torchao {_version('torchao')}"
@@ -185,7 +185,7 @@ def _convert_fp32(model, resolution: int) -> bytes:
             raise EdgeNASError(f"litert-torch cannot convert the network: {_first_line(exc)}") from None
 
 
-def _quantize_int8(model, resolution: int, calibration: list[np.ndarray]) -> bytes:
+def int8_flatbuffer(model, resolution: int, calibration: list[np.ndarray]) -> bytes:
     """The INT8 flatbuffer of `model` (INT8_RECIPE): exported whole (strict: torch.export then sees the residual
     additions, which the quantiser annotates), observed on `calibration` (NCHW batches), converted by litert-torch."""
     import torch
