@@ -23,9 +23,9 @@ from edgenas.space.arch import from_dict
 from edgenas.space.network import build_model
 from edgenas.space.spec import get_space
 
-# tiny, 10 classes, INT8: weights 8.2 to 56.1 KB, activations 2.0 to 5.1 KB at once. 3.5KB caps two candidates
+# tiny, 10 classes, INT8: weights 8.2 to 56.1 KB, activations 3.9 to 7.9 KB at once. 5KB caps two candidates
 # (k3_e6_se in the first and the last layer); 30KB of weights is below the 35.8KB the cap leaves.
-BUDGETS = ["--model-size", "30KB", "--peak-memory", "3.5KB", "--deploy-precision", "int8"]
+BUDGETS = ["--model-size", "30KB", "--peak-memory", "5KB", "--deploy-precision", "int8"]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_both_budgets_bind_and_are_recorded(memory_run):
     out, _ = memory_run
     config = json.loads((out / "config.json").read_text())
     assert {k: config["settings"][k] for k in ("model_size", "peak_memory", "deploy_precision")} == {
-        "model_size": 30_000, "peak_memory": 3_500, "deploy_precision": "int8"}
+        "model_size": 30_000, "peak_memory": 5_000, "deploy_precision": "int8"}
     budgets = config["resolved"]["budgets"]
     assert budgets["model_size_binds"] and budgets["peak_memory_binds"] and not budgets["flops_binds"]
     cap = json.loads((out / "peak_cap.json").read_text())
@@ -56,7 +56,7 @@ def test_the_derived_network_is_within_both_and_fills_the_model_size_budget(memo
     assert counted["model_size_bytes"] == summary["model_size_bytes"]
     assert counted["peak_memory_bytes"] == summary["peak_memory_bytes"]
     assert 0.95 * 30_000 <= summary["model_size_bytes"] <= 30_000 and summary["within_model_size_budget"]
-    assert summary["peak_memory_bytes"] <= 3_500 and summary["within_peak_memory_budget"]
+    assert summary["peak_memory_bytes"] <= 5_000 and summary["within_peak_memory_budget"]
     table = memory_table(get_space("tiny"))
     assert (table.model_size(arch, "int8"), table.peak_memory(arch, "int8")) == (
         summary["model_size_bytes"], summary["peak_memory_bytes"])
@@ -72,7 +72,7 @@ def test_the_summary_shows_them_with_units_and_how_obtained(memory_run, monkeypa
     render.print_summary(out, RunSummary.from_dict(summary))
     shown = console.export_text()
     assert f"{summary['model_size_bytes']:,} bytes (budget 30.0KB: met)" in shown
-    assert f"{summary['peak_memory_bytes']:,} bytes (budget 3.5KB: met)" in shown
+    assert f"{summary['peak_memory_bytes']:,} bytes (budget 5.0KB: met)" in shown
     assert "INT8 weights after batch norm folding, counted on the built network" in shown
 
 
