@@ -4,7 +4,8 @@ PyTorch network it came from.
 Checks, on the run's real data: outputs on a batch of test images (maximum absolute and relative difference),
 top-1 agreement and accuracy over the whole test split from both, and latency at batch 1 with pinned threads for
 the runtime and PyTorch eager, plus the latency table's prediction and its error when a table of the same space is
-given (`table_check.py`). The verdict fails when outputs differ beyond `atol` or agreement is below 99.9%; with
+given (`table_check.py`), and the files' bytes and the peak memory beside edgenas's count and the run's memory
+budgets (`memory_check.py`). The verdict fails when outputs differ beyond `atol` or agreement is below 99.9%; with
 `int8`, also when the INT8 file drops more than `max_drop` points or holds no int8 weights.
 """
 
@@ -78,6 +79,10 @@ def verify(path: str | os.PathLike, run: str | os.PathLike, *, threads: int = Ex
         report["int8"] = _check_int8(rt, path, model, data, threads, warmup, repeats, report,
                                      Bar(progress, echo, every=10.0, eta=True), max_drop)
         failures += _int8_failures(report["int8"], max_drop)
+    from exporters.memory_check import memory_check
+
+    kept = report["int8"]["file"] if report["int8"] else None
+    report["memory"] = memory_check(rt, model, arch, path, Path(kept) if kept else None, run)
     int8_ms = report["int8"]["latency"]["median_ms"] if report["int8"] else None
     budget_ms = SearchSettings.of_run(Run.open(run)).latency_ms
     report["table"] = table_prediction(loaded, arch, latency["median_ms"], int8_ms, threads, budget_ms, rt.name)

@@ -91,3 +91,25 @@ def test_budgets_each_met_alone_but_not_together_are_refused_naming_what_the_oth
     with pytest.raises(EdgeNASError, match=r"cannot be met together .* within the other budgets the least model size "
                                            r"is \d+\.\dKB"):
         resolve_budgets(low_flops * 1.01, None, space, 10, flops, cost, None, print, size=low_size * 1.01)
+
+
+def test_export_int8_reports_file_sizes_and_peak_memory_beside_the_count_and_budgets(memory_run, tmp_path):
+    out, summary = memory_run
+    model = tmp_path / "model.onnx"
+    result = CliRunner().invoke(app, ["export", str(model), "--run", str(out), "--int8", "--max-drop", "100"],
+                                env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    memory = json.loads((tmp_path / "model.report.json").read_text())["memory"]
+    assert memory["budgets"] == {"precision": "int8", "model_size_bytes": 30_000, "peak_memory_bytes": 5_000}
+    assert memory["within_budgets"] == {"model_size": True, "peak_memory": True}
+    fp32, int8 = memory["files"]["fp32"], memory["files"]["int8"]
+    assert int8["predicted_model_size_bytes"] == summary["model_size_bytes"]
+    assert int8["predicted_peak_memory_bytes"] == summary["peak_memory_bytes"]
+    assert fp32["predicted_peak_memory_bytes"] == 4 * int8["predicted_peak_memory_bytes"]
+    for row, path in ((fp32, model), (int8, tmp_path / "model.int8.onnx")):
+        # the weights in the ONNX file are exactly what edgenas counts; the rest of the file is its structure
+        assert row["file_weight_bytes"] == row["predicted_model_size_bytes"] < row["file_bytes"]
+        assert row["file_bytes"] == path.stat().st_size
+    shown = f"{int8['predicted_model_size_bytes'] / 1000:.1f}KB counted; the file {int8['file_bytes'] / 1000:.1f}KB"
+    assert f"INT8 model size │ {shown}" in result.output and "; INT8 budget 30.0KB: met" in result.output
+    assert "INT8 5.0KB counted; INT8 budget 5.0KB: met" in result.output

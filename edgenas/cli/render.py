@@ -196,8 +196,38 @@ def print_report(report: dict, path: Path, report_path: Path) -> None:
                      f"than FP32 ({q['fp32_latency_ms']:.3f} ms), {q['int8_weights']} int8 weight tensors",
                      q["file"] or ("deleted: no int8 weights" if not q["int8_weights"] else
                                    "deleted: drop above --max-drop"))
+    if report.get("memory"):  # reports from before memory was counted have none
+        _memory_check_rows(grid, report["memory"])
     grid.add_row("verdict", "[green]passed[/green]" if report["passed"] else "[red]failed[/red]", "")
     table_console().print(grid)
+
+
+def _memory_check_rows(grid: Table, memory: dict) -> None:
+    """Each file's bytes beside the model size edgenas counts, and the peak memory it counts, with the run's budgets."""
+    files, budgets, within = memory["files"], memory["budgets"], memory["within_budgets"]
+
+    def verdict(name: str, precision: str) -> str:
+        budget = budgets[f"{name}_bytes"]
+        if budget is None or precision != budgets["precision"]:
+            return ""
+        return f"; {precision.upper()} budget {format_bytes(budget)}: {'met' if within[name] else 'NOT met'}"
+
+    for precision, row in files.items():
+        weights = row["file_weight_bytes"]
+        inside = "" if weights is None else f", {format_bytes(weights)} of it weights"
+        counted, on_disk = format_bytes(row["predicted_model_size_bytes"]), format_bytes(row["file_bytes"])
+        grid.add_row(f"{precision.upper()} model size",
+                     f"{counted} counted; the file {on_disk}{inside}{verdict('model_size', precision)}",
+                     f"weights after batch norm folding, counted on the network ({MEMORY_HOW}); the file's bytes "
+                     "on disk")
+    peaks = ", ".join(f"{p.upper()} {format_bytes(row['predicted_peak_memory_bytes'])}" for p, row in files.items())
+    grid.add_row("peak memory", f"{peaks} counted{verdict('peak_memory', budgets['precision'])}",
+                 f"activations live at once, batch 1, counted on the network; {memory['peak_memory_note']} "
+                 f"({MEMORY_HOW})")
+    if budgets["precision"] not in files and any(within[name] is not None for name in within):
+        grid.add_row("memory budgets", f"{budgets['precision'].upper()} (counted; no such file exported): " + ", ".join(
+            f"{name.replace('_', ' ')} {'met' if ok else 'NOT met'}" for name, ok in within.items() if ok is not None),
+            f"the run's --model-size and --peak-memory ({MEMORY_HOW})")
 
 
 def speed(ms: float, other_ms: float) -> str:
