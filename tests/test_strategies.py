@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import CHEAP
+from conftest import CHEAP, CHEAP_ARGS
 from typer.testing import CliRunner
 
 from edgenas.cli.app import app
@@ -658,3 +658,61 @@ def test_ranges_declared_on_settings_without_an_option_are_checked_too(settings,
     such as lr); validate() generates the check from them, with the same one-line message."""
     with pytest.raises(EdgeNASError, match=f"^{re.escape(message)}$"):
         SearchSettings(**settings).validate()
+
+
+# ------------------------------------------------------------------ the sandwich rule with in-place distillation
+def test_the_sandwich_paths_are_each_layers_largest_and_smallest_active_candidates(tiny, cost):
+    net = _supernet(tiny)
+    largest, smallest = fairness.sandwich_paths(net, cost)
+    for i, ((big,), (small,)) in enumerate(zip(largest, smallest, strict=True)):
+        active = [j for j in range(net.active.shape[1]) if net.active[i, j]]
+        assert float(cost.flops[i, big]) == max(float(cost.flops[i, j]) for j in active)
+        assert float(cost.flops[i, small]) == min(float(cost.flops[i, j]) for j in active)
+    with torch.no_grad():
+        net.active[0, largest[0][0]] = False  # pruned: the next largest takes its place
+    assert fairness.sandwich_paths(net, cost)[0][0] != largest[0]
+
+
+def test_a_sandwich_step_trains_the_largest_on_labels_and_the_others_on_its_outputs(tiny, cost, digits):
+    from torch.nn import functional as F
+
+    from edgenas.training.train import _weight_step
+
+    device = Device.pick("cpu")
+    net = _supernet(tiny)
+    largest, smallest = fairness.sandwich_paths(net, cost)
+    path = smallest  # the sampled path: only the smallest candidates' weights
+    from edgenas.data.batches import batches
+
+    x, y = next(iter(batches(digits, "train", 64)))
+    admitted = torch.arange(CLASSES)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    opt = torch.optim.SGD(net.weight_parameters(), lr=0.0)  # lr 0: the step leaves the weights as they were
+    with torch.no_grad():
+        teacher = net(x, largest).softmax(1)
+        expected = F.cross_entropy(net(x, path), teacher)
+    loss, _ = _weight_step(net, device, scaler, opt, x, y, admitted, path, (largest, smallest), 0.1)
+    assert torch.allclose(loss, expected, atol=1e-5)  # the sampled path learns the largest's outputs
+    k, layer = next((k, layer) for k, layer in enumerate(net.mixed_layers())
+                    if layer.specs[smallest[k][0]] is not None
+                    and layer.specs[smallest[k][0]].expansion < layer.specs[largest[k][0]].expansion)
+    small_hidden = layer.in_channels * layer.specs[smallest[k][0]].expansion
+    assert layer.expand.conv.weight.grad[small_hidden:].abs().sum() > 0  # channels only the largest has: trained
+    _weight_step(net, device, scaler, opt, x, y, admitted, path, None, 0.1)
+    assert layer.expand.conv.weight.grad[small_hidden:].abs().sum() == 0  # without the sandwich, they are not
+
+
+def test_a_search_with_the_sandwich_counts_its_three_passes_in_the_plan_and_the_summary(tmp_path):
+    args = ["search", "--space", "tiny", "--schedule", "0.5:1,1.0:1", "--sandwich", "--retrain-epochs", "0",
+            "--batch-size", "64", "--flops", "250K", *CHEAP_ARGS, "--out", str(tmp_path / "run"), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    plan = next(line for line in result.stderr.splitlines() if line.startswith("plan: "))
+    assert f"about {summary['search_images']:,} image-steps of search" in plan
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["settings"]["sandwich"] is True
+    rows = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    trained = [row for row in rows if "epoch" in row and row.get("phase") in ("warmup", "stage 0", "stage 1")]
+    assert trained and all(row["extra_images"] == 2 * row["images"] for row in trained)
+    assert all("extra_images" not in row for row in rows if row.get("phase") == "probe")

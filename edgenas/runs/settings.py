@@ -100,6 +100,10 @@ class SearchSettings:
     filter_warmup: float = _option(0.25, "Share of the warm-up during which each layer runs its largest active "
                                          "candidate with a probability falling from 1 to 0 (TuNAS); 0: off.",
                                          at_least=0, at_most=1)
+    sandwich: bool = _option(False, "Each supernet weight step after the probe also trains each layer's largest and "
+                                    "smallest active candidates (the sandwich rule); the smallest and the sampled "
+                                    "paths learn from the largest's outputs (in-place distillation, BigNAS). Three "
+                                    "passes a step.", flag="--sandwich")
     prune_score: str = _option("eval", "Pruning ranks candidates by eval (search-validation loss of random paths "
                                        "through them, inherited weights) or alpha (their probability).", one_of=SCORES)
     score_paths: int = _option(48, "--prune-score eval: random paths scored (one search-validation batch each).",

@@ -140,7 +140,9 @@ class PhaseRunner:
                                  self.scheduler if phase.scheduled else None, context.cost, self.settings,
                                  job.generator, context.device, self.scaler, train_arch=phase.train_arch,
                                  uniform=phase.uniform, replica=self.replica, sampler=sampler,
-                                 objective=self.objective, arch_step=self.loop.arch_steps, on_step=job.clock.tick)
+                                 objective=self.objective, arch_step=self.loop.arch_steps, on_step=job.clock.tick,
+                                 sandwich=fairness.sandwich_paths(net, context.cost)
+                                 if s.sandwich and phase.name != "probe" else None)
         probs = net.probs().detach().double().cpu()
         flops, ms = context.cost.expected(probs)
         size = {} if self.settings.size_budget is None else {
@@ -150,7 +152,8 @@ class PhaseRunner:
                              "expected_ms": None if ms is None else float(ms), **size,
                              "probs": layer_probs(net, context.space), "seconds": time.perf_counter() - t0})
         self.loop.phase, self.loop.epoch = index, epoch + 1
-        self.checkpoint.images = (self.checkpoint.images or 0) + metrics["images"] + metrics["arch_images"]
+        self.checkpoint.images = ((self.checkpoint.images or 0) + metrics["images"] + metrics["arch_images"]
+                                  + metrics.get("extra_images", 0))
         self.loop.arch_steps += metrics["arch_steps"]
         latency = "" if ms is None else f", E[latency] {float(ms):.2f} ms"
         if size:

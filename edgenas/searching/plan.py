@@ -43,8 +43,9 @@ def plan(job: Job, checkpoint: Checkpoint) -> list[Work]:
     sizes = [len(layer.choices) for layer in context.space]
     uniform = cost.fixed_flops + sum(float(cost.flops[i, :n].mean()) for i, n in enumerate(sizes))
     largest = cost.fixed_flops + sum(float(cost.flops[i, :n].max()) for i, n in enumerate(sizes))
+    smallest = cost.fixed_flops + sum(float(cost.flops[i, :n].min()) for i, n in enumerate(sizes))
     trained = context.budgets.flops if context.budgets.flops_binds else uniform  # the choice's and derived network
-    epochs = _supernet_work(job, uniform, largest) if job.strategy.trains_supernet else []
+    epochs = _supernet_work(job, uniform, largest, smallest) if job.strategy.trains_supernet else []
     whole = batch_sizes(context.data.size("train"), s.batch_size, world, drop_last=True)
     if job.strategy.trains_candidates(s.final_choice):
         candidates = len(checkpoint.choice.found) if checkpoint.choice is not None else s.candidates_scored
@@ -54,8 +55,9 @@ def plan(job: Job, checkpoint: Checkpoint) -> list[Work]:
     return epochs + [Work("retraining", "retraining", sum(whole), len(whole), trained)] * total
 
 
-def _supernet_work(job: Job, uniform: float, largest: float) -> list[Work]:
-    """The supernet's epochs, phase by phase, at the cost of a uniform path (the warm-up's larger)."""
+def _supernet_work(job: Job, uniform: float, largest: float, smallest: float) -> list[Work]:
+    """The supernet's epochs, phase by phase, at the cost of a uniform path (the warm-up's larger); with the
+    sandwich rule, each weight step's images three times, at the mean cost of its three paths."""
     s, context = job.settings, job.context
     world, num_classes, data = context.device.ranks.world, context.num_classes, context.data
     # The filter warm-up runs the largest candidates with a chance falling from 1 to 0 over its first share.
@@ -74,12 +76,14 @@ def _supernet_work(job: Job, uniform: float, largest: float) -> list[Work]:
             n_train, n_val = (count_images(data, split, classes) for split in ("train", "val"))
         weight = batch_sizes(n_train, s.batch_size, world, drop_last=True)
         images, cost = sum(weight), warmup if phase.name == "warmup" else uniform
+        if s.sandwich and phase.name != "probe":
+            images, cost = 3 * images, (cost + largest + smallest) / 3
         if phase.train_arch:  # one per `arch_every` weight steps, on the next search-validation batch
             val = batch_sizes(n_val, s.batch_size, world, drop_last=world > 1) or [0]
             arch = sum(val[k % len(val)] for k in range(math.ceil(len(weight) / s.arch_every)))
             # An architecture step runs two paths forward and back to alpha: 4 forward passes' cost where
             # a weight step costs 3 (forward, backward to the input and to the weights).
-            cost = (images * uniform + arch * uniform * 4 / 3) / max(1, images + arch)
+            cost = (images * cost + arch * uniform * 4 / 3) / max(1, images + arch)
             images += arch
         kind = "probe" if phase.name == "probe" else "supernet"
         epochs += [Work(phase.name, kind, images, len(weight), cost)] * phase.epochs

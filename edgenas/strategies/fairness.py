@@ -5,6 +5,10 @@ train about equally often whatever alpha says; `alpha` draws from the architectu
 The filter warm-up (TuNAS) runs each layer's largest active candidate with a probability that falls linearly from
 1 at the warm-up's first step to 0 after `share` of its steps: the wide and large-kernel slices, which the small
 candidates never touch, then start trained too. "Largest" is the candidate of most FLOPs (ties: the first).
+
+The sandwich rule (`--sandwich`, BigNAS) adds to each weight step the path of every layer's largest active candidate,
+trained on the labels, and the path of the smallest, which learns with the sampled path from the largest's outputs
+(in-place distillation): the weights that the small and the large networks share are trained for both.
 """
 
 from __future__ import annotations
@@ -21,6 +25,18 @@ def largest_active(net: Supernet, cost: CostModel) -> tuple[int, ...]:
     """Per layer, the index of the active candidate of most FLOPs (the first among equals)."""
     flops = cost.flops.masked_fill(~net.active.cpu(), -1.0)
     return tuple(int(row.argmax()) for row in flops)
+
+
+def smallest_active(net: Supernet, cost: CostModel) -> tuple[int, ...]:
+    """Per layer, the index of the active candidate of fewest FLOPs (the first among equals; a skip where active)."""
+    flops = cost.flops.masked_fill(~net.active.cpu(), float("inf"))
+    return tuple(int(row.argmin()) for row in flops)
+
+
+def sandwich_paths(net: Supernet, cost: CostModel) -> tuple[list[tuple[int]], list[tuple[int]]]:
+    """The sandwich rule's two fixed paths (BigNAS, Once-for-All): every layer's largest active candidate (the
+    teacher of in-place distillation) and its smallest."""
+    return ([(i,) for i in largest_active(net, cost)], [(i,) for i in smallest_active(net, cost)])
 
 
 def largest_probability(step: int, decay_steps: int) -> float:

@@ -48,7 +48,8 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
                    scaler, *, train_arch: bool = True, uniform: bool = False,
                    on_step: Callable[[], None] = lambda: None, replica: nn.Module | None = None,
                    sampler: Callable[[Supernet, torch.Generator, int], list[tuple[int, ...]]] | None = None,
-                   objective: CostObjective | None = None, arch_step: int = 0) -> dict:
+                   objective: CostObjective | None = None, arch_step: int = 0,
+                   sandwich: tuple[list, list] | None = None) -> dict:
     """One epoch over the admitted classes' training images: weight steps on single sampled paths, and every
     `arch_every` steps an architecture step on a search-validation batch (two paths, binary gates, budget penalty).
 
@@ -58,14 +59,17 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
 
     `sampler(net, generator, step)` gives a weight step's path (strategies/fairness.py; default: one path drawn
     uniformly or from alpha as `uniform` says); `objective` the budget penalty of the search's architecture step
-    `arch_step + k` (default: `settings`' penalty above the budget at full strength).
+    `arch_step + k` (default: `settings`' penalty above the budget at full strength). `sandwich`, when given, is
+    the largest and the smallest path (`fairness.sandwich_paths`): each weight step also trains them, the sampled
+    and the smallest path on the largest's outputs (`_weight_step`); their images are counted in `extra_images`.
     """
     replica = replica or net
     net.train()
     admitted, remap = class_index(classes, data.num_classes, device.device)
     val_batches = cycle(lambda: batches(data, "val", settings.batch_size, classes=classes, generator=generator,
                                          train=True, drop_last=device.ranks.many, shard=device.shard))
-    totals = torch.zeros(5, device=device.device, dtype=torch.float64)  # loss sum, correct, images, arch steps, images
+    # loss sum, correct, images, arch steps, their images, the sandwich's extra images
+    totals = torch.zeros(6, device=device.device, dtype=torch.float64)
     arch_loss = torch.zeros((), device=device.device, dtype=torch.float64)
     steps = arch_steps_here = 0  # a host count: the ramp's step needs no device read
     objective = objective or (lambda cost_, probs, _: budget_penalty(
@@ -74,14 +78,11 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
     for x, y in batches(data, "train", settings.batch_size, classes=classes, generator=generator, train=True,
                         drop_last=True, shard=device.shard):
         path = sampler(net, generator, steps) if sampler is not None else net.sample(generator, 1, uniform=uniform)
-        with device.autocast():
-            logits = replica(device.input(x), path)[:, admitted].float()
         target = remap[y]
-        loss = F.cross_entropy(logits, target, label_smoothing=settings.label_smoothing)
-        weight_opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(weight_opt)
-        scaler.update()
+        loss, logits = _weight_step(replica, device, scaler, weight_opt, device.input(x), target, admitted, path,
+                                    sandwich, settings.label_smoothing)
+        if sandwich is not None:
+            totals[5] += 2 * len(y)
         if scheduler is not None:
             scheduler.step()
         totals[0] += loss.detach() * len(y)
@@ -98,11 +99,39 @@ def supernet_epoch(net: Supernet, data: Dataset, classes: list[int], weight_opt,
         on_step()
     distributed.sum_(totals, device.ranks)
     distributed.average_(arch_loss, device.ranks)
-    loss_sum, correct, images, arch_steps, arch_images = totals.tolist()
+    loss_sum, correct, images, arch_steps, arch_images, extra_images = totals.tolist()
     arch_steps //= device.ranks.world  # steps, not rank-steps
+    extra = {} if sandwich is None else {"extra_images": int(extra_images)}
     return {"train_loss": loss_sum / max(1, images), "train_acc": correct / max(1, images), "images": int(images),
             "arch_steps": int(arch_steps), "arch_images": int(arch_images),
-            "arch_loss": float(arch_loss) / max(1, arch_steps), "steps": steps}
+            "arch_loss": float(arch_loss) / max(1, arch_steps), "steps": steps, **extra}
+
+
+def _weight_step(replica: nn.Module, device: Device, scaler, weight_opt, x: Tensor, target: Tensor,
+                 admitted: Tensor, path: list, sandwich: tuple[list, list] | None,
+                 label_smoothing: float) -> tuple[Tensor, Tensor]:
+    """One weight step on `path`; with `sandwich` (largest, smallest), the sandwich rule: the largest path learns
+    from the labels, the smallest and `path` from its outputs (soft targets, detached), gradients summed over the
+    three before the step. Returns `path`'s loss and logits (detached)."""
+    weight_opt.zero_grad(set_to_none=True)
+    targets: Tensor = target
+    if sandwich is not None:
+        largest, smallest = sandwich
+        with device.autocast():
+            teacher = replica(x, largest)[:, admitted].float()
+        scaler.scale(F.cross_entropy(teacher, target, label_smoothing=label_smoothing)).backward()
+        targets = teacher.detach().softmax(1)
+        with device.autocast():
+            small = replica(x, smallest)[:, admitted].float()
+        scaler.scale(F.cross_entropy(small, targets)).backward()
+    with device.autocast():
+        logits = replica(x, path)[:, admitted].float()
+    smoothing = label_smoothing if sandwich is None else 0.0  # soft targets are smooth already
+    loss = F.cross_entropy(logits, targets, label_smoothing=smoothing)
+    scaler.scale(loss).backward()
+    scaler.step(weight_opt)
+    scaler.update()
+    return loss.detach(), logits.detach()
 
 
 def _arch_step(net: Supernet, arch_opt, x: Tensor, target: Tensor, admitted: Tensor, objective: CostObjective,
