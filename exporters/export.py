@@ -141,11 +141,11 @@ def _verify_and_report(rt, path: Path, run, report_path: Path, keep_failed: bool
     agreement fail is deleted with its INT8 file unless `keep_failed` (an INT8 file that fails its own check is
     deleted alone, in `verify`)."""
     from edgenas.files import write_json
-    from exporters.verify import MIN_AGREEMENT
     from exporters.verify import verify as check
 
     report = check(path, run, **options)
-    fp32_failed = report["outputs"]["max_abs_diff"] > options["atol"] or report["top1_agreement"] < MIN_AGREEMENT
+    fp32_failed = (report["outputs"]["max_abs_diff"] > report["atol"]
+                   or report["top1_agreement"] < report["min_agreement"])
     if fp32_failed and not keep_failed:
         files = [*rt.files(path), *rt.files(rt.int8_path(path))]
         for file in files:
