@@ -16,9 +16,10 @@ Arms: `danas`; `full` (all classes and candidates for the schedule's total epoch
 candidates for as many image-steps as danas's run of the same budget and seed, so it needs danas first).
 
 Profiles: `cpu` (a class-balanced CIFAR-10 subset and a scaled schedule, about 5-10 minutes a search on 2 cores);
+`medium` (1,000 images a class, the schedule at full scale: 10x `cpu`'s image-steps, issue 38's closer regime);
 `full` (all of CIFAR-10, the default schedule: a GPU job); `gpu` and `toy`, benchmarks/gpu_check.sh's on a GPU and
 on the CPU (see PROFILES). `--set NAME=VALUE` changes any search setting (an
-ablation) and `--tag` names it; results of separate invocations are merged by (tag, arm, budget, seed) into
+ablation) and `--tag` names it; results of separate invocations are merged by (profile, tag, arm, budget, seed) into
 benchmarks/results/search_quality.json, and `--plot` draws the derived architectures on the table's
 accuracy-FLOPs cloud.
 
@@ -45,6 +46,11 @@ RESULTS = Path(__file__).resolve().parent / "results" / "search_quality.json"
 PROFILES = {
     # 200 training images a class (160 train + 40 search-validation), the schedule at 0.5 (auto-scale's floor).
     "cpu": {"train_per_class": 200, "val_fraction": 0.2, "test_per_class": 10, "epochs_scale": 0.5},
+    # Issue 38's regime closer to a user's: 1,000 training images a class (800 + 200 search-validation), the schedule
+    # at full scale: 10x the `cpu` profile's image-steps, about 25 min a search on the Zen 5 EPYC (where `cpu` took
+    # 120-160 s), about 2-3 h on the Xeon family 6 model 167 (a weight step of the macro supernet, batch 64, one
+    # thread: 1.7 s while two other jobs shared its 2 cores).
+    "medium": {"train_per_class": 1000, "val_fraction": 0.2, "test_per_class": 10, "epochs_scale": 1.0},
     "full": {},
     # benchmarks/gpu_check.sh on a lent GPU: the 2,500 training and 500 test images a class it carries (the first
     # of each class folder; from the whole folder, a random 2,500), the schedule at a quarter, to fit its minutes.
@@ -75,7 +81,8 @@ def run_arm(arm: str, share: float, seed: int, table: NasBenchMacro, args, extra
     wall = time.perf_counter() - start
     s = result.summary
     key = to_key(result.arch)
-    return {"tag": args.tag, "arm": arm, "share": share, "seed": seed, "budget_flops": budget, "key": key,
+    return {"profile": args.profile, "tag": args.tag, "arm": arm, "share": share, "seed": seed, "budget_flops": budget,
+            "key": key,
             "run": str(run_dir), "flops": s["flops"], "budget_use": s["flops"] / budget,
             "table_acc": table.accuracy(key), "regret": table.regret(key, budget),
             "percentile": table.percentile(table.accuracy(key), budget), "search_seconds": s["search_seconds"],
@@ -150,15 +157,20 @@ def supernet_tau(run_dir: Path, table: NasBenchMacro, budget: float, bn_batches:
     return kendall_tau(predicted, truth)
 
 
+def row_key(row: dict) -> tuple:
+    """What identifies a row: its profile (rows from before profiles were recorded: `cpu`), tag, arm, budget, seed."""
+    return row.get("profile", "cpu"), row["tag"], row["arm"], row["share"], row["seed"]
+
+
 def summarize(rows: list[dict], table: NasBenchMacro) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["tag"], r["arm"], r["share"]), []).append(r)
+        groups.setdefault(row_key(r)[:4], []).append(r)
     out = []
-    for (tag, arm, share), rs in sorted(groups.items()):
+    for (profile, tag, arm, share), rs in sorted(groups.items()):
         budget = table.budget(share)
         taus = [r["tau"] for r in rs if r.get("tau") is not None]
-        out.append({"tag": tag, "arm": arm, "share": share, "seeds": sorted(r["seed"] for r in rs),
+        out.append({"profile": profile, "tag": tag, "arm": arm, "share": share, "seeds": sorted(r["seed"] for r in rs),
                     "table_acc": statistics.mean(r["table_acc"] for r in rs),
                     "table_acc_min": min(r["table_acc"] for r in rs),
                     "regret": statistics.mean(r["regret"] for r in rs),
@@ -176,14 +188,15 @@ def summarize(rows: list[dict], table: NasBenchMacro) -> list[dict]:
 
 
 def print_summary(summary: list[dict]) -> None:
-    print("| tag | arm | budget | seeds | table acc (mean, min) | regret | percentile | min budget use | "
+    print("| profile | tag | arm | budget | seeds | table acc (mean, min) | regret | percentile | min budget use | "
           "search s | tau | knapsack pick | best | random | matched random | fewest-skips rule (ties) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in summary:
         tau = "-" if s["tau"] is None else f"{s['tau']:.2f}"
         pick = "-" if s.get("alpha_choice_acc") is None else f"{s['alpha_choice_acc']:.2f}%"
-        print(f"| {s['tag']} | {s['arm']} | {s['share']:.0%} | {len(s['seeds'])} | {s['table_acc']:.2f}% "
-              f"({s['table_acc_min']:.2f}) | {s['regret']:.2f} | {s['percentile']:.1f} | {s['budget_use_min']:.1%} | "
+        print(f"| {s['profile']} | {s['tag']} | {s['arm']} | {s['share']:.0%} | {len(s['seeds'])} | "
+              f"{s['table_acc']:.2f}% ({s['table_acc_min']:.2f}) | {s['regret']:.2f} | {s['percentile']:.1f} | "
+              f"{s['budget_use_min']:.1%} | "
               f"{s['search_seconds']:.0f} | {tau} | {pick} | {s['best_within']:.2f}% | {s['random_mean']:.2f}% | "
               f"{s['matched_random_mean']:.2f}% | {s['fewest_skips_mean']:.2f}% ({s['fewest_skips_ties']}) |")
 
@@ -246,14 +259,12 @@ def main() -> None:
         for share in args.budgets:
             for seed in args.seeds:
                 for arm in args.arms:
-                    if not args.again and any((r["tag"], r["arm"], r["share"], r["seed"]) == (args.tag, arm, share,
-                                                                                          seed) for r in rows):
+                    wanted = (args.profile, args.tag, arm, share, seed)
+                    if not args.again and any(row_key(r) == wanted for r in rows):
                         continue  # already measured (--again measures it anew)
-                    danas = next((r for r in rows if (r["tag"], r["arm"], r["share"], r["seed"])
-                                  == (args.tag, "danas", share, seed)), None)
+                    danas = next((r for r in rows if row_key(r) == (*wanted[:2], "danas", share, seed)), None)
                     row = run_arm(arm, share, seed, table, args, extra, danas and danas["image_steps"])
-                    rows = [r for r in rows if (r["tag"], r["arm"], r["share"], r["seed"])
-                            != (row["tag"], row["arm"], row["share"], row["seed"])] + [row]
+                    rows = [r for r in rows if row_key(r) != row_key(row)] + [row]
                     print(json.dumps({k: row[k] for k in ("tag", "arm", "share", "seed", "key", "table_acc",
                                                           "budget_use", "search_seconds", "tau")}), flush=True)
                     _write(args.results, rows, args, summarize(rows, table))  # a stopped run keeps its summary
@@ -270,7 +281,7 @@ def _write(path: Path, rows: list[dict], args, summary: list[dict]) -> None:
     import torch
 
     data = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "python": platform.python_version(),
-            "machine": platform.processor() or platform.machine(), "profile": args.profile, "rows": rows,
+            "machine": platform.processor() or platform.machine(), "rows": rows,
             "summary": summary}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
