@@ -142,7 +142,7 @@ def make_backend(backend: str, threads: int, provider: str, int8: bool = False):
     if backend == "torch":
         if int8:
             raise EdgeNASError("--int8 with --backend torch: INT8 tables time a runtime's quantised models, as "
-                               "edgenas export --int8 ships them; use --backend ort, openvino or litert (or drop "
+                               "edgenas export --int8 ships them (ort, openvino, litert); drop --backend torch (or "
                                "--int8)")
         return TorchBackend(threads, "cuda" if provider.lower() == "cuda" else "cpu")
     if provider.lower() != "cpu":
