@@ -111,7 +111,7 @@ def main() -> None:
         arch = make_arch(space, [rng.choice(layer.choices) for layer in space.layers], 10)
         model = build_model(arch).eval()
         calibration = [np.random.default_rng(0).standard_normal((4, 3, resolution, resolution)).astype(np.float32)]
-        flat = int8_flatbuffer(model, resolution, calibration)
+        flat = int8_flatbuffer(model, (3, resolution, resolution), calibration)
         predicted = peak_memory_bytes(arch, "int8")
         planned = arena(flat)
         row = {"space": name, "resolution": resolution, "width_mult": width, "layers": list(arch.layers),

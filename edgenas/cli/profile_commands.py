@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgenas.cli.options import Json, Quiet, json_flag, settings_from, settings_options
-from edgenas.cli.render import output, print_json, print_table_summary, table_console
+from edgenas.cli.render import output, print_json, print_table_summary, runtime_how, table_console
 from edgenas.profiling.settings import ProfileSettings
 
 
@@ -90,7 +90,7 @@ def latency(
         return
     console = Console(soft_wrap=True, highlight=False)
     runtime = result["runtime"]
-    how = f"{runtime.get('backend')} {runtime.get('provider', '')}, {runtime.get('threads', '?')} thread(s)"
+    how = runtime_how(runtime)
     console.print(f"predicted  {result['predicted_ms']:.3f} ms ({loaded.describe()}: sum of per-piece medians "
                   f"{result['predicted_raw_ms']:.3f} ms, calibrated; {how}; batch 1)")
     slower = result["predicted_ms"] / result["fastest_ms"] - 1

@@ -123,6 +123,15 @@ def _memory_rows(grid: Table, summary: RunSummary) -> None:
         grid.add_row(name, f"{format_bytes(value)} = {value:,} bytes{verdict}", how)
 
 
+def runtime_how(runtime: dict, version: bool = False) -> str:
+    """A table's runtime in a few words: backend (version), provider or device, a precision pinned, threads."""
+    parts = [runtime.get("backend"), runtime.get("version") if version else None,
+             runtime.get("provider") or runtime.get("device"),
+             runtime.get("inference_precision_hint") and f"{runtime['inference_precision_hint']} pinned",
+             f"{runtime.get('threads', '?')} thread(s)"]
+    return " ".join(str(part) for part in parts if part)
+
+
 def print_table_summary(summary: dict) -> None:
     """A latency table as `profile` prints it: what was written, its calibration and fidelity, and what to do about
     a poor one."""
@@ -132,8 +141,7 @@ def print_table_summary(summary: dict) -> None:
     console.print(f"wrote {summary['path']}{replaced}: {summary['entries']} {summary['precision'].upper()} entries, "
                   f"{summary['space']} at "
                   f"{summary['resolution']}x{summary['resolution']} (width {summary['width_mult']}), "
-                  f"{runtime.get('backend')} {runtime.get('version', '')} {runtime.get('provider', '')} "
-                  f"{runtime.get('threads', '?')} thread(s)")
+                  f"{runtime_how(runtime, version=True)}")
     v, c = summary["validation"], summary["calibration"]
     if not v["count"]:
         console.print("no validation networks: the table is uncalibrated and its fidelity unknown (use --validate)")

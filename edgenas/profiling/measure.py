@@ -1,5 +1,5 @@
-"""Measuring: the timing backends (ONNX Runtime, PyTorch eager on CPU or CUDA) and the interleaved passes that time a
-list of pieces, with each piece's statistics.
+"""Measuring: the timing backends (ONNX Runtime, PyTorch eager on CPU or CUDA; OpenVINO and LiteRT in
+`runtime_backend`) and the interleaved passes that time a list of pieces, with each piece's statistics.
 
 Every piece is timed in several passes; each pass creates the piece's session, warms it up, times `repeats` calls
 (`exporters.timing.time_calls`) and closes it, so only one session is alive at a time. Passes alternate their order
@@ -125,17 +125,32 @@ class TorchBackend:
             torch.set_num_threads(previous)
 
 
-def make_backend(backend: str, threads: int, provider: str, int8: bool = False) -> OrtBackend | TorchBackend:
+# --backend -> the runtime it times (`ort` is ONNX Runtime's old short name; tables record "onnxruntime")
+BACKENDS = {"ort": "onnxruntime", "onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "litert",
+            "torch": "torch-eager"}
+
+
+def make_backend(backend: str, threads: int, provider: str, int8: bool = False):
+    """The timing backend `backend` (BACKENDS): OrtBackend, TorchBackend, or a RuntimeBackend for OpenVINO and
+    LiteRT."""
     if threads < 1:
         raise EdgeNASError(f"bad --threads {threads}: expected 1 or more")
-    if backend == "ort":
+    if backend not in BACKENDS:
+        raise EdgeNASError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    if BACKENDS[backend] == "onnxruntime":
         return OrtBackend(threads, provider, int8=int8)
     if backend == "torch":
         if int8:
-            raise EdgeNASError("--int8 with --backend torch: INT8 tables time ONNX Runtime's quantised models, as "
-                               "edgenas export --int8 ships them; drop --backend torch (or --int8)")
+            raise EdgeNASError("--int8 with --backend torch: INT8 tables time a runtime's quantised models, as "
+                               "edgenas export --int8 ships them (ort, openvino, litert); drop --backend torch (or "
+                               "--int8)")
         return TorchBackend(threads, "cuda" if provider.lower() == "cuda" else "cpu")
-    raise EdgeNASError(f"unknown backend {backend!r}: expected ort or torch")
+    if provider.lower() != "cpu":
+        raise EdgeNASError(f"--provider {provider} with --backend {backend}: {backend} tables are timed on the CPU; "
+                           "--provider chooses ONNX Runtime's execution provider (drop it)")
+    from edgenas.profiling.runtime_backend import RuntimeBackend
+
+    return RuntimeBackend(backend, threads, int8)
 
 
 def check_timing(warmup: int, repeats: int, passes: int) -> None:

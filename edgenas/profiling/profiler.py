@@ -202,9 +202,8 @@ def measure_arch(arch: Arch, table: LatencyTable, passes: int = ProfileSettings.
     with (an INT8 table's network quantised as its pieces were)."""
     runtime = table.data["runtime"]
     name = runtime.get("backend")
-    if name == "onnxruntime":
-        timer = make_backend("ort", runtime.get("threads", 1), runtime.get("provider", "cpu"),
-                             table.precision == "int8")
+    if name in ("onnxruntime", "openvino", "litert"):  # the names the backends record (measure.BACKENDS)
+        timer = make_backend(name, runtime.get("threads", 1), runtime.get("provider", "cpu"), table.precision == "int8")
     elif name == "torch-eager":
         device = "cuda" if "cuda" in runtime.get("device", "") else "cpu"
         timer = make_backend("torch", runtime.get("threads", 1), device)

@@ -27,7 +27,9 @@ class ProfileSettings:
     width_mult: float = option(1.0, "Width multiplier.")
     threads: int = option(1, "Intra-op threads, pinned.", at_least=1)
     provider: str = option("cpu", "ONNX Runtime execution provider: cpu, cuda, ...")
-    backend: str = option("ort", "ort (ONNX Runtime) or torch (PyTorch eager; CUDA events on a GPU).")
+    backend: str = option("ort", "ort (ONNX Runtime; onnxruntime is the same), openvino, litert (each converted "
+                                 "and quantised as edgenas export ships it), or torch (PyTorch eager; CUDA events on "
+                                 "a GPU).")
     warmup: int = option(WARMUP, "Untimed calls before each pass.", at_least=0)
     repeats: int = option(REPEATS, "Timed calls per piece and pass.", at_least=1)
     passes: int = option(5, "Interleaved passes; a piece's median is its best pass median.", at_least=1)

@@ -36,6 +36,15 @@ class Session(Protocol):
     def run(self, images: np.ndarray) -> np.ndarray: ...
 
 
+class PieceSession(Protocol):
+    """An opened piece (`Runtime.open_piece`): `call()` runs it once on a fixed input already in place, as a deployed
+    network runs it between two others; `precision` is what it computes in, as the runtime reports it once loaded."""
+
+    precision: str
+
+    def call(self) -> object: ...
+
+
 @dataclass(frozen=True)
 class Converted:
     """A file a runtime wrote, and what a report says of it: the runtime, its version, the precision it runs at,
@@ -98,6 +107,22 @@ class Runtime(ABC):
     @abstractmethod
     def int8_weights(self, path: Path) -> int:
         """How many weight tensors of the file are stored as int8: proof that an INT8 file runs int8 kernels."""
+
+    def piece_model(self, module, input_shape: tuple[int, int, int], int8: bool = False,
+                    calibration: list[np.ndarray] | None = None):
+        """A bare module (a piece of a space: eval mode, any C x H x W `input_shape`, batch 1) converted as `convert`
+        converts a network, and with `int8` quantised by `quantize`'s route, calibrated on `calibration` (NCHW
+        float32 batches): what the profiler times (`edgenas profile --backend NAME`). Held in memory; only
+        `open_piece` reads it."""
+        raise EdgeNASError(f"runtime {self.name} cannot time a piece alone: profile with another --backend")
+
+    def open_piece(self, model, input_shape: tuple[int, int, int], threads: int) -> PieceSession:
+        """A session of `piece_model`'s result pinned to `threads` threads, with a fixed random input in place."""
+        raise EdgeNASError(f"runtime {self.name} cannot time a piece alone: profile with another --backend")
+
+    def piece_settings(self, int8: bool) -> dict:
+        """How `open_piece` runs, for a latency table's `runtime` record (beside backend, version and threads)."""
+        return {}
 
     def files(self, path: Path) -> list[Path]:
         """Every file that makes up the model `path`, the model file first: what a failed or interrupted export

@@ -1,7 +1,8 @@
 """LiteRT (TensorFlow Lite): the .tflite file of a run's network, its INT8 file, and sessions that run either on
 NCHW float32 images. Measured choices (docs/BENCHMARKS.md):
 
-- Converter: litert-torch, from the PyTorch network. onnx2tf (from the ONNX file) needs TensorFlow, and its INT8
+- Converter: litert-torch, from the PyTorch network (`litert_convert`, which also converts a space's pieces for
+  `edgenas profile --backend litert`: `piece_model`). onnx2tf (from the ONNX file) needs TensorFlow, and its INT8
   file of edgenas's QDQ graph was silently wrong (float, chance accuracy). litert-torch's FP32 file of the demo
   network agrees with PyTorch to 1.4e-6 of the largest logit, every answer the same.
 - Layout: the file's input is NHWC (1 x R x R x 3), what LiteRT runs natively and an Android app feeds (an NCHW
@@ -17,10 +18,7 @@ NCHW float32 images. Measured choices (docs/BENCHMARKS.md):
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import os
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -30,9 +28,10 @@ import numpy as np
 from edgenas.errors import EdgeNASError
 from edgenas.files import atomic_write_bytes
 from exporters.runtimes.base import Converted, Runtime
+from exporters.runtimes.litert_convert import first_line as _first_line
+from exporters.runtimes.litert_convert import fp32_flatbuffer, int8_flatbuffer, quiet_native_logs
 
 LAYOUT = "NHWC"
-PROGRESS = "LITERT_TORCH_SHOW_PROGRESS"
 PREFIX = "edgenas."  # the metadata entries edgenas writes and reads; TFLite's own ("min_runtime_version") stay
 INT8 = 9  # TensorType.INT8 in the TFLite schema
 INT8_RECIPE = ("static INT8 by litert-torch's PT2E quantiser: int8 weights per channel (symmetric), int8 "
@@ -55,7 +54,8 @@ class LiteRT(Runtime):
     def convert(self, model, onnx_path: Path, out: Path, metadata: dict[str, str]) -> Converted:
         self.require()
         preprocessing = _json(metadata, "edgenas.preprocessing")
-        flat = _convert_fp32(model, int(preprocessing["resolution"]))
+        resolution = int(preprocessing["resolution"])
+        flat = fp32_flatbuffer(model, (3, resolution, resolution))
         made = {"litert-torch": _version("litert-torch"), "layout": LAYOUT}
         metadata = {**metadata, "edgenas.preprocessing": json.dumps({**preprocessing, "layout": LAYOUT}),
                     "edgenas.converted_with": json.dumps(made)}
@@ -69,7 +69,8 @@ class LiteRT(Runtime):
         if not images:
             raise EdgeNASError(f"cannot quantise {fp32.path}: no calibration images")
         metadata = self.metadata(Path(fp32.path))
-        flat = int8_flatbuffer(model, int(_json(metadata, "edgenas.preprocessing")["resolution"]), calibration)
+        resolution = int(_json(metadata, "edgenas.preprocessing")["resolution"])
+        flat = int8_flatbuffer(model, (3, resolution, resolution), calibration)
         metadata["edgenas.quantization"] = f"{INT8_RECIPE}, calibrated on {images} training images"
         atomic_write_bytes(out, with_metadata(flat, metadata))
         method = f"{INT8_RECIPE}; litert-torch {_version('litert-torch')}, torchao {_version('torchao')}"
@@ -84,13 +85,50 @@ class LiteRT(Runtime):
     def metadata(self, path: Path) -> dict[str, str]:
         return read_metadata(_read(Path(path)), str(path))
 
+    def piece_model(self, module, input_shape: tuple[int, int, int], int8: bool = False,
+                    calibration: list[np.ndarray] | None = None) -> bytes:
+        """The piece's flatbuffer, NHWC in and (for a feature map) out, as activations flow inside a LiteRT graph
+        (`litert_convert`)."""
+        self.require()
+        if int8:
+            return int8_flatbuffer(module, input_shape, calibration or [], what="the piece")
+        return fp32_flatbuffer(module, input_shape, what="the piece")
+
+    def open_piece(self, model: bytes, input_shape: tuple[int, int, int], threads: int) -> LiteRTPiece:
+        return LiteRTPiece(model, threads)
+
+    def piece_settings(self, int8: bool) -> dict:
+        settings = {"kernels": "LiteRT's default CPU kernels (XNNPACK)", "converter": f"litert-torch "
+                    f"{_version('litert-torch')}", "layout": "NHWC input, and NHWC output where a feature map"}
+        return {**settings, "quantization": INT8_RECIPE} if int8 else settings
+
+
+class LiteRTPiece:
+    """A LiteRT interpreter of a piece's flatbuffer pinned to `threads` threads, its NHWC input set once (random,
+    quantised for an int8 input): `call` invokes it."""
+
+    def __init__(self, flat: bytes, threads: int):
+        quiet_native_logs()
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self._interpreter = Interpreter(model_content=flat, num_threads=threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:  # the interpreter's errors for a file it cannot load
+            raise EdgeNASError(f"LiteRT cannot load the piece: {_first_line(exc)}") from None
+        detail = self._interpreter.get_input_details()[0]
+        images = np.random.default_rng(0).standard_normal(detail["shape"]).astype(np.float32)
+        self._interpreter.set_tensor(detail["index"], _to_input(images, detail))
+        self.precision = "int8" if count_int8_weights(flat, "the piece") else "fp32"
+        self.call = self._interpreter.invoke
+
 
 class LiteRTSession:
     """A LiteRT interpreter of one file, pinned to `threads` threads: `run` takes NCHW float32 images, and gives
     float32 logits, whatever the file's layout and input and output types."""
 
     def __init__(self, path: Path, threads: int, batch: int | None = None):
-        _quiet_native_logs()
+        quiet_native_logs()
         from ai_edge_litert.interpreter import Interpreter
 
         if threads < 1:
@@ -144,79 +182,6 @@ def _to_input(images: np.ndarray, detail: dict) -> np.ndarray:
         return images
     scale, zero_point = detail["quantization"]
     return np.clip(np.rint(images / np.float32(scale)) + zero_point, -128, 127).astype(np.int8)
-
-
-def _quiet_native_logs() -> None:
-    """LiteRT's C++ code writes INFO lines ("Created TensorFlow Lite XNNPACK delegate", the converter's op counts)
-    to file descriptor 2, past Python, into the middle of edgenas's output: off unless the user chose a level."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-
-
-@contextlib.contextmanager
-def _litert_torch():
-    """litert-torch, imported and run quietly: its progress drawing (on unless its variable says no) and torch's
-    one-line deprecation notice on importing torchao are off inside, as they were before outside."""
-    _quiet_native_logs()
-    previous = os.environ.get(PROGRESS)
-    os.environ[PROGRESS] = "n"
-    pytree = logging.getLogger("torch.utils._pytree")
-    level = pytree.level
-    pytree.setLevel(logging.ERROR)
-    try:
-        import litert_torch
-
-        yield litert_torch
-    finally:
-        pytree.setLevel(level)
-        os.environ.pop(PROGRESS)
-        os.environ.update({} if previous is None else {PROGRESS: previous})
-
-
-def _convert_fp32(model, resolution: int) -> bytes:
-    """The FP32 flatbuffer of `model` (eval mode) for NHWC inputs of 1 x `resolution` x `resolution` x 3."""
-    import torch
-
-    with _litert_torch() as litert_torch:
-        nhwc = litert_torch.to_channel_last_io(model, args=[0]).eval()  # a permute before the network, folded away
-        try:
-            with torch.no_grad():
-                return bytes(litert_torch.convert(nhwc, (torch.zeros(1, resolution, resolution, 3),)).model_content())
-        except Exception as exc:  # litert-torch raises torch.export's and the MLIR converter's own types
-            raise EdgeNASError(f"litert-torch cannot convert the network: {_first_line(exc)}") from None
-
-
-def int8_flatbuffer(model, resolution: int, calibration: list[np.ndarray]) -> bytes:
-    """The INT8 flatbuffer of `model` (INT8_RECIPE): exported whole (strict: torch.export then sees the residual
-    additions, which the quantiser annotates), observed on `calibration` (NCHW batches), converted by litert-torch."""
-    import torch
-
-    with _litert_torch() as litert_torch:
-        from litert_torch.quantize import pt2e_quantizer
-        from litert_torch.quantize.quant_config import QuantConfig
-        from torchao.quantization.pt2e import move_exported_model_to_eval
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-        nhwc = litert_torch.to_channel_last_io(model, args=[0]).eval()
-        sample = (torch.zeros(1, resolution, resolution, 3),)
-        config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True)
-        quantizer = pt2e_quantizer.PT2EQuantizer().set_global(config)
-        try:
-            with torch.no_grad():
-                batch = torch.export.Dim("batch", min=1)  # calibrated a batch at a time, converted for batch 1
-                two = (torch.zeros(2, resolution, resolution, 3),)  # a batch of 1 would be specialised to 1
-                exported = torch.export.export(nhwc, two, dynamic_shapes=(({0: batch},),), strict=True)
-                observed = prepare_pt2e(exported.module(), quantizer)
-                move_exported_model_to_eval(observed)
-                for images in calibration:
-                    observed(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 2, 3, 1))))
-                quantized = convert_pt2e(observed, fold_quantize=False)
-                # An exported graph's ops are fixed (eval's were chosen above); only litert-torch's "converted in
-                # training mode" warning reads the flag, and a GraphModule refuses .eval().
-                quantized.training = False
-                converted = litert_torch.convert(quantized, sample, quant_config=QuantConfig(pt2e_quantizer=quantizer))
-        except Exception as exc:  # torch.export, torchao and litert-torch raise many types: say which step failed
-            raise EdgeNASError(f"INT8 conversion by litert-torch failed: {_first_line(exc)}") from None
-        return bytes(converted.model_content())
 
 
 def with_metadata(flat: bytes, metadata: dict[str, str]) -> bytes:
@@ -294,7 +259,3 @@ def _version(package: str) -> str:
         raise EdgeNASError(f"runtime litert needs {package}, which is not installed: "
                            "pip install 'edgenas[litert]'") from None
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -74,6 +74,17 @@ class OvSession:
         return self.request.get_output_tensor(0).data.copy()
 
 
+class OvPiece:
+    """A compiled piece and one inference request with a fixed random NCHW input in place: `call` runs it once."""
+
+    def __init__(self, compiled, input_shape: tuple[int, int, int], precision: str):
+        self.compiled, self.precision = compiled, precision
+        self.request = compiled.create_infer_request()
+        images = np.random.default_rng(0).standard_normal((1, *input_shape)).astype(np.float32)
+        self.request.set_input_tensor(_openvino().Tensor(images))
+        self.call = self.request.infer
+
+
 class OpenVINO(Runtime):
     name, suffix, modules, extra = "openvino", ".xml", ("openvino",), "openvino"
     method = "openvino.convert_model from the ONNX file, save_model(compress_to_fp16=False): FP32 weights"
@@ -116,16 +127,51 @@ class OpenVINO(Runtime):
             dims = [batch, *(d.get_length() for d in list(model.inputs[0].get_partial_shape())[1:])]
             model.reshape({model.inputs[0].get_any_name(): dims})
             shape = f"model reshaped to {'x'.join(map(str, dims))}"
+        compiled, ran = self._compile(model, threads, str(path))
+        how = (f"{threads} inference thread(s), 1 stream, LATENCY hint, INFERENCE_PRECISION_HINT "
+               f"{HINTS[self.precision]} (ran {ran}), CPU plugin, {shape}")
+        return OvSession(compiled, "int8" if _int8_constants(model) else RAN.get(ran, ran), how)
+
+    def _compile(self, model, threads: int, what: str):
+        """The model compiled for the CPU as every session is (`piece_settings`), and the precision it runs at."""
         properties = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
                       "INFERENCE_PRECISION_HINT": HINTS[self.precision]}
         try:
             compiled = _openvino().Core().compile_model(model, "CPU", properties)
         except RuntimeError as exc:
-            raise EdgeNASError(f"OpenVINO cannot compile {path}: {str(exc).splitlines()[0]}") from None
-        ran = str(compiled.get_property("INFERENCE_PRECISION_HINT").to_string())
-        how = (f"{threads} inference thread(s), 1 stream, LATENCY hint, INFERENCE_PRECISION_HINT "
-               f"{HINTS[self.precision]} (ran {ran}), CPU plugin, {shape}")
-        return OvSession(compiled, "int8" if _int8_constants(model) else RAN.get(ran, ran), how)
+            raise EdgeNASError(f"OpenVINO cannot compile {what}: {str(exc).splitlines()[0]}") from None
+        return compiled, str(compiled.get_property("INFERENCE_PRECISION_HINT").to_string())
+
+    def piece_model(self, module, input_shape: tuple[int, int, int], int8: bool = False,
+                    calibration: list[np.ndarray] | None = None):
+        """The piece exported to ONNX as a network is (batch 1, as a session opened for latency reshapes it), with
+        `int8` quantised by ONNX Runtime's recipe into QDQ, then converted: an `openvino.Model`."""
+        from exporters.onnx_export import to_onnx
+        from exporters.runtimes.onnxruntime import int8_model
+        from exporters.settings import ExportSettings
+
+        self.require()
+        onnx = to_onnx(module, input_shape, opset=ExportSettings.opset)
+        if int8:
+            onnx = int8_model(onnx, calibration or [], "input", what="the piece")
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "piece.onnx"
+            path.write_bytes(onnx)
+            return _convert(path, "the piece")
+
+    def open_piece(self, model, input_shape: tuple[int, int, int], threads: int) -> OvPiece:
+        compiled, ran = self._compile(model, threads, "the piece")
+        return OvPiece(compiled, input_shape, "int8" if _int8_constants(model) else RAN.get(ran, ran))
+
+    def piece_settings(self, int8: bool) -> dict:
+        settings = {"device": "CPU", "num_streams": 1, "performance_hint": "LATENCY",
+                    "inference_precision_hint": HINTS[self.precision], "converted": "openvino.convert_model from "
+                    "the ONNX file (torch.onnx.export, batch 1)"}
+        if int8:
+            from exporters.runtimes.onnxruntime import RECIPE
+
+            settings["quantization"] = f"{RECIPE}, read by openvino.convert_model into FakeQuantize"
+        return settings
 
     def int8_weights(self, path: Path) -> int:
         """Constants of the IR stored as i8 or u8: the weights of the FakeQuantize'd layers."""
