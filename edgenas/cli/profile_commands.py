@@ -24,7 +24,7 @@ def profile(
     quiet: Quiet = False,
     **declared,  # the options generated from ProfileSettings
 ):
-    """Measure every candidate block's latency with ONNX Runtime and write a latency table.
+    """Measure every candidate block's latency with a runtime (ONNX Runtime, OpenVINO, LiteRT); write a latency table.
 
     An interrupted profile continues where it stopped when the same command is run again."""
     from edgenas.profiling import device_timings, profiler
