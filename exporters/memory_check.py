@@ -21,24 +21,23 @@ PEAK_NOTES = {
 def memory_check(rt, model, arch, fp32: Path, int8: Path | None, run) -> dict:
     """Per precision exported (`int8`: the kept INT8 file, or None), the predicted model size and peak memory, the
     file's bytes and, for ONNX, its weight bytes; and the run's memory budgets with whether they hold."""
-    from edgenas.cost.memory_table import PEAK_RULE, SIZE_RULE, memory_of_network
+    from edgenas.cost.memory import ELEMENT_BYTES, count_memory
+    from edgenas.cost.memory_table import PEAK_RULE, SIZE_RULE
+    from exporters.quantize import size_bytes
 
     budgets = _budgets(run)
+    counts = count_memory(model, (3, arch.resolution, arch.resolution))  # once: each precision is a factor of it
+    size = {p: counts.size(p) for p in ELEMENT_BYTES}
+    peak = {p: ELEMENT_BYTES[p] * counts.peak for p in ELEMENT_BYTES}
     files = {"fp32": fp32, **({"int8": int8} if int8 is not None else {})}
-    rows = {}
-    for precision, path in files.items():
-        counted = memory_of_network(model, arch, precision)
-        weights = _onnx_weight_bytes(path) if rt.name == "onnxruntime" else None
-        rows[precision] = {
-            "file": str(path),
-            "file_bytes": sum(p.stat().st_size for p in rt.files(path) if p.is_file()),
-            "file_weight_bytes": weights,
-            "predicted_model_size_bytes": counted["model_size_bytes"],
-            "predicted_peak_memory_bytes": counted["peak_memory_bytes"],
-        }
-    at_budget = memory_of_network(model, arch, budgets["precision"])  # whether or not that precision was exported
-    within = {name: None if budgets[f"{name}_bytes"] is None else at_budget[f"{name}_bytes"] <= budgets[f"{name}_bytes"]
-              for name in ("model_size", "peak_memory")}
+    rows = {precision: {"file": str(path), "file_bytes": size_bytes(rt, path),
+                        "file_weight_bytes": _onnx_weight_bytes(path) if rt.name == "onnxruntime" else None,
+                        "predicted_model_size_bytes": size[precision],
+                        "predicted_peak_memory_bytes": peak[precision]}
+            for precision, path in files.items()}
+    at_budget = {"model_size": size[budgets["precision"]], "peak_memory": peak[budgets["precision"]]}
+    within = {name: None if budgets[f"{name}_bytes"] is None else at_budget[name] <= budgets[f"{name}_bytes"]
+              for name in at_budget}
     return {"files": rows, "budgets": budgets, "within_budgets": within,
             "model_size_method": f"counted on the run's network: {SIZE_RULE}",
             "peak_memory_method": f"counted on the run's network: {PEAK_RULE}",
