@@ -51,7 +51,8 @@ class ProfileSettings:
     fresh: bool = option(False, "Measure everything again instead of continuing an interrupted profile of the same "
                                 "settings (OUT.partial).", flag="--fresh")
     int8: bool = option(False, "An INT8 table: time every piece and validation network quantised as `edgenas export "
-                               "--int8` quantises a network.", flag="--int8")
+                               "--int8` quantises a network (with --export-blocks: write them quantised so).",
+                        flag="--int8")
 
     def check(self) -> None:
         """Refuse a value outside its declared range, or settings that contradict each other."""
