@@ -66,9 +66,14 @@ def runtime_of(fmt: BlockFormat):
     return rt
 
 
-def describe(fmt: BlockFormat, rt, int8: bool) -> dict:
-    """The manifest's fields on the files: runtime, format, precision, and what wrote and quantised them."""
-    fields = {"runtime": fmt.runtime, "format": fmt.format, "precision": "int8" if int8 else "fp32"}
+def describe(fmt: BlockFormat, rt, int8: bool, opset: int) -> dict:
+    """The manifest's fields on the files: the ONNX opset they went through (none for .tflite, which litert-torch
+    converts from PyTorch), runtime, format, precision, and what wrote and quantised them."""
+    from exporters.settings import ExportSettings
+
+    # OpenVINO's piece_model exports the piece to ONNX at the export's opset before converting it
+    fields = {"opset": {"onnx": opset, "openvino-ir": ExportSettings.opset}.get(fmt.format), "batch": 1,
+              "runtime": fmt.runtime, "format": fmt.format, "precision": "int8" if int8 else "fp32"}
     if fmt.runtime != "onnxruntime":  # the ONNX files are torch.onnx's, whatever runtime reads them
         fields["runtime_version"] = rt.version()
     if int8:

@@ -49,8 +49,7 @@ def export_blocks(device: str, space: Space, folder: str | os.PathLike, *, backe
     for record, (_, arch) in zip(records[len(pieces):], archs, strict=True):
         record["arch"] = arch.to_dict()
     manifest = {"schema": SCHEMA, "device": device, "space": space.name, "space_hash": space.hash,
-                "resolution": space.resolution, "width_mult": space.width_mult,
-                "opset": None if fmt.format == "tflite" else opset, "batch": 1, **describe(fmt, rt, int8),
+                "resolution": space.resolution, "width_mult": space.width_mult, **describe(fmt, rt, int8, opset),
                 "timings_format": TIMINGS_HELP.format(tool=fmt.tool), "pieces": records[:len(pieces)],
                 "networks": records[len(pieces):]}
     return write_json(folder / MANIFEST, manifest)

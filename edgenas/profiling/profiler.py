@@ -203,7 +203,7 @@ def measure_arch(arch: Arch, table: LatencyTable, passes: int = ProfileSettings.
     runtime = table.data["runtime"]
     name = runtime.get("backend")
     if imported(runtime):  # its backend names the files timed on the device, not a session of this machine
-        raise EdgeNASError(f"table {table.source} was measured on another device ({name} files, imported from "
+        raise EdgeNASError(f"table {table.source} was measured on another device (timings imported from "
                            f"{runtime.get('source')}); it cannot be measured here")
     if name in ("onnxruntime", "openvino", "litert"):  # the names the backends record (measure.BACKENDS)
         timer = make_backend(name, runtime.get("threads", 1), runtime.get("provider", "cpu"), table.precision == "int8")
