@@ -8,8 +8,9 @@ from __future__ import annotations
 
 def runtime_note(loaded, runtime: str) -> str | None:
     """One line when the table was timed with another runtime than the file's: a latency table of one runtime says
-    nothing about another (issue 36: OpenVINO took 1.0-2.0x ONNX Runtime's time, LiteRT 1.8x, on one CPU). Imported
-    tables were timed on a device by whatever ran there."""
+    nothing about another (issue 36: OpenVINO took 1.0-2.0x ONNX Runtime's time, LiteRT 1.8x, on one CPU). A table
+    imported from a device's timings of .tflite or IR files records litert or openvino and counts as that runtime;
+    one of ONNX files ("imported") counts as any, since any ONNX runner may have timed them."""
     backend = loaded.data["runtime"].get("backend")
     if backend in (runtime, "imported"):
         return None

@@ -101,8 +101,11 @@ CASES = {
                                        ["table_no_precision.json", "no 'precision' field"]),
     "profile-int8-torch": (["profile", "d", "--space", "tiny", "--int8", "--backend", "torch"], 1,
                            ["--int8 with --backend torch", "drop --backend torch"]),
-    "profile-int8-export-blocks": (["profile", "d", "--space", "tiny", "--int8", "--export-blocks", "blocks"], 1,
-                                   ["--int8 with --export-blocks", "drop --int8"]),
+    # INT8 blocks are the files a phone runs (ort, openvino, litert); PyTorch eager has no file a device times
+    "profile-int8-export-blocks": (["profile", "d", "--space", "tiny", "--int8", "--export-blocks", "blocks",
+                                    "--backend", "torch"], 1,
+                                   ["bad --backend torch with --export-blocks",
+                                    "expected one of ort, onnxruntime, openvino, litert"]),
     "data-missing": ([*SEARCH, "--data", "no_such_data"], 1, ["no_such_data does not exist"]),
     "data-empty": ([*SEARCH, "--data", "empty"], 1, ["empty has no class folders", "expected ROOT/CLASS/IMAGE"]),
     "data-corrupt-npz": ([*SEARCH, "--data", "corrupt.npz"], 1, ["corrupt.npz", "not an .npz archive", "x_train"]),

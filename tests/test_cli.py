@@ -222,6 +222,7 @@ def test_the_library_defaults_are_the_declared_settings():
     assert agree(verify, {**exported, **timing}) >= {"threads", "atol", "max_drop", *timing}
     assert "opset" in agree(to_onnx, exported) & agree(OrtBackend, exported)
     assert agree(profiler.profile, profiled) >= {"threads", "warmup", "repeats", "passes", "validate", "seed"}
-    assert agree(device_timings.export_blocks, {**profiled, **exported}) == {"validate", "seed", "opset"}
+    assert agree(device_timings.export_blocks, {**profiled, **exported}) == {"backend", "int8", "validate", "seed",
+                                                                              "opset"}
     assert agree(api.profile, profiled) == {"space", "resolution", "width_mult"}
     assert (ProfileSettings.warmup, ProfileSettings.repeats) == (WARMUP, REPEATS)

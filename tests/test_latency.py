@@ -172,6 +172,36 @@ def test_import_refuses_incomplete_timings(tmp_path):
     assert not (tmp_path / "x.json").exists()
 
 
+def test_int8_blocks_are_quantised_and_their_manifest_decides_the_table(tmp_path, monkeypatch):
+    """`--int8 --export-blocks` writes the QDQ files `edgenas export --int8` ships; the manifest's precision is the
+    imported table's (and its default path's), and `--int8` with an FP32 manifest is refused, naming it."""
+    from exporters.runtimes import runtime
+    from exporters.runtimes.onnxruntime import RECIPE
+
+    manifest_path = export_blocks("d", get_space("tiny"), tmp_path / "blocks", int8=True, validate=0, progress=False)
+    manifest = json.loads(manifest_path.read_text())
+    assert (manifest["runtime"], manifest["format"], manifest["precision"]) == ("onnxruntime", "onnx", "int8")
+    assert manifest["quantization"] == RECIPE and "onnxruntime_perf_test" in manifest["timings_format"]
+    record = manifest["pieces"][3]
+    assert record["input_layout"] == "NCHW" and record["file"].endswith(".onnx")
+    assert runtime("onnxruntime").int8_weights(tmp_path / "blocks" / record["file"]) > 0
+    timings = tmp_path / "blocks" / "timings.json"
+    timings.write_text(json.dumps({p["key"]: 0.01 * (i + 1) for i, p in enumerate(manifest["pieces"])}))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["profile", "d", "--import-timings", str(timings), "--json"])
+    assert result.exit_code == 0, result.output
+    table = load_table(str(tmp_path / default_table_path("d", int8=True)))
+    assert table.precision == "int8" and table.data["runtime"]["quantization"] == RECIPE
+    assert table.data["runtime"]["backend"] == "imported" and table.data["runtime"]["format"] == "onnx"
+    for precision in ("fp32", None):  # an FP32 manifest, and one written before INT8 blocks (FP32 too)
+        fp32 = {key: value for key, value in manifest.items() if key != "precision"}
+        fp32.update({"precision": precision} if precision else {})
+        (tmp_path / "fp32.json").write_text(json.dumps(fp32))
+        with pytest.raises(EdgeNASError, match=r"^--int8 with --import-timings: manifest .*fp32.json is of FP32"):
+            import_timings("d", timings, tmp_path / "fp32.json", tmp_path / "x.json", int8=True)
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_calibration_finds_a_constant_scale_and_ranks():
     networks = [{"name": str(i), "flops": i, "params": 10**6 * i % 7, "predicted_raw_ms": p, "measured_ms": 1.05 * p}
                 for i, p in enumerate([1.0, 2.0, 3.5, 5.0, 8.0, 12.0])]
@@ -445,7 +475,6 @@ def test_torch_backend_profiles_on_the_cpu(tmp_path):
     (["profile", "d", "--space", "tiny", "--provider", "tpu"], "execution provider 'tpu' is not available"),
     (["profile", "d", "--space", "tiny", "--out", "/dev/null/t.json"], "cannot create folder /dev/null"),
     (["profile", "d", "--space", "tiny", "--int8", "--backend", "torch"], "--int8 with --backend torch"),
-    (["profile", "d", "--space", "tiny", "--int8", "--import-timings", "t.csv"], "--int8 with --import-timings"),
     (["profile", "d", "--space", "tiny", "--passes", "4", "--max-passes", "2"],
      "bad --max-passes 2: expected at least --passes (4)"),
     (["latency", "nothing.json", "--table", "x"], "nothing.json does not exist"),

@@ -15,8 +15,10 @@ from edgenas.cli.app import app
 from edgenas.cost.latency import load_table, space_keys
 from edgenas.cost.presets import random_arch
 from edgenas.errors import EdgeNASError
+from edgenas.profiling.device_timings import export_blocks, import_timings
 from edgenas.profiling.measure import make_backend
 from edgenas.profiling.profiler import measure_arch, profile
+from edgenas.space.pieces import space_pieces
 from edgenas.space.spec import get_space
 from exporters.table_check import table_prediction
 
@@ -133,3 +135,87 @@ def test_a_litert_table_records_its_runtime_and_is_measured_with_it(tmp_path, on
     assert runtime["threads"] == 1 and runtime["precision"] == "fp32" and "NHWC" in runtime["layout"]
     arch = random_arch(get_space("tiny"), 10, 3)
     assert table.predict(arch) > 0 and measure_arch(arch, table, passes=1) > 0
+
+
+def _import_back(manifest_path, timings_ms: dict[str, float], out):
+    """The table `--import-timings` builds from `timings_ms` (key -> milliseconds, as the device's tool gave them),
+    written as the CSV a user writes."""
+    timings = out.with_suffix(".csv")
+    timings.write_text("key,median_ms\n" + "".join(f"{key},{ms}\n" for key, ms in timings_ms.items()))
+    return import_timings("d", timings, manifest_path, out)
+
+
+def test_openvino_blocks_are_ir_that_openvino_runs_and_import_as_an_openvino_table(tmp_path, tiny, one_thread):
+    ov = pytest.importorskip("openvino", reason="OpenVINO needs the openvino extra: pip install 'edgenas[openvino]'")
+    import numpy as np
+
+    from exporters.timing import time_calls
+
+    folder = tmp_path / "blocks"
+    manifest_path = export_blocks("d", tiny, folder, backend="openvino", validate=2, progress=False)
+    manifest = json.loads(manifest_path.read_text())
+    assert (manifest["runtime"], manifest["format"], manifest["precision"]) == ("openvino", "openvino-ir", "fp32")
+    assert "benchmark_app -m FILE -d CPU -hint none -nstreams 1 -nthreads 1" in manifest["timings_format"]
+    core, timings_ms = ov.Core(), {}
+    for record in manifest["pieces"] + manifest["networks"]:  # timed as benchmark_app would: compiled IR, 1 thread
+        assert record["file"].endswith(".xml") and (folder / record["weights"][0]).stat().st_size > 0
+        model = core.read_model(str(folder / record["file"]))
+        assert record["input_layout"] == "NCHW" and list(model.inputs[0].get_shape()) == record["input_shape"]
+        compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1})
+        request = compiled.create_infer_request()
+        x = np.zeros(record["input_shape"], np.float32)
+        timings_ms[record["key"]] = sorted(time_calls(request.infer, ({0: x},), 2, 5))[2]
+    path, table = _import_back(manifest_path, timings_ms, tmp_path / "tiny-ov-device.json")
+    runtime = load_table(str(path)).data["runtime"]
+    assert (runtime["backend"], runtime["format"], runtime["source"]) == ("openvino", "openvino-ir",
+                                                                          str(tmp_path / "tiny-ov-device.csv"))
+    assert table.precision == "fp32" and table.data["validation"]["count"] == len(manifest["networks"])
+    # An imported OpenVINO table counts as OpenVINO in export's comparison, and is not re-measured here.
+    arch = random_arch(tiny, 10, 3)
+    same = table_prediction(table, arch, 1.0, None, 1, runtime="openvino")["notes"]
+    assert not any("measured with" in n for n in same), same
+    other = table_prediction(table, arch, 1.0, None, 1, runtime="onnxruntime")["notes"]
+    assert any("was measured with openvino, this file runs in onnxruntime" in n for n in other), other
+    with pytest.raises(EdgeNASError, match=r"was measured on another device .*it cannot be measured here"):
+        measure_arch(arch, table, passes=1)
+
+
+@needs_litert
+@pytest.mark.slow  # litert-torch converts and quantises each of the 15 pieces in 2-4 s
+def test_litert_int8_blocks_are_tflite_that_litert_runs_and_import_as_a_litert_table(tmp_path, tiny, one_thread):
+    import statistics
+    import time
+
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from exporters.runtimes.litert import INT8_RECIPE
+
+    folder = tmp_path / "blocks"
+    manifest_path = export_blocks("d", tiny, folder, backend="litert", int8=True, validate=0, progress=False)
+    manifest = json.loads(manifest_path.read_text())
+    assert (manifest["runtime"], manifest["format"], manifest["precision"]) == ("litert", "tflite", "int8")
+    assert manifest["quantization"] == INT8_RECIPE and manifest["opset"] is None
+    assert "benchmark_model --graph=FILE --num_threads=1" in manifest["timings_format"]
+    shapes, timings_ms = {p.key: p.input_shape for p in space_pieces(tiny)}, {}
+    for record in manifest["pieces"]:  # timed as benchmark_model would: the file itself, 1 thread, a few invokes
+        interpreter = Interpreter(model_path=str(folder / record["file"]), num_threads=1)
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        c, h, w = shapes[record["key"]]
+        assert record["input_layout"] == "NHWC" and record["input_shape"] == [1, h, w, c] == list(detail["shape"])
+        assert detail["dtype"] == np.int8 and sum(t["dtype"] == np.int8 for t in interpreter.get_tensor_details()) > 2
+        interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], np.int8))
+        interpreter.invoke()
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            interpreter.invoke()
+            times.append(1000 * (time.perf_counter() - start))
+        timings_ms[record["key"]] = statistics.median(times)
+    path, table = _import_back(manifest_path, timings_ms, tmp_path / "tiny-lt-device.json")
+    runtime = load_table(str(path)).data["runtime"]
+    assert (runtime["backend"], runtime["format"], runtime["quantization"]) == ("litert", "tflite", INT8_RECIPE)
+    assert table.precision == "int8" and table.predict(random_arch(tiny, 10, 3)) > 0
+    notes = table_prediction(table, random_arch(tiny, 10, 3), 1.0, 1.0, 1, runtime="litert")["notes"]
+    assert not any("measured with" in note for note in notes), notes

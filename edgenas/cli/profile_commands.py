@@ -35,16 +35,19 @@ def profile(
     progress, _, echo = output(quiet, False, as_json)
     if settings.export_blocks is not None:
         path = device_timings.export_blocks(device, _space(settings), settings.export_blocks,
-                                           validate=settings.validate, seed=settings.seed, progress=progress,
-                                           echo=echo)
-        console.print(f"wrote {path}: time each file on the device, then run "
+                                           backend=settings.backend, int8=settings.int8, validate=settings.validate,
+                                           seed=settings.seed, progress=progress, echo=echo)
+        console.print(f"wrote {path}: time each file on the device as its timings_format says, then run "
                       f"`edgenas profile {device} --import-timings TIMINGS.csv --manifest {path}`")
         return
-    target = settings.out if settings.out is not None else profiler.default_table_path(device, settings.int8)
-    replaced = target.is_file()
-    if settings.import_timings is not None:
-        path, table = device_timings.import_timings(device, settings.import_timings, settings.manifest, settings.out)
+    if settings.import_timings is not None:  # the manifest's precision decides where the table goes
+        _, manifest = device_timings.read_manifest(settings.import_timings, settings.manifest)
+        replaced = device_timings.table_path(device, manifest, settings.out).is_file()
+        path, table = device_timings.import_timings(device, settings.import_timings, settings.manifest, settings.out,
+                                                    int8=settings.int8)
     else:
+        target = settings.out if settings.out is not None else profiler.default_table_path(device, settings.int8)
+        replaced = target.is_file()
         path, table = profiler.profile(device, _space(settings), **settings.measuring(), progress=progress,
                                        log=console.print, echo=echo)
     summary = table.summary(str(path))

@@ -160,9 +160,10 @@ def print_table_summary(summary: dict) -> None:
         console.print(f"note: {v['count']} validation networks are too few to fit the {kinds} calibration"
                       f"{'s' if len(skipped) > 1 else ''} ({needed} needed): raise --validate by "
                       f"{needed - v['count']} to try every kind")
+    from edgenas.cost.latency import imported
     from edgenas.cost.notes import FIDELITY_GOAL
 
-    if v["within_10pct"] < FIDELITY_GOAL["within_10pct"] and runtime.get("backend") != "imported":
+    if v["within_10pct"] < FIDELITY_GOAL["within_10pct"] and not imported(runtime):
         # a busy host needs more passes to find quiet minutes (docs/BENCHMARKS.md)
         console.print(f"note: only {100 * v['within_10pct']:.0f}% of the validation networks are predicted "
                       f"within +/-10% after {summary['passes']} passes: if this machine was busy while "

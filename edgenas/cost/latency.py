@@ -30,6 +30,13 @@ REQUIRED = ("schema", "device", "host", "runtime", "space", "space_hash", "resol
             "warmup", "repeats", "created", "entries", "fixed", "calibration", "validation")
 
 
+def imported(runtime: dict) -> bool:
+    """Whether a table's `runtime` was timed on a device without Python and imported (`edgenas profile
+    --import-timings`): such a runtime names its timings file (`source`); its `backend` is the runtime of the files
+    timed there (`litert`, `openvino`), or "imported" for ONNX files, which any runner may have timed."""
+    return "source" in runtime or runtime.get("backend") == "imported"
+
+
 def arch_keys(arch: Arch, space: Space) -> list[str]:
     """The block keys an architecture needs (identity layers need none; a strided skip does)."""
     return [block_key(layer, choice) for layer, choice in zip(space, arch.layers, strict=True)
@@ -93,8 +100,8 @@ class LatencyTable:
             fidelity["note"] = (f"note: table {name} has no validation networks: its predictions are uncalibrated "
                                 "and their error unknown (profile with --validate 20)")
         elif fidelity["within_10pct"] < FIDELITY_GOAL["within_10pct"]:
-            again = ("time the pieces on the device again and import them" if self.data["runtime"].get("backend")
-                     == "imported" else "profile again on a quiet machine (--fresh --max-passes 15)")
+            again = ("time the pieces on the device again and import them" if imported(self.data["runtime"])
+                     else "profile again on a quiet machine (--fresh --max-passes 15)")
             fidelity["note"] = (f"note: table {name} is of poor fidelity: {describe_fidelity(fidelity)}, under the "
                                 f"goal of {100 * FIDELITY_GOAL['within_10pct']:.0f}%; one prediction in twenty may "
                                 f"miss by more than {fidelity['p95_abs_error_pct']:.0f}%; {again}")

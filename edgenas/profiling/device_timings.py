@@ -1,5 +1,6 @@
-"""Profiling a device that cannot run Python: export every piece as ONNX with a manifest, time the files on the
-device with its own tools, and import the timings back into a latency table.
+"""Profiling a device that cannot run Python: export every piece in the format of the runtime it runs (ONNX,
+LiteRT's .tflite, OpenVINO IR: `block_formats`), FP32 or INT8, with a manifest; time the files on the device with
+the runtime's own tool; and import the timings back into a latency table of that runtime and precision.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from pathlib import Path
 
 from edgenas.cost.latency import SCHEMA, LatencyTable, validate_table
 from edgenas.errors import EdgeNASError
-from edgenas.files import atomic_write_bytes, make_folder, read_json, write_json
-from edgenas.profiling.profiler import build_table, check_device_name, count_bar
+from edgenas.files import make_folder, read_json, write_json
+from edgenas.profiling.block_formats import block_format, describe, runtime_of, write_piece
+from edgenas.profiling.profiler import build_table, check_device_name, count_bar, default_table_path
 from edgenas.profiling.settings import ProfileSettings
 from edgenas.profiling.validation import network_piece, validation_archs
 from edgenas.space.pieces import space_pieces
@@ -21,35 +23,35 @@ MANIFEST = "manifest.json"
 TIMINGS_HELP = ("Timings file: CSV with a header row holding 'key' and 'median_ms' (optional: p90_ms, mean_ms, "
                 "std_ms, n), one row per piece and per network; or JSON mapping each key to milliseconds or to "
                 "an object with 'median_ms'. Keys are the 'key' fields of this manifest. Time each file at batch 1 "
-                "after warm-up, for example with onnxruntime_perf_test -I -r 200 FILE.")
+                "after warm-up, {tool}.")
 
 
-def export_blocks(device: str, space: Space, folder: str | os.PathLike, *, validate: int = ProfileSettings.validate,
+def export_blocks(device: str, space: Space, folder: str | os.PathLike, *, backend: str = ProfileSettings.backend,
+                  int8: bool = ProfileSettings.int8, validate: int = ProfileSettings.validate,
                   seed: int = ProfileSettings.seed, opset: int = ExportSettings.opset, progress: bool = True,
                   echo=None) -> Path:
-    """Write every piece and validation network as ONNX plus a manifest, to be timed on the device itself."""
-    from exporters.onnx_export import to_onnx
-
+    """Write every piece and validation network in the format of `backend`'s runtime (ONNX, .tflite, OpenVINO IR;
+    with `int8` quantised as that backend's INT8 tables are) plus a manifest, to be timed on the device itself."""
     check_device_name(device)
+    fmt = block_format(backend)
+    rt = runtime_of(fmt)
     folder = Path(folder)
     make_folder(folder)
     pieces = space_pieces(space)
     archs = validation_archs(space, validate, seed) if validate else []
     networks = [network_piece(name, arch) for name, arch in archs]
     records: list[dict] = []
-    with count_bar(progress, f"exporting {len(pieces) + len(networks)} models", len(pieces) + len(networks),
-                   echo) as bar:
+    with count_bar(progress, f"exporting {len(pieces) + len(networks)} {fmt.format} models",
+                   len(pieces) + len(networks), echo) as bar:
         for i, piece in enumerate(pieces + networks):
-            file = f"{i:04d}.onnx"
-            atomic_write_bytes(folder / file, to_onnx(piece.build(), piece.input_shape, opset=opset))
-            records.append({"key": piece.key, "file": file, "input_name": "input",
-                            "input_shape": [1, *piece.input_shape]})
+            records.append(write_piece(fmt, rt, piece, folder, f"{i:04d}", int8, opset))
             bar.step(piece.key)
     for record, (_, arch) in zip(records[len(pieces):], archs, strict=True):
         record["arch"] = arch.to_dict()
     manifest = {"schema": SCHEMA, "device": device, "space": space.name, "space_hash": space.hash,
-                "resolution": space.resolution, "width_mult": space.width_mult, "opset": opset, "batch": 1,
-                "timings_format": TIMINGS_HELP, "pieces": records[:len(pieces)], "networks": records[len(pieces):]}
+                "resolution": space.resolution, "width_mult": space.width_mult, **describe(fmt, rt, int8, opset),
+                "timings_format": TIMINGS_HELP.format(tool=fmt.tool), "pieces": records[:len(pieces)],
+                "networks": records[len(pieces):]}
     return write_json(folder / MANIFEST, manifest)
 
 
@@ -90,15 +92,33 @@ def read_timings(path: Path) -> dict[str, dict]:
     return {row["key"]: entry(row, row["key"]) for row in rows}
 
 
+def read_manifest(timings_file: str | os.PathLike, manifest_file: str | os.PathLike | None = None) -> tuple[Path, dict]:
+    """The manifest of a timings file (`manifest_file`, else manifest.json beside it): its path and contents."""
+    path = Path(manifest_file) if manifest_file else Path(timings_file).parent / MANIFEST
+    return path, read_json(path, "manifest")
+
+
+def table_path(device: str, manifest: dict, out: str | os.PathLike | None = None) -> Path:
+    """Where an import writes: `out`, else the profile's default path of the manifest's precision (DEVICE-int8.json
+    for INT8 files)."""
+    return Path(out) if out is not None else default_table_path(device, manifest.get("precision") == "int8")
+
+
 def import_timings(device: str, timings_file: str | os.PathLike, manifest_file: str | os.PathLike | None = None,
-                   out: str | os.PathLike | None = None, runtime: dict | None = None) -> tuple[Path, LatencyTable]:
-    """Build a table from timings measured on the device for the files `export_blocks` wrote."""
+                   out: str | os.PathLike | None = None, runtime: dict | None = None,
+                   int8: bool = ProfileSettings.int8) -> tuple[Path, LatencyTable]:
+    """Build a table from timings measured on the device for the files `export_blocks` wrote; the manifest's
+    precision is the table's (`int8` only checks that it is INT8), and its runtime the table's backend (ONNX files:
+    "imported", since any ONNX runner may have timed them)."""
     from edgenas.space.arch import from_dict
 
     check_device_name(device)
     timings_path = Path(timings_file)
-    manifest_path = Path(manifest_file) if manifest_file else timings_path.parent / MANIFEST
-    manifest = read_json(manifest_path, "manifest")
+    manifest_path, manifest = read_manifest(timings_path, manifest_file)
+    precision = manifest.get("precision", "fp32")  # manifests written before INT8 exports: FP32 ONNX
+    if int8 and precision != "int8":
+        raise EdgeNASError(f"--int8 with --import-timings: manifest {manifest_path} is of {precision.upper()} files; "
+                           "drop --int8, or export the blocks again with --int8")
     try:
         space = get_space(manifest["space"], manifest["resolution"], manifest["width_mult"])
         if space.hash != manifest["space_hash"]:
@@ -115,11 +135,20 @@ def import_timings(device: str, timings_file: str | os.PathLike, manifest_file: 
                            f"{len(piece_keys)} pieces missing)")
     entries = {key: timings[key] for key in piece_keys}
     networks = {key: value["median_ms"] for key, value in timings.items() if key.startswith("net:")}
-    path = Path(out) if out is not None else Path("latency_tables") / f"{device}.json"
+    path = table_path(device, manifest, out)
     make_folder(path.parent)
-    runtime = runtime or {"backend": "imported", "source": str(timings_path), "opset": manifest.get("opset")}
-    data = build_table(device, space, runtime, entries, networks, archs, 0, 0, 0,
-                       {"note": "measured on the device by the user; see runtime.source"})
+    data = build_table(device, space, runtime or imported_runtime(manifest, timings_path), entries, networks, archs,
+                       0, 0, 0, {"note": "measured on the device by the user; see runtime.source"}, precision)
     data["warmup"] = data["repeats"] = None
     write_json(path, data)
     return path, validate_table(data, str(path))
+
+
+def imported_runtime(manifest: dict, timings_path: Path) -> dict:
+    """The `runtime` of a table imported for the manifest's files: their runtime as `backend` (a .tflite file runs in
+    LiteRT, an IR in OpenVINO; ONNX files are "imported": any ONNX runner may have timed them), and the timings file
+    as `source`, which marks every imported table (`edgenas.cost.latency.imported`)."""
+    fmt = manifest.get("format", "onnx")  # manifests written before other formats: ONNX
+    backend = "imported" if fmt == "onnx" else manifest.get("runtime", "imported")
+    runtime = {"backend": backend, "source": str(timings_path), "format": fmt, "opset": manifest.get("opset")}
+    return {**runtime, **{key: manifest[key] for key in ("runtime_version", "quantization") if key in manifest}}

@@ -45,22 +45,8 @@ class OrtBackend:
         return info
 
     def prepare(self, piece: Piece) -> None:
-        from exporters.onnx_export import to_onnx
-
-        if piece.key in self._models:  # prepared for earlier passes
-            return
-        model = to_onnx(piece.build(), piece.input_shape, opset=self.opset)
-        if self.int8:
-            import numpy as np
-
-            from exporters.runtimes.onnxruntime import int8_model
-
-            # Calibration only sets the activations' scales, which do not change what the INT8 kernels cost: two
-            # fixed random inputs stand in for real data (a piece alone has no real inputs anyway).
-            rng = np.random.default_rng(0)
-            batches = [rng.standard_normal((1, *piece.input_shape)).astype(np.float32) for _ in range(2)]
-            model = int8_model(model, batches, "input", piece.key)
-        self._models[piece.key] = model
+        if piece.key not in self._models:  # else prepared for earlier passes
+            self._models[piece.key] = onnx_piece(piece, self.opset, self.int8)
 
     def time(self, piece: Piece, warmup: int, repeats: int) -> list[float]:
         import numpy as np
@@ -73,6 +59,29 @@ class OrtBackend:
             return time_calls(session.run, (None, {session.get_inputs()[0].name: x}), warmup, repeats)
         finally:
             del session
+
+
+def calibration_inputs(input_shape: tuple[int, int, int]) -> list:
+    """What a piece is calibrated on when quantised to INT8, by every backend: two fixed random NCHW inputs.
+    Calibration only sets the activations' scales, which do not change what the INT8 kernels cost, and a piece alone
+    has no real inputs anyway."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal((1, *input_shape)).astype(np.float32) for _ in range(2)]
+
+
+def onnx_piece(piece: Piece, opset: int, int8: bool) -> bytes:
+    """The piece's ONNX file (batch 1, input "input") as ONNX Runtime times it; with `int8` quantised by the recipe
+    `edgenas export --int8` ships (`exporters.runtimes.onnxruntime.int8_model`)."""
+    from exporters.onnx_export import to_onnx
+
+    model = to_onnx(piece.build(), piece.input_shape, opset=opset)
+    if int8:
+        from exporters.runtimes.onnxruntime import int8_model
+
+        model = int8_model(model, calibration_inputs(piece.input_shape), "input", piece.key)
+    return model
 
 
 class TorchBackend:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from edgenas.cost.calibration import calibrate, fit
-from edgenas.cost.latency import SCHEMA, LatencyTable, calls, validate_table
+from edgenas.cost.latency import SCHEMA, LatencyTable, calls, imported, validate_table
 from edgenas.cost.notes import fidelity_shortfall, host_info
 from edgenas.errors import EdgeNASError
 from edgenas.files import make_folder, write_json
@@ -202,6 +202,9 @@ def measure_arch(arch: Arch, table: LatencyTable, passes: int = ProfileSettings.
     with (an INT8 table's network quantised as its pieces were)."""
     runtime = table.data["runtime"]
     name = runtime.get("backend")
+    if imported(runtime):  # its backend names the files timed on the device, not a session of this machine
+        raise EdgeNASError(f"table {table.source} was measured on another device (timings imported from "
+                           f"{runtime.get('source')}); it cannot be measured here")
     if name in ("onnxruntime", "openvino", "litert"):  # the names the backends record (measure.BACKENDS)
         timer = make_backend(name, runtime.get("threads", 1), runtime.get("provider", "cpu"), table.precision == "int8")
     elif name == "torch-eager":

@@ -13,8 +13,17 @@ runs the piece on an input already in place (OpenVINO's infer request, LiteRT's 
 from __future__ import annotations
 
 from edgenas.errors import EdgeNASError
+from edgenas.profiling.measure import calibration_inputs
 from edgenas.space.pieces import Piece
 from exporters.timing import time_calls
+
+
+def runtime_piece(runtime, piece: Piece, int8: bool):
+    """The piece converted by `runtime` (an `exporters.runtimes.Runtime`), and with `int8` quantised, calibrated as
+    every backend calibrates a piece (`measure.calibration_inputs`): what this backend times, and what
+    `--export-blocks` writes for the runtime's own tools."""
+    calibration = calibration_inputs(piece.input_shape) if int8 else None
+    return runtime.piece_model(piece.build().eval(), piece.input_shape, int8, calibration)
 
 
 class RuntimeBackend:
@@ -34,18 +43,8 @@ class RuntimeBackend:
                 "precision": self.precision, **self.runtime.piece_settings(self.int8)}
 
     def prepare(self, piece: Piece) -> None:
-        if piece.key in self._models:  # prepared for earlier passes
-            return
-        calibration = None
-        if self.int8:
-            import numpy as np
-
-            # As OrtBackend: calibration only sets the activations' scales, which do not change what the INT8
-            # kernels cost, so two fixed random inputs stand in for real data.
-            rng = np.random.default_rng(0)
-            calibration = [rng.standard_normal((1, *piece.input_shape)).astype(np.float32) for _ in range(2)]
-        self._models[piece.key] = self.runtime.piece_model(piece.build().eval(), piece.input_shape, self.int8,
-                                                           calibration)
+        if piece.key not in self._models:  # else prepared for earlier passes
+            self._models[piece.key] = runtime_piece(self.runtime, piece, self.int8)
 
     def time(self, piece: Piece, warmup: int, repeats: int) -> list[float]:
         session = self.runtime.open_piece(self._models[piece.key], piece.input_shape, self.threads)

@@ -41,24 +41,24 @@ class ProfileSettings:
     seed: int = option(0, "Seed of the validation networks.")
     out: Path | None = option(None, "Where to write the table.")
     export_blocks: Path | None = option(None, "Instead of measuring here: write every piece and validation network "
-                                              "as ONNX plus a manifest to this folder.")
+                                              "in the --backend's own format (ort: ONNX; litert: .tflite for "
+                                              "benchmark_model; openvino: IR for benchmark_app), INT8 with --int8, "
+                                              "plus a manifest to this folder.")
     import_timings: Path | None = option(None, "Build the table from timings measured on the device (CSV or JSON, "
-                                               "see the manifest).")
+                                               "see the manifest); the manifest's runtime and precision are the "
+                                               "table's.")
     manifest: Path | None = option(None, "Manifest of --import-timings (default: beside it).")
     fresh: bool = option(False, "Measure everything again instead of continuing an interrupted profile of the same "
                                 "settings (OUT.partial).", flag="--fresh")
     int8: bool = option(False, "An INT8 table: time every piece and validation network quantised as `edgenas export "
-                               "--int8` quantises a network.", flag="--int8")
+                               "--int8` quantises a network (with --export-blocks: write them quantised so).",
+                        flag="--int8")
 
     def check(self) -> None:
         """Refuse a value outside its declared range, or settings that contradict each other."""
         check_ranges(ProfileSettings, vars(self))
         if self.max_passes is not None and self.max_passes < self.passes:
             raise EdgeNASError(f"bad --max-passes {self.max_passes}: expected at least --passes ({self.passes})")
-        if self.int8 and (self.export_blocks is not None or self.import_timings is not None):
-            given = "--export-blocks" if self.export_blocks is not None else "--import-timings"
-            raise EdgeNASError(f"--int8 with {given}: pieces exported for another device are FP32 ONNX files, and "
-                               "INT8 tables are measured where edgenas runs; drop --int8")
 
     def measuring(self) -> dict:
         """The keyword arguments of `profiler.profile` (all but the space and the settings of another device)."""

@@ -120,6 +120,11 @@ class Runtime(ABC):
         """A session of `piece_model`'s result pinned to `threads` threads, with a fixed random input in place."""
         raise EdgeNASError(f"runtime {self.name} cannot time a piece alone: profile with another --backend")
 
+    def save_piece(self, model, out: Path) -> list[Path]:
+        """Write `piece_model`'s result as this runtime's own file `out` (each file atomically), for a device to time
+        with the runtime's own tool (`edgenas profile --export-blocks`); returns every file written, `out` first."""
+        raise EdgeNASError(f"runtime {self.name} cannot write a piece alone: export blocks with another --backend")
+
     def piece_settings(self, int8: bool) -> dict:
         """How `open_piece` runs, for a latency table's `runtime` record (beside backend, version and threads)."""
         return {}

@@ -97,6 +97,9 @@ class LiteRT(Runtime):
     def open_piece(self, model: bytes, input_shape: tuple[int, int, int], threads: int) -> LiteRTPiece:
         return LiteRTPiece(model, threads)
 
+    def save_piece(self, model: bytes, out: Path) -> list[Path]:
+        return [atomic_write_bytes(out, model)]
+
     def piece_settings(self, int8: bool) -> dict:
         settings = {"kernels": "LiteRT's default CPU kernels (XNNPACK)", "converter": f"litert-torch "
                     f"{_version('litert-torch')}", "layout": "NHWC input, and NHWC output where a feature map"}

@@ -163,6 +163,11 @@ class OpenVINO(Runtime):
         compiled, ran = self._compile(model, threads, "the piece")
         return OvPiece(compiled, input_shape, "int8" if _int8_constants(model) else RAN.get(ran, ran))
 
+    def save_piece(self, model, out: Path) -> list[Path]:
+        """The IR as `save_model` writes it, FP32 weights kept (no FP16 compression), as `convert` writes a network."""
+        _save(model, out, {})
+        return self.files(out)
+
     def piece_settings(self, int8: bool) -> dict:
         settings = {"device": "CPU", "num_streams": 1, "performance_hint": "LATENCY",
                     "inference_precision_hint": HINTS[self.precision], "converted": "openvino.convert_model from "
