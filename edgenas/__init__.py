@@ -19,14 +19,15 @@ def search(data=None, **options):
     return run(data, **options)
 
 
-def check(run, random: int = 3, **options):
+def check(run, random: int = 3, seeds: int = 1, **options):
     """Train `random` architectures of a finished run's budget (and MobileNetV2) with the run's own recipe and rank
-    the searched network among them: a `CheckResult` (`.rank`, `.margin_points`, `.arms`), also in RUN/check.json.
-    See `edgenas.searching.check.check`."""
+    the searched network among them: a `CheckResult` (`.rank`, `.margin_points`, `.margin_se_points`, `.arms`),
+    also in RUN/check.json. `seeds`: retrainings of every network (the searched one's first is the run's own), each
+    with its own retraining seed. See `edgenas.searching.check.check`."""
     from edgenas.progress import silent
     from edgenas.searching.check import check as run_check
 
-    return run_check(run, random, **{"log": silent, **options})
+    return run_check(run, random, seeds=seeds, **{"log": silent, **options})
 
 
 def load_model(run, weights: str = "model.pt"):

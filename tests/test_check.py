@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -79,9 +80,54 @@ def _rows(run) -> list[dict]:
     return [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines() if line.strip()]
 
 
+def test_a_check_with_seeds_retrains_every_network_again_and_another_k_reuses_the_retrainings_it_has(
+        searched, tmp_path, capsys):
+    import edgenas
+    from edgenas.cli.search_commands import print_check
+
+    run = _copy(searched, tmp_path)
+    once = CliRunner().invoke(app, ["check", str(run), "--random", "1", "--json"])
+    assert once.exit_code == 0, once.output
+    assert "test_accs" not in once.stdout and "seeds" not in json.loads(once.stdout)  # today's file
+    stamp = (run / "check" / "random-1" / "summary.json").stat().st_mtime_ns
+    result = edgenas.check(run, random=1, seeds=2)  # adds the second retrainings, reuses random-1
+    assert (run / "check" / "random-1" / "summary.json").stat().st_mtime_ns == stamp
+    written = json.loads((run / "check.json").read_text())
+    assert written == result.to_dict() and written["seeds"] == 2
+    for arm in written["arms"]:
+        seeded = run / "check" / f"{arm['name']}-seed2"
+        assert arm["runs"] == [arm["run"], str(seeded)] and arm["retrain_seeds"] == [None, 2]
+        assert len(arm["test_accs"]) == 2 and arm["test_acc"] == pytest.approx(sum(arm["test_accs"]) / 2)
+        # a different seed really changes the retraining: the seed recorded, nothing else, and the weights
+        parent = json.loads((Path(arm["run"]) / "config.json").read_text())["settings"]
+        config = json.loads((seeded / "config.json").read_text())["settings"]
+        assert parent["retrain_seed"] is None and config == {**parent, "retrain_seed": 2}
+        weights = [edgenas.load_model(r).state_dict() for r in arm["runs"]]
+        assert any(not torch.equal(a, weights[1][k]) for k, a in weights[0].items() if a.is_floating_point())
+        assert [r["epoch"] for r in _rows(seeded) if r["phase"] == "retrain"] == [0, 1, 2]
+        assert _losses(seeded) != _losses(Path(arm["run"]))
+    searched_arm, random_arm = written["arms"]
+    # This tiny recipe leaves every network at chance (10% of 100 test digits): the accuracies cannot differ here.
+    assert searched_arm["test_accs"][0] == json.loads((run / "summary.json").read_text())["test_acc"]
+    assert written["margin_se_points"] == pytest.approx(  # one random arm: its own retrainings' spread stands in
+        100 * (searched_arm["test_acc_std"] ** 2 / 2 + random_arm["test_acc_std"] ** 2 / 2) ** 0.5)
+    print_check(result)
+    assert "test acc. (%, mean +/- sd of 2)" in capsys.readouterr().out
+    # back to one retraining: today's file again, from the retrainings there
+    again = CliRunner().invoke(app, ["check", str(run), "--random", "1", "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout) == json.loads(once.stdout)
+
+
+def _losses(run) -> list[float]:
+    return [r["train_loss"] for r in _rows(run) if r["phase"] == "retrain"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--random", "0"], "bad --random 0: expected 1 to 50"),
     (["--random", "x"], "bad --random 'x'"),
+    (["--seeds", "0"], "bad --seeds 0: expected 1 to 20 retrainings"),
+    (["--seeds", "21"], "bad --seeds 21: expected 1 to 20 retrainings"),
 ])
 def test_bad_check_options_are_one_line_errors(searched, tmp_path, args, message):
     run = _copy(searched, tmp_path)

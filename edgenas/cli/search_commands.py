@@ -96,6 +96,10 @@ def train(run: Annotated[Path, typer.Argument(help="A run folder.")],
 def check(run: Annotated[Path, typer.Argument(help="A finished, retrained run folder.")],
           random: Annotated[int, typer.Option(help="Random architectures of the run's budget band to train.")] = 3,
           mobilenetv2: Annotated[bool, typer.Option(help="Also train MobileNetV2 width-scaled to the budget.")] = True,
+          seeds: Annotated[int, typer.Option(help="Retrain every network (the searched one too: its first retraining "
+                                             "is the run's own) this many times, each with its own retraining "
+                                             "seed; accuracies are then means, and the margin's standard error "
+                                             "holds the searched network's retraining noise.")] = 1,
           as_json: json_flag("Print the outcome as JSON.") = False,
           quiet: Quiet = False, verbose: Verbose = False):
     """Prove a search on your data: train random architectures of the same budget (and MobileNetV2) with exactly the
@@ -103,7 +107,8 @@ def check(run: Annotated[Path, typer.Argument(help="A finished, retrained run fo
     from edgenas.searching.check import check as run_check
 
     progress, log, echo = output(quiet, verbose, as_json)
-    result = run_check(run, random=random, mobilenetv2=mobilenetv2, progress=progress, log=log, echo=echo)
+    result = run_check(run, random=random, mobilenetv2=mobilenetv2, seeds=seeds, progress=progress, log=log,
+                       echo=echo)
     if as_json:
         print_json(result.to_dict())
         return
@@ -111,18 +116,27 @@ def check(run: Annotated[Path, typer.Argument(help="A finished, retrained run fo
 
 
 def print_check(result) -> None:
-    grid = Table("network", "FLOPs (fvcore)", "latency (ms, table)", "test acc. (%)", "run",
-                 title=f"check of {result.run}",
-                 caption="each network retrained from scratch with the run's recipe (data, epochs, seed scheme); "
-                         "test accuracy: top-1 on the run's test split; FLOPs: fvcore, 1 multiply-add = 1 FLOP; "
-                         "latency: predicted by the run's table")
+    seeds = result.seeds
+    accuracy = "test acc. (%)" if seeds == 1 else f"test acc. (%, mean +/- sd of {seeds})"
+    retrained = "" if seeds == 1 else (f", {seeds} times with retraining seeds 1 (its own run) to {seeds} "
+                                       "(RUN/check/NAME-seedS)")
+    grid = Table("network", "FLOPs (fvcore)", "latency (ms, table)", accuracy, "run", title=f"check of {result.run}",
+                 caption=f"each network retrained from scratch with the run's recipe (data, epochs, seed scheme)"
+                         f"{retrained}; test accuracy: top-1 on the run's test split; FLOPs: fvcore, 1 multiply-add = "
+                         "1 FLOP; latency: predicted by the run's table")
     for arm in result.arms:
         ms = "-" if arm.predicted_latency_ms is None else f"{arm.predicted_latency_ms:.3f}"
-        grid.add_row(arm.name, format_flops(arm.flops), ms, f"{100 * arm.test_acc:.2f}", arm.run)
+        acc = f"{100 * arm.test_acc:.2f}" + ("" if arm.test_acc_std is None else f" +/- {100 * arm.test_acc_std:.2f}")
+        grid.add_row(arm.name, format_flops(arm.flops), ms, acc, arm.run)
     console = table_console()
     console.print(grid)
     tied = f", tied with {result.ties}" if result.ties else ""
-    spread = "" if result.margin_se_points is None else f" +/- {result.margin_se_points:.2f} (standard error)"
+    sources = "" if seeds == 1 else (f": the searched network's {seeds} retrainings and the random arms' spread"
+                                     if result.random_std is not None else
+                                     f": the searched and the random arm's {seeds} retrainings each; one random "
+                                     "arm leaves the spread of architectures out")
+    spread = "" if result.margin_se_points is None else \
+        f" +/- {result.margin_se_points:.2f} (standard error{sources})"
     randoms = sum(a.name.startswith("random-") for a in result.arms)
     console.print(f"searched network: rank {result.rank} of {len(result.arms)}{tied}; "
                   f"{result.margin_points:+.2f} points of test accuracy over the mean of {randoms} random "

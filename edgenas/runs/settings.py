@@ -83,6 +83,10 @@ class SearchSettings:
     test_per_class: int | None = _option(None, "Use at most this many test images per class.")
     flip: bool | None = None  # None: on, except for the digits (a mirrored digit is another symbol)
     seed: int = _option(0, "Seed of every random choice.")
+    # None: the retraining draws as the run's seed scheme does (weights from seed + 1, batch order continuing the
+    # search's generator); a number: a retraining of its own seed (searching/retraining.py's `retrain_streams`), as
+    # `edgenas check --seeds` retrains each network again. Python API and config.json only.
+    retrain_seed: int | None = _option(None, at_least=0)
     device: str = _option("auto", "auto, cpu or cuda.")
     # Speed (docs/BENCHMARKS.md, "CPU training speed"): what `auto` picks was measured to pay on each device.
     precision: str = _option("auto", "auto (bf16 on a GPU, fp32 on the CPU), fp32, bf16, or fp16 (GPU only, with loss "

@@ -3,88 +3,62 @@
 A finished, retrained run is checked against arms trained exactly as it was: N random architectures of the same
 band (within the run's budgets and above its floor, `--strategy random` with seeds run seed + 1 ... + N) and
 MobileNetV2 width-scaled to the budget (`--strategy mobilenetv2`). Each arm is a run of its own in RUN/check/NAME/,
-made by the same `search` with the run's settings, so it has the same data, split, retraining recipe and budgets;
-a stopped check resumes each arm where it stopped, and finished arms are reused. RUN/check.json holds the outcome:
-every arm's test accuracy, the searched network's rank, and its margin over the random arms' mean with the
-standard error that the random arms' spread gives it.
+made by the same `search` with the run's settings, so it has the same data, split, retraining recipe and budgets.
+With `--seeds K`, every network (the searched one too) is retrained K times: its own run, then RUN/check/NAME-seedS/
+for S = 2..K, a copy of that run retrained with `retrain_seed` S (reseeded.py). A stopped check resumes each
+retraining where it stopped, finished ones are reused, and one run again with another K reuses those it has and
+adds those missing. RUN/check.json holds the outcome (check_outcome.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import statistics
-from dataclasses import dataclass
 from pathlib import Path
 
 from edgenas.errors import EdgeNASError
 from edgenas.progress import silent
 from edgenas.runs.folder import Run
 from edgenas.runs.settings import SearchSettings
+from edgenas.searching.check_outcome import Arm, CheckResult, outcome
+from edgenas.searching.reseeded import retrain_reseeded
 from edgenas.searching.result import SearchResult, finished
 from edgenas.searching.run import search
 
 FOLDER, RESULT = "check", "check.json"
 MAX_RANDOM = 50
+MAX_SEEDS = 20  # retrainings of each network: more is a typo (each costs a retraining of every arm)
 
 
-@dataclass(frozen=True)
-class Arm:
-    """One network of a check: its name, run folder and what its summary says."""
-
-    name: str  # "searched", "random-1", ..., "mobilenetv2"
-    run: str
-    layers: list[str]
-    width_mult: float
-    flops: int
-    predicted_latency_ms: float | None
-    test_acc: float
-
-    @classmethod
-    def of(cls, name: str, result: SearchResult) -> Arm:
-        arch = result.summary["arch"]
-        return cls(name, str(result.run), list(arch["layers"]), float(arch.get("width_mult", 1.0)), result.flops,
-                   result.predicted_latency_ms, result.test_acc)
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """The outcome of a check (written to RUN/check.json)."""
-
-    run: str
-    arms: list[Arm]
-    rank: int  # the searched network's rank by test accuracy among all arms (1: none is more accurate)
-    ties: int  # arms exactly as accurate as the searched one
-    random_mean: float
-    random_std: float | None  # None with one random arm
-    margin_points: float  # searched minus the random arms' mean, in points of test accuracy
-    margin_se_points: float | None  # the random mean's standard error (std / sqrt(N)), in points
-    method: str
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def check(run_path: str | Path, random: int = 3, mobilenetv2: bool = True, progress: bool = False, log=print,
-          echo=None) -> CheckResult:
-    """Train the arms of a finished run's check (resuming those stopped, reusing those finished) and write
-    RUN/check.json; returns its outcome."""
+def check(run_path: str | Path, random: int = 3, mobilenetv2: bool = True, seeds: int = 1, progress: bool = False,
+          log=print, echo=None) -> CheckResult:
+    """Train the arms of a finished run's check, each `seeds` times (resuming those stopped, reusing those
+    finished) and write RUN/check.json; returns its outcome."""
     if not 1 <= random <= MAX_RANDOM:
         raise EdgeNASError(f"bad --random {random}: expected 1 to {MAX_RANDOM} random architectures")
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise EdgeNASError(f"bad --seeds {seeds}: expected 1 to {MAX_SEEDS} retrainings of each network")
     run = Run.open(run_path)
-    searched = _searched(run)
+    results = {"searched": [_searched(run)]}
     settings = SearchSettings.of_run(run)
-    arms = [Arm.of("searched", searched)]
-    plan = [(f"random-{i}", dataclasses.replace(settings, strategy="random", seed=settings.seed + i, choice="auto"))
-            for i in range(1, random + 1)]
+    plan = {f"random-{i}": dataclasses.replace(settings, strategy="random", seed=settings.seed + i, choice="auto")
+            for i in range(1, random + 1)}
     if mobilenetv2 and _expresses_mobilenetv2(settings, log):
-        plan.append(("mobilenetv2", dataclasses.replace(settings, strategy="mobilenetv2", choice="auto")))
-    for index, (name, arm_settings) in enumerate(plan, 1):
-        state = "finished, reused" if (run.file(FOLDER) / name / "summary.json").is_file() else (
-            f"trained as {run.path} was, {settings.retrain_epochs} retraining epochs")
-        log(f"check {index}/{len(plan)}: {name} ({state})")
-        arms.append(Arm.of(name, _train_arm(run.file(FOLDER) / name, arm_settings, progress, echo)))
-    result = outcome(str(run.path), arms)
+        plan["mobilenetv2"] = dataclasses.replace(settings, strategy="mobilenetv2", choice="auto")
+    folder = run.file(FOLDER)
+    steps = [(name, retraining) for name in ("searched", *plan) for retraining in range(1, seeds + 1)
+             if (name, retraining) != ("searched", 1)]  # the searched network's first retraining is the run's own
+    for index, (name, retraining) in enumerate(steps, 1):
+        first = run.path if name == "searched" else folder / name
+        out = first if retraining == 1 else folder / f"{name}-seed{retraining}"
+        state = "finished, reused" if (out / "summary.json").is_file() else (
+            f"trained as {run.path} was, {settings.retrain_epochs} retraining epochs" if retraining == 1 else
+            f"{first} retrained again with retrain_seed {retraining}")
+        log(f"check {index}/{len(steps)}: {out.name} ({state})")
+        results.setdefault(name, []).append(
+            _train_arm(out, plan[name], progress, echo) if retraining == 1 else
+            retrain_reseeded(first, out, retraining, progress, echo))
+    arms = [Arm.of(name, found, [_retrain_seed(r) for r in found]) for name, found in results.items()]
+    result = outcome(str(run.path), arms, seeds)
     run.write(RESULT, result.to_dict())
     from edgenas.report.html import write_report
 
@@ -126,18 +100,6 @@ def _train_arm(folder: Path, settings: SearchSettings, progress: bool, echo) -> 
     return search(settings, out=folder, progress=progress, log=silent, echo=echo)
 
 
-def outcome(run: str, arms: list[Arm]) -> CheckResult:
-    """Rank, margin and its standard error of the searched arm (the first) against the others."""
-    searched, randoms = arms[0], [a for a in arms if a.name.startswith("random-")]
-    better = sum(a.test_acc > searched.test_acc for a in arms[1:])
-    ties = sum(a.test_acc == searched.test_acc for a in arms[1:])
-    accuracies = [a.test_acc for a in randoms]
-    mean = statistics.fmean(accuracies)
-    std = statistics.stdev(accuracies) if len(accuracies) > 1 else None
-    method = ("test accuracy (top-1, the run's test split) of each network retrained from scratch with the run's "
-              "recipe, one retraining each; random arms: uniform draws within the run's budgets and above its floor; "
-              "margin: searched minus the random mean; its standard error: the random arms' standard deviation / "
-              "sqrt(N), which holds their spread of architectures and retraining seeds but not the searched "
-              "network's own retraining noise")
-    return CheckResult(run, arms, better + 1, ties, mean, std, 100 * (searched.test_acc - mean),
-                       None if std is None else 100 * std / math.sqrt(len(accuracies)), method)
+def _retrain_seed(result: SearchResult) -> int | None:
+    """The `retrain_seed` a retraining's run was made with (None: the run's own seed scheme)."""
+    return Run(result.run).config()["settings"].get("retrain_seed")

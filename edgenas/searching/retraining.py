@@ -1,5 +1,6 @@
 """The retraining of the derived network from scratch, epoch by epoch with a checkpoint after each (on Ctrl-C its
-last epoch is kept), then its evaluation on the validation and test splits; alone, for `edgenas train`."""
+last epoch is kept), then its evaluation on the validation and test splits; alone, for `edgenas train`. Its random
+draws follow the run's seed scheme, or under the setting `retrain_seed` streams of their own (`retrain_streams`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import copy
 import dataclasses
 import time
 
+import numpy as np
 import torch
 
 from edgenas.progress import Bar, Clock
@@ -32,8 +34,9 @@ def retrain(job: Job, arch: Arch, checkpoint: Checkpoint, history: list[dict], b
         checkpoint.retrain = Retraining(done=True, epochs=0, seconds=None)
         job.save(checkpoint, history)
         return
+    init_seed = _initial_weights_seed(job, s.retrain_seed, retraining)
     with torch.random.fork_rng(devices=[]):  # initial weights depend on the seed alone
-        torch.manual_seed(s.seed + 1)
+        torch.manual_seed(init_seed)
         model = context.device.prepare(build_model(arch))
     settings = job.train_settings(s.retrain_epochs)
     steps = s.retrain_epochs * max(1, context.data.size("train") // (s.batch_size * context.device.ranks.world))
@@ -74,6 +77,29 @@ def retrain(job: Job, arch: Arch, checkpoint: Checkpoint, history: list[dict], b
                                     val_acc=evaluate(model, context.data, "val", context.device),
                                     test_acc=evaluate(model, context.data, "test", context.device))
     job.save(checkpoint, history)
+
+
+def retrain_streams(retrain_seed: int) -> tuple[int, int, int]:
+    """The seeds of a retraining's initial weights, its dropout (torch's global generator) and its batch order and
+    augmentation (the run's generator) under `retrain_seed`: three streams that numpy's SeedSequence spawns from it,
+    apart from one another and from the `seed + k` of every run's own scheme, so that no `retrain_seed` starts from
+    the initial weights of a run's own retraining (plain `seed + 1` of a run of seed 0 would be those of seed 1)."""
+    init, dropout, order = (int(x) for x in np.random.SeedSequence(retrain_seed).generate_state(3))
+    return init, dropout, order
+
+
+def _initial_weights_seed(job: Job, retrain_seed: int | None, retraining: Retraining) -> int:
+    """The seed of the initial weights. Under `retrain_seed` (a retraining of its own seed), a retraining that
+    starts from its first epoch also draws its dropout, batch order and augmentation anew; one resumed continues
+    from its checkpoint's generators. Otherwise the run's own scheme: weights from seed + 1, the rest continuing
+    the search's generators, so that a run's retraining is the same whether it was stopped or not."""
+    if retrain_seed is None:
+        return job.settings.seed + 1
+    init, dropout, order = retrain_streams(retrain_seed)
+    if retraining.model is None:
+        torch.manual_seed(dropout)
+        job.generator.manual_seed(order)
+    return init
 
 
 def retrain_alone(job: Job, base: Checkpoint, checkpoint: Checkpoint, progress: bool, echo=None) -> Arch:
