@@ -126,9 +126,18 @@ def supernet_tau(run_dir: Path, table: NasBenchMacro, budget: float, bn_batches:
                  archs: int = TAU_ARCHS) -> float | None:
     """Kendall's tau between inherited-weight search-validation accuracy and the table over `archs` fixed
     architectures (the same ones in every run)."""
+    from edgenas.cost.calibration import kendall_tau
+
+    entries = random.Random(0).sample(table.within(budget), archs)
+    predicted = inherited_accuracies(run_dir, [e.key for e in entries], bn_batches)
+    return None if predicted is None else kendall_tau(predicted, [e.mean_acc for e in entries])
+
+
+def inherited_accuracies(run_dir: Path, keys: list[str], bn_batches: int) -> list[float] | None:
+    """The search-validation accuracy of each architecture (NAS-Bench-Macro key) with the weights it inherits from
+    the run's final supernet, batch norm recalibrated on `bn_batches` training batches; None without supernet.pt."""
     import torch
 
-    from edgenas.cost.calibration import kendall_tau
     from edgenas.data.batches import batches
     from edgenas.runs.folder import Run, load_weights
     from edgenas.runs.settings import SearchSettings, load_data
@@ -146,15 +155,14 @@ def supernet_tau(run_dir: Path, table: NasBenchMacro, budget: float, bn_batches:
     net = Supernet(get_space("macro", 32), data.num_classes)
     net.load_state_dict(load_weights(path, str(path)))
     generator = torch.Generator().manual_seed(0)
-    predicted, truth = [], []
-    for entry in random.Random(0).sample(table.within(budget), archs):
-        model = device.prepare(net.extract(to_arch(entry.key)))
+    accuracies = []
+    for key in keys:
+        model = device.prepare(net.extract(to_arch(key)))
         recalibrate_batch_norm(model, (
             (device.input(x), y) for i, (x, y) in enumerate(batches(data, "train", 64, generator=generator,
                                                                     train=True)) if i < bn_batches))
-        predicted.append(evaluate(model, data, "val", device))
-        truth.append(entry.mean_acc)
-    return kendall_tau(predicted, truth)
+        accuracies.append(evaluate(model, data, "val", device))
+    return accuracies
 
 
 def row_key(row: dict) -> tuple:
