@@ -128,7 +128,7 @@ def print_check(result) -> None:
         ms = "-" if arm.predicted_latency_ms is None else f"{arm.predicted_latency_ms:.3f}"
         acc = f"{100 * arm.test_acc:.2f}" + ("" if arm.test_acc_std is None else f" +/- {100 * arm.test_acc_std:.2f}")
         grid.add_row(arm.name, format_flops(arm.flops), ms, acc, arm.run)
-    console = table_console()
+    console = table_console(grid)  # wide enough for every cell whole: run folders are long paths
     console.print(grid)
     tied = f", tied with {result.ties}" if result.ties else ""
     sources = "" if seeds == 1 else (f": the searched network's {seeds} retrainings and the random arms' spread"
