@@ -3,9 +3,9 @@
 The acceptance of issue 38 is lost or won in the budget's band [0.95B, B], where every candidate costs about the
 same and a rule that needs no training (fewest skip layers) already reaches the top 4%. For each run folder of
 `benchmarks/search_quality.py` (its final `supernet.pt`), this evaluates with inherited weights (batch norm
-recalibrated, as search_quality's tau) a uniform sample of the band and all of the rule's ties, then reports
-Kendall's tau within the band and within the ties, and what three choices would have derived from that supernet,
-scored on NAS-Bench-Macro:
+recalibrated, as search_quality's tau; `--score loss`: minus the validation cross-entropy, a score with less
+sampling noise) a uniform sample of the band and all of the rule's ties, then reports Kendall's tau within the band
+and within the ties, and what three choices would have derived from that supernet, scored on NAS-Bench-Macro:
 - `eval` over N uniform draws of the band: the most accurate of N with inherited weights, averaged over 400 draws
   of N from the sample (what `--choice eval --choice-pool uniform --choice-candidates N` does, without the
   knapsack's own candidate);
@@ -33,7 +33,7 @@ from benchmarks.search_quality import inherited_accuracies
 DRAWS = (8, 16, 24)
 
 
-def measure(run_dir: Path, table: NasBenchMacro, sample: int, bn_batches: int) -> dict:
+def measure(run_dir: Path, table: NasBenchMacro, sample: int, bn_batches: int, score: str) -> dict:
     """The band's sample and the rule's ties evaluated with the run's supernet."""
     from edgenas.runs.folder import Run
     from edgenas.runs.settings import SearchSettings
@@ -44,7 +44,7 @@ def measure(run_dir: Path, table: NasBenchMacro, sample: int, bn_batches: int) -
     drawn = [e.key for e in random.Random(0).sample(band, min(sample, len(band)))]
     keys = list(dict.fromkeys(drawn + [e.key for e in ties]))
     start = time.perf_counter()
-    accuracies = inherited_accuracies(run_dir, keys, bn_batches)
+    accuracies = inherited_accuracies(run_dir, keys, bn_batches, score)
     return {"budget": budget, "band": len(band), "sample": drawn, "ties": [e.key for e in ties],
             "inherited": dict(zip(keys, accuracies, strict=True)), "seconds": time.perf_counter() - start}
 
@@ -88,12 +88,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="JSON of the evaluations (reused when run again)")
     parser.add_argument("--sample", type=int, default=40, help="uniform draws of the band evaluated")
     parser.add_argument("--bn-batches", type=int, default=10)
+    parser.add_argument("--score", choices=["accuracy", "loss"], default="accuracy",
+                        help="inherited accuracy, or minus the mean validation cross-entropy")
     args = parser.parse_args()
     table = NasBenchMacro.load()
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for run_dir in args.runs:
         if str(run_dir) not in results:
-            results[str(run_dir)] = measure(run_dir, table, args.sample, args.bn_batches)
+            results[str(run_dir)] = measure(run_dir, table, args.sample, args.bn_batches, args.score)
             args.out.write_text(json.dumps(results, indent=1))
         figures = analyse(results[str(run_dir)], table)
         print(run_dir.name, json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in figures.items()}),

@@ -133,9 +133,11 @@ def supernet_tau(run_dir: Path, table: NasBenchMacro, budget: float, bn_batches:
     return None if predicted is None else kendall_tau(predicted, [e.mean_acc for e in entries])
 
 
-def inherited_accuracies(run_dir: Path, keys: list[str], bn_batches: int) -> list[float] | None:
-    """The search-validation accuracy of each architecture (NAS-Bench-Macro key) with the weights it inherits from
-    the run's final supernet, batch norm recalibrated on `bn_batches` training batches; None without supernet.pt."""
+def inherited_accuracies(run_dir: Path, keys: list[str], bn_batches: int, score: str = "accuracy"
+                         ) -> list[float] | None:
+    """The search-validation accuracy (`score` "loss": minus the mean cross-entropy) of each architecture
+    (NAS-Bench-Macro key) with the weights it inherits from the run's final supernet, batch norm recalibrated on
+    `bn_batches` training batches; None without supernet.pt."""
     import torch
 
     from edgenas.data.batches import batches
@@ -161,8 +163,26 @@ def inherited_accuracies(run_dir: Path, keys: list[str], bn_batches: int) -> lis
         recalibrate_batch_norm(model, (
             (device.input(x), y) for i, (x, y) in enumerate(batches(data, "train", 64, generator=generator,
                                                                     train=True)) if i < bn_batches))
-        accuracies.append(evaluate(model, data, "val", device))
+        accuracies.append(evaluate(model, data, "val", device) if score == "accuracy" else
+                          -_mean_loss(model, data, device))
     return accuracies
+
+
+def _mean_loss(model, data, device) -> float:
+    """The mean cross-entropy of `model` on the search-validation split: a score with less sampling noise than
+    accuracy on a few hundred images."""
+    import torch
+    from torch.nn.functional import cross_entropy
+
+    from edgenas.data.batches import batches
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for x, y in batches(data, "val", 256):
+            total += float(cross_entropy(model(device.input(x)).float(), y.to(device.device), reduction="sum"))
+            count += len(y)
+    return total / max(1, count)
 
 
 def row_key(row: dict) -> tuple:

@@ -81,7 +81,7 @@ def _rows(run) -> list[dict]:
 
 
 def test_a_check_with_seeds_retrains_every_network_again_and_another_k_reuses_the_retrainings_it_has(
-        searched, tmp_path, capsys):
+        searched, tmp_path, capsys, monkeypatch):
     import edgenas
     from edgenas.cli.search_commands import print_check
 
@@ -111,8 +111,10 @@ def test_a_check_with_seeds_retrains_every_network_again_and_another_k_reuses_th
     assert searched_arm["test_accs"][0] == json.loads((run / "summary.json").read_text())["test_acc"]
     assert written["margin_se_points"] == pytest.approx(  # one random arm: its own retrainings' spread stands in
         100 * (searched_arm["test_acc_std"] ** 2 / 2 + random_arm["test_acc_std"] ** 2 / 2) ** 0.5)
+    monkeypatch.setenv("COLUMNS", "400")  # the header whole: under pytest-xdist the console is 80 columns
     print_check(result)
-    assert "test acc. (%, mean +/- sd of 2)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "test acc. (%, mean +/- sd of 2)" in out, out
     # back to one retraining: today's file again, from the retrainings there
     again = CliRunner().invoke(app, ["check", str(run), "--random", "1", "--json"])
     assert again.exit_code == 0, again.output
