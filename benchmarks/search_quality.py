@@ -146,7 +146,7 @@ def inherited_accuracies(run_dir: Path, keys: list[str], bn_batches: int, score:
     from edgenas.space.spec import get_space
     from edgenas.space.supernet import Supernet, recalibrate_batch_norm
     from edgenas.training.device import Device
-    from edgenas.training.train import evaluate
+    from edgenas.training.train import evaluate, evaluate_loss
 
     path = run_dir / "supernet.pt"
     if not path.is_file():
@@ -164,25 +164,8 @@ def inherited_accuracies(run_dir: Path, keys: list[str], bn_batches: int, score:
             (device.input(x), y) for i, (x, y) in enumerate(batches(data, "train", 64, generator=generator,
                                                                     train=True)) if i < bn_batches))
         accuracies.append(evaluate(model, data, "val", device) if score == "accuracy" else
-                          -_mean_loss(model, data, device))
+                          -evaluate_loss(model, data, "val", device)[1])
     return accuracies
-
-
-def _mean_loss(model, data, device) -> float:
-    """The mean cross-entropy of `model` on the search-validation split: a score with less sampling noise than
-    accuracy on a few hundred images."""
-    import torch
-    from torch.nn.functional import cross_entropy
-
-    from edgenas.data.batches import batches
-
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for x, y in batches(data, "val", 256):
-            total += float(cross_entropy(model(device.input(x)).float(), y.to(device.device), reduction="sum"))
-            count += len(y)
-    return total / max(1, count)
 
 
 def row_key(row: dict) -> tuple:

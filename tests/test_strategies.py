@@ -599,6 +599,21 @@ def test_a_strategy_keeps_its_own_state_and_says_what_it_does():
         "train")
 
 
+def test_a_loss_scored_choice_takes_the_candidate_of_lowest_validation_loss(tmp_path):
+    settings = SearchSettings(space="tiny", schedule="1.0:1", probe_epochs=0, retrain_epochs=0, choice="eval",
+                              choice_score="loss", choice_pool="uniform", choice_candidates=4, batch_size=128,
+                              flops=250_000, **CHEAP)
+    result = search(settings, out=tmp_path / "run", progress=False, log=lambda *a: None)
+    described = json.loads((result.run / "candidates.json").read_text())
+    assert described["method"] == choice.METHODS["eval-loss"]
+    found = described["candidates"]
+    assert len(found) >= 2 and all(c["val_loss"] > 0 and 0 <= c["val_acc"] <= 1 for c in found)
+    chosen = [c for c in found if c["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["val_loss"] == min(c["val_loss"] for c in found)
+    assert result.summary["arch"]["layers"] == chosen[0]["layers"]
+    assert result.summary["inherited_val_acc"] == pytest.approx(chosen[0]["val_acc"])
+
+
 # ------------------------------------------------------------------ settings
 @pytest.mark.parametrize(("args", "message"), [
     (["--budget-floor", "1.5"], "bad --budget-floor 1.5: expected a number in [0, 1]"),
@@ -614,6 +629,8 @@ def test_a_strategy_keeps_its_own_state_and_says_what_it_does():
     (["--weight-sampling", "fair"], "bad --weight-sampling 'fair': expected one of uniform, alpha"),
     (["--prune-score", "loss"], "bad --prune-score 'loss': expected one of eval, alpha"),
     (["--cost-form", "abs"], "bad --cost-form 'abs': expected one of two-sided, over"),
+    (["--choice-score", "top5"], "bad --choice-score 'top5': expected one of accuracy, loss"),
+    (["--choice-score", "loss"], "--choice-score loss applies to --choice eval only (this run's choice: train)"),
 ])
 def test_bad_mechanism_settings_are_one_line_and_write_nothing(tmp_path, args, message):
     out = tmp_path / "run"

@@ -27,6 +27,7 @@ SCORES = ("eval", "alpha")
 COST_FORMS = ("two-sided", "over")
 CHOICES = ("auto", "eval", "alpha", "train")
 CHOICE_POOLS = ("auto", "alpha", "uniform")
+CHOICE_SCORES = ("accuracy", "loss")
 DEPLOY_PRECISIONS = ("auto", "fp32", "int8")
 CHOICE_CANDIDATES = {"eval": 24, "train": 6, "alpha": 1}  # --choice-candidates' default by --choice
 
@@ -132,6 +133,9 @@ class SearchSettings:
                                        "from: alpha (drawn from the architecture probabilities), uniform (drawn "
                                        "uniformly from each layer's surviving candidates: the pruned space, SPOS) or "
                                        "auto: uniform for train, alpha for eval.", one_of=CHOICE_POOLS)
+    choice_score: str = _option("accuracy", "--choice eval: rank the candidates by search-validation accuracy or by "
+                                            "loss (the lowest mean cross-entropy: less sampling noise on a few "
+                                            "hundred images).", one_of=CHOICE_SCORES)
     choice_epochs: int = _option(3, "--choice train: epochs each candidate trains from its initial weights, with the "
                                     "retraining's settings.", at_least=1)
     budget_floor: float = _option(0.95, "Least share of a binding FLOPs, latency or model size budget the derived "
@@ -181,6 +185,9 @@ class SearchSettings:
             raise EdgeNASError("--latency needs --table DEVICE (a latency table of the target device)")
         if self.epochs is not None and self.strategy != "full":
             raise EdgeNASError("--epochs applies to --strategy full only (DA-NAS follows --schedule)")
+        if self.choice_score != "accuracy" and self.final_choice != "eval":
+            raise EdgeNASError(f"--choice-score {self.choice_score} applies to --choice eval only (this run's "
+                               f"choice: {self.final_choice})")
 
     @classmethod
     def of_run(cls, run: Run) -> SearchSettings:

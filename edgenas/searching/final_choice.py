@@ -15,7 +15,7 @@ from edgenas.space.arch import Arch, make_arch
 from edgenas.space.supernet import Supernet
 from edgenas.strategies import choice
 from edgenas.strategies.baselines import MemoryBudgets, random_within_budget
-from edgenas.training.train import evaluate
+from edgenas.training.train import evaluate, evaluate_loss
 from edgenas.units import format_flops
 
 RANDOM_DRAWS = 20  # --strategy random --choice train: draws per candidate wanted, at most (duplicates dropped)
@@ -41,14 +41,18 @@ def choose(job: Job, net: Supernet, bar, checkpoint: Checkpoint, history: list[d
 
     def inherited_accuracy(candidate: choice.Candidate) -> float:
         model = choice.inherited(net, candidate.layers, context.data, s.batch_size, seed)
+        if s.choice_score == "loss":
+            accuracy, candidate.val_loss = evaluate_loss(model, context.data, "val", context.device)
+            return accuracy
         return evaluate(model, context.data, "val", context.device)
 
     scorer = (None if s.final_choice == "alpha" else inherited_accuracy if s.final_choice == "eval"
               else trained_scorer(job, found, bar, checkpoint, history, start))
-    best = found[choice.choose(found, scorer)]
+    best = found[choice.choose(found, scorer, by_loss=s.choice_score == "loss")]
     model = choice.inherited(net, best.layers, context.data, s.batch_size, seed)
     val_acc = best.val_acc if s.final_choice == "eval" else evaluate(model, context.data, "val", context.device)
-    job.run.write("candidates.json", choice.describe(found, limits, floors, notices, s.final_choice))
+    how = "eval-loss" if s.choice_score == "loss" else s.final_choice  # loss: --choice eval only
+    job.run.write("candidates.json", choice.describe(found, limits, floors, notices, how))
     return model, make_arch(context.space, best.layers, context.num_classes), val_acc, choice_images(history)
 
 

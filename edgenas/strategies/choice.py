@@ -52,6 +52,7 @@ class Candidate:
     predicted_ms: float | None
     log_prob: float
     val_acc: float | None = None
+    val_loss: float | None = None  # --choice-score loss: mean search-validation cross-entropy
     chosen: bool = False
 
 
@@ -236,13 +237,15 @@ def trained_accuracy(arch, data: Dataset, settings: TrainSettings, device: Devic
                     data, "val", device)
 
 
-def choose(found: list[Candidate], accuracy: Callable[[Candidate], float] | None) -> int:
-    """Index of the chosen candidate: by `accuracy` (ties: higher log-probability, then the earlier), or the first
-    (the knapsack's) when not measured. Marks it and fills each candidate's `val_acc`."""
+def choose(found: list[Candidate], accuracy: Callable[[Candidate], float] | None, by_loss: bool = False) -> int:
+    """Index of the chosen candidate: by `accuracy` (or, `by_loss`, by the lowest `val_loss`, which `accuracy` then
+    fills; ties: higher log-probability, then the earlier), or the first (the knapsack's) when not measured. Marks
+    it and fills each candidate's `val_acc`."""
     if accuracy is not None:
         for c in found:
             c.val_acc = accuracy(c)
-        best = max(range(len(found)), key=lambda n: (found[n].val_acc, found[n].log_prob, -n))
+        best = max(range(len(found)), key=lambda n: (-found[n].val_loss if by_loss else found[n].val_acc,
+                                                     found[n].log_prob, -n))
     else:
         best = 0
     found[best].chosen = True
@@ -251,6 +254,8 @@ def choose(found: list[Candidate], accuracy: Callable[[Candidate], float] | None
 
 METHODS = {"eval": "search-validation accuracy of each candidate with the supernet's weights, batch norm recalibrated "
                    "on the same training batches; ties: higher log-probability",
+           "eval-loss": "lowest search-validation loss (mean cross-entropy) of each candidate with the supernet's "
+                        "weights, batch norm recalibrated on the same training batches; ties: higher log-probability",
            "train": "search-validation accuracy of each candidate trained from scratch for --choice-epochs epochs "
                     "(the retraining's settings, the same batches for every candidate); ties: higher log-probability",
            "alpha": "the knapsack's most probable architecture within the band (not measured)"}
