@@ -59,7 +59,7 @@ class SavedChoice:
         return [dataclasses.replace(c) for c in self.found]
 
     def to_dict(self) -> dict:
-        return {"found": [dataclasses.asdict(c) for c in self.found], "floors": list(self.floors),
+        return {"found": [c.to_dict() for c in self.found], "floors": list(self.floors),
                 "notices": list(self.notices)}
 
     @classmethod

@@ -55,6 +55,10 @@ class Candidate:
     val_loss: float | None = None  # --choice-score loss: mean search-validation cross-entropy
     chosen: bool = False
 
+    def to_dict(self) -> dict:
+        """Its fields; `val_loss` only where measured, so that runs scored by accuracy keep their files' keys."""
+        return {k: v for k, v in asdict(self).items() if not (k == "val_loss" and v is None)}
+
 
 @dataclass
 class Band:
@@ -266,4 +270,4 @@ def describe(found: list[Candidate], limits: Band, floors: list[float], notices:
             "budgets": limits.budgets, "floors_asked": limits.floors, "floors": floors, "notices": notices,
             "units": "FLOPs (fvcore table), then milliseconds (latency table) where a latency budget is given, then "
                      "bytes of the weights where a model size budget binds", "columns": limits.names,
-            "candidates": [{k: v for k, v in asdict(c).items() if k != "index"} for c in found]}
+            "candidates": [{k: v for k, v in c.to_dict().items() if k != "index"} for c in found]}
