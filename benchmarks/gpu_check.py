@@ -48,7 +48,8 @@ LEAST = 20  # a step is not started with fewer seconds left
 TOY_IMAGES = {"train": 12, "test": 3}  # per class, copied for --cpu's search
 BUDGET_SHARE = 0.6  # the search's FLOPs budget, a share of the largest macro network's
 TORCHRUN_SEARCH = ["--space", "tiny", "--schedule", "1.0:1", "--probe-epochs", "0", "--warmup-epochs", "1",
-                   "--score-paths", "8", "--retrain-epochs", "0", "--batch-size", "128", "--flops", "250K"]
+                   "--score-paths", "8", "--retrain-epochs", "0", "--batch-size", "128", "--flops", "250K",
+                   "--no-report"]
 TORCHRUN_NOTE = ("a world of one: edgenas joins no process group there (Ranks.many is false), so this proves the "
                  "launch only; NCCL and DDP run in cuda_tests (test_a_ddp_replica_trains_the_supernet_on_the_device_"
                  "backend)")

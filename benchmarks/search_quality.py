@@ -68,7 +68,8 @@ def run_arm(arm: str, share: float, seed: int, table: NasBenchMacro, args, extra
 
     budget = table.budget(share)
     common = {"data": str(data_dir() / "cifar10"), "space": "macro", "resolution": 32, "flops": int(budget),
-              "retrain_epochs": 0, "seed": seed, "device": args.device, **PROFILES[args.profile], **extra}
+              "retrain_epochs": 0, "seed": seed, "device": args.device, "report": False,  # `edgenas report RUN`
+              **PROFILES[args.profile], **extra}
     settings = {"strategy": arm}
     if arm == "full-iso":
         if danas_images is None:

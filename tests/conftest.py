@@ -8,10 +8,11 @@ import torch
 
 from edgenas.space.spec import get_space
 
-# Issue 14's mechanisms at their smallest that still runs each (a 1-epoch warm-up, 8 scored paths): for search tests
-# that are not about them; tests/test_strategies.py tests the mechanisms themselves (and the opt-in --choice eval).
-CHEAP = {"warmup_epochs": 1, "score_paths": 8}
-CHEAP_ARGS = ["--warmup-epochs", "1", "--score-paths", "8"]
+# Issue 14's mechanisms at their smallest that still runs each (a 1-epoch warm-up, 8 scored paths), and no report
+# (its four plots cost more than a tiny search): for search tests that are not about them; tests/test_strategies.py
+# tests the mechanisms themselves (and the opt-in --choice eval), tests/test_report.py the report.
+CHEAP = {"warmup_epochs": 1, "score_paths": 8, "report": False}
+CHEAP_ARGS = ["--warmup-epochs", "1", "--score-paths", "8", "--no-report"]
 # 40 training and 10 test digits a class (of about 180): for tests of what a search does, not of what it reaches.
 SMALL_DATA = {"train_per_class": 40, "test_per_class": 10}
 SMALL_DATA_ARGS = ["--train-per-class", "40", "--test-per-class", "10"]

@@ -16,7 +16,8 @@ from edgenas.runs.settings import SearchSettings
 from edgenas.searching.run import search
 from edgenas.units import format_flops
 
-QUICK = {"space": "tiny", "schedule": "0.2:1,0.5:1,1.0:1", "retrain_epochs": 1, "batch_size": 128, **CHEAP}
+QUICK = {"space": "tiny", "schedule": "0.2:1,0.5:1,1.0:1", "retrain_epochs": 1, "batch_size": 128, **CHEAP,
+         "report": True}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -127,6 +128,20 @@ def test_report_command_rewrites_the_report(runs, tmp_path):
     assert "report.html" in result.output and (copy / "report.html").is_file()
     for name in PLOTS:
         _check_png(copy / "plots" / f"{name}.png")
+
+
+def test_a_search_with_no_report_draws_none_and_report_draws_it_later(tmp_path):
+    out = tmp_path / "run"
+    args = ["search", "--space", "tiny", "--schedule", "1.0:1", "--probe-epochs", "0", "--retrain-epochs", "0",
+            "--batch-size", "128", "--flops", "250K", "--warmup-epochs", "1", "--score-paths", "8", "--no-report"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["report"] is None
+    assert not (out / "report.html").exists() and not (out / "plots").exists()
+    assert json.loads((out / "config.json").read_text())["settings"]["report"] is False
+    drawn = CliRunner().invoke(app, ["report", str(out)])
+    assert drawn.exit_code == 0, drawn.output
+    assert (out / "report.html").is_file() and {p.stem for p in (out / "plots").iterdir()} == set(PLOTS)
 
 
 @pytest.mark.parametrize("case", ["missing", "not-a-run", "unfinished"])

@@ -642,11 +642,13 @@ def test_bad_mechanism_settings_are_one_line_and_write_nothing(tmp_path, args, m
 def test_every_declared_setting_is_an_option_of_search():
     import dataclasses
 
+    from edgenas.runs.declared import flag_of
+
     result = CliRunner().invoke(app, ["search", "--help"], env={"COLUMNS": "200"})
     declared = [f for f in dataclasses.fields(SearchSettings) if "help" in f.metadata]
     assert {f.name for f in declared} >= set(OLD_BEHAVIOUR)
     for f in declared:
-        assert "--" + f.name.replace("_", "-") in result.output
+        assert flag_of(f) in result.output
 
 
 def test_a_config_without_the_new_settings_reads_back_as_the_old_behaviour(tmp_path):

@@ -70,13 +70,18 @@ def settings_options(settings_class, before: str):
     return decorate
 
 
-def settings_from(settings_class, declared: dict):
-    """The settings of the options `settings_options` generated (a negated flag turned back: `verify=not
-    no_verify`)."""
+def declared_values(settings_class, declared: dict) -> dict:
+    """The values of the options `settings_options` generated, by setting name (a negated flag turned back:
+    `verify=not no_verify`)."""
     values = {}
     for field in dataclasses.fields(settings_class):
         if _negated(field):
             values[field.name] = not declared["no_" + field.name]
         elif field.name in declared:
             values[field.name] = declared[field.name]
-    return settings_class(**values)
+    return values
+
+
+def settings_from(settings_class, declared: dict):
+    """The settings of the options `settings_options` generated."""
+    return settings_class(**declared_values(settings_class, declared))

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgenas.cli.launch import launch_ranks, rank
-from edgenas.cli.options import Json, Quiet, Verbose, json_flag, settings_options
+from edgenas.cli.options import Json, Quiet, Verbose, declared_values, json_flag, settings_options
 from edgenas.cli.render import output, print_json, print_run, table_console
 from edgenas.runs.settings import SearchSettings
 from edgenas.units import format_flops
@@ -49,7 +49,8 @@ def search(
     settings = SearchSettings(
         data=None if data is None else str(data), flops=None if flops is None else parse_flops(flops),
         latency_ms=None if latency is None else parse_latency_ms(latency),
-        class_order=None if class_order is None else str(class_order), flip=False if no_flip else None, **declared)
+        class_order=None if class_order is None else str(class_order), flip=False if no_flip else None,
+        **declared_values(SearchSettings, declared))
     progress, log, echo = output(quiet, verbose, as_json)
     if resume is not None:
         ignored = _given_settings(ctx, ("resume", "nproc", "as_json", "quiet", "verbose"))

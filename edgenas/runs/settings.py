@@ -95,6 +95,8 @@ class SearchSettings:
     memory_format: str = _option("auto", "auto (channels-last), channels-last or contiguous (NCHW).")
     compile: bool = _option(False, "torch.compile the network for retraining (costs minutes of compilation; pays "
                                    "only on long retrainings).", flag="--compile")
+    report: bool = _option(True, "Draw report.html and its plots when the run ends (a few seconds of plotting; "
+                                 "`edgenas report RUN` draws them at any time).", flag="--no-report")
     # Issue 14's mechanisms (docs/SEARCH.md); OLD_BEHAVIOUR above lists the values that switch each one off.
     warmup_epochs: int = _option(10, "Epochs of weight-only warm-up before the first stage (on its classes; `full`: "
                                      "all classes), at the schedule's scale (scaled like the stages); 0: none.",

@@ -21,7 +21,7 @@ class SearchResult:
 
     run: Path
     summary: dict = field(default_factory=dict)
-    report: Path | None = None  # RUN/report.html; None when drawing it failed (the run itself is complete)
+    report: Path | None = None  # RUN/report.html; None with --no-report or when drawing it failed (the run is complete)
 
     @property
     def arch(self) -> Arch:
@@ -61,7 +61,8 @@ def finish(job: Job, arch: Arch, checkpoint: Checkpoint) -> SearchResult:
         job.settings.retrain_epochs if epochs is None else epochs)
     if warning:
         context.log(warning)
-    return SearchResult(context.run.path, written, _report(job) if context.run.writer else None)
+    drawn = context.run.writer and job.settings.report
+    return SearchResult(context.run.path, written, _report(job) if drawn else None)
 
 
 def _report(job: Job) -> Path | None:
