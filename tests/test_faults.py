@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from edgenas.cli.app import app
 
 # A random architecture within the budget: the search phase is instant, so the retraining is what gets killed.
-RANDOM = ["--space", "tiny", "--strategy", "random", "--flops", "250K", "--batch-size", "16", *SMALL_DATA_ARGS]
+RANDOM = ["--space", "tiny", "--strategy", "random", "--flops", "250K", "--batch-size", "16", *SMALL_DATA_ARGS,
+          "--no-report"]
 
 
 @pytest.fixture(autouse=True)
@@ -121,7 +122,7 @@ def test_a_search_killed_during_the_choice_by_training_resumes_with_the_scores_i
     # run must score the same candidates and train only those it had not scored: history (one `choice` row a
     # candidate), candidates.json and the architecture all as if never interrupted.
     args = ["--space", "tiny", "--schedule", "0.5:1,1.0:1", "--retrain-epochs", "0", "--flops", "250K",
-            "--batch-size", "32", *CHEAP_ARGS, "--choice", "train", "--choice-candidates", "3",
+            "--batch-size", "32", *CHEAP_ARGS, *SMALL_DATA_ARGS, "--choice", "train", "--choice-candidates", "3",
             "--choice-epochs", "2", "--json"]
     reference = CliRunner().invoke(app, ["search", *args, "--out", str(tmp_path / "ref")])
     assert reference.exit_code == 0, reference.output

@@ -16,7 +16,7 @@ from edgenas.cli.app import app
 # A search whose strategy draws one random architecture within the budget, retrained for one epoch (so that it can
 # be exported): seconds, not minutes.
 FAST = ["--space", "tiny", "--strategy", "random", "--flops", "250K", "--batch-size", "16", "--train-per-class", "20",
-        "--test-per-class", "5", "--retrain-epochs", "1"]
+        "--test-per-class", "5", "--no-report", "--retrain-epochs", "1"]
 QUICK_PROFILE = ["--space", "tiny", "--validate", "0", "--warmup", "1", "--repeats", "3", "--passes", "1"]
 
 
