@@ -7,15 +7,18 @@ space a table measures (`space`, `resolution`, `width_mult`) is declared here fo
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgenas.errors import EdgeNASError
-from edgenas.runs.declared import check_ranges, option
+from edgenas.runs.declared import check_ranges, flag_of, option
 from exporters.settings import REPEATS, WARMUP
 
 # The settings that say where timings come from instead of measuring here (`edgenas profile` only).
 ELSEWHERE = ("export_blocks", "import_timings", "manifest")
+# How this machine times (`--export-blocks` leaves the timing to the device's own tool, as its manifest says).
+TIMED_HERE = ("threads", "provider", "warmup", "repeats", "passes", "max_passes", "fresh")
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,13 @@ class ProfileSettings:
         check_ranges(ProfileSettings, vars(self))
         if self.max_passes is not None and self.max_passes < self.passes:
             raise EdgeNASError(f"bad --max-passes {self.max_passes}: expected at least --passes ({self.passes})")
+        if self.export_blocks is not None:
+            for field in dataclasses.fields(self):
+                if field.name in TIMED_HERE and getattr(self, field.name) != field.default:
+                    given = flag_of(field) + ("" if isinstance(field.default, bool) else
+                                              f" {getattr(self, field.name)}")
+                    raise EdgeNASError(f"{given} with --export-blocks: nothing is timed here; the device's own tool "
+                                       f"times the files as the manifest's timings_format says")
 
     def measuring(self) -> dict:
         """The keyword arguments of `profiler.profile` (all but the space and the settings of another device)."""
