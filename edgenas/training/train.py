@@ -180,12 +180,25 @@ def per_class_accuracy(net: Supernet, data: Dataset, generator: torch.Generator,
     return (correct / seen.clamp(min=1)).tolist()
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, data: Dataset, split: str, device: Device, batch_size: int = 256,
              classes: list[int] | None = None) -> float:
     """Top-1 accuracy of a standalone network on `split` (restricted to `classes` when given)."""
+    return _evaluate(model, data, split, device, batch_size, classes, with_loss=False)[0]
+
+
+def evaluate_loss(model: nn.Module, data: Dataset, split: str, device: Device, batch_size: int = 256
+                  ) -> tuple[float, float]:
+    """Top-1 accuracy and mean cross-entropy (nats an image) of a standalone network on `split`, in one pass: the
+    loss ranks networks with less sampling noise than accuracy on a few hundred images."""
+    return _evaluate(model, data, split, device, batch_size, None, with_loss=True)
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, data: Dataset, split: str, device: Device, batch_size: int,
+              classes: list[int] | None, with_loss: bool) -> tuple[float, float | None]:
     model.eval()
     correct = torch.zeros((), device=device.device)
+    loss = torch.zeros((), device=device.device)
     total = 0
     if classes is not None:  # once, not per batch: each index built is a host-to-device copy
         admitted, remap = class_index(classes, data.num_classes, device.device)
@@ -193,30 +206,12 @@ def evaluate(model: nn.Module, data: Dataset, split: str, device: Device, batch_
         with device.autocast():
             logits = model(device.input(x))
         if classes is not None:
-            correct += (logits[:, admitted].argmax(1) == remap[y]).sum()
-        else:
-            correct += (logits.argmax(1) == y).sum()
-        total += len(y)
-    return float(correct) / max(1, total)
-
-
-@torch.no_grad()
-def evaluate_loss(model: nn.Module, data: Dataset, split: str, device: Device, batch_size: int = 256
-                  ) -> tuple[float, float]:
-    """Top-1 accuracy and mean cross-entropy (nats an image) of a standalone network on `split`, in one pass: the
-    loss ranks networks with less sampling noise than accuracy on a few hundred images."""
-    model.eval()
-    correct = torch.zeros((), device=device.device)
-    loss = torch.zeros((), device=device.device)
-    total = 0
-    for x, y in batches(data, split, batch_size):
-        with device.autocast():
-            logits = model(device.input(x))
-        y = y.to(device.device)
+            logits, y = logits[:, admitted], remap[y]
         correct += (logits.argmax(1) == y).sum()
-        loss += F.cross_entropy(logits.float(), y, reduction="sum")
+        if with_loss:
+            loss += F.cross_entropy(logits.float(), y, reduction="sum")
         total += len(y)
-    return float(correct) / max(1, total), float(loss) / max(1, total)
+    return float(correct) / max(1, total), float(loss) / max(1, total) if with_loss else None
 
 
 def chance_warning(accuracy: float, num_classes: int, test_images: int, run: str, epochs: int) -> str | None:
